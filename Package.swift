@@ -1,0 +1,44 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "mcp-supervisor",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "mcp-plugin-host", targets: ["mcp-plugin-host"]),
+        .library(name: "MCPProtocol", targets: ["MCPProtocol"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The plugin ABI: one C header and nothing else.
+        .systemLibrary(name: "PluginABI", path: "Sources/PluginABI"),
+        // C shims the host needs and Swift cannot express (crash reporting, ELF checks, dlopen of an fd).
+        .target(name: "CHostSupport", path: "Sources/CHostSupport"),
+        // The MCP protocol engine: JSON, JSON-RPC, protocol revisions, sessions. No I/O.
+        .target(name: "MCPProtocol", path: "Sources/MCPProtocol"),
+        // The plugin host: loads one plugin through the ABI and serves it over Streamable HTTP.
+        .target(
+            name: "PluginHost",
+            dependencies: [
+                "PluginABI", "CHostSupport", "MCPProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Sources/PluginHost"
+        ),
+        .executableTarget(
+            name: "mcp-plugin-host",
+            dependencies: [
+                "PluginHost",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/mcp-plugin-host"
+        ),
+        .testTarget(name: "MCPProtocolTests", dependencies: ["MCPProtocol"], path: "Tests/MCPProtocolTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,34 @@
+#ifndef CHOSTSUPPORT_H
+#define CHOSTSUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Installs handlers for SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT that write one line naming the plugin
+ * file, the signal and what the calling thread was doing, then _exit(70). `plugin_path` is copied. */
+void mcph_install_crash_handler(const char *plugin_path);
+
+/* Gives the calling thread an alternate signal stack, so a stack overflow is reported too. Call once per thread
+ * that runs plugin code. */
+void mcph_thread_init(void);
+
+/* Sets what the calling thread is doing ("tools/call echo"), shown if it crashes; len 0 clears it. */
+void mcph_set_activity(const char *text, size_t len);
+
+/* Result of mcph_elf_check. */
+#define MCPH_ELF_OK 0
+#define MCPH_ELF_NOT_ELF 1
+#define MCPH_ELF_WRONG_CLASS 2
+#define MCPH_ELF_WRONG_ENDIAN 3
+#define MCPH_ELF_WRONG_MACHINE 4
+#define MCPH_ELF_NOT_SHARED 5
+#define MCPH_ELF_READ_ERROR 6
+
+/* Reads the ELF header from `fd` (with pread, offset 0) and checks that it is a shared object for this machine.
+ * On failure writes a human-readable reason into `reason`. */
+int mcph_elf_check(int fd, char *reason, size_t reason_len);
+
+/* The machine name for an ELF e_machine value ("x86-64", "aarch64", ...). */
+const char *mcph_elf_machine_name(uint16_t machine);
+
+#endif

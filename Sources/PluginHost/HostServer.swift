@@ -1,0 +1,95 @@
+import Dispatch
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where the host listens.
+public enum ListenTarget: Sendable {
+    /// `--listen HOST:PORT`: the host binds it (port 0 picks a free port).
+    case address(host: String, port: Int)
+    /// An inherited listening socket (from the supervisor, fd 3).
+    case inheritedFD(Int32)
+}
+
+/// Runs the HTTP server for an engine until SIGTERM/SIGINT, then drains.
+public final class HostServer: Sendable {
+    let engine: MCPEngine
+    let group: MultiThreadedEventLoopGroup
+    let connections = ConnectionSet()
+
+    public init(engine: MCPEngine, threads: Int) {
+        self.engine = engine
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    }
+
+    /// Binds (or adopts) the listening socket. Returns the channel and the bound port.
+    public func start(_ target: ListenTarget) throws(HostFailure) -> (Channel, Int) {
+        let engine = self.engine
+        let connections = self.connections
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    .flatMapThrowing {
+                        try channel.pipeline.syncOperations.addHandler(
+                            HTTPConnectionHandler(engine: engine, connections: connections))
+                    }
+            }
+        do {
+            let channel: Channel
+            switch target {
+            case .address(let host, let port):
+                channel = try bootstrap.bind(host: host, port: port).wait()
+            case .inheritedFD(let fd):
+                channel = try bootstrap.withBoundSocket(fd).wait()
+            }
+            return (channel, channel.localAddress?.port ?? 0)
+        } catch {
+            throw HostFailure(.listenFailed, "cannot listen: \(error)")
+        }
+    }
+
+    /// Blocks until a termination signal, then drains: no new requests, in-flight calls get `drainTimeout`.
+    public func runUntilSignalled(listener: Channel, drainTimeout: TimeAmount, log: @escaping @Sendable (String) -> Void)
+        -> Int32
+    {
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        let queue = DispatchQueue(label: "mcp-plugin-host.signals")
+        let done = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            s.setEventHandler { done.signal() }
+            s.resume()
+            sources.append(s)
+        }
+        done.wait()
+        log("draining: no new requests, \(engine.callsInFlight) call(s) in flight")
+        engine.beginDrain()
+        try? listener.close().wait()
+        connections.beginDrain()
+        let deadline = NIODeadline.now() + drainTimeout
+        while engine.callsInFlight > 0 || connections.inFlight > 0, NIODeadline.now() < deadline {
+            // Each step waits on the event loop's own clock; this loop ends as soon as the work is done.
+            _ = try? group.next().scheduleTask(in: .milliseconds(10)) {}.futureResult.wait()
+        }
+        let left = engine.callsInFlight
+        connections.closeAll()
+        if left == 0 { engine.plugin.destroy() }
+        try? group.syncShutdownGracefully()
+        for s in sources { s.cancel() }
+        if left > 0 {
+            log("drain deadline passed with \(left) call(s) still running; exiting without destroy")
+        }
+        return 0
+    }
+}

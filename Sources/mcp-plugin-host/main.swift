@@ -1,0 +1,176 @@
+import ArgumentParser
+import CHostSupport
+import NIOCore
+import NIOPosix
+import PluginHost
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Loads one MCP plugin (.so) and serves it over Streamable HTTP at /mcp.
+struct PluginHostCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp-plugin-host",
+        abstract: "Serve one MCP plugin (.so built against mcp_plugin.h) over Streamable HTTP at /mcp.",
+        discussion: "Exit statuses are listed in docs/plugin-host.md; 10-19 mean the plugin or its configuration is wrong.")
+
+    @Option(help: "Path of the plugin shared object.")
+    var plugin: String
+
+    @Option(help: "Plugin configuration as JSON text, passed to the plugin's create().")
+    var config: String?
+
+    @Option(help: "Read the plugin configuration (JSON) from this file.")
+    var configFile: String?
+
+    @Option(help: "Listen on HOST:PORT (standalone use; port 0 picks a free one). Without it, MCP_LISTEN_FD names an inherited socket.")
+    var listen: String?
+
+    @Option(help: "Also accept this Host header name (loopback names always pass).")
+    var allowedHost: [String] = []
+
+    @Option(help: "Also accept this Origin (loopback origins always pass).")
+    var allowedOrigin: [String] = []
+
+    @Option(help: "Largest request body in bytes.")
+    var maxBodyBytes: Int = 4 << 20
+
+    @Option(help: "Per-call deadline in seconds.")
+    var callTimeout: Double = 60
+
+    @Option(help: "Seconds a call may overrun its deadline before its slot counts as hung.")
+    var hangGrace: Double = 5
+
+    @Option(help: "Seconds in-flight calls get to finish after SIGTERM.")
+    var drainTimeout: Double = 10
+
+    @Option(help: "Cap on the number of handlers run at once (the plugin's declaration is the other cap).")
+    var maxConcurrency: Int = 64
+
+    @Option(help: "Event loop threads.")
+    var threads: Int = min(System.coreCount, 4)
+
+    func validate() throws {
+        guard config == nil || configFile == nil else { throw ValidationError("give --config or --config-file, not both") }
+        guard maxBodyBytes > 0, callTimeout > 0, hangGrace >= 0, drainTimeout >= 0, maxConcurrency > 0, threads > 0 else {
+            throw ValidationError("sizes, timeouts and counts must be positive")
+        }
+    }
+
+    func run() throws {
+        let path = plugin
+        func fail(_ f: HostFailure) -> ExitCode {
+            writeStderr("mcp-plugin-host: \(path): \(f.message)\n")
+            return ExitCode(f.status)
+        }
+        let target: ListenTarget
+        do { target = try listenTarget() } catch { throw fail(error) }
+        let configText: String
+        do { configText = try loadConfig() } catch { throw fail(error) }
+
+        mcph_install_crash_handler(path)
+        let instance: PluginInstance
+        do {
+            let loaded = try PluginLoader.load(path: path)
+            instance = try PluginInstance(loaded: loaded, config: configText, maxConcurrency: maxConcurrency) { line in
+                writeStderr("mcp-plugin-host: \(line)\n")
+            }
+        } catch { throw fail(error) }
+
+        var hc = HostConfig()
+        hc.maxBodyBytes = maxBodyBytes
+        hc.callTimeout = .nanoseconds(Int64(callTimeout * 1e9))
+        hc.hangGrace = .nanoseconds(Int64(hangGrace * 1e9))
+        hc.allowedHosts = allowedHost.map { $0.lowercased() }
+        hc.allowedOrigins = allowedOrigin
+        instance.onHung.withLock {
+            $0 = { message in
+                writeStderr("mcp-plugin-host: \(path): \(message)\n")
+                Glibc.exit(HostFailure.ExitStatus.hung.rawValue)
+            }
+        }
+        let engine = MCPEngine(plugin: instance, config: hc)
+        let server = HostServer(engine: engine, threads: threads)
+        let listener: Channel
+        let port: Int
+        do { (listener, port) = try server.start(target) } catch { throw fail(error) }
+
+        var shownHost = "127.0.0.1"
+        if case .address(let h, _) = target, h != "0.0.0.0", h != "::" { shownHost = h.contains(":") ? "[\(h)]" : h }
+        writeStdout(
+            "mcp-plugin-host: serving \(instance.serverName) \(instance.serverVersion) from \(path) at http://\(shownHost):\(port)/mcp\n")
+        let status = server.runUntilSignalled(
+            listener: listener, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9))
+        ) { line in writeStderr("mcp-plugin-host: \(line)\n") }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    private func listenTarget() throws(HostFailure) -> ListenTarget {
+        if let listen {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+                (0...65535).contains(port)
+            else { throw HostFailure(.usage, "--listen must be HOST:PORT, got '\(listen)'") }
+            var host = String(listen[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            return .address(host: host.isEmpty ? "127.0.0.1" : host, port: port)
+        }
+        guard let raw = getenv("MCP_LISTEN_FD") else {
+            throw HostFailure(.usage, "no socket to serve: pass --listen HOST:PORT or set MCP_LISTEN_FD")
+        }
+        guard let fd = Int32(String(cString: raw)), fd >= 0 else {
+            throw HostFailure(.listenFailed, "MCP_LISTEN_FD is not a file descriptor number")
+        }
+        var type: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0, type == Int32(SOCK_STREAM.rawValue) else {
+            throw HostFailure(.listenFailed, "MCP_LISTEN_FD=\(fd) is not a stream socket")
+        }
+        var listening: Int32 = 0
+        len = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0, listening == 1 else {
+            throw HostFailure(.listenFailed, "MCP_LISTEN_FD=\(fd) is not a listening socket")
+        }
+        return .inheritedFD(fd)
+    }
+
+    private func loadConfig() throws(HostFailure) -> String {
+        var text = config ?? "{}"
+        if let configFile {
+            guard let f = fopen(configFile, "r") else {
+                throw HostFailure(.invalidConfig, "cannot read --config-file \(configFile): \(String(cString: strerror(errno)))")
+            }
+            defer { fclose(f) }
+            var bytes: [UInt8] = []
+            var buf = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = fread(&buf, 1, buf.count, f)
+                if n <= 0 { break }
+                bytes += buf[0..<n]
+            }
+            text = String(decoding: bytes, as: UTF8.self)
+        }
+        do { _ = try JSONParserFacade.parse(text) } catch {
+            throw HostFailure(.invalidConfig, "the plugin configuration is not valid JSON: \(error)")
+        }
+        return text
+    }
+}
+
+func writeStderr(_ s: String) { writeFD(2, s) }
+func writeStdout(_ s: String) { writeFD(1, s) }
+
+/// Writes the whole string with write(2): unbuffered, so a line is out before the process can die.
+func writeFD(_ fd: Int32, _ s: String) {
+    var s = s
+    s.withUTF8 { buf in
+        var off = 0
+        while off < buf.count {
+            let n = write(fd, buf.baseAddress! + off, buf.count - off)
+            if n <= 0 { break }
+            off += n
+        }
+    }
+}
+
+PluginHostCommand.main()

@@ -74,7 +74,7 @@ public struct URITemplate: Sendable, Equatable {
                 end = rest.index(after: end)
                 let raw = rest[rest.startIndex..<end]
                 var trial = vars
-                guard let value = Self.percentDecode(raw) else { return false }
+                guard let value = Self.percentDecode(raw) else { continue }
                 trial[name] = value
                 if matchFrom(partIndex: partIndex + 1, rest: rest[end...], vars: &trial) {
                     vars = trial

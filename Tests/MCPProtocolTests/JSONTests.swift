@@ -1,0 +1,201 @@
+import Testing
+
+@testable import MCPProtocol
+
+struct JSONParserTests {
+    @Test func parsesEveryKindOfValue() throws {
+        let v = try JSONParser.parse(#"{"a":[1,-2.5,true,false,null,"x\n\u00e9\ud83d\ude00"],"b":{}}"#)
+        #expect(v["a"] == .array([.int(1), .double(-2.5), .bool(true), .bool(false), .null, .string("x\né😀")]))
+        #expect(v["b"] == .object([:]))
+    }
+
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "\"abc", "tru", "{\"a\" 1}", "[1] x", "\"\u{01}\"",
+        "\"\\x\"", "{1:2}", "NaN", "1e999",
+    ])
+    func rejectsMalformedInput(_ text: String) {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
+    }
+
+    @Test func rejectsInvalidUTF8() {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0xFF, 0xFE, 0x22]) }
+    }
+
+    @Test func limitsNesting() throws {
+        let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }
+        let ok = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        _ = try JSONParser.parse(ok)
+    }
+
+    @Test func reportsWhereParsingStopped() {
+        do {
+            _ = try JSONParser.parse("{\"a\": tru}")
+            Issue.record("parsed invalid JSON")
+        } catch {
+            #expect(error.offset == 6)
+        }
+    }
+
+    @Test func writerRoundTrips() throws {
+        let v: JSONValue = ["s": "quote\" backslash\\ ctl\u{01} tab\t", "n": 42, "d": .double(1.5), "a": [nil, true]]
+        let text = JSONWriter.string(v)
+        #expect(try JSONParser.parse(text) == v)
+        #expect(text.contains("\\u0001"))
+    }
+
+    @Test func writerInsertsRawFragmentsVerbatim() {
+        let v: JSONValue = .array([.raw(Array("{\"type\":\"object\"}".utf8))])
+        #expect(JSONWriter.string(v) == "[{\"type\":\"object\"}]")
+    }
+}
+
+struct JSONRPCTests {
+    @Test func classifiesMessages() throws {
+        #expect(
+            JSONRPC.decode(try JSONParser.parse(#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#))
+                == .request(id: .int(1), method: "ping", params: [:]))
+        #expect(
+            JSONRPC.decode(try JSONParser.parse(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#))
+                == .notification(method: "notifications/initialized", params: [:]))
+        #expect(JSONRPC.decode(try JSONParser.parse(#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#)) == .batch(count: 1))
+        #expect(JSONRPC.decode(try JSONParser.parse(#"{"jsonrpc":"2.0","id":3,"result":{}}"#)) == .response(id: .int(3)))
+    }
+
+    @Test(arguments: [
+        #"{"id":1,"method":"ping"}"#, #"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+        #"{"jsonrpc":"2.0","id":{},"method":"ping"}"#, #"{"jsonrpc":"2.0","id":1,"method":5}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#, #"42"#,
+    ])
+    func rejectsInvalidRequests(_ text: String) throws {
+        guard case .invalid = JSONRPC.decode(try JSONParser.parse(text)) else {
+            Issue.record("accepted \(text)")
+            return
+        }
+    }
+}
+
+struct ModernRequestRulesTests {
+    let meta: JSONValue = [
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": [:],
+    ]
+
+    func headers(_ h: [String: String]) -> (String) -> String? {
+        { name in h.first { $0.key.lowercased() == name.lowercased() }?.value }
+    }
+
+    @Test func acceptsAWellFormedToolCall() {
+        let e = ModernRequestRules.validate(
+            method: "tools/call", params: ["name": "echo", "_meta": meta],
+            header: headers(["mcp-protocol-version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"]))
+        #expect(e == nil)
+    }
+
+    @Test func rejectsMismatchesWithTheRightCodes() {
+        let good = ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"]
+        func check(_ h: [String: String], params: [String: JSONValue]? = nil) -> ProtocolError? {
+            ModernRequestRules.validate(
+                method: "tools/call", params: params ?? ["name": "echo", "_meta": meta], header: headers(h))
+        }
+        #expect(check(good.merging(["Mcp-Name": "other"]) { $1 })?.code == -32020)
+        #expect(check(good.merging(["Mcp-Method": "tools/list"]) { $1 })?.code == -32020)
+        #expect(check(good.filter { $0.key != "Mcp-Name" })?.code == -32020)
+        #expect(check(good.filter { $0.key != "MCP-Protocol-Version" })?.code == -32020)
+        #expect(check(good.merging(["MCP-Protocol-Version": "2026-01-01"]) { $1 })?.code == -32020)
+        #expect(check(good, params: ["name": "echo"])?.code == -32602)
+        let old: JSONValue = [
+            "io.modelcontextprotocol/protocolVersion": "1900-01-01", "io.modelcontextprotocol/clientCapabilities": [:],
+        ]
+        let unsupported = check(
+            good.merging(["MCP-Protocol-Version": "1900-01-01"]) { $1 }, params: ["name": "echo", "_meta": old])
+        #expect(unsupported?.code == -32022)
+        #expect(unsupported?.httpStatus == 400)
+        #expect(unsupported?.data?["requested"] == "1900-01-01")
+    }
+
+    @Test func decodesBase64SentinelNames() {
+        #expect(ModernRequestRules.decodeHeaderValue("=?base64?SGVsbG8sIOS4lueVjA==?=") == "Hello, 世界")
+        #expect(ModernRequestRules.decodeHeaderValue("plain-name") == "plain-name")
+        #expect(ModernRequestRules.decodeHeaderValue("bad\u{7F}") == nil)
+        #expect(ModernRequestRules.decodeHeaderValue("=?base64?!!!?=") == nil)
+    }
+
+    @Test func checksMirroredParameterHeaders() {
+        let mirrored = [(header: "Region", argument: "region")]
+        #expect(
+            ModernRequestRules.validateParamHeaders(
+                mirrored: mirrored, arguments: ["region": "us-west1"], header: headers(["Mcp-Param-Region": "us-west1"]))
+                == nil)
+        #expect(
+            ModernRequestRules.validateParamHeaders(
+                mirrored: mirrored, arguments: ["region": "us-west1"], header: headers([:]))?.code == -32020)
+        #expect(
+            ModernRequestRules.validateParamHeaders(mirrored: mirrored, arguments: [:], header: headers([:])) == nil)
+    }
+}
+
+struct URITemplateTests {
+    @Test func matchesSegmentsAndDecodes() {
+        let t = URITemplate("demo://notes/{id}/data")!
+        #expect(t.match("demo://notes/42/data") == ["id": "42"])
+        #expect(t.match("demo://notes/a%20b/data") == ["id": "a b"])
+        #expect(t.match("demo://notes/4/2/data") == nil)
+        #expect(t.match("demo://notes//data") == nil)
+        #expect(URITemplate("file:///{+path}")!.match("file:///a/b/c") == ["path": "a/b/c"])
+    }
+
+    @Test(arguments: ["x://{", "x://}", "x://{}", "x://{a}{b}", "x://{a b}"])
+    func rejectsInvalidTemplates(_ text: String) {
+        #expect(URITemplate(text) == nil)
+    }
+}
+
+struct CatalogTests {
+    @Test func paginatesWithOpaqueCursors() throws {
+        var c = Catalog()
+        for i in 0..<5 {
+            try c.addTool(name: "t\(i)", title: nil, description: nil, inputSchema: nil, outputSchema: nil, annotations: nil)
+        }
+        let p1 = try c.page(.tools, cursor: nil, pageSize: 2)
+        #expect(p1.items.count == 2)
+        let p2 = try c.page(.tools, cursor: p1.nextCursor, pageSize: 2)
+        let p3 = try c.page(.tools, cursor: p2.nextCursor, pageSize: 2)
+        #expect(p3.items.count == 1)
+        #expect(p3.nextCursor == nil)
+        #expect(throws: ProtocolError.self) { try c.page(.tools, cursor: "garbage", pageSize: 2) }
+    }
+
+    @Test func rejectsBadDeclarations() throws {
+        var c = Catalog()
+        try c.addTool(name: "a", title: nil, description: nil, inputSchema: nil, outputSchema: nil, annotations: nil)
+        #expect(throws: Catalog.DeclarationError.self) {
+            try c.addTool(name: "a", title: nil, description: nil, inputSchema: nil, outputSchema: nil, annotations: nil)
+        }
+        #expect(throws: Catalog.DeclarationError.self) {
+            try c.addTool(name: "b", title: nil, description: nil, inputSchema: "{", outputSchema: nil, annotations: nil)
+        }
+        #expect(throws: Catalog.DeclarationError.self) {
+            try c.addTool(name: "c", title: nil, description: nil, inputSchema: "[]", outputSchema: nil, annotations: nil)
+        }
+    }
+
+    @Test func findsMirroredHeadersInTheSchema() throws {
+        var c = Catalog()
+        try c.addTool(
+            name: "sql", title: nil, description: nil,
+            inputSchema: #"{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}}}"#,
+            outputSchema: nil, annotations: nil)
+        #expect(c.tool(named: "sql")?.mirroredHeaders.first?.header == "Region")
+    }
+}
+
+struct Base64Tests {
+    @Test func roundTrips() {
+        for n in 0..<10 {
+            let data = (0..<n).map { UInt8($0 * 37 & 0xFF) }
+            #expect(Base64.decode(Base64.encode(data)) == data)
+        }
+        #expect(Base64.encode(Array("Hello, 世界".utf8)) == "SGVsbG8sIOS4lueVjA==")
+        #expect(Base64.decode("abc") == nil)
+    }
+}

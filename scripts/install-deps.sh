@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on a Debian machine: Debian packages with apt-get (only when one is
+# missing) and the Python test dependencies into .venv. Safe to run again; fast when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(gcc g++ make pkg-config python3 python3-venv curl procps iproute2 file)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install-deps: apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    echo "install-deps: swift is not on PATH; install Swift 6.3 (swift.org) first" >&2
+    exit 1
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest, jsonschema' >/dev/null 2>&1; then
+    echo "install-deps: creating .venv with mcp 2.3.0, pytest, jsonschema"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' 'pytest>=8' 'jsonschema>=4.20' 'pytest-timeout'
+fi

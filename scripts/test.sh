@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite in one command: installs what it needs, builds, runs the Swift unit tests, the ABI
+# checks and the integration tests against real processes, real sockets and the official Python MCP SDK.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+echo "== swift build"
+swift build
+echo "== plugins"
+scripts/build-plugins.sh
+echo "== swift test"
+swift test
+echo "== integration tests (pytest)"
+export MCP_PLUGIN_HOST="$PWD/.build/debug/mcp-plugin-host"
+export MCP_PLUGIN_DIR="$PWD/.build-plugins"
+.venv/bin/python -m pytest Tests/integration -q -p no:cacheprovider --timeout=300 "$@"

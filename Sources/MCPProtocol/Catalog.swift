@@ -5,6 +5,8 @@ public struct Catalog: Sendable {
         public var json: JSONValue
         /// `Mcp-Param-{header}` headers that mirror top-level arguments (`x-mcp-header`).
         public var mirroredHeaders: [(header: String, argument: String)]
+        /// The plugin promised the handler never blocks (MCPP_TOOL_NONBLOCKING).
+        public var nonblocking: Bool
     }
 
     public struct Resource: Sendable {
@@ -43,7 +45,7 @@ public struct Catalog: Sendable {
 
     public mutating func addTool(
         name: String, title: String?, description: String?, inputSchema: String?, outputSchema: String?,
-        annotations: String?
+        annotations: String?, nonblocking: Bool = false
     ) throws(DeclarationError) {
         guard !name.isEmpty else { throw DeclarationError(description: "a tool has an empty name") }
         guard toolIndex[name] == nil else { throw DeclarationError(description: "tool '\(name)' is declared twice") }
@@ -71,7 +73,7 @@ public struct Catalog: Sendable {
             o["annotations"] = .raw(Array(annotations.utf8))
         }
         toolIndex[name] = tools.count
-        tools.append(Tool(name: name, json: .object(o), mirroredHeaders: mirrored))
+        tools.append(Tool(name: name, json: .object(o), mirroredHeaders: mirrored, nonblocking: nonblocking))
     }
 
     public mutating func addResource(

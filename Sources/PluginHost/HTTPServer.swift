@@ -17,6 +17,8 @@ public final class HTTPResponder: Sendable {
     let keepAlive: Bool
     private let state = Mutex<State>(State())
     private let onDone: @Sendable () -> Void
+    /// Writes enqueued on the event loop and not yet run; while any is pending, later writes queue behind it.
+    private let pending = Atomic<Int>(0)
 
     struct State {
         var finished = false
@@ -31,6 +33,21 @@ public final class HTTPResponder: Sendable {
     }
 
     public var isFinished: Bool { state.withLock { $0.finished } }
+
+    /// Runs `body` on the channel's event loop, in call order: immediately when already there and nothing
+    /// is queued ahead of it (the common case for a handler that ran inline), else as a queued task.
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        let loop = channel.eventLoop
+        if loop.inEventLoop, pending.load(ordering: .acquiring) == 0 {
+            body()
+            return
+        }
+        pending.add(1, ordering: .acquiringAndReleasing)
+        loop.execute { [self] in
+            body()
+            self.pending.subtract(1, ordering: .acquiringAndReleasing)
+        }
+    }
 
     /// Registers work to run if the client goes away before the response is complete.
     public func onClientGone(_ body: @escaping @Sendable () -> Void) {
@@ -68,7 +85,7 @@ public final class HTTPResponder: Sendable {
         let keepAlive = self.keepAlive
         let channel = self.channel
         let onDone = self.onDone
-        channel.eventLoop.execute {
+        onLoop {
             var headers = HTTPHeaders()
             for (k, v) in extra { headers.add(name: k, value: v) }
             headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
@@ -96,7 +113,7 @@ public final class HTTPResponder: Sendable {
         guard ok else { return false }
         let keepAlive = self.keepAlive
         let channel = self.channel
-        channel.eventLoop.execute {
+        onLoop {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "text/event-stream")
             headers.add(name: "Cache-Control", value: "no-cache")
@@ -115,7 +132,7 @@ public final class HTTPResponder: Sendable {
         let ok = state.withLock { s in s.streaming && !s.finished }
         guard ok else { return }
         let channel = self.channel
-        channel.eventLoop.execute {
+        onLoop {
             var buf = channel.allocator.buffer(capacity: json.count + 24)
             if comment {
                 buf.writeString(":\n\n")
@@ -140,7 +157,7 @@ public final class HTTPResponder: Sendable {
         let keepAlive = self.keepAlive
         let channel = self.channel
         let onDone = self.onDone
-        channel.eventLoop.execute {
+        onLoop {
             let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
             if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
             onDone()
@@ -271,3 +288,4 @@ final class ConnectionSet: Sendable {
         for c in entries.withLock({ $0.values.map(\.channel) }) { c.close(promise: nil) }
     }
 }
+

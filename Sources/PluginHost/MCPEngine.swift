@@ -432,7 +432,7 @@ public final class MCPEngine: Sendable {
             {
                 return reply(out, status: HTTPResponseStatus(statusCode: e.httpStatus), JSONWriter.serialize(e.response(id: ctx.id)))
             }
-            run(ctx, kind: .tool(name: name), arguments: args, out)
+            run(ctx, kind: .tool(name: name), arguments: args, out, inline: plugin.mayRunInline(tool))
         case "resources/read":
             guard let uri = params["uri"]?.stringValue else {
                 return deliverError(ctx, .invalidParams("params.uri must be a string"), out)
@@ -552,7 +552,10 @@ public final class MCPEngine: Sendable {
 
     // MARK: Plugin calls
 
-    private func run(_ ctx: RequestContext, kind: CallKind, arguments: [String: JSONValue], _ out: HTTPResponder) {
+    private func run(
+        _ ctx: RequestContext, kind: CallKind, arguments: [String: JSONValue], _ out: HTTPResponder,
+        inline: Bool = false
+    ) {
         activeCalls.add(1, ordering: .relaxed)
         let active = ActiveRequest(engine: self, ctx: ctx, out: out)
         let call = plugin.makeCall(
@@ -562,10 +565,14 @@ public final class MCPEngine: Sendable {
             let key = JSONWriter.string(ctx.id)
             sessions.update(sid) { $0.inFlight[key] = call }
         }
+        if inline {
+            plugin.runInline(call)
+            if call.isFinished { return }
+        }
         let loop = out.channel.eventLoop
         active.setDeadlineTask(loop.scheduleTask(in: config.callTimeout) { active.deadlinePassed() })
         out.onClientGone { active.clientGone() }
-        plugin.submit(call)
+        if !inline { plugin.submit(call) }
     }
 
     fileprivate func callEnded(_ ctx: RequestContext) {

@@ -1,6 +1,5 @@
 import CHostSupport
 import MCPProtocol
-import NIOPosix
 import PluginABI
 import Synchronization
 
@@ -23,7 +22,7 @@ public final class PluginInstance: @unchecked Sendable {
     private var instance: UnsafeMutableRawPointer?
     private var hostTable: UnsafePointer<mcpp_host>?
     private let catalogBox = Mutex(Catalog())
-    private let pool: NIOThreadPool
+    private let pool: HandlerPool
     private let stuckCalls = Mutex<Set<UInt>>([])
     private let logSink: @Sendable (String) -> Void
     /// Called after the catalog changed (bits: MCPP_LIST_*), and when a resource changed (uri).
@@ -58,7 +57,7 @@ public final class PluginInstance: @unchecked Sendable {
         } else {
             self.concurrency = 1
         }
-        self.pool = NIOThreadPool(numberOfThreads: concurrency)
+        self.pool = HandlerPool(maxThreads: concurrency)
 
         let ctx = Unmanaged.passUnretained(self).toOpaque()
         let host = makeHostTable(context: ctx)
@@ -92,7 +91,6 @@ public final class PluginInstance: @unchecked Sendable {
         } catch {
             throw HostFailure(.invalidDeclarations, "invalid declarations: \(error.description)")
         }
-        pool.start()
     }
 
     public var catalog: Catalog { catalogBox.withLock { $0 } }
@@ -116,7 +114,8 @@ public final class PluginInstance: @unchecked Sendable {
                 }
                 try box.catalog.addTool(
                     name: name, title: s(t.title), description: s(t.description), inputSchema: s(t.input_schema),
-                    outputSchema: s(t.output_schema), annotations: s(t.annotations))
+                    outputSchema: s(t.output_schema), annotations: s(t.annotations),
+                    nonblocking: t.flags & UInt32(MCPP_TOOL_NONBLOCKING) != 0)
                 return MCPP_OK
             } catch {
                 box.error = box.error ?? (error as? Catalog.DeclarationError)
@@ -195,12 +194,17 @@ public final class PluginInstance: @unchecked Sendable {
         return call
     }
 
+    /// Whether a call may run on the calling (network) thread: a NONBLOCKING tool of a CONCURRENT plugin.
+    public func mayRunInline(_ tool: Catalog.Tool) -> Bool {
+        tool.nonblocking && table.threading == MCPP_THREADING_CONCURRENT
+    }
+
+    /// Runs a call on the calling thread (see `mayRunInline`).
+    public func runInline(_ call: PluginCall) { run(call) }
+
     /// Runs a call on a handler thread. The observer hears progress, logs and the outcome.
     public func submit(_ call: PluginCall) {
-        pool.submit { [self] state in
-            guard case .active = state else { return }
-            self.run(call)
-        }
+        pool.submit { [self] in self.run(call) }
     }
 
     private func run(_ call: PluginCall) {
@@ -284,8 +288,7 @@ public final class PluginInstance: @unchecked Sendable {
 
     func listsChanged(_ lists: UInt32) {
         // describe() runs on a handler thread so it never overlaps a SERIAL plugin's handler.
-        pool.submit { [self] state in
-            guard case .active = state else { return }
+        pool.submit { [self] in
             do {
                 let catalog = try describe()
                 catalogBox.withLock { $0 = catalog }

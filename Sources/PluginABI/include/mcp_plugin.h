@@ -134,9 +134,15 @@ typedef struct mcpp_call mcpp_call;
 /* Declarations, passed to mcpp_registry during describe(). All text is copied.          */
 /* ---------------------------------------------------------------------------------- */
 
+/* Flags of a tool (mcpp_tool.flags). */
+#define MCPP_TOOL_NONBLOCKING 1 /* the handler finishes within microseconds and never blocks (no I/O, no   */
+                                /* sleeping, no locks held by other calls): a CONCURRENT plugin's host may */
+                                /* run it on its network thread and skip a thread hop. Never set it on a    */
+                                /* tool that can wait for anything: it would stall every other request.     */
+
 typedef struct mcpp_tool {
     uint32_t struct_size;     /* sizeof(mcpp_tool) */
-    uint32_t reserved;
+    uint32_t flags;           /* MCPP_TOOL_* bits                                      */
     mcpp_str name;            /* required; unique among tools                          */
     mcpp_str title;           /* optional human-readable name                          */
     mcpp_str description;     /* optional                                              */

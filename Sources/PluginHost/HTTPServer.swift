@@ -243,6 +243,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Idle between requests (or a request that stalls while arriving): close. A response in progress
+        // (a long tool call, a GET stream) is not idleness.
+        if event is IdleStateHandler.IdleStateEvent, current == nil || current?.isFinished == true {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }

@@ -189,7 +189,10 @@ func makeHostTable(context: UnsafeMutableRawPointer) -> UnsafePointer<mcpp_host>
         else { return MCPP_E_INVALID }
         do {
             try c.update { s throws(PluginCall.AppendError) in
-                guard s.outputBytes + len <= c.maxOutputBytes else { throw .tooLarge }
+                guard s.outputBytes + len <= c.maxOutputBytes else {
+                    s.overflowed = true
+                    throw .tooLarge
+                }
                 s.outputBytes += len
                 s.structured = v
             }

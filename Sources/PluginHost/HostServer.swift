@@ -38,6 +38,9 @@ public final class HostServer: Sendable {
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     .flatMapThrowing {
+                        // A connection that sends nothing for 2 minutes between requests is closed, so idle or
+                        // stalled clients cannot pin descriptors forever.
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(120)))
                         try channel.pipeline.syncOperations.addHandler(
                             HTTPConnectionHandler(engine: engine, connections: connections))
                     }
@@ -77,12 +80,7 @@ public final class HostServer: Sendable {
         engine.beginDrain()
         try? listener.close().wait()
         connections.beginDrain()
-        let deadline = NIODeadline.now() + drainTimeout
-        while engine.callsInFlight > 0 || connections.inFlight > 0, NIODeadline.now() < deadline {
-            // Each step waits on the event loop's own clock; this loop ends as soon as the work is done.
-            _ = try? group.next().scheduleTask(in: .milliseconds(10)) {}.futureResult.wait()
-        }
-        let left = engine.callsInFlight
+        let left = engine.waitForCalls(until: NIODeadline.now() + drainTimeout)
         connections.closeAll()
         if left == 0 { engine.plugin.destroy() }
         try? group.syncShutdownGracefully()

@@ -1,3 +1,4 @@
+import Dispatch
 import MCPProtocol
 import NIOCore
 import NIOHTTP1
@@ -27,6 +28,8 @@ public final class MCPEngine: Sendable {
     private let draining = Atomic<Bool>(false)
     private let activeCalls = Atomic<Int>(0)
     private let serverInfo: JSONValue
+    /// Signalled when the last call ends while draining.
+    private let drained = DispatchSemaphore(value: 0)
 
     public init(plugin: PluginInstance, config: HostConfig) {
         self.plugin = plugin
@@ -49,6 +52,17 @@ public final class MCPEngine: Sendable {
     public func beginDrain() {
         draining.store(true, ordering: .relaxed)
         for s in sessions.allStreams() { s.endStream() }
+    }
+
+    /// Waits until no call is in flight (after `beginDrain`), or the deadline; returns the calls left.
+    public func waitForCalls(until deadline: NIODeadline) -> Int {
+        while callsInFlight > 0 {
+            let ns = deadline.uptimeNanoseconds > NIODeadline.now().uptimeNanoseconds
+                ? deadline.uptimeNanoseconds - NIODeadline.now().uptimeNanoseconds : 0
+            if ns == 0 { break }
+            _ = drained.wait(timeout: .now() + .nanoseconds(Int(min(ns, UInt64(Int.max)))))
+        }
+        return callsInFlight
     }
 
     static func errorBody(id: JSONValue?, code: Int64, message: String, data: JSONValue? = nil) -> [UInt8] {
@@ -576,7 +590,8 @@ public final class MCPEngine: Sendable {
     }
 
     fileprivate func callEnded(_ ctx: RequestContext) {
-        activeCalls.add(-1, ordering: .relaxed)
+        let left = activeCalls.subtract(1, ordering: .acquiringAndReleasing).newValue
+        if left == 0, isDraining { drained.signal() }
         if let sid = ctx.sessionID {
             let key = JSONWriter.string(ctx.id)
             sessions.update(sid) { $0.inFlight.removeValue(forKey: key) }

@@ -50,6 +50,7 @@ public final class PluginCall: Sendable {
         var finished = false
         var handlerRunning = false
         var outputBytes = 0
+        var overflowed = false
         var content: [JSONValue] = []
         var structured: JSONValue?
         var role: Int32 = 0
@@ -117,7 +118,10 @@ public final class PluginCall: Sendable {
     func append(_ item: JSONValue, size: Int) throws(AppendError) {
         try state.withLock { (s) throws(AppendError) in
             guard !s.finished else { throw .finished }
-            guard s.outputBytes + size <= maxOutputBytes else { throw .tooLarge }
+            guard s.outputBytes + size <= maxOutputBytes else {
+                s.overflowed = true
+                throw .tooLarge
+            }
             s.outputBytes += size
             switch kind {
             case .prompt:
@@ -148,6 +152,9 @@ public final class PluginCall: Sendable {
     }
 
     private func buildOutcome(_ s: State, code: Int32, message: String) -> CallOutcome {
+        if s.overflowed {
+            return .internalError("the plugin's result exceeds the host's limit of \(maxOutputBytes) bytes")
+        }
         switch code {
         case 2: return .notFound(message)
         case 3: return .invalidParams(message.isEmpty ? "invalid arguments" : message)

@@ -11,9 +11,11 @@
  *   - The entry point is the function mcpp_negotiate_v1 (see the end of this file).
  *     A future major adds mcpp_negotiate_v2 beside it.
  *   - Every struct starts with `uint32_t struct_size`. Fields are only ever appended.
- *     A reader checks MCPP_HAS(ptr, field) before touching a field newer than 1.0.
+ *     A reader checks MCPP_HAS(ptr, type, field) before touching a field newer than 1.0.
+ *     (mcpp_str, a fixed pointer + length pair, is the one struct that never grows.)
  *   - Fixed-width integers and #define constants; no C enums, bitfields, packing or varargs.
  *   - Text is UTF-8, passed as pointer + length and never required to be NUL-terminated.
+ *     The one exception: extension ids, which are NUL-terminated ASCII.
  *   - Nothing is freed across the boundary. Inputs are borrowed for the duration of the
  *     call that passes them; copy what you keep. Output goes through host callbacks
  *     that copy before they return.
@@ -113,7 +115,8 @@ typedef struct mcpp_str {
     size_t len;
 } mcpp_str;
 
-/* A string literal as an mcpp_str initializer: mcpp_str s = MCPP_LIT("echo"); */
+/* A string literal (or char array) as an mcpp_str initializer: mcpp_str s = MCPP_LIT("echo");
+ * Never pass a `const char *`: sizeof would give the pointer's size. */
 #define MCPP_LIT(s) { (s), sizeof(s) - 1 }
 
 /* A host-owned sink for text (error details, health reports). write() copies the bytes
@@ -224,8 +227,10 @@ typedef struct mcpp_host {
     const void *(*get_extension)(void *ctx, const char *id);
 
     /* --- Reading a call's arguments (tools/call and prompts/get: the top-level keys of
-     *     "arguments"; resources/read: the variables matched by the URI template). Out
-     *     pointers are borrowed until finish(). --- */
+     *     "arguments"; resources/read: the variables matched by the URI template, percent-decoded;
+     *     completion/complete: the already-resolved arguments of the context). Out pointers are
+     *     borrowed until finish(). arg_int accepts integers and integral numbers in int64 range
+     *     (3.0 yes, 2.5 MCPP_E_TYPE); arg_double accepts any number. --- */
     mcpp_status (*arg_string)(mcpp_call *call, const char *key, size_t key_len, const char **out,
                               size_t *out_len);
     mcpp_status (*arg_int)(mcpp_call *call, const char *key, size_t key_len, int64_t *out);
@@ -274,7 +279,8 @@ typedef struct mcpp_host {
 
     /* Ends the call exactly once, on any thread, before or after the handler returns.
      * outcome is MCPP_OUTCOME_*; msg is the error text for outcomes other than OK.
-     * After finish() the handle is invalid. */
+     * If an add_* call returned MCPP_E_TOO_LARGE, the client gets an internal error instead of a
+     * truncated result. After finish() the handle is invalid (calls on it return MCPP_E_FINISHED). */
     void (*finish)(mcpp_call *call, int32_t outcome, const char *msg, size_t len);
 } mcpp_host;
 
@@ -299,10 +305,14 @@ typedef struct mcpp_plugin {
     mcpp_status (*create)(const mcpp_host *host, const char *config, size_t config_len,
                           const mcpp_writer *err, void **instance);
     /* [main] Destroys the instance. Called once at graceful shutdown after every call
-     * finished; may be skipped when the process dies. No call into the plugin follows. */
+     * finished; may be skipped when the process dies. No call into the plugin (health, diagnose
+     * and cancel included) runs during or after it. */
     void (*destroy)(void *instance);
     /* [main] Declares tools, resources, templates and prompts through reg. Called after
-     * create and again after each notify_list_changed; never concurrently with itself. */
+     * create and again after each notify_list_changed; never concurrently with itself. For a
+     * CONCURRENT plugin the later calls run while handlers may be running: guard shared
+     * declaration state with a lock. A failed add_* makes the whole describe fail (at startup
+     * the host exits with status 17; later the previous declarations stay). */
     mcpp_status (*describe)(void *instance, const mcpp_registry *reg);
 
     /* [handler] Handlers. Each must end the call with host->finish exactly once, either
@@ -319,7 +329,9 @@ typedef struct mcpp_plugin {
                      const char *arg, size_t arg_len, const char *value, size_t value_len);
 
     /* [any, must not block] The call was cancelled (is_cancelled is already non-zero).
-     * A hint to stop early; the plugin must still finish() the call. */
+     * A hint to stop early; the plugin must still finish() the call. It may arrive while the plugin is
+     * finishing the call, even concurrently with finish(); never after finish() returned on this thread and
+     * the host saw it. Handles are never reused for another call in the life of the process. */
     void (*cancel)(void *instance, mcpp_call *call);
     /* [any, must not block] Health of the instance: MCPP_OK healthy, MCPP_E_FAILED not.
      * Detail (one line) through the writer. */
@@ -347,18 +359,24 @@ typedef struct mcpp_negotiation {
  * Thread: [main]. Every plugin exports exactly this symbol: */
 MCPP_EXPORT mcpp_status mcpp_negotiate_v1(mcpp_negotiation *n);
 
-/* The usual body of mcpp_negotiate_v1: MCPP_DEFINE_ENTRY(my_plugin_table) */
-#define MCPP_DEFINE_ENTRY(table)                                        \
-    MCPP_EXPORT mcpp_status mcpp_negotiate_v1(mcpp_negotiation *n) {    \
-        if (n == 0 || n->struct_size < sizeof(mcpp_negotiation))        \
-            return MCPP_E_INVALID;                                      \
-        n->plugin_abi_minor = MCPP_ABI_MINOR;                           \
-        n->plugin = &(table);                                           \
-        if (n->host_abi_major != MCPP_ABI_MAJOR ||                      \
-            (int64_t)n->host_abi_minor < (int64_t)MCPP_ABI_MINOR)       \
-            return MCPP_E_VERSION;                                      \
-        return MCPP_OK;                                                 \
-    }
+/* Size of mcpp_negotiation in ABI 1.0; hosts of any later 1.x pass at least this much. */
+#define MCPP_NEGOTIATION_SIZE_1_0 (offsetof(mcpp_negotiation, plugin) + sizeof(void *))
+
+/* The usual mcpp_negotiate_v1, written with a semicolon: MCPP_DEFINE_ENTRY(my_plugin_table);
+ * It checks the host against the 1.0 size (not sizeof, which grows with later headers), so a plugin built
+ * against a newer minor still reports the minor it needs to an older host. */
+#define MCPP_DEFINE_ENTRY(table)                                                   \
+    MCPP_EXPORT mcpp_status mcpp_negotiate_v1(mcpp_negotiation *n) {               \
+        if (n == 0 || n->struct_size < MCPP_NEGOTIATION_SIZE_1_0)                  \
+            return MCPP_E_INVALID;                                                 \
+        n->plugin_abi_minor = MCPP_ABI_MINOR;                                      \
+        n->plugin = &(table);                                                      \
+        if (n->host_abi_major != MCPP_ABI_MAJOR ||                                 \
+            !(n->host_abi_minor > MCPP_ABI_MINOR || n->host_abi_minor == MCPP_ABI_MINOR)) \
+            return MCPP_E_VERSION;                                                 \
+        return MCPP_OK;                                                            \
+    }                                                                              \
+    struct mcpp_entry_defined_
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -7,6 +7,10 @@ let package = Package(
     products: [
         .executable(name: "mcp-plugin-host", targets: ["mcp-plugin-host"]),
         .library(name: "MCPProtocol", targets: ["MCPProtocol"]),
+        // The Swift SDK for plugin authors.
+        .library(name: "MCPPluginKit", targets: ["MCPPluginKit"]),
+        // The Swift reference plugin, a .so the host loads.
+        .library(name: "SwiftReferencePlugin", type: .dynamic, targets: ["SwiftReferencePlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -30,6 +34,9 @@ let package = Package(
             ],
             path: "Sources/PluginHost"
         ),
+        // The Swift SDK: declare tools, resources and prompts as Swift values; export with @c.
+        .target(name: "MCPPluginKit", dependencies: ["PluginABI"], path: "Sources/MCPPluginKit"),
+        .target(name: "SwiftReferencePlugin", dependencies: ["MCPPluginKit"], path: "Plugins/swift-reference"),
         .executableTarget(
             name: "mcp-plugin-host",
             dependencies: [

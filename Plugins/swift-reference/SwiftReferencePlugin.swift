@@ -1,0 +1,77 @@
+// The Swift reference plugin: the same kinds of things as the C one, declared as Swift values with
+// MCPPluginKit, exported through the ABI's one entry point with @c. Built by `swift build` as the dynamic
+// library .build/<config>/libSwiftReferencePlugin.so (same toolchain as the host: see docs/plugin-authors.md).
+import MCPPluginKit
+
+let plugin = PluginDefinition(
+    name: "swift-reference", version: "1.0.0", title: "Reference plugin (Swift)",
+    instructions: "Text utilities written in Swift.",
+    health: { .healthy("ok") },
+    completions: { ref, argument, value in
+        guard ref == .prompt("haiku"), argument == "season" else { return [] }
+        return ["spring", "summer", "autumn", "winter"].filter { $0.hasPrefix(value) }
+    }
+) {
+    Tool(
+        "shout", title: "Shout", description: "Upper-cases the text.",
+        inputSchema: #"{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}"#,
+        nonblocking: true
+    ) { call in
+        .text(try call.string("text").uppercased())
+    }
+
+    Tool(
+        "stats", description: "Counts characters and words.",
+        inputSchema: #"{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}"#,
+        outputSchema:
+            #"{"type":"object","properties":{"characters":{"type":"integer"},"words":{"type":"integer"}},"required":["characters","words"]}"#
+    ) { call in
+        let text = try call.string("text")
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).count
+        return ToolResult(
+            content: [.text("\(text.count) characters, \(words) words")],
+            structured: #"{"characters":\#(text.count),"words":\#(words)}"#)
+    }
+
+    Tool(
+        "countdown", description: "Counts down from n, one step per 100 ms, reporting progress; honours cancellation.",
+        inputSchema: #"{"type":"object","properties":{"n":{"type":"integer","minimum":1,"maximum":100}},"required":["n"]}"#
+    ) { call in
+        let n = try call.int("n")
+        call.log(.info, "counting down from \(n)")
+        for i in 0..<n {
+            if call.isCancelled || Task.isCancelled { return .error("cancelled at \(n - i)") }
+            call.progress(Double(i + 1), total: Double(n), message: "\(n - i - 1) left")
+            try? await Task.sleep(nanoseconds: 100_000_000)
+        }
+        return .text("liftoff after \(n)")
+    }
+
+    Tool("refuse", description: "Always fails with a tool error.") { _ in
+        throw ToolError("refuse always refuses")
+    }
+
+    Resource("swift://about", name: "about", mimeType: "text/plain") { _ in
+        [.text("A plugin written in Swift against mcp_plugin.h.")]
+    }
+
+    ResourceTemplate("swift://echo/{word}", name: "echo-word", mimeType: "text/plain") { call in
+        [.text("You said \(try call.string("word"))")]
+    }
+
+    Prompt(
+        "haiku", description: "Asks for a haiku.",
+        arguments: [PromptArgument("topic", required: true), PromptArgument("season")]
+    ) { call in
+        let topic = try call.string("topic")
+        let season = try call.optionalString("season") ?? "any season"
+        return PromptResult(
+            description: "A haiku about \(topic)",
+            messages: [.user(.text("Write a haiku about \(topic), set in \(season)."))])
+    }
+}
+
+@c(mcpp_negotiate_v1)
+public func mcppNegotiateV1(_ n: UnsafeMutablePointer<mcpp_negotiation>?) -> mcpp_status {
+    plugin.negotiate(n)
+}

@@ -1,11 +1,13 @@
-"""The benchmark peer: the official Python MCP SDK's own server (MCPServer), stateless, JSON responses,
-serving the same `echo` tool as the C reference plugin."""
+"""The benchmark peer: the official Python MCP SDK's own server (MCPServer, mcp 2.3.0), stateless, JSON
+responses, served by uvicorn with access logs off, with the same `echo` tool as the C reference plugin."""
 
 import sys
 
+import uvicorn
 from mcp.server.mcpserver import MCPServer
 
-server = MCPServer("python-echo")
+PORT = int(sys.argv[1])
+server = MCPServer("python-echo", version="1.0.0", log_level="WARNING")
 
 
 @server.tool()
@@ -14,5 +16,8 @@ def echo(text: str) -> str:
     return text
 
 
+app = server.streamable_http_app(streamable_http_path="/mcp", json_response=True, stateless_http=True,
+                                 host="127.0.0.1")
+
 if __name__ == "__main__":
-    server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]), stateless_http=True, json_response=True)
+    uvicorn.run(app, host="127.0.0.1", port=PORT, log_level="warning", access_log=False)

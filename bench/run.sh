@@ -5,6 +5,9 @@
 #   bench/run.sh [DURATION_SECONDS] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Toolchains installed outside the system PATH (rustup, the Swift tarball) still count.
+for d in "$HOME/.cargo/bin" /opt/swift/usr/bin; do [ -d "$d" ] && PATH="$PATH:$d"; done
+export PATH
 DURATION="${1:-10}"
 CONNS="${2:-16}"
 

@@ -38,6 +38,7 @@ build() {
 }
 
 build reference "$REPO/Plugins/reference-c/reference.c"
+build conformance "$REPO/Plugins/conformance/conformance.c" -pthread
 build faulty "$FIXTURES/faulty.c"
 build no_entry "$FIXTURES/no_entry.c"
 build wrong_major "$FIXTURES/wrong_major.c"
@@ -82,3 +83,6 @@ if [ "$(od -An -tu2 -j18 -N2 "$TMP/libwrong_machine.so" | tr -d ' ')" != "$machi
     exit 1
 fi
 install_plugin wrong_machine "$TMP/libwrong_machine.so"
+
+# The Rust reference plugin (std only, offline) with the machine's cargo.
+"$REPO/Plugins/rust/build.sh"

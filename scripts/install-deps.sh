@@ -16,6 +16,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "install-deps: cargo is not on PATH; the Rust reference plugin needs the machine's Rust toolchain" >&2
+    exit 1
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
     echo "install-deps: swift is not on PATH; install Swift 6.3 (swift.org) first" >&2
     exit 1

@@ -3,6 +3,9 @@
 # checks and the integration tests against real processes, real sockets and the official Python MCP SDK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Toolchains installed outside the system PATH (rustup, the Swift tarball) still count.
+for d in "$HOME/.cargo/bin" /opt/swift/usr/bin; do [ -d "$d" ] && PATH="$PATH:$d"; done
+export PATH
 
 scripts/install-deps.sh
 echo "== swift build"

@@ -151,3 +151,110 @@ int mcph_elf_check(int fd, char *reason, size_t reason_len) {
     }
     return MCPH_ELF_OK;
 }
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+static int in_bounds(size_t size, uint64_t off, uint64_t len) { return off <= size && len <= size - off; }
+
+int mcph_elf_inspect(int fd, mcph_elf_info *info, char *reason, size_t reason_len) {
+    memset(info, 0, sizeof *info);
+    int rc = mcph_elf_check(fd, reason, reason_len);
+    Elf64_Ehdr h;
+    if (pread(fd, &h, sizeof h, 0) >= EI_NIDENT && memcmp(h.e_ident, ELFMAG, SELFMAG) == 0) {
+        info->elf_class = h.e_ident[EI_CLASS] == ELFCLASS64 ? 64 : h.e_ident[EI_CLASS] == ELFCLASS32 ? 32 : 0;
+        info->little_endian = h.e_ident[EI_DATA] == ELFDATA2LSB;
+        if (info->elf_class == 32) {
+            Elf32_Ehdr h32;
+            if (pread(fd, &h32, sizeof h32, 0) == (ssize_t)sizeof h32) {
+                info->machine = h32.e_machine;
+                info->type = h32.e_type;
+            }
+        } else {
+            info->machine = h.e_machine;
+            info->type = h.e_type;
+        }
+    }
+    if (rc != MCPH_ELF_OK) return rc;
+
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+        snprintf(reason, reason_len, "cannot stat the file");
+        return MCPH_ELF_READ_ERROR;
+    }
+    size_t size = (size_t)st.st_size;
+    const uint8_t *base = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (base == MAP_FAILED) {
+        snprintf(reason, reason_len, "cannot map the file: %s", strerror(errno));
+        return MCPH_ELF_READ_ERROR;
+    }
+    int result = MCPH_ELF_OK;
+    if (h.e_shentsize != sizeof(Elf64_Shdr) || !in_bounds(size, h.e_shoff, (uint64_t)h.e_shnum * sizeof(Elf64_Shdr))) {
+        snprintf(reason, reason_len, "malformed ELF: section headers out of bounds");
+        result = MCPH_ELF_NOT_ELF;
+        goto out;
+    }
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(base + h.e_shoff);
+    for (int i = 0; i < h.e_shnum; i++) {
+        const Elf64_Shdr *s = &sh[i];
+        if (s->sh_type != SHT_DYNAMIC && s->sh_type != SHT_DYNSYM) continue;
+        if (s->sh_link >= h.e_shnum) continue;
+        const Elf64_Shdr *strs = &sh[s->sh_link];
+        if (!in_bounds(size, s->sh_offset, s->sh_size) || !in_bounds(size, strs->sh_offset, strs->sh_size)) continue;
+        const char *strtab = (const char *)(base + strs->sh_offset);
+        size_t strsize = strs->sh_size;
+#define STR(off) ((off) < strsize ? strtab + (off) : "")
+        if (s->sh_type == SHT_DYNAMIC) {
+            const Elf64_Dyn *d = (const Elf64_Dyn *)(base + s->sh_offset);
+            size_t n = s->sh_size / sizeof(Elf64_Dyn);
+            for (size_t k = 0; k < n && d[k].d_tag != DT_NULL; k++) {
+                switch (d[k].d_tag) {
+                case DT_NEEDED:
+                    if (info->needed_count < MCPH_MAX_NEEDED) {
+                        snprintf(info->needed[info->needed_count], sizeof info->needed[0], "%s", STR(d[k].d_un.d_val));
+                        info->needed_count++;
+                    }
+                    break;
+                case DT_RUNPATH: snprintf(info->runpath, sizeof info->runpath, "%s", STR(d[k].d_un.d_val)); break;
+                case DT_RPATH: snprintf(info->rpath, sizeof info->rpath, "%s", STR(d[k].d_un.d_val)); break;
+                case DT_TEXTREL: info->has_textrel = 1; break;
+                case DT_FLAGS:
+                    if (d[k].d_un.d_val & DF_TEXTREL) info->has_textrel = 1;
+                    break;
+                default: break;
+                }
+            }
+        } else {
+            const Elf64_Sym *sym = (const Elf64_Sym *)(base + s->sh_offset);
+            size_t n = s->sh_size / sizeof(Elf64_Sym);
+            for (size_t k = 0; k < n; k++) {
+                const char *name = STR(sym[k].st_name);
+                if (strncmp(name, "mcpp_negotiate_v", 16) != 0 || name[16] < '1' || name[16] > '9' || name[17] != 0) continue;
+                int major = name[16] - '0';
+                int defined = sym[k].st_shndx != SHN_UNDEF;
+                int func = ELF64_ST_TYPE(sym[k].st_info) == STT_FUNC;
+                int global = ELF64_ST_BIND(sym[k].st_info) == STB_GLOBAL || ELF64_ST_BIND(sym[k].st_info) == STB_WEAK;
+                int visible = ELF64_ST_VISIBILITY(sym[k].st_other) == STV_DEFAULT || ELF64_ST_VISIBILITY(sym[k].st_other) == STV_PROTECTED;
+                if (defined && func && global && visible) info->entry_major[major] = 1;
+                else if (major == 1 && defined) info->entry_hidden = 1;
+            }
+        }
+#undef STR
+    }
+out:
+    munmap((void *)base, size);
+    return result;
+}
+
+#include <dlfcn.h>
+#include <link.h>
+
+int mcph_loaded_path(const char *soname, char *out, size_t out_len) {
+    void *h = dlopen(soname, RTLD_LAZY | RTLD_NOLOAD);
+    if (!h) return 0;
+    struct link_map *lm = NULL;
+    int ok = dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name && lm->l_name[0];
+    snprintf(out, out_len, "%s", ok ? lm->l_name : soname);
+    dlclose(h); /* drops only the reference RTLD_NOLOAD took; the library stays loaded */
+    return 1;
+}

@@ -124,7 +124,7 @@ func makeHostTable(context: UnsafeMutableRawPointer) -> UnsafePointer<mcpp_host>
         guard let c = callRegistry.lookup(call) else { return MCPP_E_FINISHED }
         let value: JSONValue
         let cacheKey: String
-        if keyLen == 0 {
+        if key == nil {
             value = .object(c.arguments)
             cacheKey = "j:"
         } else {

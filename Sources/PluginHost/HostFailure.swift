@@ -36,3 +36,7 @@ import MCPProtocol
 public enum JSONParserFacade {
     public static func parse(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
 }
+
+public enum JSONWriterFacade {
+    public static func string(_ v: JSONValue) -> String { JSONWriter.string(v) }
+}

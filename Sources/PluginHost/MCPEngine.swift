@@ -93,7 +93,7 @@ public final class MCPEngine: Sendable {
         case .DELETE: handleDelete(req, out)
         default:
             out.respond(
-                status: .methodNotAllowed, headers: [("Allow", "GET, POST, DELETE")],
+                status: .methodNotAllowed, headers: [("Allow", "GET, POST, DELETE"), ("Content-Type", "application/json")],
                 body: Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "method \(req.method) not allowed"))
         }
     }
@@ -517,7 +517,11 @@ public final class MCPEngine: Sendable {
     }
 
     private func resourceNotFound(_ ctx: RequestContext, _ uri: String) -> ProtocolError {
-        if ctx.modern { return .invalidParams("Resource not found: \(uri)", httpStatus: 200) }
+        if ctx.modern {
+            return ProtocolError(
+                httpStatus: 200, code: JSONRPC.invalidParams, message: "Resource not found: \(uri)",
+                data: ["uri": .string(uri)])
+        }
         return ProtocolError(
             httpStatus: 200, code: JSONRPC.legacyResourceNotFound, message: "Resource not found",
             data: ["uri": .string(uri)])
@@ -543,9 +547,11 @@ public final class MCPEngine: Sendable {
         return r
     }
 
-    /// Errors found before the plugin is called. Modern errors carry their HTTP status; legacy ones ride on 200.
+    /// Errors found while executing a method (unknown tool, bad arguments, bad cursor): JSON-RPC errors on
+    /// HTTP 200 in both eras, except an unknown method, which 2026-07-28 answers with 404. (A modern 400 would
+    /// tell a dual-era client this server is legacy, since -32602 is not one of the transport's modern errors.)
     private func deliverError(_ ctx: RequestContext, _ e: ProtocolError, _ out: HTTPResponder) {
-        let status = ctx.modern ? HTTPResponseStatus(statusCode: e.httpStatus) : .ok
+        let status: HTTPResponseStatus = ctx.modern && e.code == JSONRPC.methodNotFound ? .notFound : .ok
         deliver(ctx, e.response(id: ctx.id), out, status: status)
     }
 

@@ -24,6 +24,7 @@ public final class PluginInstance: @unchecked Sendable {
     private let catalogBox = Mutex(Catalog())
     private let pool: HandlerPool
     private let stuckCalls = Mutex<Set<UInt>>([])
+    private let describeLock = Mutex<Void>(())
     private let logSink: @Sendable (String) -> Void
     /// Called after the catalog changed (bits: MCPP_LIST_*), and when a resource changed (uri).
     let changeHandlers = Mutex<[@Sendable (UInt32, String?) -> Void]>([])
@@ -95,6 +96,22 @@ public final class PluginInstance: @unchecked Sendable {
 
     public var catalog: Catalog { catalogBox.withLock { $0 } }
 
+    /// Identity, threading and declared names, for `--check`.
+    public var summary: JSONValue {
+        let c = catalog
+        return [
+            "name": .string(serverName), "version": .string(serverVersion),
+            "abiMinor": .int(Int64(loaded.abiMinor)),
+            "threading": table.threading == MCPP_THREADING_CONCURRENT ? "concurrent" : "serial",
+            "concurrency": .int(Int64(concurrency)),
+            "tools": .array(c.tools.map { .string($0.name) }),
+            "resources": .array(c.resources.map { .string($0.uri) }),
+            "resourceTemplates": .array(c.templates.map { .string($0.template.text) }),
+            "prompts": .array(c.prompts.map { .string($0.name) }),
+            "completions": .bool(hasCompletions),
+        ]
+    }
+
     private func describe() throws(Catalog.DeclarationError) -> Catalog {
         final class Box {
             var catalog = Catalog()
@@ -155,9 +172,20 @@ public final class PluginInstance: @unchecked Sendable {
             guard let p = prompt?.pointee else { return MCPP_E_INVALID }
             func s(_ v: mcpp_str) -> String? { text(v.ptr, v.len) }
             var args: [Catalog.PromptArgument] = []
-            if let a = p.args {
+            if let a = p.args, p.arg_count > 0 {
+                // Step by the plugin's own struct size: an older plugin's array has a smaller stride.
+                let stride = Int(a.pointee.struct_size)
+                guard stride >= 56 else {  // sizeof(mcpp_prompt_arg) in ABI 1.0
+                    box.error = box.error ?? Catalog.DeclarationError(description: "prompt arguments have a bad struct_size")
+                    return MCPP_E_INVALID
+                }
                 for i in 0..<Int(p.arg_count) {
-                    let arg = a[i]
+                    var arg = mcpp_prompt_arg()  // fields the plugin's older struct lacks stay zero
+                    withUnsafeMutableBytes(of: &arg) { dst in
+                        dst.copyMemory(
+                            from: UnsafeRawBufferPointer(
+                                start: UnsafeRawPointer(a).advanced(by: i * stride), count: min(stride, dst.count)))
+                    }
                     args.append(
                         .init(
                             name: s(arg.name) ?? "", title: s(arg.title), description: s(arg.description),
@@ -287,10 +315,11 @@ public final class PluginInstance: @unchecked Sendable {
     func log(_ line: String) { logSink(line) }
 
     func listsChanged(_ lists: UInt32) {
-        // describe() runs on a handler thread so it never overlaps a SERIAL plugin's handler.
+        // describe() runs on a handler thread so it never overlaps a SERIAL plugin's handler, and under
+        // describeLock so two notifications never run it concurrently.
         pool.submit { [self] in
             do {
-                let catalog = try describe()
+                let catalog = try describeLock.withLock { _ in try describe() }
                 catalogBox.withLock { $0 = catalog }
                 for h in changeHandlers.withLock({ $0 }) { h(lists, nil) }
             } catch {

@@ -51,6 +51,15 @@ struct PluginHostCommand: ParsableCommand {
     @Option(help: "Event loop threads.")
     var threads: Int = min(System.coreCount, 4)
 
+    @Flag(help: "Check whether the plugin will load, without serving: ELF, entry symbol, libraries, ABI, declarations. Exit 0 if it loads, 1 if not.")
+    var check = false
+
+    @Flag(help: "With --check: print the verdict as JSON.")
+    var json = false
+
+    @Flag(help: .hidden)
+    var checkLoad = false
+
     func validate() throws {
         guard config == nil || configFile == nil else { throw ValidationError("give --config or --config-file, not both") }
         guard maxBodyBytes > 0, callTimeout > 0, hangGrace >= 0, drainTimeout >= 0, maxConcurrency > 0, threads > 0 else {
@@ -64,10 +73,24 @@ struct PluginHostCommand: ParsableCommand {
             writeStderr("mcp-plugin-host: \(path): \(f.message)\n")
             return ExitCode(f.status)
         }
-        let target: ListenTarget
-        do { target = try listenTarget() } catch { throw fail(error) }
         let configText: String
         do { configText = try loadConfig() } catch { throw fail(error) }
+        if check {
+            let report = PluginCheck.run(path: path, config: configText)
+            writeStdout(json ? JSONWriterFacade.string(report.json) + "\n" : report.text)
+            throw ExitCode(report.loads ? 0 : 1)
+        }
+        if checkLoad {
+            mcph_install_crash_handler(path)
+            do {
+                let loaded = try PluginLoader.load(path: path)
+                let instance = try PluginInstance(loaded: loaded, config: configText, maxConcurrency: maxConcurrency) { _ in }
+                writeStdout(JSONWriterFacade.string(instance.summary) + "\n")
+                throw ExitCode(0)
+            } catch let f as HostFailure { throw fail(f) }
+        }
+        let target: ListenTarget
+        do { target = try listenTarget() } catch { throw fail(error) }
 
         mcph_install_crash_handler(path)
         let instance: PluginInstance

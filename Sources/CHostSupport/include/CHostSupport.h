@@ -32,3 +32,28 @@ int mcph_elf_check(int fd, char *reason, size_t reason_len);
 const char *mcph_elf_machine_name(uint16_t machine);
 
 #endif
+
+/* What mcph_elf_inspect found in a shared object, read from the file without loading it. */
+#define MCPH_MAX_NEEDED 64
+typedef struct mcph_elf_info {
+    int elf_class;          /* 32 or 64; 0 when not ELF */
+    int little_endian;
+    uint16_t machine;       /* e_machine */
+    uint16_t type;          /* e_type */
+    int needed_count;
+    char needed[MCPH_MAX_NEEDED][128];
+    char runpath[512];
+    char rpath[512];
+    int has_textrel;
+    /* entry_major[n] is 1 when mcpp_negotiate_v<n> is a defined, exported function (n = 1..9). */
+    int entry_major[10];
+    /* mcpp_negotiate_v1 exists but is not a default-visibility global function. */
+    int entry_hidden;
+} mcph_elf_info;
+
+/* Parses the ELF header, the dynamic section and the dynamic symbol table of `fd`. Returns MCPH_ELF_OK or an
+ * MCPH_ELF_* failure with the reason in `reason`. Only 64-bit little-endian files are parsed past the header. */
+int mcph_elf_inspect(int fd, mcph_elf_info *info, char *reason, size_t reason_len);
+
+/* If a library with this soname is already loaded in the process, writes its path and returns 1; loads nothing. */
+int mcph_loaded_path(const char *soname, char *out, size_t out_len);

@@ -25,8 +25,11 @@
  * Threading, stated once here and repeated per function:
  *   [main]     called by the host on its control thread, never concurrently with any
  *              other plugin function except handlers of a CONCURRENT plugin.
- *   [handler]  called on a host worker thread. SERIAL plugins: one handler at a time.
- *              CONCURRENT plugins: up to max_concurrency handlers at once.
+ *   [handler]  called on a host worker thread. SERIAL plugins: one handler at a time, and each
+ *              handler (and create before the first) happens-before the next one, even when the
+ *              next runs on another thread. CONCURRENT plugins: up to max_concurrency at once.
+ *              Functions marked [any] (health, diagnose, cancel) may run beside handlers even
+ *              for a SERIAL plugin.
  *   [any]      may be called by the plugin from any thread, including its own threads.
  *
  * Copyright the mcp-supervisor authors. Licensed under the Apache License 2.0.
@@ -189,7 +192,8 @@ typedef struct mcpp_prompt {
     mcpp_str name;            /* required; unique among prompts                        */
     mcpp_str title;
     mcpp_str description;
-    const mcpp_prompt_arg *args;
+    const mcpp_prompt_arg *args; /* arg_count entries; the host steps by args[0].struct_size, so  */
+                                 /* an array built against an older minor stays readable        */
 } mcpp_prompt;
 
 /* Passed to describe(). Each add_* copies the declaration and returns MCPP_OK, or
@@ -236,7 +240,8 @@ typedef struct mcpp_host {
     mcpp_status (*arg_int)(mcpp_call *call, const char *key, size_t key_len, int64_t *out);
     mcpp_status (*arg_double)(mcpp_call *call, const char *key, size_t key_len, double *out);
     mcpp_status (*arg_bool)(mcpp_call *call, const char *key, size_t key_len, int32_t *out);
-    /* The value as JSON text; key NULL (len 0) returns the whole arguments object. */
+    /* The value as JSON text; key NULL returns the whole arguments object (a non-NULL key of
+     * length 0 is the key ""). */
     mcpp_status (*arg_json)(mcpp_call *call, const char *key, size_t key_len, const char **out,
                             size_t *out_len);
 
@@ -273,8 +278,9 @@ typedef struct mcpp_host {
     /* A log message related to this call, sent to the client as notifications/message
      * when its level passes the client's threshold; always written to the host's log. */
     mcpp_status (*call_log)(mcpp_call *call, int32_t level, const char *msg, size_t len);
-    /* Non-zero once the client cancelled, disconnected or the deadline passed. Cheap:
-     * poll it in loops. Output after cancellation is discarded; still call finish(). */
+    /* Non-zero once the client cancelled, disconnected or the deadline passed (and for a
+     * handle that is already finished). Cheap: poll it in loops. Output after cancellation is
+     * discarded; still call finish(). */
     int32_t (*is_cancelled)(mcpp_call *call);
 
     /* Ends the call exactly once, on any thread, before or after the handler returns.

@@ -1,0 +1,74 @@
+"""Plugin authors' side: `make install` with pkg-config, an out-of-tree build against the installed header only,
+and plugins built against the frozen 1.0 header still served by the current host."""
+
+import asyncio
+import os
+import shutil
+import subprocess
+
+from mcp import Client
+
+from conftest import REPO, start_host
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+    assert r.returncode == 0, f"{cmd} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def echo_round_trip(host):
+    async def scenario():
+        async with Client(host.url, mode="auto") as c:
+            r = await c.call_tool("echo", {"text": "built out of tree"})
+            assert r.content[0].text == "built out of tree"
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_make_install_and_out_of_tree_build_with_pkg_config(tmp_path):
+    prefix = tmp_path / "prefix"
+    run(["make", "-C", str(REPO), "install", f"PREFIX={prefix}", "CONFIG=debug"])
+    assert (prefix / "include" / "mcp_plugin.h").read_bytes() == \
+        (REPO / "Sources/PluginABI/include/mcp_plugin.h").read_bytes()
+    env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
+    cflags = run(["pkg-config", "--cflags", "mcp-plugin"], env=env).split()
+    assert cflags == [f"-I{prefix}/include"]
+    assert run(["pkg-config", "--modversion", "mcp-plugin"], env=env).strip() == "1.0.0"
+    # Out of tree: the plugin source alone in a folder of its own, the installed header the only include path.
+    src = tmp_path / "author"
+    src.mkdir()
+    shutil.copy(REPO / "Plugins/reference-c/reference.c", src / "reference.c")
+    so = src / "libmine.so"
+    run(["cc", *cflags, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(so), "reference.c"],
+        cwd=src, env=env)
+    check = subprocess.run([str(prefix / "bin/mcp-plugin-host"), "--check", "--plugin", str(so)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "verdict: loads" in check.stdout
+    host = start_host(so)
+    try:
+        echo_round_trip(host)
+    finally:
+        assert host.stop() == 0
+
+
+def test_plugin_built_against_frozen_1_0_header_is_served(tmp_path):
+    frozen = REPO / "Tests/abi/v1.0"
+    so = tmp_path / "libref10.so"
+    run(["cc", f"-I{frozen}", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(so),
+         str(REPO / "Plugins/reference-c/reference.c")])
+    out = run([str(REPO / ".build/debug/mcp-plugin-host"), "--check", "--json", "--plugin", str(so)])
+    assert '"loads":true' in out.replace(" ", "")
+    host = start_host(so)
+    try:
+        echo_round_trip(host)
+    finally:
+        assert host.stop() == 0
+
+
+def test_frozen_header_is_still_a_prefix_of_the_current_layout():
+    # The golden layout check compares the current header with the committed 1.0 layout; here the frozen
+    # header itself must produce exactly that golden layout, so the two copies cannot drift apart.
+    r = subprocess.run(["python3", str(REPO / "Tests/abi/check_layout.py"), "--header",
+                        str(REPO / "Tests/abi/v1.0/mcp_plugin.h")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -72,3 +72,22 @@ def test_frozen_header_is_still_a_prefix_of_the_current_layout():
     r = subprocess.run(["python3", str(REPO / "Tests/abi/check_layout.py"), "--header",
                         str(REPO / "Tests/abi/v1.0/mcp_plugin.h")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_c_example_in_the_authors_guide_builds_and_serves(tmp_path):
+    import re
+    guide = (REPO / "docs/plugin-authors.md").read_text()
+    code = re.search(r"## C in one file.*?```c\n(.*?)```", guide, re.S).group(1)
+    (tmp_path / "mine.c").write_text(code)
+    so = tmp_path / "libmine.so"
+    run(["cc", f"-I{REPO}/Sources/PluginABI/include", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror",
+         "-o", str(so), str(tmp_path / "mine.c")])
+    host = start_host(so)
+    try:
+        async def scenario():
+            async with Client(host.url, mode="legacy") as c:
+                assert [t.name for t in (await c.list_tools()).tools] == ["echo"]
+                assert (await c.call_tool("echo", {"text": "from the guide"})).content[0].text == "from the guide"
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+    finally:
+        assert host.stop() == 0

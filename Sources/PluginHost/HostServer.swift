@@ -60,22 +60,11 @@ public final class HostServer: Sendable {
     }
 
     /// Blocks until a termination signal, then drains: no new requests, in-flight calls get `drainTimeout`.
-    public func runUntilSignalled(listener: Channel, drainTimeout: TimeAmount, log: @escaping @Sendable (String) -> Void)
-        -> Int32
-    {
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        signal(SIGPIPE, SIG_IGN)
-        let queue = DispatchQueue(label: "mcp-plugin-host.signals")
-        let done = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            s.setEventHandler { done.signal() }
-            s.resume()
-            sources.append(s)
-        }
-        done.wait()
+    public func runUntilSignalled(
+        _ signals: TerminationSignals, listener: Channel, drainTimeout: TimeAmount,
+        log: @escaping @Sendable (String) -> Void
+    ) -> Int32 {
+        signals.wait()
         log("draining: no new requests, \(engine.callsInFlight) call(s) in flight")
         engine.beginDrain()
         try? listener.close().wait()
@@ -84,10 +73,42 @@ public final class HostServer: Sendable {
         connections.closeAll()
         if left == 0 { engine.plugin.destroy() }
         try? group.syncShutdownGracefully()
-        for s in sources { s.cancel() }
         if left > 0 {
             log("drain deadline passed with \(left) call(s) still running; exiting without destroy")
         }
         return 0
     }
+}
+
+/// SIGTERM and SIGINT turned into an event, installed before anything else runs, so a signal that arrives while
+/// the plugin loads or just after the serving line is never lost and never kills the process half-way.
+public final class TerminationSignals: @unchecked Sendable {
+    // @unchecked: the sources are created once in init and only read afterwards.
+    private let done = DispatchSemaphore(value: 0)
+    private var sources: [DispatchSourceSignal] = []
+
+    public init() {
+        signal(SIGPIPE, SIG_IGN)
+        let queue = DispatchQueue(label: "mcp-plugin-host.signals")
+        for sig in [SIGTERM, SIGINT] {
+            // SIG_IGN first: libdispatch installs its own handler when the source is created, and a later
+            // signal() would replace it. Both happen before the plugin loads or the serving line is printed.
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            s.setEventHandler { [done] in done.signal() }
+            s.resume()
+            sources.append(s)
+        }
+    }
+
+    /// True if a termination signal has already arrived (does not consume it).
+    public var received: Bool {
+        if done.wait(timeout: .now()) == .success {
+            done.signal()
+            return true
+        }
+        return false
+    }
+
+    public func wait() { done.wait() }
 }

@@ -176,7 +176,7 @@ public final class MCPEngine: Sendable {
         do { value = try JSONParser.parse(req.body) } catch {
             return reply(
                 out, status: .badRequest,
-                Self.errorBody(id: .null, code: JSONRPC.parseError, message: "Parse error: \(error.description)"))
+                Self.errorBody(id: nil, code: JSONRPC.parseError, message: "Parse error: \(error.description)"))
         }
         let header: (String) -> String? = { req.headers.first(name: $0) }
         let sessionID = header("Mcp-Session-Id")
@@ -185,12 +185,12 @@ public final class MCPEngine: Sendable {
             reply(
                 out, status: .badRequest,
                 Self.errorBody(
-                    id: .null, code: JSONRPC.invalidRequest,
+                    id: nil, code: JSONRPC.invalidRequest,
                     message: "JSON-RPC batches are not supported (removed from MCP in 2025-06-18); send one message per POST"))
         case .invalid(let reason, let id):
             reply(
                 out, status: .badRequest,
-                Self.errorBody(id: id ?? .null, code: JSONRPC.invalidRequest, message: "Invalid Request: \(reason)"))
+                Self.errorBody(id: id, code: JSONRPC.invalidRequest, message: "Invalid Request: \(reason)"))
         case .response:
             // Answers to server-to-client requests; this server sends none, so there is nothing to match.
             out.respond(status: .accepted, body: [])
@@ -206,7 +206,9 @@ public final class MCPEngine: Sendable {
             if method == "initialize" {
                 return initialize(id: id, params: params, acc: acc, out)
             }
-            if let sessionID {
+            // A request with modern _meta is served statelessly even if it carries a session header
+            // (2026-07-28: ignore Mcp-Session-Id).
+            if let sessionID, ModernRequestRules.declaredVersion(params) == nil {
                 return legacyRequest(id: id, method: method, params: params, sessionID: sessionID, acc: acc, req, out)
             }
             let headerVersion = header("MCP-Protocol-Version")
@@ -591,7 +593,9 @@ public final class MCPEngine: Sendable {
         }
         let loop = out.channel.eventLoop
         active.setDeadlineTask(loop.scheduleTask(in: config.callTimeout) { active.deadlinePassed() })
-        out.onClientGone { active.clientGone() }
+        // 2026-07-28: closing the response stream cancels the request. 2025-11-25 and earlier: a disconnect
+        // SHOULD NOT be read as cancellation (clients send notifications/cancelled), so the call runs on.
+        if ctx.modern { out.onClientGone { active.clientGone() } }
         if !inline { plugin.submit(call) }
     }
 

@@ -92,6 +92,7 @@ struct PluginHostCommand: ParsableCommand {
         let target: ListenTarget
         do { target = try listenTarget() } catch { throw fail(error) }
 
+        let signals = TerminationSignals()
         mcph_install_crash_handler(path)
         let instance: PluginInstance
         do {
@@ -124,7 +125,7 @@ struct PluginHostCommand: ParsableCommand {
         writeStdout(
             "mcp-plugin-host: serving \(instance.serverName) \(instance.serverVersion) from \(path) at http://\(shownHost):\(port)/mcp\n")
         let status = server.runUntilSignalled(
-            listener: listener, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9))
+            signals, listener: listener, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9))
         ) { line in writeStderr("mcp-plugin-host: \(line)\n") }
         if status != 0 { throw ExitCode(status) }
     }

@@ -105,3 +105,360 @@ def host_factory():
     for h in started:
         if h.proc.poll() is None:
             h.stop()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Added for test_http_edges.py, test_client_sdk.py and test_host_behaviour.py: raw HTTP on loopback, SSE
+# parsing, the two eras' request shapes, a stderr watcher and a reaping check. The fixtures above are unchanged.
+# ---------------------------------------------------------------------------------------------------------
+
+import http.client  # noqa: E402
+import json  # noqa: E402
+import threading  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+MODERN_VERSION = "2026-07-28"
+META_VERSION = "io.modelcontextprotocol/protocolVersion"
+META_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
+META_LOG_LEVEL = "io.modelcontextprotocol/logLevel"
+ACCEPT_BOTH = "application/json, text/event-stream"
+NAME_FIELD = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
+@dataclass
+class SSEEvent:
+    event: str | None
+    data: str
+    id: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+def parse_sse(raw: bytes, *, allow_partial: bool = False) -> list[SSEEvent]:
+    """Parses a text/event-stream body strictly: only known fields, every event ended by a blank line.
+
+    Comment lines (starting with ':') are allowed and skipped. With allow_partial, an unterminated last
+    event (a stream cut short on purpose) is dropped instead of failing.
+    """
+    text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    blocks = text.split("\n\n")
+    tail = blocks.pop()  # after the last blank line: must be empty for a complete stream
+    if tail.strip("\n") and not allow_partial:
+        raise AssertionError(f"SSE stream ends inside an event (no blank line after it): {tail!r}")
+    events: list[SSEEvent] = []
+    for block in blocks:
+        if not block.strip("\n"):
+            continue
+        event: str | None = None
+        data: list[str] = []
+        ev_id: str | None = None
+        saw_field = False
+        for line in block.split("\n"):
+            if line == "" or line.startswith(":"):
+                continue
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise AssertionError(f"SSE line without a colon: {line!r} in {block!r}")
+            if value.startswith(" "):
+                value = value[1:]
+            saw_field = True
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+            elif name == "id":
+                ev_id = value
+            elif name == "retry":
+                assert value.isdigit(), f"SSE retry field must be digits: {line!r}"
+            else:
+                raise AssertionError(f"unknown SSE field {name!r} in {block!r}")
+        if saw_field:
+            events.append(SSEEvent(event, "\n".join(data), ev_id))
+    return events
+
+
+@dataclass
+class HTTPReply:
+    status: int
+    headers: Any  # http.client.HTTPMessage: case-insensitive .get()
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    @property
+    def content_type(self) -> str:
+        return (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+
+    def json(self) -> Any:
+        assert self.content_type == "application/json", (
+            f"expected an application/json body, got {self.content_type!r} ({self.status}): {self.body[:300]!r}"
+        )
+        return json.loads(self.body)
+
+    def sse_events(self) -> list[SSEEvent]:
+        assert self.content_type == "text/event-stream", f"expected an SSE body, got {self.content_type!r}"
+        return parse_sse(self.body)
+
+    def messages(self) -> list[Any]:
+        """The JSON-RPC messages in the body: one for JSON, one per `message` event for SSE (in order)."""
+        if self.content_type == "text/event-stream":
+            out = []
+            for e in self.sse_events():
+                assert e.event in (None, "message"), f"unexpected SSE event type {e.event!r}"
+                out.append(e.json())
+            return out
+        return [self.json()]
+
+    def final(self) -> Any:
+        """The last JSON-RPC message (the response, for a request)."""
+        msgs = self.messages()
+        assert msgs, f"no message in the body ({self.status})"
+        return msgs[-1]
+
+
+def _encode_body(body: Any) -> bytes | None:
+    if body is None:
+        return None
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json.dumps(body).encode("utf-8")
+
+
+def open_http(
+    port: int,
+    method: str,
+    path: str = "/mcp",
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    *,
+    host: str | None = None,
+    timeout: float = 15.0,
+    content_type: str | None = "application/json",
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """Sends one request on a new connection to 127.0.0.1:port and returns (connection, response) unread.
+
+    The caller closes the connection. `host` replaces the Host header (default 127.0.0.1:port).
+    """
+    data = _encode_body(body)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host if host is not None else f"127.0.0.1:{port}")
+        hdrs = dict(headers or {})
+        if data is not None and content_type is not None and not any(k.lower() == "content-type" for k in hdrs):
+            hdrs["Content-Type"] = content_type
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        if data is not None:
+            conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders(data)
+        return conn, conn.getresponse()
+    except BaseException:
+        conn.close()
+        raise
+
+
+def http_call(port: int, method: str, path: str = "/mcp", body: Any = None, headers: dict[str, str] | None = None, **kw) -> HTTPReply:
+    """One complete HTTP exchange on a new connection (the whole body is read)."""
+    conn, resp = open_http(port, method, path, body, headers, **kw)
+    try:
+        data = resp.read()
+        return HTTPReply(resp.status, resp.headers, data)
+    finally:
+        conn.close()
+
+
+def modern_meta(*, log_level: str | None = None, progress_token: Any = None, version: str = MODERN_VERSION,
+                capabilities: dict | None = None, omit: tuple[str, ...] = ()) -> dict:
+    meta: dict[str, Any] = {
+        META_VERSION: version,
+        META_CLIENT_INFO: {"name": "mcp-supervisor-tests", "version": "1.0.0"},
+        META_CAPABILITIES: capabilities if capabilities is not None else {},
+    }
+    if log_level is not None:
+        meta[META_LOG_LEVEL] = log_level
+    if progress_token is not None:
+        meta["progressToken"] = progress_token
+    for k in omit:
+        meta.pop(k, None)
+    return meta
+
+
+def modern_body(method: str, params: dict | None = None, *, id: Any = 1, meta: dict | None = None) -> dict:
+    p = dict(params or {})
+    p["_meta"] = meta if meta is not None else modern_meta()
+    return {"jsonrpc": "2.0", "id": id, "method": method, "params": p}
+
+
+def modern_headers(method: str, params: dict | None = None, *, version: str | None = MODERN_VERSION,
+                   accept: str | None = ACCEPT_BOTH, name: str | None = None) -> dict[str, str]:
+    """The 2026-07-28 request headers: MCP-Protocol-Version, Mcp-Method and (where required) Mcp-Name."""
+    h: dict[str, str] = {}
+    if accept is not None:
+        h["Accept"] = accept
+    if version is not None:
+        h["MCP-Protocol-Version"] = version
+    h["Mcp-Method"] = method
+    if name is None and method in NAME_FIELD and params and isinstance(params.get(NAME_FIELD[method]), str):
+        name = params[NAME_FIELD[method]]
+    if name is not None:
+        h["Mcp-Name"] = name
+    return h
+
+
+def modern_post(port: int, method: str, params: dict | None = None, *, id: Any = 1, meta: dict | None = None,
+                accept: str | None = ACCEPT_BOTH, extra_headers: dict[str, str] | None = None, **kw) -> HTTPReply:
+    """POSTs one well-formed 2026-07-28 request (body _meta and mirrored headers agree)."""
+    headers = modern_headers(method, params, accept=accept)
+    headers.update(extra_headers or {})
+    return http_call(port, "POST", body=modern_body(method, params, id=id, meta=meta), headers=headers, **kw)
+
+
+class LegacySession:
+    """A 2025-era session over raw HTTP: initialize, then requests carrying Mcp-Session-Id.
+
+    For 2025-03-26 no MCP-Protocol-Version header is sent (that revision did not define it); for later
+    revisions the negotiated version is sent on every request after initialize, as the transport requires.
+    """
+
+    def __init__(self, port: int, version: str):
+        self.port = port
+        self.version = version
+        self.session_id: str | None = None
+        self.next_id = 1
+        self.init_reply: HTTPReply | None = None
+
+    def headers(self, accept: str | None = ACCEPT_BOTH) -> dict[str, str]:
+        h: dict[str, str] = {}
+        if accept is not None:
+            h["Accept"] = accept
+        if self.session_id is not None:
+            h["Mcp-Session-Id"] = self.session_id
+        if self.version != "2025-03-26":
+            h["MCP-Protocol-Version"] = self.version
+        return h
+
+    def initialize(self) -> HTTPReply:
+        body = {
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": self.version, "capabilities": {},
+                       "clientInfo": {"name": "mcp-supervisor-tests", "version": "1.0.0"}},
+        }
+        reply = http_call(self.port, "POST", body=body, headers={"Accept": ACCEPT_BOTH})
+        assert reply.status == 200, f"initialize failed: {reply.status} {reply.body!r}"
+        sid = reply.header("Mcp-Session-Id")
+        assert sid, "initialize returned no Mcp-Session-Id header"
+        assert all(0x21 <= ord(c) <= 0x7E for c in sid), f"session id has characters outside 0x21-0x7E: {sid!r}"
+        self.session_id = sid
+        self.init_reply = reply
+        ack = self.notify("notifications/initialized")
+        assert ack.status == 202 and ack.body == b"", f"initialized notification: {ack.status} {ack.body!r}"
+        return reply
+
+    def request(self, method: str, params: dict | None = None, *, accept: str | None = ACCEPT_BOTH,
+                id: Any = None, **kw) -> HTTPReply:
+        if id is None:
+            id = self.next_id
+            self.next_id += 1
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": id, "method": method}
+        if params is not None:
+            body["params"] = params
+        return http_call(self.port, "POST", body=body, headers=self.headers(accept), **kw)
+
+    def notify(self, method: str, params: dict | None = None) -> HTTPReply:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            body["params"] = params
+        return http_call(self.port, "POST", body=body, headers=self.headers())
+
+    def delete(self) -> HTTPReply:
+        return http_call(self.port, "DELETE", headers=self.headers(accept=None), content_type=None)
+
+
+class StderrWatcher:
+    """Reads a host's stderr line by line on a thread so tests can wait for a line with a deadline.
+
+    Once a watcher is attached, use its lines()/text() instead of HostProcess.stderr_text().
+    """
+
+    def __init__(self, host: HostProcess):
+        self.host = host
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self._thread = threading.Thread(target=self._run, name=f"stderr-{host.proc.pid}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        stream = self.host.proc.stderr
+        assert stream is not None
+        for line in stream:
+            with self._cond:
+                self._lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def lines(self) -> list[str]:
+        with self._cond:
+            return list(self._lines)
+
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+    def wait_for(self, pattern: str, timeout: float, start: int = 0) -> str:
+        """Waits until a line (index >= start) matches the regex `pattern`; returns it, or fails at the deadline."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self._lines[start:]:
+                    if rx.search(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or self._eof:
+                    raise AssertionError(
+                        f"no stderr line matching {pattern!r} within {timeout} s"
+                        f"{' (stderr closed)' if self._eof else ''}; stderr so far:\n" + "\n".join(self._lines))
+                self._cond.wait(left)
+
+    def wait_eof(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "stderr still open"
+
+
+def wait_exit(host: HostProcess, timeout: float) -> int:
+    """Waits (with a deadline) for the host to exit on its own; kills and reaps it and fails if it does not."""
+    try:
+        return host.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        host.proc.kill()
+        host.proc.wait()
+        raise AssertionError(f"mcp-plugin-host (pid {host.proc.pid}) did not exit within {timeout} s")
+
+
+def assert_reaped(host: HostProcess) -> None:
+    """The host process has exited and was waited for (no zombie left behind)."""
+    assert host.proc.returncode is not None, f"host pid {host.proc.pid} was not waited for"
+    try:
+        pid, _ = os.waitpid(host.proc.pid, os.WNOHANG)
+    except ChildProcessError:
+        return  # already reaped: the kernel no longer knows it as our child
+    raise AssertionError(f"host pid {host.proc.pid} was still a child of the test process (pid {pid})")
+
+
+@pytest.fixture
+def reference_plugin() -> Path:
+    return plugin_path("reference")
+
+
+@pytest.fixture
+def faulty_plugin() -> Path:
+    return plugin_path("faulty")

@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "mcp-plugin-host", targets: ["mcp-plugin-host"]),
+        .executable(name: "mcp-supervisor", targets: ["mcp-supervisor"]),
         .library(name: "MCPProtocol", targets: ["MCPProtocol"]),
         // The Swift SDK for plugin authors.
         .library(name: "MCPPluginKit", targets: ["MCPPluginKit"]),
@@ -45,6 +46,18 @@ let package = Package(
             ],
             path: "Sources/mcp-plugin-host"
         ),
+        // The supervisor's pure logic: configuration, restart policy, port allocation, ordering. No I/O.
+        .target(name: "SupervisorCore", dependencies: ["MCPProtocol"], path: "Sources/SupervisorCore"),
+        // The supervisor daemon: spawning and reaping children, sockets, timers, signals.
+        .target(name: "CSupervisorSupport", path: "Sources/CSupervisorSupport"),
+        .target(
+            name: "Supervisor", dependencies: ["SupervisorCore", "CSupervisorSupport", "MCPProtocol"],
+            path: "Sources/Supervisor", exclude: ["README.md"]),
+        .executableTarget(
+            name: "mcp-supervisor",
+            dependencies: ["Supervisor", "SupervisorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/mcp-supervisor"),
+        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"], path: "Tests/SupervisorCoreTests"),
         .testTarget(name: "MCPProtocolTests", dependencies: ["MCPProtocol"], path: "Tests/MCPProtocolTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -18,7 +18,7 @@ public enum ListenTarget: Sendable {
 /// Runs the HTTP server for an engine until SIGTERM/SIGINT, then drains.
 public final class HostServer: Sendable {
     let engine: MCPEngine
-    let group: MultiThreadedEventLoopGroup
+    public let group: MultiThreadedEventLoopGroup
     let connections = ConnectionSet()
 
     public init(engine: MCPEngine, threads: Int) {
@@ -111,4 +111,7 @@ public final class TerminationSignals: @unchecked Sendable {
     }
 
     public func wait() { done.wait() }
+
+    /// Starts the same shutdown a signal would (the supervisor's stop message, or its channel closing).
+    public func trigger() { done.signal() }
 }

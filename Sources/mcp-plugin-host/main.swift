@@ -120,6 +120,19 @@ struct PluginHostCommand: ParsableCommand {
         let port: Int
         do { (listener, port) = try server.start(target) } catch { throw fail(error) }
 
+        var control: ControlChannel?
+        if let raw = getenv("MCP_CONTROL_FD") {
+            guard let fd = Int32(String(cString: raw)), fd >= 0 else {
+                throw fail(HostFailure(.listenFailed, "MCP_CONTROL_FD is not a file descriptor number"))
+            }
+            do {
+                control = try ControlChannel.connect(fd: fd, group: server.group, engine: engine) { why in
+                    writeStderr("mcp-plugin-host: \(why): draining\n")
+                    signals.trigger()
+                }
+            } catch { throw fail(error) }
+            control?.send(["event": "ready", "pid": .int(Int64(getpid())), "port": .int(Int64(port))])
+        }
         var shownHost = "127.0.0.1"
         if case .address(let h, _) = target, h != "0.0.0.0", h != "::" { shownHost = h.contains(":") ? "[\(h)]" : h }
         writeStdout(
@@ -127,6 +140,7 @@ struct PluginHostCommand: ParsableCommand {
         let status = server.runUntilSignalled(
             signals, listener: listener, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9))
         ) { line in writeStderr("mcp-plugin-host: \(line)\n") }
+        _ = control  // closed with the event loops during the drain
         if status != 0 { throw ExitCode(status) }
     }
 

@@ -1,0 +1,146 @@
+import CSupervisorSupport
+import Dispatch
+import MCPProtocol
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One spawned `mcp-plugin-host`: its pid and pidfd, the supervisor's end of its control channel, and the read
+/// ends of its stdout/stderr. Every source runs on the supervisor's queue. `close()` releases everything.
+final class ChildProcess {
+    let pid: Int32
+    let pidfd: Int32
+    private let controlFD: Int32
+    private var sources: [DispatchSourceRead] = []
+    private var controlBuffer: [UInt8] = []
+    private var closed = false
+    private var forwarders: [LogForwarder] = []
+
+    /// Spawns a host with fd 0 = /dev/null, 1/2 = pipes to the log forwarder, 3 = the server's listening socket,
+    /// 4 = a control socketpair. Handlers run on `queue`.
+    static func spawn(
+        executable: String, arguments: [String], environment: [String: String], listenFD: Int32, label: String,
+        queue: DispatchQueue, log: SupervisorLog,
+        onExit: @escaping (Int32, Int32) -> Void, onMessage: @escaping (JSONValue) -> Void
+    ) -> Result<ChildProcess, SpawnError> {
+        var ctl: [Int32] = [-1, -1]
+        var out: [Int32] = [-1, -1]
+        var err: [Int32] = [-1, -1]
+        var rc = mcps_socketpair(&ctl)
+        if rc == 0 { rc = mcps_pipe(&out) }
+        if rc == 0 { rc = mcps_pipe(&err) }
+        let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer {
+            // The child's ends are the child's now (or nobody's, on failure).
+            for fd in [ctl[1], out[1], err[1], devnull] where fd >= 0 { Glibc.close(fd) }
+        }
+        guard rc == 0, devnull >= 0 else {
+            for fd in [ctl[0], out[0], err[0]] where fd >= 0 { Glibc.close(fd) }
+            return .failure(SpawnError(message: "cannot create pipes: \(String(cString: strerror(rc)))"))
+        }
+        var argv = ([executable] + arguments).map { strdup($0) }
+        argv.append(nil)
+        var envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") }
+        envp.append(nil)
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        let src: [Int32] = [devnull, out[1], err[1], listenFD, ctl[1]]
+        let dst: [Int32] = [0, 1, 2, 3, 4]
+        var pid: pid_t = 0
+        var pidfd: Int32 = -1
+        rc = mcps_spawn(executable, &argv, &envp, src, dst, Int32(src.count), &pid, &pidfd)
+        guard rc == 0 else {
+            for fd in [ctl[0], out[0], err[0]] { Glibc.close(fd) }
+            return .failure(SpawnError(message: "cannot start \(executable): \(String(cString: strerror(rc)))"))
+        }
+        _ = mcps_set_nonblocking(ctl[0])
+        let child = ChildProcess(pid: pid, pidfd: pidfd, controlFD: ctl[0])
+        child.watch(queue: queue, onExit: onExit, onMessage: onMessage)
+        child.forwarders = [
+            LogForwarder(fd: out[0], label: "\(label)[\(pid)]", queue: queue, log: log),
+            LogForwarder(fd: err[0], label: "\(label)[\(pid)]", queue: queue, log: log),
+        ]
+        return .success(child)
+    }
+
+    struct SpawnError: Error {
+        var message: String
+    }
+
+    private init(pid: Int32, pidfd: Int32, controlFD: Int32) {
+        self.pid = pid
+        self.pidfd = pidfd
+        self.controlFD = controlFD
+    }
+
+    private func watch(queue: DispatchQueue, onExit: @escaping (Int32, Int32) -> Void, onMessage: @escaping (JSONValue) -> Void) {
+        // The pidfd becomes readable when the process exits: reap it then, with waitid(P_PIDFD).
+        let exit = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: queue)
+        exit.setEventHandler { [unowned self] in
+            var code: Int32 = 0
+            var status: Int32 = 0
+            guard mcps_reap(self.pidfd, &code, &status) == 1 else { return }
+            exit.cancel()
+            onExit(code, status)
+        }
+        let pidfd = self.pidfd
+        exit.setCancelHandler { Glibc.close(pidfd) }  // a watched descriptor closes only once its source is gone
+        exit.resume()
+        let control = DispatchSource.makeReadSource(fileDescriptor: controlFD, queue: queue)
+        control.setEventHandler { [unowned self] in
+            var buf = [UInt8](repeating: 0, count: 4096)
+            let n = read(self.controlFD, &buf, buf.count)
+            if n <= 0 {
+                if n == 0 || (errno != EAGAIN && errno != EINTR) { control.cancel() }
+                return
+            }
+            self.controlBuffer += buf[0..<n]
+            if self.controlBuffer.count > 1 << 20 { self.controlBuffer.removeAll() }
+            while let nl = self.controlBuffer.firstIndex(of: 0x0A) {
+                let line = Array(self.controlBuffer[..<nl])
+                self.controlBuffer.removeSubrange(...nl)
+                if let msg = try? JSONParser.parse(line) { onMessage(msg) }
+            }
+        }
+        let controlFD = self.controlFD
+        control.setCancelHandler { Glibc.close(controlFD) }
+        control.resume()
+        sources = [exit, control]
+    }
+
+    /// Sends one control message; false if the channel is gone or full (the caller escalates by signal).
+    @discardableResult
+    func send(_ message: JSONValue) -> Bool {
+        guard !closed else { return false }
+        let bytes = JSONWriter.serialize(message) + [0x0A]
+        let n = bytes.withUnsafeBytes { write(controlFD, $0.baseAddress, $0.count) }
+        return n == bytes.count
+    }
+
+    /// Signals the host process itself (through the pidfd: never another process that reused the pid).
+    func signal(_ sig: Int32) {
+        guard !closed else { return }
+        _ = mcps_signal(pidfd, sig)
+    }
+
+    /// SIGKILL to the whole process group: the host and anything its plugin started.
+    func killGroup() {
+        if !closed { _ = mcps_signal(pidfd, SIGKILL) }
+        _ = kill(-pid, SIGKILL)
+    }
+
+    /// Releases the descriptors and sources. Call after the exit was reaped; log pipes drain what is left first.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        for s in sources { s.cancel() }  // their cancel handlers close the pidfd and the control socket
+        sources = []
+        for f in forwarders { f.finish() }
+        forwarders = []
+    }
+
+    deinit { close() }
+}

@@ -1,0 +1,327 @@
+import MCPProtocol
+
+/// Reads files for the loader; the daemon passes the real file system, tests pass a dictionary.
+public protocol ConfigFileSource: Sendable {
+    /// The file's text, or an error message ("No such file or directory").
+    func read(_ path: String) -> Result<String, FileReadError>
+    /// Names of the entries of a folder, or nil if it cannot be read.
+    func list(_ directory: String) -> [String]?
+}
+
+public struct FileReadError: Error, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+}
+
+/// Loads and validates the main file and every `*.toml` of the servers folder. All-or-nothing: any error means
+/// no configuration (the caller keeps the one it has).
+public struct ConfigLoader {
+    public let source: any ConfigFileSource
+
+    public init(source: any ConfigFileSource) { self.source = source }
+
+    public func load(mainFile: String) throws(ConfigError) -> SupervisorConfig {
+        let main = try parse(mainFile)
+        let base = Path.directory(of: mainFile)
+        var r = TableReader(table: main, file: mainFile, prefix: "")
+        let stateDir = Path.resolve(try r.string("state_dir") ?? "state", relativeTo: base)
+        let serversDir = Path.resolve(try r.string("servers_dir") ?? "servers.d", relativeTo: base)
+        var config = SupervisorConfig(mainFile: mainFile, stateDirectory: stateDir, serversDirectory: serversDir)
+        config.hostExecutable = try r.string("host").map { Path.resolve($0, relativeTo: base) }
+        config.listenAddress = try r.string("listen_address") ?? "127.0.0.1"
+        config.controlSocket = try r.string("control_socket").map { Path.resolve($0, relativeTo: base) }
+        if let range = try r.intArray("port_range") {
+            guard range.values.count == 2, range.values[0] >= 1, range.values[1] <= 65535,
+                range.values[0] <= range.values[1]
+            else {
+                throw r.error("port_range", line: range.line, "must be [first, last] with 1 <= first <= last <= 65535")
+            }
+            config.portRange = range.values[0]...range.values[1]
+        }
+        var defaults = ServerConfig(name: "", file: mainFile, plugin: "")
+        if let d = try r.table("defaults") {
+            var dr = TableReader(table: d, file: mainFile, prefix: "defaults.")
+            try readPolicies(&dr, into: &defaults)
+            try dr.rejectUnknown()
+        }
+        try r.rejectUnknown()
+
+        guard let names = source.list(serversDir) else {
+            throw ConfigError(
+                file: mainFile, line: main["servers_dir"]?.line, key: "servers_dir",
+                message: "cannot read the servers folder \(serversDir)")
+        }
+        var servers: [ServerConfig] = []
+        var seen: [String: String] = [:]
+        for name in names.sorted() where name.hasSuffix(".toml") && !name.hasPrefix(".") {
+            let file = Path.join(serversDir, name)
+            let s = try loadServer(file: file, defaults: defaults)
+            if let other = seen[s.name] {
+                throw ConfigError(
+                    file: file, line: nil, key: "name", message: "server '\(s.name)' is already defined in \(other)")
+            }
+            seen[s.name] = file
+            servers.append(s)
+        }
+        config.servers = servers
+        try validate(config)
+        return config
+    }
+
+    private func parse(_ file: String) throws(ConfigError) -> TOMLTable {
+        let text: String
+        switch source.read(file) {
+        case .success(let t): text = t
+        case .failure(let e): throw ConfigError(file: file, line: nil, key: nil, message: "cannot read: \(e.message)")
+        }
+        do { return try TOMLParser.parse(text) } catch {
+            throw ConfigError(file: file, line: error.line, key: nil, message: error.message)
+        }
+    }
+
+    private func loadServer(file: String, defaults: ServerConfig) throws(ConfigError) -> ServerConfig {
+        let t = try parse(file)
+        var r = TableReader(table: t, file: file, prefix: "")
+        let stem = String(Path.lastComponent(file).dropLast(".toml".count))
+        let name = try r.string("name") ?? stem
+        guard Self.isValidName(name) else {
+            throw r.error(
+                "name", line: t["name"]?.line,
+                "'\(name)' is not a valid server name (letters, digits, '-', '_', '.', at most 64, not starting with '.')")
+        }
+        guard let plugin = try r.string("plugin") else {
+            throw ConfigError(file: file, line: nil, key: "plugin", message: "is required (path of the plugin .so)")
+        }
+        var s = defaults
+        s.name = name
+        s.file = file
+        s.plugin = Path.resolve(plugin, relativeTo: Path.directory(of: file))
+        if let port = try r.int("port") {
+            guard (1...65535).contains(port) else { throw r.error("port", line: t["port"]?.line, "must be 1-65535") }
+            s.port = port
+        }
+        try readPolicies(&r, into: &s)
+        if let c = try r.table("config") { s.pluginConfig = JSONWriter.string(Self.json(.table(c))) }
+        if let env = try r.table("env") {
+            for e in env.entries {
+                guard case .string(let v) = e.value else {
+                    throw ConfigError(file: file, line: e.line, key: "env.\(e.key)", message: "must be a string, not \(e.value.typeName)")
+                }
+                guard !e.key.isEmpty, !e.key.contains("="), !e.key.contains("\0") else {
+                    throw ConfigError(file: file, line: e.line, key: "env.\(e.key)", message: "is not a valid variable name")
+                }
+                s.environment[e.key] = v
+            }
+        }
+        if let deps = try r.stringArray("depends_on") { s.dependsOn = deps.values }
+        if let args = try r.stringArray("host_args") { s.hostArguments = args.values }
+        try r.rejectUnknown()
+        return s
+    }
+
+    /// Settings shared by `[defaults]` and server files.
+    private func readPolicies(_ r: inout TableReader, into s: inout ServerConfig) throws(ConfigError) {
+        if let replicas = try r.int("replicas") {
+            guard (1...64).contains(replicas) else { throw r.error("replicas", line: r.line("replicas"), "must be 1-64") }
+            s.replicas = replicas
+        }
+        if let mode = try r.string("restart") {
+            guard let m = RestartMode(rawValue: mode) else {
+                throw r.error("restart", line: r.line("restart"), "must be always, on-failure or never, not '\(mode)'")
+            }
+            s.restart = m
+        }
+        if let v = try r.seconds("start_timeout") { s.startTimeout = v }
+        if let v = try r.seconds("stop_timeout") { s.stopTimeout = v }
+        if let v = try r.seconds("heartbeat_interval") {
+            guard v >= 0.05 else { throw r.error("heartbeat_interval", line: r.line("heartbeat_interval"), "must be at least 0.05 seconds") }
+            s.heartbeatInterval = v
+        }
+        if let v = try r.seconds("heartbeat_timeout") { s.heartbeatTimeout = v }
+        if let b = try r.table("backoff") {
+            var br = r.nested(b, "backoff")
+            if let v = try br.seconds("initial") { s.backoff.initial = v }
+            if let v = try br.seconds("max") { s.backoff.max = v }
+            if let v = try br.number("multiplier") {
+                guard v >= 1 else { throw br.error("multiplier", line: br.line("multiplier"), "must be at least 1") }
+                s.backoff.multiplier = v
+            }
+            if let v = try br.number("jitter") {
+                guard (0...1).contains(v) else { throw br.error("jitter", line: br.line("jitter"), "must be between 0 and 1") }
+                s.backoff.jitter = v
+            }
+            if let v = try br.seconds("reset_after") { s.backoff.resetAfter = v }
+            guard s.backoff.initial <= s.backoff.max else {
+                throw br.error("initial", line: br.line("initial"), "must not exceed backoff.max")
+            }
+            try br.rejectUnknown()
+        }
+        if let i = try r.table("intensity") {
+            var ir = r.nested(i, "intensity")
+            if let v = try ir.int("max_restarts") {
+                guard v >= 1 else { throw ir.error("max_restarts", line: ir.line("max_restarts"), "must be at least 1") }
+                s.intensity.maxRestarts = v
+            }
+            if let v = try ir.seconds("window") { s.intensity.window = v }
+            if let v = try ir.seconds("cooldown") { s.intensity.cooldown = v }
+            try ir.rejectUnknown()
+        }
+    }
+
+    static func isValidName(_ n: String) -> Bool {
+        guard !n.isEmpty, n.utf8.count <= 64, !n.hasPrefix(".") else { return false }
+        return n.unicodeScalars.allSatisfy {
+            ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "-" || $0 == "_"
+                || $0 == "."
+        }
+    }
+
+    private func validate(_ c: SupervisorConfig) throws(ConfigError) {
+        var ports: [Int: String] = [:]
+        for s in c.servers {
+            if let p = s.port {
+                if let other = ports[p] {
+                    throw ConfigError(file: s.file, line: nil, key: "port", message: "port \(p) is also the port of server '\(other)'")
+                }
+                ports[p] = s.name
+            }
+            for d in s.dependsOn where c.server(named: d) == nil {
+                throw ConfigError(file: s.file, line: nil, key: "depends_on", message: "unknown server '\(d)'")
+            }
+        }
+        if let cycle = DependencyOrder.findCycle(c.servers) {
+            let s = c.server(named: cycle[0])!
+            throw ConfigError(
+                file: s.file, line: nil, key: "depends_on",
+                message: "dependency cycle: " + cycle.joined(separator: " -> "))
+        }
+    }
+
+    /// The `[config]` table as JSON for the plugin.
+    static func json(_ v: TOMLValue) -> JSONValue {
+        switch v {
+        case .string(let s): return .string(s)
+        case .integer(let i): return .int(i)
+        case .float(let d): return .double(d)
+        case .bool(let b): return .bool(b)
+        case .array(let a): return .array(a.map(json))
+        case .table(let t):
+            var o: [String: JSONValue] = [:]
+            for e in t.entries { o[e.key] = json(e.value) }
+            return .object(o)
+        }
+    }
+}
+
+/// Typed access to a table's keys that remembers which keys were read, so unknown keys (typos) are errors.
+struct TableReader {
+    let table: TOMLTable
+    let file: String
+    let prefix: String
+    private(set) var used = Set<String>()
+
+    init(table: TOMLTable, file: String, prefix: String) {
+        self.table = table
+        self.file = file
+        self.prefix = prefix
+    }
+
+    func nested(_ t: TOMLTable, _ key: String) -> TableReader { TableReader(table: t, file: file, prefix: prefix + key + ".") }
+
+    func line(_ key: String) -> Int? { table[key]?.line }
+
+    func error(_ key: String, line: Int?, _ message: String) -> ConfigError {
+        ConfigError(file: file, line: line ?? table[key]?.line, key: prefix + key, message: message)
+    }
+
+    private mutating func get(_ key: String) -> TOMLTable.Entry? {
+        used.insert(key)
+        return table[key]
+    }
+
+    private func wrongType(_ e: TOMLTable.Entry, _ expected: String) -> ConfigError {
+        ConfigError(file: file, line: e.line, key: prefix + e.key, message: "must be \(expected), not \(e.value.typeName)")
+    }
+
+    mutating func string(_ key: String) throws(ConfigError) -> String? {
+        guard let e = get(key) else { return nil }
+        guard case .string(let s) = e.value else { throw wrongType(e, "a string") }
+        return s
+    }
+
+    mutating func int(_ key: String) throws(ConfigError) -> Int? {
+        guard let e = get(key) else { return nil }
+        guard case .integer(let i) = e.value, let v = Int(exactly: i) else { throw wrongType(e, "an integer") }
+        return v
+    }
+
+    mutating func number(_ key: String) throws(ConfigError) -> Double? {
+        guard let e = get(key) else { return nil }
+        switch e.value {
+        case .integer(let i): return Double(i)
+        case .float(let d) where d.isFinite: return d
+        default: throw wrongType(e, "a number")
+        }
+    }
+
+    /// A duration in seconds: a non-negative number.
+    mutating func seconds(_ key: String) throws(ConfigError) -> Double? {
+        guard let v = try number(key) else { return nil }
+        guard v >= 0, v <= 86400 * 7 else {
+            throw ConfigError(file: file, line: table[key]?.line, key: prefix + key, message: "must be between 0 and 604800 seconds")
+        }
+        return v
+    }
+
+    mutating func table(_ key: String) throws(ConfigError) -> TOMLTable? {
+        guard let e = get(key) else { return nil }
+        guard case .table(let t) = e.value else { throw wrongType(e, "a table") }
+        return t
+    }
+
+    mutating func stringArray(_ key: String) throws(ConfigError) -> (values: [String], line: Int)? {
+        guard let e = get(key) else { return nil }
+        guard case .array(let a) = e.value else { throw wrongType(e, "an array of strings") }
+        var out: [String] = []
+        for item in a {
+            guard case .string(let s) = item else { throw wrongType(e, "an array of strings") }
+            out.append(s)
+        }
+        return (out, e.line)
+    }
+
+    mutating func intArray(_ key: String) throws(ConfigError) -> (values: [Int], line: Int)? {
+        guard let e = get(key) else { return nil }
+        guard case .array(let a) = e.value else { throw wrongType(e, "an array of integers") }
+        var out: [Int] = []
+        for item in a {
+            guard case .integer(let i) = item, let v = Int(exactly: i) else { throw wrongType(e, "an array of integers") }
+            out.append(v)
+        }
+        return (out, e.line)
+    }
+
+    func rejectUnknown() throws(ConfigError) {
+        for e in table.entries where !used.contains(e.key) {
+            throw ConfigError(file: file, line: e.line, key: prefix + e.key, message: "unknown setting")
+        }
+    }
+}
+
+/// Path arithmetic on strings (no Foundation).
+public enum Path {
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let d = String(path[..<slash])
+        return d.isEmpty ? "/" : d
+    }
+
+    public static func lastComponent(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    public static func join(_ a: String, _ b: String) -> String { a.hasSuffix("/") ? a + b : a + "/" + b }
+
+    public static func resolve(_ p: String, relativeTo base: String) -> String { p.hasPrefix("/") ? p : join(base, p) }
+}

@@ -1,0 +1,70 @@
+import MCPProtocol
+
+/// Which port each server has. Static ports come from the configuration; dynamic ones are picked from the
+/// range once and then kept (persisted in the state folder), so a server's port never moves.
+public struct PortRegistry: Sendable, Equatable {
+    /// server name → port, for dynamically assigned ports.
+    public private(set) var assignments: [String: Int] = [:]
+
+    public init(assignments: [String: Int] = [:]) { self.assignments = assignments }
+
+    /// The port for a server. `tryBind` binds the port and keeps the socket (never bind-then-close); it returns
+    /// false if the port is taken. A dynamic server keeps its recorded port; a new one gets the first free port
+    /// of the range that no other server holds.
+    public mutating func port(
+        for server: ServerConfig, range: ClosedRange<Int>, reserved: Set<Int>, tryBind: (Int) -> Bool
+    ) -> Result<Int, PortError> {
+        if let p = server.port {
+            return tryBind(p) ? .success(p) : .failure(.inUse(p, static: true))
+        }
+        if let p = assignments[server.name] {
+            return tryBind(p) ? .success(p) : .failure(.inUse(p, static: false))
+        }
+        let taken = Set(assignments.values).union(reserved)
+        for p in range where !taken.contains(p) {
+            if tryBind(p) {
+                assignments[server.name] = p
+                return .success(p)
+            }
+        }
+        return .failure(.rangeExhausted(range))
+    }
+
+    /// Forgets the ports of servers no longer configured.
+    public mutating func retain(only names: Set<String>) {
+        assignments = assignments.filter { names.contains($0.key) }
+    }
+
+    public enum PortError: Error, Sendable, Equatable, CustomStringConvertible {
+        case inUse(Int, static: Bool)
+        case rangeExhausted(ClosedRange<Int>)
+
+        public var description: String {
+            switch self {
+            case .inUse(let p, let isStatic):
+                return "port \(p) is in use by another program" + (isStatic ? "" : " (this server's recorded port; it never moves)")
+            case .rangeExhausted(let r): return "no free port left in \(r.lowerBound)-\(r.upperBound)"
+            }
+        }
+    }
+
+    // MARK: Persistence format
+
+    /// `{"version":1,"ports":{"name":port,...}}`
+    public func encoded() -> [UInt8] {
+        var ports: [String: JSONValue] = [:]
+        for (k, v) in assignments { ports[k] = .int(Int64(v)) }
+        return JSONWriter.serialize(["version": 1, "ports": .object(ports)]) + [0x0A]
+    }
+
+    public static func decode(_ bytes: [UInt8]) -> PortRegistry? {
+        guard let v = try? JSONParser.parse(bytes), v["version"] == .int(1), case .object(let ports) = v["ports"] ?? .null
+        else { return nil }
+        var a: [String: Int] = [:]
+        for (k, p) in ports {
+            guard case .int(let i) = p, (1...65535).contains(i) else { return nil }
+            a[k] = Int(i)
+        }
+        return PortRegistry(assignments: a)
+    }
+}

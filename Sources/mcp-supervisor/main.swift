@@ -1,0 +1,75 @@
+import ArgumentParser
+import Dispatch
+import Supervisor
+import SupervisorCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Keeps every configured MCP server running on a stable port.
+struct SupervisorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp-supervisor",
+        abstract: "Run MCP servers (plugins) on stable ports, restarting what crashes or hangs.",
+        discussion: "Signals: SIGTERM/SIGINT stop every server in reverse dependency order; SIGHUP reloads the configuration.")
+
+    @Option(name: .shortAndLong, help: "The main configuration file.")
+    var config: String = "/etc/mcp-supervisor/supervisor.toml"
+
+    @Option(help: "The mcp-plugin-host executable (default: the configuration's `host`, else next to mcp-supervisor).")
+    var host: String?
+
+    @Flag(help: "Check the configuration and exit: 0 when valid, 78 with the errors when not.")
+    var checkConfig = false
+
+    func run() throws {
+        let log = SupervisorLog()
+        let files = LocalFiles()
+        let cfg: SupervisorConfig
+        do { cfg = try ConfigLoader(source: files).load(mainFile: config) } catch {
+            log.line("configuration error: \(error)")
+            throw ExitCode(78)  // EX_CONFIG
+        }
+        if checkConfig {
+            log.line("configuration OK: \(cfg.servers.count) server(s): \(cfg.servers.map(\.name).joined(separator: ", "))")
+            return
+        }
+        let exe = host ?? cfg.hostExecutable ?? Self.siblingHost()
+        guard access(exe, X_OK) == 0 else {
+            log.line("cannot run the host \(exe): \(String(cString: strerror(errno))); set `host` in \(config) or pass --host")
+            throw ExitCode(78)
+        }
+        let supervisor = Supervisor(config: cfg, hostExecutable: exe, files: files, log: log)
+        let done = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: supervisor.queue)
+            s.setEventHandler {
+                if sig == SIGHUP {
+                    supervisor.reload()
+                } else {
+                    supervisor.shutdown { done.signal() }
+                }
+            }
+            s.resume()
+            sources.append(s)
+        }
+        signal(SIGPIPE, SIG_IGN)
+        supervisor.queue.async { supervisor.start() }
+        done.wait()
+        for s in sources { s.cancel() }
+    }
+
+    /// `mcp-plugin-host` in the folder of this executable.
+    static func siblingHost() -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return "mcp-plugin-host" }
+        let me = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return Path.join(Path.directory(of: me), "mcp-plugin-host")
+    }
+}
+
+SupervisorCommand.main()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job, out of the box: installs what is needed, builds (release) and serves the bundled C reference
-# plugin with mcp-plugin-host on http://127.0.0.1:${PORT:-8765}/mcp until Ctrl-C.
+# The main job, out of the box: installs what is needed, builds (release), builds the reference plugins, and
+# runs mcp-supervisor on the bundled example configuration (examples/supervisor.toml): the C reference plugin
+# on http://127.0.0.1:8765/mcp (two replicas) and the Rust one on a dynamic port, state in .state/.
+# Ctrl-C stops every server in reverse dependency order; `kill -HUP` reloads examples/servers.d/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Toolchains installed outside the system PATH (rustup, the Swift tarball) still count.
@@ -9,5 +11,6 @@ export PATH
 
 scripts/install-deps.sh
 swift build -c release --product mcp-plugin-host
+swift build -c release --product mcp-supervisor
 scripts/build-plugins.sh
-exec .build/release/mcp-plugin-host --plugin .build-plugins/libreference.so --listen "127.0.0.1:${PORT:-8765}"
+exec .build/release/mcp-supervisor --config examples/supervisor.toml --host .build/release/mcp-plugin-host

@@ -8,13 +8,17 @@ for d in "$HOME/.cargo/bin" /opt/swift/usr/bin; do [ -d "$d" ] && PATH="$PATH:$d
 export PATH
 
 scripts/install-deps.sh
-echo "== swift build"
+echo "== swift build (debug for the unit tests, release for the processes the integration tests run)"
 swift build
+# Release, because replicas share one listening socket: every replica wakes for a connection and all but one
+# find nothing to accept, which a debug build of SwiftNIO asserts on (release builds handle it as intended).
+swift build -c release
 echo "== plugins"
 scripts/build-plugins.sh
 echo "== swift test"
 swift test
 echo "== integration tests (pytest)"
-export MCP_PLUGIN_HOST="$PWD/.build/debug/mcp-plugin-host"
+export MCP_PLUGIN_HOST="$PWD/.build/release/mcp-plugin-host"
+export MCP_SUPERVISOR="$PWD/.build/release/mcp-supervisor"
 export MCP_PLUGIN_DIR="$PWD/.build-plugins"
 .venv/bin/python -m pytest Tests/integration -q -p no:cacheprovider --timeout=300 "$@"

@@ -17,9 +17,16 @@ SERVING = re.compile(r"^mcp-plugin-host: serving .* at (http://127\.0\.0\.1:(\d+
 
 
 def host_binary() -> Path:
-    path = Path(os.environ.get("MCP_PLUGIN_HOST", REPO / ".build" / "debug" / "mcp-plugin-host"))
+    path = Path(os.environ.get("MCP_PLUGIN_HOST", REPO / ".build" / "release" / "mcp-plugin-host"))
     if not path.exists():
-        pytest.fail(f"mcp-plugin-host not built at {path} (run scripts/test.sh or swift build)")
+        pytest.fail(f"mcp-plugin-host not built at {path} (run scripts/test.sh or swift build -c release)")
+    return path
+
+
+def supervisor_binary() -> Path:
+    path = Path(os.environ.get("MCP_SUPERVISOR", REPO / ".build" / "release" / "mcp-supervisor"))
+    if not path.exists():
+        pytest.fail(f"mcp-supervisor not built at {path} (run scripts/test.sh or swift build -c release)")
     return path
 
 

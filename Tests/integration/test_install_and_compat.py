@@ -8,7 +8,7 @@ import subprocess
 
 from mcp import Client
 
-from conftest import REPO, start_host
+from conftest import REPO, host_binary, start_host
 
 
 def run(cmd, **kw):
@@ -27,7 +27,7 @@ def echo_round_trip(host):
 
 def test_make_install_and_out_of_tree_build_with_pkg_config(tmp_path):
     prefix = tmp_path / "prefix"
-    run(["make", "-C", str(REPO), "install", f"PREFIX={prefix}", "CONFIG=debug"])
+    run(["make", "-C", str(REPO), "install", f"PREFIX={prefix}", "CONFIG=release"])
     assert (prefix / "include" / "mcp_plugin.h").read_bytes() == \
         (REPO / "Sources/PluginABI/include/mcp_plugin.h").read_bytes()
     env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
@@ -57,7 +57,7 @@ def test_plugin_built_against_frozen_1_0_header_is_served(tmp_path):
     so = tmp_path / "libref10.so"
     run(["cc", f"-I{frozen}", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(so),
          str(REPO / "Plugins/reference-c/reference.c")])
-    out = run([str(REPO / ".build/debug/mcp-plugin-host"), "--check", "--json", "--plugin", str(so)])
+    out = run([str(host_binary()), "--check", "--json", "--plugin", str(so)])
     assert '"loads":true' in out.replace(" ", "")
     host = start_host(so)
     try:

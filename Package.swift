@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "CSupervisorSupport", path: "Sources/CSupervisorSupport"),
         .target(
             name: "Supervisor", dependencies: ["SupervisorCore", "CSupervisorSupport", "MCPProtocol"],
-            path: "Sources/Supervisor", exclude: ["README.md"]),
+            path: "Sources/Supervisor"),
         .executableTarget(
             name: "mcp-supervisor",
             dependencies: ["Supervisor", "SupervisorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -55,7 +55,9 @@ let package = Package(
             path: "Sources/Supervisor"),
         .executableTarget(
             name: "mcp-supervisor",
-            dependencies: ["Supervisor", "SupervisorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Supervisor", "SupervisorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/mcp-supervisor"),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"], path: "Tests/SupervisorCoreTests"),
         .testTarget(name: "MCPProtocolTests", dependencies: ["MCPProtocol"], path: "Tests/MCPProtocolTests"),

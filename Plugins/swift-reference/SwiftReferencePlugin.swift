@@ -35,7 +35,8 @@ let plugin = PluginDefinition(
 
     Tool(
         "countdown", description: "Counts down from n, one step per 100 ms, reporting progress; honours cancellation.",
-        inputSchema: #"{"type":"object","properties":{"n":{"type":"integer","minimum":1,"maximum":100}},"required":["n"]}"#
+        inputSchema:
+            #"{"type":"object","properties":{"n":{"type":"integer","minimum":1,"maximum":100}},"required":["n"]}"#
     ) { call in
         let n = try call.int("n")
         call.log(.info, "counting down from \(n)")

@@ -37,7 +37,8 @@ public final class Call: @unchecked Sendable {
             var len = 0
             let st = host.pointee.arg_string(handle, k, n, &p, &len)
             guard st == MCPP_OK, let p else { return (st, nil) }
-            let s = String(decoding: UnsafeRawBufferPointer(start: p, count: len).bindMemory(to: UInt8.self), as: UTF8.self)
+            let s = String(
+                decoding: UnsafeRawBufferPointer(start: p, count: len).bindMemory(to: UInt8.self), as: UTF8.self)
             return (st, s)
         }
     }
@@ -87,7 +88,9 @@ public final class Call: @unchecked Sendable {
         var len = 0
         let st = host.pointee.arg_json(handle, k, n, &p, &len)
         guard st == MCPP_OK, let p else { return (st, nil) }
-        return (st, String(decoding: UnsafeRawBufferPointer(start: p, count: len).bindMemory(to: UInt8.self), as: UTF8.self))
+        return (
+            st, String(decoding: UnsafeRawBufferPointer(start: p, count: len).bindMemory(to: UInt8.self), as: UTF8.self)
+        )
     }
 
     // MARK: While running

@@ -78,7 +78,8 @@ public final class PluginDefinition: Sendable {
     /// The body of `mcpp_negotiate_v1`: installs this definition and hands the host its static table.
     public func negotiate(_ n: UnsafeMutablePointer<mcpp_negotiation>?) -> mcpp_status {
         guard let n else { return MCPP_E_INVALID }
-        let size1_0 = MemoryLayout<mcpp_negotiation>.offset(of: \mcpp_negotiation.plugin)! + MemoryLayout<UnsafeRawPointer>.size
+        let size1_0 =
+            MemoryLayout<mcpp_negotiation>.offset(of: \mcpp_negotiation.plugin)! + MemoryLayout<UnsafeRawPointer>.size
         guard Int(n.pointee.struct_size) >= size1_0 else { return MCPP_E_INVALID }
         Runtime.install(self)
         n.pointee.plugin_abi_minor = UInt32(MCPP_ABI_MINOR)

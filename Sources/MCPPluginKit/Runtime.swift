@@ -49,9 +49,12 @@ enum Runtime {
         t.create = { host, config, len, err, instance in
             guard let host else { return MCPP_E_INVALID }
             Runtime.state.withLock { $0.host = host }
-            let text = config.map {
-                String(decoding: UnsafeRawBufferPointer(start: $0, count: len).bindMemory(to: UInt8.self), as: UTF8.self)
-            } ?? "{}"
+            let text =
+                config.map {
+                    String(
+                        decoding: UnsafeRawBufferPointer(start: $0, count: len).bindMemory(to: UInt8.self),
+                        as: UTF8.self)
+                } ?? "{}"
             do {
                 try Runtime.definition?.onCreate?(text)
             } catch {
@@ -218,7 +221,9 @@ enum Runtime {
 
     /// Runs an async handler to completion on a Swift task while the host's handler thread waits, so the
     /// host's concurrency limit still holds; the host's cancel callback cancels the task.
-    static func run(_ host: UnsafePointer<mcpp_host>, _ call: OpaquePointer, _ body: @escaping @Sendable (Call) async -> Void) {
+    static func run(
+        _ host: UnsafePointer<mcpp_host>, _ call: OpaquePointer, _ body: @escaping @Sendable (Call) async -> Void
+    ) {
         let key = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(call)))
         let done = DispatchSemaphore(value: 0)
         let c = Call(host: host, handle: call)
@@ -245,14 +250,22 @@ enum Runtime {
         case .text(let s):
             try check(s.withCString { h.add_text(call, $0, s.utf8.count) })
         case .image(let data, let mime):
-            try check(mime.withCString { m in data.withUnsafeBufferPointer { h.add_image(call, m, mime.utf8.count, $0.baseAddress, data.count) } })
+            try check(
+                mime.withCString { m in
+                    data.withUnsafeBufferPointer { h.add_image(call, m, mime.utf8.count, $0.baseAddress, data.count) }
+                })
         case .audio(let data, let mime):
-            try check(mime.withCString { m in data.withUnsafeBufferPointer { h.add_audio(call, m, mime.utf8.count, $0.baseAddress, data.count) } })
+            try check(
+                mime.withCString { m in
+                    data.withUnsafeBufferPointer { h.add_audio(call, m, mime.utf8.count, $0.baseAddress, data.count) }
+                })
         case .resourceText(let uri, let mime, let text):
             try check(
                 uri.withCString { u in
                     mime.withCString { m in
-                        text.withCString { h.add_resource_text(call, u, uri.utf8.count, m, mime.utf8.count, $0, text.utf8.count) }
+                        text.withCString {
+                            h.add_resource_text(call, u, uri.utf8.count, m, mime.utf8.count, $0, text.utf8.count)
+                        }
                     }
                 })
         case .resourceBlob(let uri, let mime, let data):

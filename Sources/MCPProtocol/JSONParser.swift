@@ -270,7 +270,9 @@ private struct Parser {
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<pos]), as: UTF8.self)
         if isInteger, let i = Int64(text) { return .int(i) }
-        guard let d = Double(text), d.isFinite else { throw JSONParseError(message: "number out of range", offset: start) }
+        guard let d = Double(text), d.isFinite else {
+            throw JSONParseError(message: "number out of range", offset: start)
+        }
         return .double(d)
     }
 }

@@ -94,7 +94,8 @@ public struct URITemplate: Sendable, Equatable {
                 out.append(b)
                 continue
             }
-            guard bytes.count >= 2, let hi = hexValue(bytes.removeFirst()), let lo = hexValue(bytes.removeFirst()) else {
+            guard bytes.count >= 2, let hi = hexValue(bytes.removeFirst()), let lo = hexValue(bytes.removeFirst())
+            else {
                 return nil
             }
             out.append(hi << 4 | lo)

@@ -90,7 +90,9 @@ public final class HTTPResponder: Sendable {
             for (k, v) in extra { headers.add(name: k, value: v) }
             headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
             if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
-            channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)), promise: nil)
+            channel.write(
+                HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)),
+                promise: nil)
             if !body.isEmpty {
                 var buf = channel.allocator.buffer(capacity: body.count)
                 buf.writeBytes(body)
@@ -235,7 +237,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(payload.count))
         headers.add(name: "Connection", value: "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .payloadTooLarge, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .payloadTooLarge, headers: headers))),
+            promise: nil)
         var buf = context.channel.allocator.buffer(capacity: payload.count)
         buf.writeBytes(payload)
         context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
@@ -298,4 +302,3 @@ final class ConnectionSet: Sendable {
         for c in entries.withLock({ $0.values.map(\.channel) }) { c.close(promise: nil) }
     }
 }
-

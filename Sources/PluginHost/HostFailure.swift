@@ -1,3 +1,5 @@
+import MCPProtocol
+
 /// A failure that ends the host: one line for stderr and the documented exit status (docs/plugin-host.md).
 public struct HostFailure: Error, Sendable, CustomStringConvertible {
     public var status: Int32
@@ -29,8 +31,6 @@ public struct HostFailure: Error, Sendable, CustomStringConvertible {
         public static let hung = ExitStatus(rawValue: 71)
     }
 }
-
-import MCPProtocol
 
 /// Re-exported JSON parsing for the command-line front end.
 public enum JSONParserFacade {

@@ -57,7 +57,8 @@ public final class MCPEngine: Sendable {
     /// Waits until no call is in flight (after `beginDrain`), or the deadline; returns the calls left.
     public func waitForCalls(until deadline: NIODeadline) -> Int {
         while callsInFlight > 0 {
-            let ns = deadline.uptimeNanoseconds > NIODeadline.now().uptimeNanoseconds
+            let ns =
+                deadline.uptimeNanoseconds > NIODeadline.now().uptimeNanoseconds
                 ? deadline.uptimeNanoseconds - NIODeadline.now().uptimeNanoseconds : 0
             if ns == 0 { break }
             _ = drained.wait(timeout: .now() + .nanoseconds(Int(min(ns, UInt64(Int.max)))))
@@ -79,7 +80,8 @@ public final class MCPEngine: Sendable {
                 body: Array("not found: the MCP endpoint is /mcp\n".utf8))
         }
         if let problem = checkHostAndOrigin(req.headers) {
-            return reply(out, status: .forbidden, Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: problem))
+            return reply(
+                out, status: .forbidden, Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: problem))
         }
         if isDraining {
             return reply(
@@ -93,8 +95,10 @@ public final class MCPEngine: Sendable {
         case .DELETE: handleDelete(req, out)
         default:
             out.respond(
-                status: .methodNotAllowed, headers: [("Allow", "GET, POST, DELETE"), ("Content-Type", "application/json")],
-                body: Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "method \(req.method) not allowed"))
+                status: .methodNotAllowed,
+                headers: [("Allow", "GET, POST, DELETE"), ("Content-Type", "application/json")],
+                body: Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "method \(req.method) not allowed")
+            )
         }
     }
 
@@ -119,7 +123,9 @@ public final class MCPEngine: Sendable {
     private func checkHostAndOrigin(_ headers: HTTPHeaders) -> String? {
         guard let host = headers.first(name: "Host") else { return "the Host header is required" }
         let name = hostName(Substring(host))
-        guard Self.loopbackNames.contains(name) || config.allowedHosts.contains(name) || config.allowedHosts.contains(host)
+        guard
+            Self.loopbackNames.contains(name) || config.allowedHosts.contains(name)
+                || config.allowedHosts.contains(host)
         else { return "Host '\(host)' is not allowed (DNS rebinding protection); see --allowed-host" }
         if let origin = headers.first(name: "Origin") {
             if config.allowedOrigins.contains(origin) { return nil }
@@ -186,7 +192,9 @@ public final class MCPEngine: Sendable {
                 out, status: .badRequest,
                 Self.errorBody(
                     id: nil, code: JSONRPC.invalidRequest,
-                    message: "JSON-RPC batches are not supported (removed from MCP in 2025-06-18); send one message per POST"))
+                    message:
+                        "JSON-RPC batches are not supported (removed from MCP in 2025-06-18); send one message per POST"
+                ))
         case .invalid(let reason, let id):
             reply(
                 out, status: .badRequest,
@@ -291,7 +299,9 @@ public final class MCPEngine: Sendable {
                 status: .methodNotAllowed, headers: [("Allow", "POST"), ("Content-Type", "application/json")],
                 body: Self.errorBody(
                     id: nil, code: JSONRPC.invalidRequest,
-                    message: "GET opens a legacy session's event stream and needs Mcp-Session-Id; 2026-07-28 has no GET stream"))
+                    message:
+                        "GET opens a legacy session's event stream and needs Mcp-Session-Id; 2026-07-28 has no GET stream"
+                ))
         }
         guard accepts(req.headers).sse else {
             return reply(
@@ -315,7 +325,8 @@ public final class MCPEngine: Sendable {
             return out.respond(
                 status: .methodNotAllowed, headers: [("Allow", "POST"), ("Content-Type", "application/json")],
                 body: Self.errorBody(
-                    id: nil, code: JSONRPC.invalidRequest, message: "DELETE ends a legacy session and needs Mcp-Session-Id"))
+                    id: nil, code: JSONRPC.invalidRequest,
+                    message: "DELETE ends a legacy session and needs Mcp-Session-Id"))
         }
         guard let session = sessions.remove(sid) else { return sessionNotFound(out, id: nil) }
         for call in session.inFlight.values { plugin.cancel(call) }
@@ -341,7 +352,8 @@ public final class MCPEngine: Sendable {
             messages.append(JSONRPC.notification(method: "notifications/prompts/list_changed", params: [:]))
         }
         if let uri {
-            messages.append(JSONRPC.notification(method: "notifications/resources/updated", params: ["uri": .string(uri)]))
+            messages.append(
+                JSONRPC.notification(method: "notifications/resources/updated", params: ["uri": .string(uri)]))
         }
         let streams = sessions.allStreams()
         for m in messages {
@@ -357,7 +369,8 @@ public final class MCPEngine: Sendable {
         _ out: HTTPResponder
     ) {
         if let e = ModernRequestRules.validate(method: method, params: params, header: header) {
-            return reply(out, status: HTTPResponseStatus(statusCode: e.httpStatus), JSONWriter.serialize(e.response(id: id)))
+            return reply(
+                out, status: HTTPResponseStatus(statusCode: e.httpStatus), JSONWriter.serialize(e.response(id: id)))
         }
         let meta = params["_meta"]?.objectValue ?? [:]
         let threshold = meta[ModernRequestRules.metaLogLevelKey]?.stringValue.flatMap(LogLevel.severity)
@@ -444,9 +457,12 @@ public final class MCPEngine: Sendable {
                 args = o
             }
             if ctx.modern, !tool.mirroredHeaders.isEmpty,
-                let e = ModernRequestRules.validateParamHeaders(mirrored: tool.mirroredHeaders, arguments: args, header: header)
+                let e = ModernRequestRules.validateParamHeaders(
+                    mirrored: tool.mirroredHeaders, arguments: args, header: header)
             {
-                return reply(out, status: HTTPResponseStatus(statusCode: e.httpStatus), JSONWriter.serialize(e.response(id: ctx.id)))
+                return reply(
+                    out, status: HTTPResponseStatus(statusCode: e.httpStatus),
+                    JSONWriter.serialize(e.response(id: ctx.id)))
             }
             run(ctx, kind: .tool(name: name), arguments: args, out, inline: plugin.mayRunInline(tool))
         case "resources/read":
@@ -454,10 +470,13 @@ public final class MCPEngine: Sendable {
                 return deliverError(ctx, .invalidParams("params.uri must be a string"), out)
             }
             if let r = catalog.resources.first(where: { $0.uri == uri }) {
-                run(ctx, kind: .resource(uri: uri, template: nil, mimeType: r.json["mimeType"]?.stringValue), arguments: [:], out)
+                run(
+                    ctx, kind: .resource(uri: uri, template: nil, mimeType: r.json["mimeType"]?.stringValue),
+                    arguments: [:], out)
             } else if let (t, vars) = catalog.matchTemplate(uri) {
                 run(
-                    ctx, kind: .resource(uri: uri, template: t.template.text, mimeType: t.json["mimeType"]?.stringValue),
+                    ctx,
+                    kind: .resource(uri: uri, template: t.template.text, mimeType: t.json["mimeType"]?.stringValue),
                     arguments: vars.mapValues { .string($0) }, out)
             } else {
                 deliverError(ctx, resourceNotFound(ctx, uri), out)
@@ -482,7 +501,8 @@ public final class MCPEngine: Sendable {
                 args = o
             }
             if let missing = prompt.requiredArguments.first(where: { args[$0] == nil }) {
-                return deliverError(ctx, .invalidParams("Missing required argument '\(missing)' for prompt \(name)"), out)
+                return deliverError(
+                    ctx, .invalidParams("Missing required argument '\(missing)' for prompt \(name)"), out)
             }
             run(ctx, kind: .prompt(name: name), arguments: args, out)
         case "completion/complete":
@@ -493,7 +513,8 @@ public final class MCPEngine: Sendable {
                 let arg = params["argument"]?.objectValue, let argName = arg["name"]?.stringValue,
                 let argValue = arg["value"]?.stringValue
             else {
-                return deliverError(ctx, .invalidParams("params.ref and params.argument {name, value} are required"), out)
+                return deliverError(
+                    ctx, .invalidParams("params.ref and params.argument {name, value} are required"), out)
             }
             let kind: CallKind
             switch refType {
@@ -537,7 +558,8 @@ public final class MCPEngine: Sendable {
         deliver(ctx, JSONRPC.result(id: ctx.id, .object(shape(ctx, fields, cacheable: cacheable))), out)
     }
 
-    fileprivate func shape(_ ctx: RequestContext, _ fields: [String: JSONValue], cacheable: Bool) -> [String: JSONValue] {
+    fileprivate func shape(_ ctx: RequestContext, _ fields: [String: JSONValue], cacheable: Bool) -> [String: JSONValue]
+    {
         guard ctx.modern else { return fields }
         var r = fields
         r["resultType"] = "complete"
@@ -613,7 +635,9 @@ public final class MCPEngine: Sendable {
         loop.scheduleTask(in: config.hangGrace) { plugin.checkOverrun(call) }
     }
 
-    fileprivate func outcomeMessage(_ ctx: RequestContext, _ outcome: CallOutcome, kind: CallKind) -> (JSONValue, HTTPResponseStatus) {
+    fileprivate func outcomeMessage(_ ctx: RequestContext, _ outcome: CallOutcome, kind: CallKind) -> (
+        JSONValue, HTTPResponseStatus
+    ) {
         switch outcome {
         case .result(let fields):
             var cacheable = false
@@ -704,7 +728,10 @@ final class ActiveRequest: CallObserver, @unchecked Sendable {
             send(
                 JSONRPC.notification(
                     method: "notifications/message",
-                    params: ["level": .string(LogLevel.name(level)), "logger": .string(engine.plugin.serverName), "data": .string(message)]))
+                    params: [
+                        "level": .string(LogLevel.name(level)), "logger": .string(engine.plugin.serverName),
+                        "data": .string(message),
+                    ]))
         }
     }
 
@@ -749,7 +776,8 @@ final class ActiveRequest: CallObserver, @unchecked Sendable {
                     [
                         "type": "text",
                         "text": .string(
-                            "Tool '\(name)' did not finish within its deadline of \(engine.timeoutSeconds) s and was cancelled."),
+                            "Tool '\(name)' did not finish within its deadline of \(engine.timeoutSeconds) s and was cancelled."
+                        ),
                     ]
                 ],
                 "isError": true,

@@ -80,12 +80,14 @@ public struct PluginCheck {
         if !majors.contains(1) {
             if let other = majors.first {
                 return fail(
-                    "entry", "the plugin is built for plugin ABI major \(other) (exports mcpp_negotiate_v\(other)); "
+                    "entry",
+                    "the plugin is built for plugin ABI major \(other) (exports mcpp_negotiate_v\(other)); "
                         + "this host implements major 1 only", status: .abiMajor)
             }
             if info.entry_hidden != 0 {
                 return fail(
-                    "entry", "mcpp_negotiate_v1 is defined but not exported (hidden visibility or local binding); "
+                    "entry",
+                    "mcpp_negotiate_v1 is defined but not exported (hidden visibility or local binding); "
                         + "mark it MCPP_EXPORT", status: .noEntrySymbol)
             }
             return fail("entry", "no entry symbol mcpp_negotiate_v1: not an MCP plugin", status: .noEntrySymbol)
@@ -98,8 +100,12 @@ public struct PluginCheck {
                 return String(cString: p)
             }
         }
-        let runpath = withUnsafeBytes(of: info.runpath) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
-        let rpath = withUnsafeBytes(of: info.rpath) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+        let runpath = withUnsafeBytes(of: info.runpath) {
+            String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
+        let rpath = withUnsafeBytes(of: info.rpath) {
+            String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
         let resolver = LibraryResolver(pluginPath: path, runpath: runpath, rpath: rpath, machine: info.machine)
         var unresolved: [String] = []
         for n in names {
@@ -134,7 +140,9 @@ public struct PluginCheck {
         }
         let line = err.split(separator: "\n").last.map(String.init) ?? ""
         let prefix = "mcp-plugin-host: \(path): "
-        let detail = line.hasPrefix(prefix) ? String(line.dropFirst(prefix.count)) : (line.isEmpty ? "exit status \(status)" : line)
+        let detail =
+            line.hasPrefix(prefix)
+            ? String(line.dropFirst(prefix.count)) : (line.isEmpty ? "exit status \(status)" : line)
         let step: String
         switch status {
         case 15: step = "abi"
@@ -143,8 +151,9 @@ public struct PluginCheck {
         case -1: step = "create"
         default: step = "load"
         }
-        fail(step, status == -1 ? "the plugin did not finish loading within \(timeoutSeconds) s" : detail,
-             status: HostFailure.ExitStatus(rawValue: status == -1 ? HostFailure.ExitStatus.hung.rawValue : status))
+        fail(
+            step, status == -1 ? "the plugin did not finish loading within \(timeoutSeconds) s" : detail,
+            status: HostFailure.ExitStatus(rawValue: status == -1 ? HostFailure.ExitStatus.hung.rawValue : status))
     }
 
     /// Runs this executable with `args`; returns (exit status or -1 on timeout, stdout, stderr).
@@ -219,7 +228,8 @@ public struct PluginCheck {
         var o: [String: JSONValue] = [
             "plugin": .string(path), "loads": .bool(loads), "hostExitStatus": .int(Int64(hostStatus)),
             "elf": elf, "needed": .array(needed),
-            "checks": .array(steps.map { ["name": .string($0.name), "ok": .bool($0.ok), "detail": .string($0.detail)] }),
+            "checks": .array(
+                steps.map { ["name": .string($0.name), "ok": .bool($0.ok), "detail": .string($0.detail)] }),
         ]
         if let problem { o["problem"] = .string(problem) }
         if case .object = declarations { o["declared"] = declarations }
@@ -262,8 +272,10 @@ struct LibraryResolver {
         if let env = getenv("LD_LIBRARY_PATH") { dirs += split(String(cString: env)) }
         dirs += split(runpath)
         dirs += ldConfDirs()
-        dirs += ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
-                 "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"]
+        dirs += [
+            "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
+            "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib",
+        ]
         for d in dirs where !d.isEmpty {
             let candidate = d.hasSuffix("/") ? d + name : d + "/" + name
             if usable(candidate) { return candidate }
@@ -272,7 +284,8 @@ struct LibraryResolver {
     }
 
     private func split(_ s: String) -> [String] {
-        let origin = pluginPath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let origin = pluginPath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(
+            separator: "/")
         return s.split(separator: ":").map {
             String($0).replacingAll("$ORIGIN", with: origin.isEmpty ? "." : origin).replacingAll(
                 "${ORIGIN}", with: origin.isEmpty ? "." : origin)

@@ -176,7 +176,8 @@ public final class PluginInstance: @unchecked Sendable {
                 // Step by the plugin's own struct size: an older plugin's array has a smaller stride.
                 let stride = Int(a.pointee.struct_size)
                 guard stride >= 56 else {  // sizeof(mcpp_prompt_arg) in ABI 1.0
-                    box.error = box.error ?? Catalog.DeclarationError(description: "prompt arguments have a bad struct_size")
+                    box.error =
+                        box.error ?? Catalog.DeclarationError(description: "prompt arguments have a bad struct_size")
                     return MCPP_E_INVALID
                 }
                 for i in 0..<Int(p.arg_count) {
@@ -212,7 +213,9 @@ public final class PluginInstance: @unchecked Sendable {
     // MARK: Calls
 
     /// Makes a call object; `submit` runs it. Split so the caller can wire the call up before any event fires.
-    public func makeCall(kind: CallKind, arguments: [String: JSONValue], observer: any CallObserver, maxOutputBytes: Int)
+    public func makeCall(
+        kind: CallKind, arguments: [String: JSONValue], observer: any CallObserver, maxOutputBytes: Int
+    )
         -> PluginCall
     {
         let call = PluginCall(
@@ -255,7 +258,8 @@ public final class PluginInstance: @unchecked Sendable {
             case .resource(let uri, let template, _):
                 guard let f = t.read_resource else { return missing(call, "resources") }
                 let tmpl = template ?? ""
-                uri.withCString { u in tmpl.withCString { f(instance, handle, u, uri.utf8.count, $0, tmpl.utf8.count) } }
+                uri.withCString { u in tmpl.withCString { f(instance, handle, u, uri.utf8.count, $0, tmpl.utf8.count) }
+                }
             case .prompt(let name):
                 guard let f = t.get_prompt else { return missing(call, "prompts") }
                 name.withCString { f(instance, handle, $0, name.utf8.count) }

@@ -76,7 +76,9 @@ final class ChildProcess {
         self.controlFD = controlFD
     }
 
-    private func watch(queue: DispatchQueue, onExit: @escaping (Int32, Int32) -> Void, onMessage: @escaping (JSONValue) -> Void) {
+    private func watch(
+        queue: DispatchQueue, onExit: @escaping (Int32, Int32) -> Void, onMessage: @escaping (JSONValue) -> Void
+    ) {
         // The pidfd becomes readable when the process exits: reap it then, with waitid(P_PIDFD).
         let exit = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: queue)
         exit.setEventHandler { [unowned self] in

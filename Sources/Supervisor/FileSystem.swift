@@ -22,7 +22,9 @@ public struct LocalFiles: ConfigFileSource {
             }
             if bytes.count > 16 << 20 { return .failure(FileReadError("larger than 16 MiB")) }
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(FileReadError("not UTF-8 text")) }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            return .failure(FileReadError("not UTF-8 text"))
+        }
         return .success(text)
     }
 
@@ -31,7 +33,9 @@ public struct LocalFiles: ConfigFileSource {
         defer { closedir(d) }
         var names: [String] = []
         while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+            let name = withUnsafeBytes(of: e.pointee.d_name) {
+                String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
             if name != "." && name != ".." { names.append(name) }
         }
         return names

@@ -22,7 +22,10 @@ final class LogForwarder {
     private let burst: Double
     static let maxLineBytes = 16 * 1024
 
-    init(fd: Int32, label: String, queue: DispatchQueue, log: SupervisorLog, linesPerSecond: Double = 2000, burst: Double = 20000) {
+    init(
+        fd: Int32, label: String, queue: DispatchQueue, log: SupervisorLog, linesPerSecond: Double = 2000,
+        burst: Double = 20000
+    ) {
         self.fd = fd
         self.label = label
         self.log = log

@@ -34,7 +34,9 @@ public final class Supervisor: @unchecked Sendable {
     /// Starts every server in dependency order. Call once, on `queue`.
     public func start() {
         dispatchPrecondition(condition: .onQueue(queue))
-        if mcps_set_subreaper() != 0 { log.line("warning: cannot become a child subreaper; plugin grandchildren may escape") }
+        if mcps_set_subreaper() != 0 {
+            log.line("warning: cannot become a child subreaper; plugin grandchildren may escape")
+        }
         loadRegistry()
         for s in config.servers { servers[s.name] = ServerRuntime(config: s) }
         log.line("starting \(servers.count) server(s) from \(config.mainFile)")
@@ -60,7 +62,8 @@ public final class Supervisor: @unchecked Sendable {
             return true
         case .failure(let e):
             rt.failure = "\(e)"
-            log.line("\(rt.name): cannot listen on \(config.listenAddress): \(e); this server stays down, the others run")
+            log.line(
+                "\(rt.name): cannot listen on \(config.listenAddress): \(e); this server stays down, the others run")
             return false
         }
     }
@@ -115,7 +118,9 @@ public final class Supervisor: @unchecked Sendable {
         let result = ChildProcess.spawn(
             executable: hostExecutable, arguments: args, environment: environment(for: rt, r), listenFD: rt.socketFD,
             label: name, queue: queue, log: log,
-            onExit: { [unowned self, unowned rt, unowned r] code, status in self.exited(rt, r, code: code, status: status) },
+            onExit: { [unowned self, unowned rt, unowned r] code, status in
+                self.exited(rt, r, code: code, status: status)
+            },
             onMessage: { [unowned self, unowned rt, unowned r] msg in self.message(rt, r, msg) })
         let now = Clock.now()
         switch result {
@@ -123,9 +128,11 @@ public final class Supervisor: @unchecked Sendable {
             log.line("\(name): \(e.message)")
             // Treat like an immediate failed exit so backoff and intensity apply.
             r.lifecycle.spawned(pid: 0, at: now)
-            decide(rt, r, r.lifecycle.exited(
-                .exited(127), at: now, mode: rt.config.restart, backoff: rt.config.backoff,
-                intensity: rt.config.intensity, random: Double.random(in: 0..<1)))
+            decide(
+                rt, r,
+                r.lifecycle.exited(
+                    .exited(127), at: now, mode: rt.config.restart, backoff: rt.config.backoff,
+                    intensity: rt.config.intensity, random: Double.random(in: 0..<1)))
         case .success(let child):
             r.process = child
             r.lifecycle.spawned(pid: child.pid, at: now)
@@ -134,7 +141,8 @@ public final class Supervisor: @unchecked Sendable {
             log.line("\(name)[\(child.pid)]: starting")
             r.startTimer = after(rt.config.startTimeout) { [unowned self, unowned rt, unowned r] in
                 guard case .starting = r.lifecycle.phase, let p = r.process else { return }
-                self.log.line("\(self.label(rt, r))[\(p.pid)]: not ready within \(rt.config.startTimeout) s; killing it")
+                self.log.line(
+                    "\(self.label(rt, r))[\(p.pid)]: not ready within \(rt.config.startTimeout) s; killing it")
                 r.forcedReason = .startTimeout
                 p.killGroup()
             }
@@ -166,7 +174,8 @@ public final class Supervisor: @unchecked Sendable {
             let now = Clock.now()
             if now - r.lastPong > rt.config.heartbeatTimeout {
                 self.log.line(
-                    "\(self.label(rt, r))[\(p.pid)]: no heartbeat answer for \(Int(now - r.lastPong)) s; killing it as hung")
+                    "\(self.label(rt, r))[\(p.pid)]: no heartbeat answer for \(Int(now - r.lastPong)) s; killing it as hung"
+                )
                 r.forcedReason = .hung
                 p.killGroup()
                 return
@@ -439,7 +448,9 @@ final class ServerRuntime {
     init(config: ServerConfig) { self.config = config }
 
     /// At least one replica said ready.
-    var isReady: Bool { replicas.contains { if case .running = $0.lifecycle.phase { return true } else { return false } } }
+    var isReady: Bool {
+        replicas.contains { if case .running = $0.lifecycle.phase { return true } else { return false } }
+    }
 
     /// No replica has a process.
     var isDown: Bool { replicas.allSatisfy { $0.process == nil } }

@@ -42,7 +42,8 @@ public struct PortRegistry: Sendable, Equatable {
         public var description: String {
             switch self {
             case .inUse(let p, let isStatic):
-                return "port \(p) is in use by another program" + (isStatic ? "" : " (this server's recorded port; it never moves)")
+                return "port \(p) is in use by another program"
+                    + (isStatic ? "" : " (this server's recorded port; it never moves)")
             case .rangeExhausted(let r): return "no free port left in \(r.lowerBound)-\(r.upperBound)"
             }
         }
@@ -58,7 +59,8 @@ public struct PortRegistry: Sendable, Equatable {
     }
 
     public static func decode(_ bytes: [UInt8]) -> PortRegistry? {
-        guard let v = try? JSONParser.parse(bytes), v["version"] == .int(1), case .object(let ports) = v["ports"] ?? .null
+        guard let v = try? JSONParser.parse(bytes), v["version"] == .int(1),
+            case .object(let ports) = v["ports"] ?? .null
         else { return nil }
         var a: [String: Int] = [:]
         for (k, p) in ports {

@@ -11,7 +11,8 @@ public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .exited(let c): return "exited with status \(c)" + (ExitReason.isPermanent(c) ? " (plugin or configuration error)" : "")
+        case .exited(let c):
+            return "exited with status \(c)" + (ExitReason.isPermanent(c) ? " (plugin or configuration error)" : "")
         case .signaled(let s): return "killed by signal \(s)" + (ExitReason.signalNames[s].map { " (\($0))" } ?? "")
         case .startTimeout: return "did not become ready within its start timeout"
         case .hung: return "stopped answering heartbeats"

@@ -13,7 +13,8 @@ struct PluginHostCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mcp-plugin-host",
         abstract: "Serve one MCP plugin (.so built against mcp_plugin.h) over Streamable HTTP at /mcp.",
-        discussion: "Exit statuses are listed in docs/plugin-host.md; 10-19 mean the plugin or its configuration is wrong.")
+        discussion:
+            "Exit statuses are listed in docs/plugin-host.md; 10-19 mean the plugin or its configuration is wrong.")
 
     @Option(help: "Path of the plugin shared object.")
     var plugin: String
@@ -24,7 +25,10 @@ struct PluginHostCommand: ParsableCommand {
     @Option(help: "Read the plugin configuration (JSON) from this file.")
     var configFile: String?
 
-    @Option(help: "Listen on HOST:PORT (standalone use; port 0 picks a free one). Without it, MCP_LISTEN_FD names an inherited socket.")
+    @Option(
+        help:
+            "Listen on HOST:PORT (standalone use; port 0 picks a free one). Without it, MCP_LISTEN_FD names an inherited socket."
+    )
     var listen: String?
 
     @Option(help: "Also accept this Host header name (loopback names always pass).")
@@ -51,7 +55,10 @@ struct PluginHostCommand: ParsableCommand {
     @Option(help: "Event loop threads.")
     var threads: Int = min(System.coreCount, 4)
 
-    @Flag(help: "Check whether the plugin will load, without serving: ELF, entry symbol, libraries, ABI, declarations. Exit 0 if it loads, 1 if not.")
+    @Flag(
+        help:
+            "Check whether the plugin will load, without serving: ELF, entry symbol, libraries, ABI, declarations. Exit 0 if it loads, 1 if not."
+    )
     var check = false
 
     @Flag(help: "With --check: print the verdict as JSON.")
@@ -61,8 +68,11 @@ struct PluginHostCommand: ParsableCommand {
     var checkLoad = false
 
     func validate() throws {
-        guard config == nil || configFile == nil else { throw ValidationError("give --config or --config-file, not both") }
-        guard maxBodyBytes > 0, callTimeout > 0, hangGrace >= 0, drainTimeout >= 0, maxConcurrency > 0, threads > 0 else {
+        guard config == nil || configFile == nil else {
+            throw ValidationError("give --config or --config-file, not both")
+        }
+        guard maxBodyBytes > 0, callTimeout > 0, hangGrace >= 0, drainTimeout >= 0, maxConcurrency > 0, threads > 0
+        else {
             throw ValidationError("sizes, timeouts and counts must be positive")
         }
     }
@@ -84,7 +94,9 @@ struct PluginHostCommand: ParsableCommand {
             mcph_install_crash_handler(path)
             do {
                 let loaded = try PluginLoader.load(path: path)
-                let instance = try PluginInstance(loaded: loaded, config: configText, maxConcurrency: maxConcurrency) { _ in }
+                let instance = try PluginInstance(loaded: loaded, config: configText, maxConcurrency: maxConcurrency) {
+                    _ in
+                }
                 writeStdout(JSONWriterFacade.string(instance.summary) + "\n")
                 throw ExitCode(0)
             } catch let f as HostFailure { throw fail(f) }
@@ -136,7 +148,8 @@ struct PluginHostCommand: ParsableCommand {
         var shownHost = "127.0.0.1"
         if case .address(let h, _) = target, h != "0.0.0.0", h != "::" { shownHost = h.contains(":") ? "[\(h)]" : h }
         writeStdout(
-            "mcp-plugin-host: serving \(instance.serverName) \(instance.serverVersion) from \(path) at http://\(shownHost):\(port)/mcp\n")
+            "mcp-plugin-host: serving \(instance.serverName) \(instance.serverVersion) from \(path) at http://\(shownHost):\(port)/mcp\n"
+        )
         let status = server.runUntilSignalled(
             signals, listener: listener, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9))
         ) { line in writeStderr("mcp-plugin-host: \(line)\n") }
@@ -176,7 +189,8 @@ struct PluginHostCommand: ParsableCommand {
         var text = config ?? "{}"
         if let configFile {
             guard let f = fopen(configFile, "r") else {
-                throw HostFailure(.invalidConfig, "cannot read --config-file \(configFile): \(String(cString: strerror(errno)))")
+                throw HostFailure(
+                    .invalidConfig, "cannot read --config-file \(configFile): \(String(cString: strerror(errno)))")
             }
             defer { fclose(f) }
             var bytes: [UInt8] = []

@@ -12,7 +12,8 @@ struct SupervisorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mcp-supervisor",
         abstract: "Run MCP servers (plugins) on stable ports, restarting what crashes or hangs.",
-        discussion: "Signals: SIGTERM/SIGINT stop every server in reverse dependency order; SIGHUP reloads the configuration.")
+        discussion:
+            "Signals: SIGTERM/SIGINT stop every server in reverse dependency order; SIGHUP reloads the configuration.")
 
     @Option(name: .shortAndLong, help: "The main configuration file.")
     var config: String = "/etc/mcp-supervisor/supervisor.toml"
@@ -32,12 +33,15 @@ struct SupervisorCommand: ParsableCommand {
             throw ExitCode(78)  // EX_CONFIG
         }
         if checkConfig {
-            log.line("configuration OK: \(cfg.servers.count) server(s): \(cfg.servers.map(\.name).joined(separator: ", "))")
+            log.line(
+                "configuration OK: \(cfg.servers.count) server(s): \(cfg.servers.map(\.name).joined(separator: ", "))")
             return
         }
         let exe = host ?? cfg.hostExecutable ?? Self.siblingHost()
         guard access(exe, X_OK) == 0 else {
-            log.line("cannot run the host \(exe): \(String(cString: strerror(errno))); set `host` in \(config) or pass --host")
+            log.line(
+                "cannot run the host \(exe): \(String(cString: strerror(errno))); set `host` in \(config) or pass --host"
+            )
             throw ExitCode(78)
         }
         let supervisor = Supervisor(config: cfg, hostExecutable: exe, files: files, log: log)

@@ -58,8 +58,10 @@ struct JSONRPCTests {
         #expect(
             JSONRPC.decode(try JSONParser.parse(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#))
                 == .notification(method: "notifications/initialized", params: [:]))
-        #expect(JSONRPC.decode(try JSONParser.parse(#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#)) == .batch(count: 1))
-        #expect(JSONRPC.decode(try JSONParser.parse(#"{"jsonrpc":"2.0","id":3,"result":{}}"#)) == .response(id: .int(3)))
+        #expect(
+            JSONRPC.decode(try JSONParser.parse(#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#)) == .batch(count: 1))
+        #expect(
+            JSONRPC.decode(try JSONParser.parse(#"{"jsonrpc":"2.0","id":3,"result":{}}"#)) == .response(id: .int(3)))
     }
 
     @Test(arguments: [
@@ -124,7 +126,8 @@ struct ModernRequestRulesTests {
         let mirrored = [(header: "Region", argument: "region")]
         #expect(
             ModernRequestRules.validateParamHeaders(
-                mirrored: mirrored, arguments: ["region": "us-west1"], header: headers(["Mcp-Param-Region": "us-west1"]))
+                mirrored: mirrored, arguments: ["region": "us-west1"], header: headers(["Mcp-Param-Region": "us-west1"])
+            )
                 == nil)
         #expect(
             ModernRequestRules.validateParamHeaders(
@@ -154,7 +157,8 @@ struct CatalogTests {
     @Test func paginatesWithOpaqueCursors() throws {
         var c = Catalog()
         for i in 0..<5 {
-            try c.addTool(name: "t\(i)", title: nil, description: nil, inputSchema: nil, outputSchema: nil, annotations: nil)
+            try c.addTool(
+                name: "t\(i)", title: nil, description: nil, inputSchema: nil, outputSchema: nil, annotations: nil)
         }
         let p1 = try c.page(.tools, cursor: nil, pageSize: 2)
         #expect(p1.items.count == 2)
@@ -169,13 +173,16 @@ struct CatalogTests {
         var c = Catalog()
         try c.addTool(name: "a", title: nil, description: nil, inputSchema: nil, outputSchema: nil, annotations: nil)
         #expect(throws: Catalog.DeclarationError.self) {
-            try c.addTool(name: "a", title: nil, description: nil, inputSchema: nil, outputSchema: nil, annotations: nil)
+            try c.addTool(
+                name: "a", title: nil, description: nil, inputSchema: nil, outputSchema: nil, annotations: nil)
         }
         #expect(throws: Catalog.DeclarationError.self) {
-            try c.addTool(name: "b", title: nil, description: nil, inputSchema: "{", outputSchema: nil, annotations: nil)
+            try c.addTool(
+                name: "b", title: nil, description: nil, inputSchema: "{", outputSchema: nil, annotations: nil)
         }
         #expect(throws: Catalog.DeclarationError.self) {
-            try c.addTool(name: "c", title: nil, description: nil, inputSchema: "[]", outputSchema: nil, annotations: nil)
+            try c.addTool(
+                name: "c", title: nil, description: nil, inputSchema: "[]", outputSchema: nil, annotations: nil)
         }
     }
 

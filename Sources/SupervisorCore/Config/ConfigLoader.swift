@@ -87,7 +87,8 @@ public struct ConfigLoader {
         guard Self.isValidName(name) else {
             throw r.error(
                 "name", line: t["name"]?.line,
-                "'\(name)' is not a valid server name (letters, digits, '-', '_', '.', at most 64, not starting with '.')")
+                "'\(name)' is not a valid server name (letters, digits, '-', '_', '.', at most 64, not starting with '.')"
+            )
         }
         guard let plugin = try r.string("plugin") else {
             throw ConfigError(file: file, line: nil, key: "plugin", message: "is required (path of the plugin .so)")
@@ -105,10 +106,13 @@ public struct ConfigLoader {
         if let env = try r.table("env") {
             for e in env.entries {
                 guard case .string(let v) = e.value else {
-                    throw ConfigError(file: file, line: e.line, key: "env.\(e.key)", message: "must be a string, not \(e.value.typeName)")
+                    throw ConfigError(
+                        file: file, line: e.line, key: "env.\(e.key)",
+                        message: "must be a string, not \(e.value.typeName)")
                 }
                 guard !e.key.isEmpty, !e.key.contains("="), !e.key.contains("\0") else {
-                    throw ConfigError(file: file, line: e.line, key: "env.\(e.key)", message: "is not a valid variable name")
+                    throw ConfigError(
+                        file: file, line: e.line, key: "env.\(e.key)", message: "is not a valid variable name")
                 }
                 s.environment[e.key] = v
             }
@@ -122,7 +126,9 @@ public struct ConfigLoader {
     /// Settings shared by `[defaults]` and server files.
     private func readPolicies(_ r: inout TableReader, into s: inout ServerConfig) throws(ConfigError) {
         if let replicas = try r.int("replicas") {
-            guard (1...64).contains(replicas) else { throw r.error("replicas", line: r.line("replicas"), "must be 1-64") }
+            guard (1...64).contains(replicas) else {
+                throw r.error("replicas", line: r.line("replicas"), "must be 1-64")
+            }
             s.replicas = replicas
         }
         if let mode = try r.string("restart") {
@@ -134,7 +140,9 @@ public struct ConfigLoader {
         if let v = try r.seconds("start_timeout") { s.startTimeout = v }
         if let v = try r.seconds("stop_timeout") { s.stopTimeout = v }
         if let v = try r.seconds("heartbeat_interval") {
-            guard v >= 0.05 else { throw r.error("heartbeat_interval", line: r.line("heartbeat_interval"), "must be at least 0.05 seconds") }
+            guard v >= 0.05 else {
+                throw r.error("heartbeat_interval", line: r.line("heartbeat_interval"), "must be at least 0.05 seconds")
+            }
             s.heartbeatInterval = v
         }
         if let v = try r.seconds("heartbeat_timeout") { s.heartbeatTimeout = v }
@@ -147,7 +155,9 @@ public struct ConfigLoader {
                 s.backoff.multiplier = v
             }
             if let v = try br.number("jitter") {
-                guard (0...1).contains(v) else { throw br.error("jitter", line: br.line("jitter"), "must be between 0 and 1") }
+                guard (0...1).contains(v) else {
+                    throw br.error("jitter", line: br.line("jitter"), "must be between 0 and 1")
+                }
                 s.backoff.jitter = v
             }
             if let v = try br.seconds("reset_after") { s.backoff.resetAfter = v }
@@ -159,7 +169,9 @@ public struct ConfigLoader {
         if let i = try r.table("intensity") {
             var ir = r.nested(i, "intensity")
             if let v = try ir.int("max_restarts") {
-                guard v >= 1 else { throw ir.error("max_restarts", line: ir.line("max_restarts"), "must be at least 1") }
+                guard v >= 1 else {
+                    throw ir.error("max_restarts", line: ir.line("max_restarts"), "must be at least 1")
+                }
                 s.intensity.maxRestarts = v
             }
             if let v = try ir.seconds("window") { s.intensity.window = v }
@@ -181,7 +193,9 @@ public struct ConfigLoader {
         for s in c.servers {
             if let p = s.port {
                 if let other = ports[p] {
-                    throw ConfigError(file: s.file, line: nil, key: "port", message: "port \(p) is also the port of server '\(other)'")
+                    throw ConfigError(
+                        file: s.file, line: nil, key: "port", message: "port \(p) is also the port of server '\(other)'"
+                    )
                 }
                 ports[p] = s.name
             }
@@ -226,7 +240,9 @@ struct TableReader {
         self.prefix = prefix
     }
 
-    func nested(_ t: TOMLTable, _ key: String) -> TableReader { TableReader(table: t, file: file, prefix: prefix + key + ".") }
+    func nested(_ t: TOMLTable, _ key: String) -> TableReader {
+        TableReader(table: t, file: file, prefix: prefix + key + ".")
+    }
 
     func line(_ key: String) -> Int? { table[key]?.line }
 
@@ -240,7 +256,8 @@ struct TableReader {
     }
 
     private func wrongType(_ e: TOMLTable.Entry, _ expected: String) -> ConfigError {
-        ConfigError(file: file, line: e.line, key: prefix + e.key, message: "must be \(expected), not \(e.value.typeName)")
+        ConfigError(
+            file: file, line: e.line, key: prefix + e.key, message: "must be \(expected), not \(e.value.typeName)")
     }
 
     mutating func string(_ key: String) throws(ConfigError) -> String? {
@@ -268,7 +285,8 @@ struct TableReader {
     mutating func seconds(_ key: String) throws(ConfigError) -> Double? {
         guard let v = try number(key) else { return nil }
         guard v >= 0, v <= 86400 * 7 else {
-            throw ConfigError(file: file, line: table[key]?.line, key: prefix + key, message: "must be between 0 and 604800 seconds")
+            throw ConfigError(
+                file: file, line: table[key]?.line, key: prefix + key, message: "must be between 0 and 604800 seconds")
         }
         return v
     }
@@ -295,7 +313,9 @@ struct TableReader {
         guard case .array(let a) = e.value else { throw wrongType(e, "an array of integers") }
         var out: [Int] = []
         for item in a {
-            guard case .integer(let i) = item, let v = Int(exactly: i) else { throw wrongType(e, "an array of integers") }
+            guard case .integer(let i) = item, let v = Int(exactly: i) else {
+                throw wrongType(e, "an array of integers")
+            }
             out.append(v)
         }
         return (out, e.line)

@@ -37,7 +37,9 @@ public struct TOMLTable: Sendable, Equatable {
 
     public var keys: [String] { entries.map(\.key) }
 
-    mutating func set(_ key: String, _ value: TOMLValue, line: Int) { entries.append(Entry(key: key, value: value, line: line)) }
+    mutating func set(_ key: String, _ value: TOMLValue, line: Int) {
+        entries.append(Entry(key: key, value: value, line: line))
+    }
 
     mutating func update(_ key: String, _ body: (inout TOMLValue) -> Void) {
         if let i = entries.firstIndex(where: { $0.key == key }) { body(&entries[i].value) }
@@ -135,7 +137,8 @@ public struct TOMLParser {
                 let name = keys.joined(separator: ".")
                 if isArray {
                     guard !definedTables.contains(name) || arrayTables.contains(name) else {
-                        throw TOMLError(line: startLine, message: "'\(name)' is already a table, not an array of tables")
+                        throw TOMLError(
+                            line: startLine, message: "'\(name)' is already a table, not an array of tables")
                     }
                     arrayTables.insert(name)
                     definedTables.insert(name)
@@ -152,7 +155,9 @@ public struct TOMLParser {
             }
             let keys = try key()
             skipSpaces()
-            guard !atEnd, cur == UInt8(ascii: "=") else { throw err("expected '=' after key '\(keys.joined(separator: "."))'") }
+            guard !atEnd, cur == UInt8(ascii: "=") else {
+                throw err("expected '=' after key '\(keys.joined(separator: "."))'")
+            }
             i += 1
             skipSpaces()
             let v = try value()
@@ -223,7 +228,8 @@ public struct TOMLParser {
         try withTable(&root, tablePath + keys.dropLast(), line: line, create: true) { (t) throws(TOMLError) in
             let k = keys.last!
             if let e = t[k] {
-                throw TOMLError(line: line, message: "key '\(keys.joined(separator: "."))' is already set on line \(e.line)")
+                throw TOMLError(
+                    line: line, message: "key '\(keys.joined(separator: "."))' is already set on line \(e.line)")
             }
             t.set(k, v, line: line)
         }
@@ -382,7 +388,9 @@ public struct TOMLParser {
                 line += 1
             }
             let start = i
-            while i + 2 < s.count, !(s[i] == UInt8(ascii: "'") && s[i + 1] == UInt8(ascii: "'") && s[i + 2] == UInt8(ascii: "'")) {
+            while i + 2 < s.count,
+                !(s[i] == UInt8(ascii: "'") && s[i + 1] == UInt8(ascii: "'") && s[i + 2] == UInt8(ascii: "'"))
+            {
                 if s[i] == 0x0A { line += 1 }
                 i += 1
             }
@@ -466,7 +474,9 @@ public struct TOMLParser {
                 }
                 continue
             }
-            if c < 0x20 && c != 0x09 && !(multi && (c == 0x0A || c == 0x0D)) { throw err("control character in string") }
+            if c < 0x20 && c != 0x09 && !(multi && (c == 0x0A || c == 0x0D)) {
+                throw err("control character in string")
+            }
             out.append(c)
             i += 1
         }

@@ -59,7 +59,9 @@ let package = Package(
                 "Supervisor", "SupervisorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/mcp-supervisor"),
-        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"], path: "Tests/SupervisorCoreTests"),
+        .testTarget(
+            name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "MCPProtocol"],
+            path: "Tests/SupervisorCoreTests"),
         .testTarget(name: "MCPProtocolTests", dependencies: ["MCPProtocol"], path: "Tests/MCPProtocolTests"),
     ],
     swiftLanguageModes: [.v6]

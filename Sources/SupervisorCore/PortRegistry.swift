@@ -18,7 +18,11 @@ public struct PortRegistry: Sendable, Equatable {
             return tryBind(p) ? .success(p) : .failure(.inUse(p, static: true))
         }
         if let p = assignments[server.name] {
-            return tryBind(p) ? .success(p) : .failure(.inUse(p, static: false))
+            if !reserved.contains(p) {
+                return tryBind(p) ? .success(p) : .failure(.inUse(p, static: false))
+            }
+            // A static server now claims this port: the static setting wins and this server moves once.
+            assignments.removeValue(forKey: server.name)
         }
         let taken = Set(assignments.values).union(reserved)
         for p in range where !taken.contains(p) {
@@ -63,8 +67,9 @@ public struct PortRegistry: Sendable, Equatable {
             case .object(let ports) = v["ports"] ?? .null
         else { return nil }
         var a: [String: Int] = [:]
+        var used = Set<Int>()
         for (k, p) in ports {
-            guard case .int(let i) = p, (1...65535).contains(i) else { return nil }
+            guard case .int(let i) = p, (1...65535).contains(i), used.insert(Int(i)).inserted else { return nil }
             a[k] = Int(i)
         }
         return PortRegistry(assignments: a)

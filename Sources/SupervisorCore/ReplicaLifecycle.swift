@@ -137,8 +137,11 @@ public struct ReplicaLifecycle: Sendable, Equatable {
         _ reason: ExitReason, at now: Double, mode: RestartMode, backoff: BackoffPolicy, intensity: IntensityPolicy,
         random: Double
     ) -> Decision {
-        lastExit = reason
         var ranFor = 0.0
+        switch phase {
+        case .stopping, .running, .starting: lastExit = reason
+        default: break
+        }
         switch phase {
         case .stopping:
             phase = .stopped

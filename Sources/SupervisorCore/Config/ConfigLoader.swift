@@ -53,18 +53,21 @@ public struct ConfigLoader {
         }
         var servers: [ServerConfig] = []
         var seen: [String: String] = [:]
+        var lines: [String: [String: Int]] = [:]
         for name in names.sorted() where name.hasSuffix(".toml") && !name.hasPrefix(".") {
             let file = Path.join(serversDir, name)
-            let s = try loadServer(file: file, defaults: defaults)
+            let (s, keyLines) = try loadServer(file: file, defaults: defaults)
             if let other = seen[s.name] {
                 throw ConfigError(
-                    file: file, line: nil, key: "name", message: "server '\(s.name)' is already defined in \(other)")
+                    file: file, line: keyLines["name"], key: "name",
+                    message: "server '\(s.name)' is already defined in \(other)")
             }
             seen[s.name] = file
+            lines[s.name] = keyLines
             servers.append(s)
         }
-        config.servers = servers
-        try validate(config)
+        config.servers = servers.sorted { $0.name < $1.name }
+        try validate(config, lines: lines)
         return config
     }
 
@@ -79,8 +82,11 @@ public struct ConfigLoader {
         }
     }
 
-    private func loadServer(file: String, defaults: ServerConfig) throws(ConfigError) -> ServerConfig {
+    /// One server file: the server and the line of each top-level key (for errors found across files).
+    private func loadServer(file: String, defaults: ServerConfig) throws(ConfigError) -> (ServerConfig, [String: Int]) {
         let t = try parse(file)
+        var keyLines: [String: Int] = [:]
+        for e in t.entries { keyLines[e.key] = e.line }
         var r = TableReader(table: t, file: file, prefix: "")
         let stem = String(Path.lastComponent(file).dropLast(".toml".count))
         let name = try r.string("name") ?? stem
@@ -120,7 +126,7 @@ public struct ConfigLoader {
         if let deps = try r.stringArray("depends_on") { s.dependsOn = deps.values }
         if let args = try r.stringArray("host_args") { s.hostArguments = args.values }
         try r.rejectUnknown()
-        return s
+        return (s, keyLines)
     }
 
     /// Settings shared by `[defaults]` and server files.
@@ -146,6 +152,15 @@ public struct ConfigLoader {
             s.heartbeatInterval = v
         }
         if let v = try r.seconds("heartbeat_timeout") { s.heartbeatTimeout = v }
+        if s.heartbeatTimeout <= s.heartbeatInterval {
+            let key = r.line("heartbeat_timeout") != nil ? "heartbeat_timeout" : "heartbeat_interval"
+            if r.line(key) != nil {
+                throw r.error(
+                    key, line: r.line(key),
+                    "heartbeat_timeout (\(s.heartbeatTimeout) s) must be longer than heartbeat_interval (\(s.heartbeatInterval) s)"
+                )
+            }
+        }
         if let b = try r.table("backoff") {
             var br = r.nested(b, "backoff")
             if let v = try br.seconds("initial") { s.backoff.initial = v }
@@ -162,7 +177,11 @@ public struct ConfigLoader {
             }
             if let v = try br.seconds("reset_after") { s.backoff.resetAfter = v }
             guard s.backoff.initial <= s.backoff.max else {
-                throw br.error("initial", line: br.line("initial"), "must not exceed backoff.max")
+                // Name the key this table set (the other may come from [defaults]).
+                if br.line("initial") == nil, let l = br.line("max") {
+                    throw br.error("max", line: l, "must not be below backoff.initial (\(s.backoff.initial))")
+                }
+                throw br.error("initial", line: br.line("initial"), "must not exceed backoff.max (\(s.backoff.max))")
             }
             try br.rejectUnknown()
         }
@@ -188,25 +207,27 @@ public struct ConfigLoader {
         }
     }
 
-    private func validate(_ c: SupervisorConfig) throws(ConfigError) {
+    private func validate(_ c: SupervisorConfig, lines: [String: [String: Int]]) throws(ConfigError) {
         var ports: [Int: String] = [:]
         for s in c.servers {
             if let p = s.port {
                 if let other = ports[p] {
                     throw ConfigError(
-                        file: s.file, line: nil, key: "port", message: "port \(p) is also the port of server '\(other)'"
-                    )
+                        file: s.file, line: lines[s.name]?["port"], key: "port",
+                        message: "port \(p) is also the port of server '\(other)'")
                 }
                 ports[p] = s.name
             }
             for d in s.dependsOn where c.server(named: d) == nil {
-                throw ConfigError(file: s.file, line: nil, key: "depends_on", message: "unknown server '\(d)'")
+                throw ConfigError(
+                    file: s.file, line: lines[s.name]?["depends_on"], key: "depends_on",
+                    message: "unknown server '\(d)'")
             }
         }
         if let cycle = DependencyOrder.findCycle(c.servers) {
             let s = c.server(named: cycle[0])!
             throw ConfigError(
-                file: s.file, line: nil, key: "depends_on",
+                file: s.file, line: lines[s.name]?["depends_on"], key: "depends_on",
                 message: "dependency cycle: " + cycle.joined(separator: " -> "))
         }
     }
@@ -216,7 +237,7 @@ public struct ConfigLoader {
         switch v {
         case .string(let s): return .string(s)
         case .integer(let i): return .int(i)
-        case .float(let d): return .double(d)
+        case .float(let d): return d.isFinite ? .double(d) : .string(d.isNaN ? "nan" : d > 0 ? "inf" : "-inf")
         case .bool(let b): return .bool(b)
         case .array(let a): return .array(a.map(json))
         case .table(let t):
@@ -277,6 +298,8 @@ struct TableReader {
         switch e.value {
         case .integer(let i): return Double(i)
         case .float(let d) where d.isFinite: return d
+        case .float:
+            throw ConfigError(file: file, line: e.line, key: prefix + e.key, message: "must be a finite number")
         default: throw wrongType(e, "a number")
         }
     }

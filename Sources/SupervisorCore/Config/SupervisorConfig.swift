@@ -23,7 +23,7 @@ public struct BackoffPolicy: Sendable, Equatable {
     /// Delay before restart number `attempt` (0-based), given `random` in [0, 1).
     public func delay(attempt: Int, random: Double) -> Double {
         var d = initial
-        for _ in 0..<min(attempt, 64) {
+        for _ in 0..<Swift.min(Swift.max(0, attempt), 64) {
             d *= multiplier
             if d >= max { break }
         }

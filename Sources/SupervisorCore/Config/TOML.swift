@@ -135,19 +135,23 @@ public struct TOMLParser {
                 }
                 try endOfLine()
                 let name = keys.joined(separator: ".")
+                // Identity by key path (NUL-joined): a quoted "a.b" is not the nested a.b.
+                let id = keys.joined(separator: "\u{0}")
                 if isArray {
-                    guard !definedTables.contains(name) || arrayTables.contains(name) else {
+                    guard !definedTables.contains(id) || arrayTables.contains(id) else {
                         throw TOMLError(
                             line: startLine, message: "'\(name)' is already a table, not an array of tables")
                     }
-                    arrayTables.insert(name)
-                    definedTables.insert(name)
+                    arrayTables.insert(id)
+                    definedTables.insert(id)
+                    // A new element: the previous element's sub-tables may be defined again for this one.
+                    definedTables = definedTables.filter { !$0.hasPrefix(id + "\u{0}") }
                     try Self.appendArrayTable(&root, keys[...], line: startLine)
                 } else {
-                    guard !definedTables.contains(name) else {
+                    guard !definedTables.contains(id) else {
                         throw TOMLError(line: startLine, message: "table [\(name)] is defined twice")
                     }
-                    definedTables.insert(name)
+                    definedTables.insert(id)
                     try Self.ensureTable(&root, keys[...], line: startLine)
                 }
                 path = keys
@@ -312,9 +316,10 @@ public struct TOMLParser {
             guard let v = Int64(text.dropFirst(2), radix: radix) else { throw err("invalid integer '\(raw)'") }
             return .integer(v)
         }
-        if let v = Int64(text) {
-            let digits = text.hasPrefix("-") || text.hasPrefix("+") ? text.dropFirst() : Substring(text)
-            if digits.count > 1, digits.hasPrefix("0") { throw err("leading zeros are not allowed: '\(raw)'") }
+        let unsigned = text.hasPrefix("-") || text.hasPrefix("+") ? text.dropFirst() : Substring(text)
+        if !unsigned.isEmpty, unsigned.allSatisfy({ $0 >= "0" && $0 <= "9" }) {
+            if unsigned.count > 1, unsigned.hasPrefix("0") { throw err("leading zeros are not allowed: '\(raw)'") }
+            guard let v = Int64(text) else { throw err("integer '\(raw)' does not fit in 64 bits") }
             return .integer(v)
         }
         switch text {
@@ -323,10 +328,41 @@ public struct TOMLParser {
         case "nan", "+nan", "-nan": return .float(.nan)
         default: break
         }
-        guard let d = Double(text), text.first != ".", text.last != "." else {
+        guard Self.isTOMLFloat(unsigned), let d = Double(text) else {
             throw err("invalid value '\(raw)' (strings need quotes)")
         }
         return .float(d)
+    }
+
+    /// TOML's float grammar after the sign: an integer part without leading zeros, then a fraction, an exponent,
+    /// or both. Swift's Double(_:) accepts more ("Infinity", "01.5", "1.e5"), so this checks first.
+    static func isTOMLFloat(_ s: Substring) -> Bool {
+        var it = Array(s.utf8)[...]
+        func digits() -> Int {
+            var n = 0
+            while let c = it.first, c >= 0x30 && c <= 0x39 {
+                it.removeFirst()
+                n += 1
+            }
+            return n
+        }
+        let leadingZero = it.first == 0x30
+        let n = digits()
+        guard n > 0, !(n > 1 && leadingZero) else { return false }
+        var hasFraction = false
+        var hasExponent = false
+        if it.first == UInt8(ascii: ".") {
+            it.removeFirst()
+            guard digits() > 0 else { return false }
+            hasFraction = true
+        }
+        if it.first == UInt8(ascii: "e") || it.first == UInt8(ascii: "E") {
+            it.removeFirst()
+            if it.first == UInt8(ascii: "+") || it.first == UInt8(ascii: "-") { it.removeFirst() }
+            guard digits() > 0 else { return false }
+            hasExponent = true
+        }
+        return it.isEmpty && (hasFraction || hasExponent)
     }
 
     private mutating func array() throws(TOMLError) -> TOMLValue {
@@ -395,8 +431,11 @@ public struct TOMLParser {
                 i += 1
             }
             guard i + 2 < s.count else { throw err("unterminated multi-line literal string") }
-            let v = s[start..<i]
-            i += 3
+            // Up to two quotes right before the closing delimiter belong to the string.
+            var extra = 0
+            while extra < 2, i + 3 + extra < s.count, s[i + 3 + extra] == UInt8(ascii: "'") { extra += 1 }
+            let v = s[start..<(i + extra)]
+            i += 3 + extra
             return try utf8(v)
         }
         i += 1
@@ -433,7 +472,11 @@ public struct TOMLParser {
                     break
                 }
                 if i + 2 < s.count, s[i + 1] == UInt8(ascii: "\""), s[i + 2] == UInt8(ascii: "\"") {
-                    i += 3
+                    // Up to two quotes right before the closing delimiter belong to the string.
+                    var extra = 0
+                    while extra < 2, i + 3 + extra < s.count, s[i + 3 + extra] == UInt8(ascii: "\"") { extra += 1 }
+                    out += [UInt8](repeating: UInt8(ascii: "\""), count: extra)
+                    i += 3 + extra
                     break
                 }
             }

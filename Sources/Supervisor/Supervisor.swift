@@ -260,11 +260,12 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     /// Stops a whole server (all replicas); `stepStop` finishes the job as exits arrive.
+    /// The caller then runs `stepStop` once (never from here: `stepStop` itself stops servers).
     func stopServer(_ rt: ServerRuntime) {
         rt.wanted = false
         rt.stopping = true
+        rt.stopIssued = true
         for r in rt.replicas { stopReplica(rt, r) }
-        stepStop()
     }
 
     /// Stops servers in reverse dependency order as their dependents go down, releases fully stopped servers,
@@ -272,7 +273,8 @@ public final class Supervisor: @unchecked Sendable {
     func stepStop() {
         if shuttingDown {
             for name in DependencyOrder.stopOrder(config.servers) {
-                guard let rt = servers[name], !rt.stopping else { continue }
+                // Each server is stopped once per shutdown, after everything that depends on it is down.
+                guard let rt = servers[name], !rt.stopIssued else { continue }
                 let dependents = config.servers.filter { $0.dependsOn.contains(name) }.map(\.name)
                 if dependents.allSatisfy({ servers[$0]?.isDown ?? true }) { stopServer(rt) }
             }
@@ -294,12 +296,11 @@ public final class Supervisor: @unchecked Sendable {
             }
         }
         if !shuttingDown { startPending() }
-        if shuttingDown, servers.values.allSatisfy(\.isDown) {
+        if shuttingDown, let done = onStopped, servers.values.allSatisfy(\.isDown) {
+            onStopped = nil
             for rt in servers.values { rt.closeSocket() }
             log.line("all servers stopped")
-            let done = onStopped
-            onStopped = nil
-            done?()
+            done()
         }
     }
 
@@ -357,7 +358,7 @@ public final class Supervisor: @unchecked Sendable {
             if let cfg = new.server(named: name) { servers[name] = ServerRuntime(config: cfg) }
         }
         saveRegistry()
-        startPending()
+        stepStop()  // releases what is already down, starts what is pending
         return .success(diff)
     }
 
@@ -438,6 +439,8 @@ final class ServerRuntime {
     /// Replicas were created for the current configuration.
     var launched = false
     var stopping = false
+    /// A stop was issued during this shutdown (never reset: a shutdown stops each server once).
+    var stopIssued = false
     var removed = false
     var announcedWait = false
     /// The configuration to come back with after a reload restart.

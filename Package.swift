@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "mcp-plugin-host", targets: ["mcp-plugin-host"]),
         .executable(name: "mcp-supervisor", targets: ["mcp-supervisor"]),
+        .executable(name: "mcpctl", targets: ["mcpctl"]),
         .library(name: "MCPProtocol", targets: ["MCPProtocol"]),
         // The Swift SDK for plugin authors.
         .library(name: "MCPPluginKit", targets: ["MCPPluginKit"]),
@@ -59,6 +60,11 @@ let package = Package(
                 "Supervisor", "SupervisorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/mcp-supervisor"),
+        // The admin client of the supervisor's control socket.
+        .executableTarget(
+            name: "mcpctl",
+            dependencies: ["MCPProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/mcpctl"),
         .testTarget(
             name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "MCPProtocol"],
             path: "Tests/SupervisorCoreTests"),

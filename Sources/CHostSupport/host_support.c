@@ -2,6 +2,7 @@
 #include "CHostSupport.h"
 
 #include <elf.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -258,3 +259,41 @@ int mcph_loaded_path(const char *soname, char *out, size_t out_len) {
     dlclose(h); /* drops only the reference RTLD_NOLOAD took; the library stays loaded */
     return 1;
 }
+
+static int g_term_pipe[2] = {-1, -1};
+
+static void term_handler(int sig) {
+    (void)sig;
+    int saved = errno;
+    char b = 1;
+    ssize_t r = write(g_term_pipe[1], &b, 1); /* async-signal-safe; a full pipe already holds a wake-up */
+    (void)r;
+    errno = saved;
+}
+
+void mcph_install_term_handler(void) {
+    if (g_term_pipe[0] >= 0) return;
+    if (pipe2(g_term_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return;
+    /* The read end blocks; only the handler's write end must never block. */
+    int fl = fcntl(g_term_pipe[0], F_GETFL);
+    fcntl(g_term_pipe[0], F_SETFL, fl & ~O_NONBLOCK);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = term_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+void mcph_wait_term(void) {
+    char b;
+    for (;;) {
+        ssize_t r = read(g_term_pipe[0], &b, 1);
+        if (r == 1) return;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return;
+    }
+}
+
+void mcph_trigger_term(void) { term_handler(0); }

@@ -1,3 +1,4 @@
+import CHostSupport
 import Dispatch
 import NIOCore
 import NIOHTTP1
@@ -80,38 +81,19 @@ public final class HostServer: Sendable {
     }
 }
 
-/// SIGTERM and SIGINT turned into an event, installed before anything else runs, so a signal that arrives while
-/// the plugin loads or just after the serving line is never lost and never kills the process half-way.
-public final class TerminationSignals: @unchecked Sendable {
-    // @unchecked: the sources are created once in init and only read afterwards.
-    private let done = DispatchSemaphore(value: 0)
-    private var sources: [DispatchSourceSignal] = []
-
+/// SIGTERM and SIGINT turned into an event. The handlers are installed synchronously with sigaction (a
+/// self-pipe in CHostSupport) before anything else runs, so a signal that arrives while the plugin loads or
+/// just after the serving line is never lost and never kills the process half-way. (A Dispatch signal source
+/// registers asynchronously, and a signal in that window was lost under load.)
+public final class TerminationSignals: Sendable {
     public init() {
         signal(SIGPIPE, SIG_IGN)
-        let queue = DispatchQueue(label: "mcp-plugin-host.signals")
-        for sig in [SIGTERM, SIGINT] {
-            // SIG_IGN first: libdispatch installs its own handler when the source is created, and a later
-            // signal() would replace it. Both happen before the plugin loads or the serving line is printed.
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            s.setEventHandler { [done] in done.signal() }
-            s.resume()
-            sources.append(s)
-        }
+        mcph_install_term_handler()
     }
 
-    /// True if a termination signal has already arrived (does not consume it).
-    public var received: Bool {
-        if done.wait(timeout: .now()) == .success {
-            done.signal()
-            return true
-        }
-        return false
-    }
-
-    public func wait() { done.wait() }
+    /// Blocks until SIGTERM, SIGINT or `trigger()`.
+    public func wait() { mcph_wait_term() }
 
     /// Starts the same shutdown a signal would (the supervisor's stop message, or its channel closing).
-    public func trigger() { done.signal() }
+    public func trigger() { mcph_trigger_term() }
 }

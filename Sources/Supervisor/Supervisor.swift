@@ -20,13 +20,21 @@ public final class Supervisor: @unchecked Sendable {
     var servers: [String: ServerRuntime] = [:]
     var registry = PortRegistry()
     var shuttingDown = false
+    private var heartbeatTick: DispatchWorkItem?
+    private var heartbeatDue: Double?
     private var onStopped: (() -> Void)?
+
+    /// Recent log lines per server (the control socket's `logs`); see ControlSocket/.
+    let logTap = LogTap()
 
     public init(config: SupervisorConfig, hostExecutable: String, files: any ConfigFileSource, log: SupervisorLog) {
         self.config = config
         self.hostExecutable = hostExecutable
         self.files = files
+        var log = log
+        log.tap = logTap
         self.log = log
+        logTap.isServer = { [unowned self] in self.servers[$0] != nil }
     }
 
     // MARK: Start
@@ -167,23 +175,52 @@ public final class Supervisor: @unchecked Sendable {
         }
     }
 
+    /// One timer for every replica's heartbeat: each tick pings the replicas whose interval has passed and
+    /// kills those silent for longer than their timeout. One wake-up serves them all (and their answers arrive
+    /// together), which keeps an idle supervisor nearly free: 50 servers cost a couple of wake-ups per interval,
+    /// not a hundred.
     private func scheduleHeartbeat(_ rt: ServerRuntime, _ r: ReplicaRuntime) {
-        r.heartbeatTimer?.cancel()
-        r.heartbeatTimer = after(rt.config.heartbeatInterval) { [unowned self, unowned rt, unowned r] in
-            guard case .running = r.lifecycle.phase, let p = r.process else { return }
-            let now = Clock.now()
-            if now - r.lastPong > rt.config.heartbeatTimeout {
-                self.log.line(
-                    "\(self.label(rt, r))[\(p.pid)]: no heartbeat answer for \(Int(now - r.lastPong)) s; killing it as hung"
-                )
-                r.forcedReason = .hung
-                p.killGroup()
-                return
-            }
-            r.pingSeq += 1
-            p.send(["op": "ping", "seq": .int(Int64(r.pingSeq))])
-            self.scheduleHeartbeat(rt, r)
+        r.nextPing = Clock.now() + rt.config.heartbeatInterval
+        armHeartbeatTick()
+    }
+
+    private func armHeartbeatTick() {
+        let due = servers.values.flatMap { rt in rt.replicas.filter { $0.process != nil && $0.nextPing > 0 } }
+            .map(\.nextPing).min()
+        guard let due else { return }
+        if let armed = heartbeatDue, armed <= due + 0.001 { return }
+        heartbeatTick?.cancel()
+        heartbeatDue = due
+        heartbeatTick = after(max(0, due - Clock.now())) { [unowned self] in
+            self.heartbeatDue = nil
+            self.heartbeatTick = nil
+            self.heartbeatRound()
         }
+    }
+
+    private func heartbeatRound() {
+        let now = Clock.now()
+        for rt in servers.values {
+            for r in rt.replicas {
+                guard case .running = r.lifecycle.phase, let p = r.process, r.nextPing > 0 else { continue }
+                if now - r.lastPong > rt.config.heartbeatTimeout {
+                    log.line(
+                        "\(label(rt, r))[\(p.pid)]: no heartbeat answer for \(Int(now - r.lastPong)) s; killing it as hung"
+                    )
+                    r.forcedReason = .hung
+                    r.nextPing = 0
+                    p.killGroup()
+                    continue
+                }
+                // Within a tenth of the interval counts as due, so nearby replicas share this wake-up.
+                if r.nextPing - now <= rt.config.heartbeatInterval * 0.1 {
+                    r.pingSeq += 1
+                    p.send(["op": "ping", "seq": .int(Int64(r.pingSeq))])
+                    r.nextPing = now + rt.config.heartbeatInterval
+                }
+            }
+        }
+        armHeartbeatTick()
     }
 
     private func exited(_ rt: ServerRuntime, _ r: ReplicaRuntime, code: Int32, status: Int32) {
@@ -240,7 +277,7 @@ public final class Supervisor: @unchecked Sendable {
     private func stopReplica(_ rt: ServerRuntime, _ r: ReplicaRuntime) {
         r.retryTimer?.cancel()
         r.startTimer?.cancel()
-        r.heartbeatTimer?.cancel()
+        r.nextPing = 0
         guard r.lifecycle.stopRequested(at: Clock.now()) != nil, let p = r.process else { return }
         let name = "\(label(rt, r))[\(p.pid)]"
         let pid = p.pid
@@ -282,6 +319,8 @@ public final class Supervisor: @unchecked Sendable {
         for (name, rt) in servers where rt.stopping && rt.isDown {
             rt.stopping = false
             rt.launched = false
+            // A stop outside a shutdown (reload, admin) must not count as this server's shutdown stop.
+            if !shuttingDown { rt.stopIssued = false }
             if rt.removed {
                 rt.closeSocket()
                 servers.removeValue(forKey: name)
@@ -473,17 +512,18 @@ final class ReplicaRuntime {
     var forcedReason: ExitReason?
     var lastPong = 0.0
     var pingSeq = 0
+    /// When the next heartbeat ping is due (0: none, the replica is not running).
+    var nextPing = 0.0
     var startTimer: DispatchWorkItem?
     var retryTimer: DispatchWorkItem?
     var stopTimer: DispatchWorkItem?
-    var heartbeatTimer: DispatchWorkItem?
 
     init(index: Int) { self.index = index }
 
     func cancelTimers() {
-        for t in [startTimer, stopTimer, heartbeatTimer] { t?.cancel() }
+        for t in [startTimer, stopTimer] { t?.cancel() }
+        nextPing = 0
         startTimer = nil
         stopTimer = nil
-        heartbeatTimer = nil
     }
 }

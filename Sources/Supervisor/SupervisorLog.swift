@@ -7,12 +7,21 @@ import CSupervisorSupport
 /// The supervisor's log: one line per event on stderr (journald adds time and priority), each written with one
 /// write(2) so lines from different sources never interleave.
 public struct SupervisorLog: Sendable {
+    /// Keeps recent lines per server for the control socket (set by the supervisor; used on its queue only).
+    var tap: LogTap?
+
     public init() {}
 
-    public func line(_ text: String) { write("mcp-supervisor: " + text) }
+    public func line(_ text: String) {
+        write("mcp-supervisor: " + text)
+        tap?.event(text)
+    }
 
     /// A line a child wrote, tagged with its server, replica and pid.
-    func child(_ label: String, _ text: String) { write(label + ": " + text) }
+    func child(_ label: String, _ text: String) {
+        write(label + ": " + text)
+        tap?.child(label, text)
+    }
 
     private func write(_ s: String) {
         var s = s

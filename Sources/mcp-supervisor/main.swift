@@ -61,8 +61,13 @@ struct SupervisorCommand: ParsableCommand {
             sources.append(s)
         }
         signal(SIGPIPE, SIG_IGN)
-        supervisor.queue.async { supervisor.start() }
+        let control = ControlServer(supervisor: supervisor)
+        supervisor.queue.async {
+            supervisor.start()
+            control.open()
+        }
         done.wait()
+        supervisor.queue.sync { control.close() }
         for s in sources { s.cancel() }
     }
 

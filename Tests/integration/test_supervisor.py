@@ -14,6 +14,7 @@ The faulty plugin (Tests/fixtures/plugins/faulty.c) provides the misbehaviour; i
 
 from __future__ import annotations
 
+import os
 import json
 import re
 import signal
@@ -621,3 +622,51 @@ def test_check_config_accepts_a_valid_configuration(env, faulty):
     assert r.returncode == 0, r.stderr
     assert "configuration OK: 1 server(s): one" in r.stderr
     assert subprocess.run([str(supervisor_binary()), "--help"], capture_output=True, timeout=30).returncode == 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 15. a hung child (its event loop stops answering heartbeats) is killed and restarted
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_hung_child_is_killed_and_restarted(env, faulty):
+    # SIGSTOP freezes the whole host: the control channel's pings go unanswered, exactly like a blocked loop.
+    env.write_server("frozen", faulty, config=EXTRA, backoff=FAST_BACKOFF, heartbeat_interval=0.2,
+                     heartbeat_timeout=1.0)
+    env.write_server("calm", faulty, config=EXTRA, heartbeat_interval=0.2, heartbeat_timeout=1.0)
+    run = env.start()
+    port = run.port_of("frozen")
+    pid, _ = run.running("frozen")
+    calm_pid, _ = run.running("calm")
+    mark = run.mark()
+    stopped_at = time.monotonic()
+    os.kill(pid, signal.SIGSTOP)
+    hit = run.wait_for(rf"^mcp-supervisor: frozen\[{pid}\]: no heartbeat answer for \d+ s; killing it as hung$",
+                       10, mark)
+    # Killed once the timeout passed, not before, and not much later (ticks every 0.2 s).
+    waited = hit.t - stopped_at
+    assert 0.9 <= waited <= 3.0, f"hung child killed after {waited:.2f} s, heartbeat_timeout is 1 s"
+    run.wait_for(rf"^mcp-supervisor: frozen\[{pid}\]: stopped answering heartbeats$", 10, mark)
+    new_pid, _ = run.running("frozen", 20, mark)
+    assert new_pid != pid and not pid_alive(pid)
+    assert call_tool(port, "pid") == str(new_pid)
+    # The healthy neighbour answered every ping and kept its process.
+    assert run.find_all(r"calm\[\d+\]: no heartbeat answer", mark) == []
+    assert call_tool(run.port_of("calm"), "pid") == str(calm_pid)
+
+
+def test_shutdown_after_a_reload_changed_a_server(env, faulty):
+    # A server restarted by a reload must still be stopped by the shutdown that follows.
+    env.write_server("alpha", faulty, config=EXTRA)
+    env.write_server("beta", faulty, config=EXTRA)
+    run = env.start()
+    alpha_pid, _ = run.running("alpha")
+    mark = run.mark()
+    env.write_server("alpha", faulty, config={"extra_tools": True, "exit_status": 0})
+    run.signal(signal.SIGHUP)
+    run.wait_for(r"^mcp-supervisor: reload: 0 added, 0 removed, 1 changed, 1 unchanged$", 10, mark)
+    new_pid, _ = run.running("alpha", 20, mark)
+    assert new_pid != alpha_pid
+    mark = run.mark()
+    assert run.stop() == 0
+    run.wait_for(r"^mcp-supervisor: all servers stopped$", 1, mark)

@@ -57,3 +57,13 @@ int mcph_elf_inspect(int fd, mcph_elf_info *info, char *reason, size_t reason_le
 
 /* If a library with this soname is already loaded in the process, writes its path and returns 1; loads nothing. */
 int mcph_loaded_path(const char *soname, char *out, size_t out_len);
+
+/* Installs SIGTERM and SIGINT handlers synchronously (sigaction, SA_RESTART) that only write one byte to a
+ * close-on-exec pipe, so no termination signal is lost or kills the process from this call on. */
+void mcph_install_term_handler(void);
+
+/* Blocks until a termination signal arrived (or mcph_trigger_term was called). */
+void mcph_wait_term(void);
+
+/* Wakes mcph_wait_term as if a signal had arrived (the supervisor's stop message). Async-signal-safe. */
+void mcph_trigger_term(void);

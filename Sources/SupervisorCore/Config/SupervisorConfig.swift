@@ -85,7 +85,10 @@ public struct SupervisorConfig: Sendable, Equatable {
     public var hostExecutable: String?
     public var listenAddress: String = "127.0.0.1"
     public var portRange: ClosedRange<Int> = 39000...39999
+    /// The admin control socket (`control_socket`); nil means `<state_dir>/control.sock`.
     public var controlSocket: String?
+    /// The group whose members may call changing methods on the control socket (`control_group`).
+    public var controlGroup: String?
     /// Servers sorted by name.
     public var servers: [ServerConfig] = []
 

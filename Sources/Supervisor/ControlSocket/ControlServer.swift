@@ -1,0 +1,535 @@
+import Dispatch
+import MCPProtocol
+import SupervisorCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The admin control socket: a Unix stream socket speaking JSON-RPC 2.0, one message per line (docs/mcpctl.md).
+///
+/// Everything runs on the supervisor's queue, and nothing there blocks on a client: the listening socket and every
+/// client are non-blocking with Dispatch read sources; answers go to a per-client output buffer written as the
+/// socket accepts it (a write source while it is full). A client that goes away mid-request leaves nothing behind.
+/// Callers are identified by SO_PEERCRED and SO_PEERGROUPS: root, the supervisor's own uid and members of
+/// `control_group` may change things; everyone else may only read.
+public final class ControlServer: @unchecked Sendable {
+    // @unchecked: every mutable property is touched only on the supervisor's queue.
+    public static let version = "0.1.0"
+    public static let protocolVersion = 1
+    static let maxLineBytes = 64 * 1024
+    static let maxClients = 64
+    static let maxPendingOutput = 4 << 20
+
+    /// JSON-RPC error codes of the control protocol, beyond the standard ones.
+    public enum Code {
+        public static let permissionDenied: Int64 = -32001
+        public static let unknownServer: Int64 = -32002
+        public static let reloadRejected: Int64 = -32003
+        public static let shuttingDown: Int64 = -32004
+        public static let tooManyClients: Int64 = -32005
+        public static let lineTooLong: Int64 = -32006
+    }
+
+    let supervisor: Supervisor
+    private var queue: DispatchQueue { supervisor.queue }
+    private var log: SupervisorLog { supervisor.log }
+    /// The socket's path once `open()` ran.
+    public private(set) var path = ""
+    private var groupName: String?
+    private var groupID: gid_t?
+    private var listenSource: DispatchSourceRead?
+    private var clients: [Int: Client] = [:]
+    private var nextClientID = 0
+    private var created = false
+
+    public init(supervisor: Supervisor) { self.supervisor = supervisor }
+
+    // MARK: The listening socket
+
+    /// Creates the socket (mode 0660, group `control_group`), replacing a stale one. Call on the queue, after
+    /// `Supervisor.start()`. A failure is logged and leaves the supervisor running without a control socket.
+    public func open() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        let cfg = supervisor.config
+        path = cfg.controlSocket ?? Path.join(cfg.stateDirectory, "control.sock")
+        groupName = cfg.controlGroup
+        if let g = groupName {
+            if let gr = getgrnam(g) {
+                groupID = gr.pointee.gr_gid
+            } else {
+                log.line(
+                    "control: warning: control_group '\(g)' does not exist; only root and uid \(getuid()) may change servers"
+                )
+            }
+        }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            log.line("control: cannot use \(path): longer than \(MemoryLayout.size(ofValue: addr.sun_path) - 1) bytes")
+            return
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (i, b) in bytes.enumerated() { p[i] = b }
+        }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & 0o170000 == 0o140000 else {
+                log.line("control: \(path) exists and is not a socket; no control socket")
+                return
+            }
+            if Self.someoneListens(addr) {
+                log.line("control: another process listens on \(path); no control socket")
+                return
+            }
+            unlink(path)  // stale: left by a supervisor that did not exit cleanly
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            log.line("control: cannot create a socket: \(String(cString: strerror(errno)))")
+            return
+        }
+        // Never accessible beyond 0660, not even between bind and chmod.
+        let oldMask = umask(0o177)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        let bindErrno = errno
+        umask(oldMask)
+        guard rc == 0 else {
+            log.line("control: cannot bind \(path): \(String(cString: strerror(bindErrno)))")
+            Glibc.close(fd)
+            return
+        }
+        created = true
+        if let gid = groupID, chown(path, uid_t.max, gid) != 0 {
+            log.line("control: cannot give \(path) to group \(groupName ?? ""): \(String(cString: strerror(errno)))")
+        }
+        _ = chmod(path, 0o660)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        guard listen(fd, 128) == 0 else {
+            log.line("control: cannot listen on \(path): \(String(cString: strerror(errno)))")
+            Glibc.close(fd)
+            unlink(path)
+            created = false
+            return
+        }
+        let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        s.setEventHandler { [unowned self] in self.acceptAll(fd) }
+        s.setCancelHandler { Glibc.close(fd) }
+        s.resume()
+        listenSource = s
+        log.line("control: listening on \(path)" + (groupName.map { " (group \($0))" } ?? ""))
+    }
+
+    /// Closes every client and the socket, and removes the socket file. Call on the queue at exit.
+    public func close() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        for c in Array(clients.values) { drop(c) }
+        listenSource?.cancel()
+        listenSource = nil
+        if created { unlink(path) }
+        created = false
+    }
+
+    private static func someoneListens(_ addr: sockaddr_un) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        var a = addr
+        let rc = withUnsafePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        return rc == 0
+    }
+
+    private func acceptAll(_ listenFD: Int32) {
+        while true {
+            let fd = accept(listenFD, nil, nil)
+            if fd < 0 {
+                if errno == EINTR { continue }
+                return  // EAGAIN, or out of descriptors (retried on the next readiness)
+            }
+            // (Children never inherit it either way: the spawn shim closes every descriptor it does not map.)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            guard clients.count < Self.maxClients else {
+                let msg = JSONRPC.error(
+                    id: nil, code: Code.tooManyClients,
+                    message: "too many control connections (at most \(Self.maxClients)); try again later")
+                let line = JSONWriter.serialize(msg) + [0x0A]
+                _ = line.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                Glibc.close(fd)
+                log.line("control: refused a connection: \(Self.maxClients) clients already connected")
+                continue
+            }
+            nextClientID += 1
+            let c = Client(id: nextClientID, fd: fd, peer: Self.peer(fd))
+            c.admin = isAdmin(c.peer)
+            clients[c.id] = c
+            let rs = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+            rs.setEventHandler { [unowned self, weak c] in if let c { self.readAvailable(c) } }
+            rs.setCancelHandler { [unowned self] in self.release(c) }
+            c.sources += 1
+            c.readSource = rs
+            rs.resume()
+        }
+    }
+
+    // MARK: Who is calling
+
+    struct Peer {
+        var pid: Int32 = 0
+        var uid: uid_t = uid_t.max
+        var gid: gid_t = gid_t.max
+        var groups: [gid_t] = []
+    }
+
+    private static func peer(_ fd: Int32) -> Peer {
+        var p = Peer()
+        var cred: (Int32, UInt32, UInt32) = (0, UInt32.max, UInt32.max)  // struct ucred: pid, uid, gid
+        var len = socklen_t(MemoryLayout.size(ofValue: cred))
+        if getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 {
+            p.pid = cred.0
+            p.uid = cred.1
+            p.gid = cred.2
+        }
+        let soPeerGroups: Int32 = 59  // SO_PEERGROUPS (Linux 4.13)
+        var groups = [gid_t](repeating: 0, count: 64)
+        for _ in 0..<2 {
+            var glen = socklen_t(groups.count * MemoryLayout<gid_t>.size)
+            let rc = getsockopt(fd, SOL_SOCKET, soPeerGroups, &groups, &glen)
+            if rc == 0 {
+                p.groups = Array(groups.prefix(Int(glen) / MemoryLayout<gid_t>.size))
+                break
+            }
+            guard errno == ERANGE else { break }
+            groups = [gid_t](repeating: 0, count: Int(glen) / MemoryLayout<gid_t>.size + 1)
+        }
+        return p
+    }
+
+    private func isAdmin(_ p: Peer) -> Bool {
+        if p.uid == 0 || p.uid == getuid() { return true }
+        guard let g = groupID else { return false }
+        return p.gid == g || p.groups.contains(g)
+    }
+
+    // MARK: Clients
+
+    final class Client {
+        let id: Int
+        let fd: Int32
+        let peer: Peer
+        var admin = false
+        var input: [UInt8] = []
+        var output: [UInt8] = []
+        var readSource: DispatchSourceRead?
+        var writeSource: DispatchSourceWrite?
+        /// Live Dispatch sources on `fd`: it is closed when the last one is cancelled.
+        var sources = 0
+        var closed = false
+        var closeAfterFlush = false
+        var follows: [(server: String, id: Int)] = []
+
+        init(id: Int, fd: Int32, peer: Peer) {
+            self.id = id
+            self.fd = fd
+            self.peer = peer
+        }
+    }
+
+    private func release(_ c: Client) {
+        c.sources -= 1
+        if c.sources == 0 && c.closed { Glibc.close(c.fd) }
+    }
+
+    /// Forgets a client at once: sources cancelled (the fd closes with the last), buffers and follows dropped.
+    private func drop(_ c: Client) {
+        guard !c.closed else { return }
+        c.closed = true
+        unfollowAll(c)
+        c.readSource?.cancel()
+        c.readSource = nil
+        c.writeSource?.cancel()
+        c.writeSource = nil
+        c.input = []
+        c.output = []
+        clients[c.id] = nil
+        if c.sources == 0 { Glibc.close(c.fd) }
+    }
+
+    private func unfollowAll(_ c: Client) {
+        for f in c.follows { supervisor.logTap.unfollow(f.server, f.id) }
+        c.follows = []
+    }
+
+    /// No more reading: answer what is queued, then close.
+    private func finishAfterFlush(_ c: Client) {
+        c.closeAfterFlush = true
+        unfollowAll(c)
+        c.readSource?.cancel()
+        c.readSource = nil
+        c.input = []
+        if c.output.isEmpty { drop(c) }
+    }
+
+    private func readAvailable(_ c: Client) {
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while !c.closed && !c.closeAfterFlush {
+            let n = read(c.fd, &buf, buf.count)
+            if n > 0 {
+                c.input += buf[0..<n]
+                processLines(c)
+                continue
+            }
+            if n == 0 {
+                // End of input: a last line without a newline still gets its answer (if the peer still reads).
+                if !c.input.isEmpty {
+                    let line = c.input
+                    c.input = []
+                    handleLine(c, line[...])
+                }
+                if !c.closed { finishAfterFlush(c) }
+                return
+            }
+            if errno == EINTR { continue }
+            if errno != EAGAIN && errno != EWOULDBLOCK { drop(c) }
+            return
+        }
+    }
+
+    private func processLines(_ c: Client) {
+        var start = 0
+        while !c.closed && !c.closeAfterFlush, let nl = c.input[start...].firstIndex(of: 0x0A) {
+            if nl - start > Self.maxLineBytes {
+                tooLong(c)
+                return
+            }
+            handleLine(c, c.input[start..<nl])
+            start = nl + 1
+        }
+        guard !c.closed && !c.closeAfterFlush else { return }
+        c.input.removeSubrange(0..<start)
+        if c.input.count > Self.maxLineBytes { tooLong(c) }
+    }
+
+    private func tooLong(_ c: Client) {
+        log.line("control: uid \(c.peer.uid) (pid \(c.peer.pid)) sent a line over \(Self.maxLineBytes) bytes; closing")
+        send(
+            c,
+            JSONRPC.error(
+                id: nil, code: Code.lineTooLong,
+                message: "request line longer than \(Self.maxLineBytes) bytes; closing the connection"))
+        if !c.closed { finishAfterFlush(c) }
+    }
+
+    // MARK: Output
+
+    private func send(_ c: Client, _ message: JSONValue) {
+        guard !c.closed else { return }
+        c.output += JSONWriter.serialize(message)
+        c.output.append(0x0A)
+        if c.output.count > Self.maxPendingOutput {
+            // A reader that does not keep up (a stalled `logs --follow`) is cut off, never waited for.
+            log.line("control: uid \(c.peer.uid) (pid \(c.peer.pid)) does not read its answers; closing")
+            drop(c)
+            return
+        }
+        if c.writeSource == nil { flush(c) }
+    }
+
+    private func flush(_ c: Client) {
+        var sent = 0
+        while sent < c.output.count {
+            let n = c.output[sent...].withUnsafeBytes {
+                Glibc.send(c.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            if n > 0 {
+                sent += n
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                c.output.removeSubrange(0..<sent)
+                if c.writeSource == nil {
+                    let ws = DispatchSource.makeWriteSource(fileDescriptor: c.fd, queue: queue)
+                    ws.setEventHandler { [unowned self, weak c] in if let c, !c.closed { self.flush(c) } }
+                    ws.setCancelHandler { [unowned self] in self.release(c) }
+                    c.sources += 1
+                    c.writeSource = ws
+                    ws.resume()
+                }
+                return
+            }
+            drop(c)  // the peer is gone
+            return
+        }
+        c.output.removeAll(keepingCapacity: c.output.count < 65536)
+        c.writeSource?.cancel()
+        c.writeSource = nil
+        if c.closeAfterFlush { drop(c) }
+    }
+
+    // MARK: Requests
+
+    private func handleLine(_ c: Client, _ raw: ArraySlice<UInt8>) {
+        var line = raw
+        while let last = line.last, last == 0x0D || last == 0x20 || last == 0x09 { line = line.dropLast() }
+        guard line.contains(where: { $0 != 0x20 && $0 != 0x09 }) else { return }
+        let value: JSONValue
+        do { value = try JSONParser.parse(line) } catch {
+            send(c, JSONRPC.error(id: nil, code: JSONRPC.parseError, message: "parse error: \(error)"))
+            return
+        }
+        switch JSONRPC.decode(value) {
+        case .request(let id, let method, let params):
+            switch call(c, method, params) {
+            case .success(let result):
+                send(c, JSONRPC.result(id: id, result))
+                if method == "logs", case .some(.bool(true)) = params["follow"] { startFollowing(c, params) }
+            case .failure(let e): send(c, JSONRPC.error(id: id, code: e.code, message: e.message, data: e.data))
+            }
+        case .notification:
+            break  // nothing to answer
+        case .batch:
+            send(c, JSONRPC.error(id: nil, code: JSONRPC.invalidRequest, message: "batches are not supported"))
+        case .response:
+            send(c, JSONRPC.error(id: nil, code: JSONRPC.invalidRequest, message: "unexpected response"))
+        case .invalid(let reason, let id):
+            send(c, JSONRPC.error(id: id, code: JSONRPC.invalidRequest, message: "invalid request: \(reason)"))
+        }
+    }
+
+    struct CallError: Error {
+        var code: Int64
+        var message: String
+        var data: JSONValue? = nil
+
+        static func params(_ m: String) -> CallError { CallError(code: JSONRPC.invalidParams, message: m) }
+        static func unknown(_ name: String) -> CallError {
+            CallError(code: Code.unknownServer, message: "unknown server '\(name)'")
+        }
+    }
+
+    static let changing: Set<String> = ["start", "stop", "restart", "reload"]
+
+    private func call(_ c: Client, _ method: String, _ params: [String: JSONValue]) -> Result<JSONValue, CallError> {
+        if Self.changing.contains(method) {
+            let who = "uid \(c.peer.uid) (pid \(c.peer.pid))"
+            let target = (params["server"]?.stringValue).map { " \($0)" } ?? ""
+            guard c.admin else {
+                log.line("control: \(who): \(method)\(target): refused")
+                let join: String
+                if let g = groupName {
+                    join = "join the group '\(g)' (control_group) to change servers"
+                } else {
+                    join = "no control_group is configured: only root and uid \(getuid()) may change servers"
+                }
+                return .failure(
+                    CallError(
+                        code: Code.permissionDenied,
+                        message: "permission denied: \(method) needs admin rights; \(join)",
+                        data: ["group": groupName.map { .string($0) } ?? .null]))
+            }
+            log.line("control: \(who): \(method)\(target): allowed")
+            if supervisor.shuttingDown {
+                return .failure(CallError(code: Code.shuttingDown, message: "the supervisor is shutting down"))
+            }
+        }
+        switch method {
+        case "version":
+            return .success(["version": .string(Self.version), "protocol": .int(Int64(Self.protocolVersion))])
+        case "status":
+            if let s = params["server"] {
+                guard let name = s.stringValue else { return .failure(.params("params.server must be a string")) }
+                guard let one = supervisor.statusJSON(name) else { return .failure(.unknown(name)) }
+                return .success(["servers": [one]])
+            }
+            return .success(["servers": .array(supervisor.serverNames.compactMap { supervisor.statusJSON($0) })])
+        case "ports":
+            return .success(supervisor.portsJSON())
+        case "logs":
+            guard let name = params["server"]?.stringValue else {
+                return .failure(.params("params.server (a string) is required"))
+            }
+            var n = 100
+            if let l = params["lines"] {
+                guard case .int(let v) = l, v >= 0 else {
+                    return .failure(.params("params.lines must be a non-negative integer"))
+                }
+                n = Int(min(v, 1_000_000))
+            }
+            if let f = params["follow"], case .bool = f {
+            } else if params["follow"] != nil {
+                return .failure(.params("params.follow must be a boolean"))
+            }
+            guard supervisor.servers[name] != nil else { return .failure(.unknown(name)) }
+            let lines = supervisor.logTap.recent(name, n)
+            return .success(["server": .string(name), "lines": .array(lines.map { .string($0) })])
+        case "start", "stop", "restart":
+            var names: [String]
+            if let s = params["server"] {
+                guard let name = s.stringValue else { return .failure(.params("params.server must be a string")) }
+                names = [name]
+            } else if case .some(.array(let a)) = params["servers"] {
+                names = a.compactMap(\.stringValue)
+                guard names.count == a.count, !names.isEmpty else {
+                    return .failure(.params("params.servers must be a non-empty array of strings"))
+                }
+            } else {
+                return .failure(.params("params.server (a string) or params.servers (an array) is required"))
+            }
+            if let missing = names.first(where: { supervisor.servers[$0] == nil }) {
+                return .failure(.unknown(missing))
+            }
+            var results: [String: JSONValue] = [:]
+            for name in names {
+                let r: Result<String, Supervisor.ControlError>
+                switch method {
+                case "start": r = supervisor.start(server: name)
+                case "stop": r = supervisor.stop(server: name)
+                default: r = supervisor.restart(server: name)
+                }
+                switch r {
+                case .success(let what): results[name] = .string(what)
+                case .failure(.unknownServer(let n)): return .failure(.unknown(n))
+                case .failure(.shuttingDown):
+                    return .failure(CallError(code: Code.shuttingDown, message: "the supervisor is shutting down"))
+                }
+            }
+            return .success(["servers": .object(results)])
+        case "reload":
+            switch supervisor.reloadJSON() {
+            case .success(let diff): return .success(diff)
+            case .failure(let e):
+                return .failure(
+                    CallError(
+                        code: Code.reloadRejected, message: "reload rejected, nothing changed: \(e)",
+                        data: [
+                            "file": .string(e.file), "line": e.line.map { .int(Int64($0)) } ?? .null,
+                            "key": e.key.map { .string($0) } ?? .null, "message": .string(e.message),
+                        ]))
+            }
+        default:
+            return .failure(CallError(code: JSONRPC.methodNotFound, message: "unknown method '\(method)'"))
+        }
+    }
+
+    private func startFollowing(_ c: Client, _ params: [String: JSONValue]) {
+        guard !c.closed, !c.closeAfterFlush, let name = params["server"]?.stringValue,
+            supervisor.servers[name] != nil
+        else { return }
+        let id = supervisor.logTap.follow(name) { [unowned self, weak c] line in
+            guard let c else { return }
+            self.send(
+                c, JSONRPC.notification(method: "log", params: ["server": .string(name), "line": .string(line)]))
+        }
+        c.follows.append((name, id))
+    }
+}

@@ -1,0 +1,135 @@
+import Dispatch
+import MCPProtocol
+import SupervisorCore
+
+/// What the control socket asks of the supervisor: start, stop and restart one server, and its state as JSON.
+/// Everything here runs on `queue`, like the rest of the supervisor.
+extension Supervisor {
+    public enum ControlError: Error, Equatable {
+        case unknownServer(String)
+        case shuttingDown
+    }
+
+    /// Starts a stopped (or exited, or fatal) server again with fresh replicas; a running server is left as is.
+    public func start(server name: String) -> Result<String, ControlError> {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard !shuttingDown else { return .failure(.shuttingDown) }
+        guard let rt = servers[name] else { return .failure(.unknownServer(name)) }
+        rt.stopIssued = false  // only a shutdown reads it
+        if rt.stopping {
+            // Still going down: come back once it is down.
+            if rt.pendingConfig == nil { rt.pendingConfig = rt.config }
+            return .success("starting once stopped")
+        }
+        if rt.wanted && rt.launched && !rt.isDown { return .success("already running") }
+        rt.wanted = true
+        rt.announcedWait = false
+        if rt.launched && rt.isDown {
+            for r in rt.replicas { r.retryTimer?.cancel() }
+            rt.launched = false
+        }
+        log.line("\(name): start requested on the control socket")
+        startPending()
+        return .success("started")
+    }
+
+    /// Stops a server (all replicas); it stays stopped until `start(server:)`, a restart or a reload changes it.
+    public func stop(server name: String) -> Result<String, ControlError> {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard !shuttingDown else { return .failure(.shuttingDown) }
+        guard let rt = servers[name] else { return .failure(.unknownServer(name)) }
+        rt.pendingConfig = nil
+        if !rt.wanted && rt.isDown { return .success("already stopped") }
+        log.line("\(name): stop requested on the control socket")
+        stopServer(rt)
+        rt.stopIssued = false
+        for r in rt.replicas { r.retryTimer?.cancel() }
+        stepStop()
+        return .success("stopping")
+    }
+
+    /// Stops a server and starts it again with the same configuration and port.
+    public func restart(server name: String) -> Result<String, ControlError> {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard !shuttingDown else { return .failure(.shuttingDown) }
+        guard let rt = servers[name] else { return .failure(.unknownServer(name)) }
+        if rt.isDown && !rt.stopping { return start(server: name).map { _ in "restarted" } }
+        log.line("\(name): restart requested on the control socket")
+        stopServer(rt)
+        rt.stopIssued = false
+        if rt.pendingConfig == nil { rt.pendingConfig = rt.config }
+        stepStop()
+        return .success("restarting")
+    }
+
+    /// The names of the configured servers, sorted.
+    public var serverNames: [String] {
+        dispatchPrecondition(condition: .onQueue(queue))
+        return servers.keys.sorted()
+    }
+
+    /// One server's state for `status`: port, failure, and each replica's state, pid, restarts, uptime, last exit.
+    func statusJSON(_ name: String) -> JSONValue? {
+        guard let rt = servers[name] else { return nil }
+        let now = Clock.now()
+        let replicas: [JSONValue] = rt.replicas.map { r in
+            var o: [String: JSONValue] = [
+                "index": .int(Int64(r.index)),
+                "state": .string(r.lifecycle.phase.name),
+                "restarts": .int(Int64(r.lifecycle.restarts)),
+            ]
+            o["pid"] = r.process.map { .int(Int64($0.pid)) } ?? .null
+            o["uptime"] = r.process != nil ? .double(((now - r.spawnedAt) * 10).rounded() / 10) : .null
+            o["last_exit"] = r.lifecycle.lastExit.map { .string("\($0)") } ?? .null
+            return .object(o)
+        }
+        let state: String
+        if !rt.wanted && rt.isDown {
+            state = "stopped"
+        } else if rt.stopping {
+            state = "stopping"
+        } else if rt.failure != nil {
+            state = "failed"
+        } else if rt.isReady {
+            state = "running"
+        } else if !rt.launched {
+            state = "waiting"
+        } else if rt.isDown {
+            state = "down"
+        } else {
+            state = "starting"
+        }
+        return [
+            "name": .string(name),
+            "state": .string(state),
+            "port": rt.port.map { .int(Int64($0)) } ?? .null,
+            "port_kind": rt.config.port != nil ? "static" : "dynamic",
+            "failure": rt.failure.map { .string($0) } ?? .null,
+            "replicas": .array(replicas),
+        ]
+    }
+
+    /// name → {port, kind} for every server.
+    func portsJSON() -> JSONValue {
+        var o: [String: JSONValue] = [:]
+        for (name, rt) in servers {
+            o[name] = [
+                "port": rt.port.map { .int(Int64($0)) } ?? .null,
+                "kind": rt.config.port != nil ? "static" : "dynamic",
+            ]
+        }
+        return .object(o)
+    }
+
+    /// Reload and describe the result: the diff, or the configuration error with file, line and key.
+    func reloadJSON() -> Result<JSONValue, ConfigError> {
+        reload().map { d in
+            [
+                "added": .array(d.added.map { .string($0) }),
+                "removed": .array(d.removed.map { .string($0) }),
+                "changed": .array(d.changed.map { .string($0) }),
+                "unchanged": .array(d.unchanged.map { .string($0) }),
+            ]
+        }
+    }
+}

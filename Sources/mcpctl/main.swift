@@ -1,0 +1,365 @@
+import ArgumentParser
+import MCPProtocol
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `mcpctl`: the admin client of mcp-supervisor's control socket (docs/mcpctl.md).
+struct Mcpctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcpctl",
+        abstract: "Query and control a running mcp-supervisor through its control socket.",
+        discussion: """
+            Exit status: 0 ok; 1 the call failed (unknown server, reload rejected, …); 2 usage; 3 cannot connect \
+            to the socket; 4 permission denied. Changing commands (start, stop, restart, reload) need root, the \
+            supervisor's user, or membership of its control_group.
+            """,
+        subcommands: [
+            Status.self, Start.self, Stop.self, Restart.self, Reload.self, Ports.self, Logs.self, Version.self,
+        ]
+    )
+
+    @Option(help: "The control socket (default: $MCPCTL_SOCKET, else /run/mcp-supervisor/control.sock).")
+    var socket: String?
+
+    @Flag(help: "Print the raw JSON result instead of a table.")
+    var json = false
+
+    var socketPath: String {
+        if let socket { return socket }
+        if let env = getenv("MCPCTL_SOCKET"), env.pointee != 0 { return String(cString: env) }
+        return "/run/mcp-supervisor/control.sock"
+    }
+
+    /// Connects, sends one request, and returns its result; failures print one line and exit with their status.
+    func call(_ method: String, _ params: [String: JSONValue] = [:]) throws -> (Connection, JSONValue) {
+        let conn = try Connection.open(socketPath)
+        return (conn, try conn.call(method, params))
+    }
+
+    func printJSON(_ v: JSONValue) { print(JSONWriter.string(v)) }
+
+    /// `mcpctl` alone: the help, as a usage error.
+    func run() throws {
+        print(Mcpctl.helpMessage())
+        throw ExitCode(Exit.usage)
+    }
+}
+
+// MARK: Errors and exit statuses
+
+enum Exit {
+    static let failed: Int32 = 1
+    static let usage: Int32 = 2
+    static let cannotConnect: Int32 = 3
+    static let permissionDenied: Int32 = 4
+
+    static func fail(_ status: Int32, _ message: String) -> ExitCode {
+        var line = "mcpctl: " + message.split(separator: "\n").joined(separator: " ")
+        line.append("\n")
+        fflush(nil)
+        _ = line.withCString { write(2, $0, strlen($0)) }
+        return ExitCode(status)
+    }
+}
+
+// MARK: The connection
+
+/// A blocking connection to the control socket: newline-delimited JSON-RPC 2.0.
+final class Connection {
+    let fd: Int32
+    let path: String
+    private var buffer: [UInt8] = []
+    private var nextID: Int64 = 1
+
+    private init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    static func open(_ path: String) throws -> Connection {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            throw Exit.fail(Exit.cannotConnect, "cannot connect to \(path): the path is too long for a socket")
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (i, b) in bytes.enumerated() { p[i] = b }
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            throw Exit.fail(Exit.cannotConnect, "cannot create a socket: \(String(cString: strerror(errno)))")
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if rc != 0 {
+            let e = errno
+            close(fd)
+            switch e {
+            case EACCES, EPERM:
+                var st = stat()
+                var join = "ask an administrator for access"
+                if stat(path, &st) == 0, let g = getgrgid(st.st_gid) {
+                    join = "join the group '\(String(cString: g.pointee.gr_name))'"
+                }
+                throw Exit.fail(Exit.permissionDenied, "permission denied on \(path): \(join)")
+            case ENOENT:
+                throw Exit.fail(
+                    Exit.cannotConnect,
+                    "cannot connect: no control socket at \(path) (is mcp-supervisor running? see --socket, MCPCTL_SOCKET)"
+                )
+            default:
+                throw Exit.fail(Exit.cannotConnect, "cannot connect to \(path): \(String(cString: strerror(e)))")
+            }
+        }
+        return Connection(fd: fd, path: path)
+    }
+
+    /// Sends a request and waits for its answer (notifications before it are skipped).
+    func call(_ method: String, _ params: [String: JSONValue]) throws -> JSONValue {
+        let id = nextID
+        nextID += 1
+        let req: JSONValue = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method), "params": .object(params)]
+        let bytes = JSONWriter.serialize(req) + [0x0A]
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw Exit.fail(
+                    Exit.cannotConnect, "lost the connection to \(path): \(String(cString: strerror(errno)))")
+            }
+            off += n
+        }
+        while true {
+            guard let msg = try readMessage() else {
+                throw Exit.fail(Exit.cannotConnect, "\(path) closed the connection before answering")
+            }
+            if let err = msg["error"] {
+                let code: Int64
+                if case .some(.int(let c)) = err["code"] { code = c } else { code = 0 }
+                let message = err["message"]?.stringValue ?? JSONWriter.string(err)
+                throw Exit.fail(code == -32001 ? Exit.permissionDenied : Exit.failed, message)
+            }
+            if msg["id"] == .int(id), let result = msg["result"] { return result }
+        }
+    }
+
+    /// The next message, or nil at end of file.
+    func readMessage() throws -> JSONValue? {
+        while true {
+            if let nl = buffer.firstIndex(of: 0x0A) {
+                let line = Array(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                do { return try JSONParser.parse(line) } catch {
+                    throw Exit.fail(Exit.failed, "a malformed answer from \(path): \(error)")
+                }
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }
+            buffer += chunk[0..<n]
+        }
+    }
+}
+
+// MARK: Formatting
+
+func table(_ header: [String], _ rows: [[String]]) {
+    var widths = header.map(\.count)
+    for r in rows {
+        for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) }
+    }
+    for r in [header] + rows {
+        var line = ""
+        for (i, c) in r.enumerated() {
+            line += i == r.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count + 2)
+        }
+        print(line)
+    }
+}
+
+func text(_ v: JSONValue?) -> String {
+    switch v {
+    case .none, .some(.null): return "-"
+    case .some(.string(let s)): return s
+    case .some(.int(let i)): return String(i)
+    case .some(.double(let d)): return String(d)
+    case .some(let other): return JSONWriter.string(other)
+    }
+}
+
+func duration(_ v: JSONValue?) -> String {
+    guard let s = v?.numberValue else { return "-" }
+    let t = Int(s)
+    if t < 60 { return "\(t)s" }
+    if t < 3600 { return "\(t / 60)m\(t % 60)s" }
+    if t < 86400 { return "\(t / 3600)h\(t % 3600 / 60)m" }
+    return "\(t / 86400)d\(t % 86400 / 3600)h"
+}
+
+// MARK: Commands
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show every server (or one) with its replicas.")
+    @ParentCommand var root: Mcpctl
+    @Argument(help: "One server (default: all).") var server: String?
+
+    func run() throws {
+        let (_, result) = try root.call("status", server.map { ["server": .string($0)] } ?? [:])
+        if root.json { return root.printJSON(result) }
+        var rows: [[String]] = []
+        guard case .some(.array(let servers)) = result["servers"] else { return }
+        for s in servers {
+            let name = text(s["name"])
+            let port = s["port"]?.isNull == false ? "\(text(s["port"])) (\(text(s["port_kind"])))" : "-"
+            guard case .some(.array(let replicas)) = s["replicas"], !replicas.isEmpty else {
+                rows.append([name, text(s["state"]), port, "-", "-", "-", text(s["failure"])])
+                continue
+            }
+            for r in replicas {
+                let label = replicas.count > 1 ? "\(name)#\(text(r["index"]))" : name
+                let state = text(s["state"]) == "stopped" ? "stopped" : text(r["state"])
+                rows.append([
+                    label, state, port, text(r["pid"]), text(r["restarts"]), duration(r["uptime"]),
+                    s["failure"]?.isNull == false ? text(s["failure"]) : text(r["last_exit"]),
+                ])
+            }
+        }
+        table(["SERVER", "STATE", "PORT", "PID", "RESTARTS", "UPTIME", "LAST EXIT"], rows)
+    }
+}
+
+/// start, stop and restart: one server each.
+protocol ServerAction: ParsableCommand {
+    static var method: String { get }
+    var root: Mcpctl { get }
+    var server: String { get }
+}
+
+extension ServerAction {
+    func run() throws {
+        let (_, result) = try root.call(Self.method, ["server": .string(server)])
+        if root.json { return root.printJSON(result) }
+        print("\(server): \(text(result["servers"]?[server]))")
+    }
+}
+
+struct Start: ServerAction {
+    static let configuration = CommandConfiguration(abstract: "Start a stopped server.")
+    static let method = "start"
+    @ParentCommand var root: Mcpctl
+    @Argument(help: "The server.") var server: String
+}
+
+struct Stop: ServerAction {
+    static let configuration = CommandConfiguration(abstract: "Stop a server (it stays stopped until started).")
+    static let method = "stop"
+    @ParentCommand var root: Mcpctl
+    @Argument(help: "The server.") var server: String
+}
+
+struct Restart: ServerAction {
+    static let configuration = CommandConfiguration(abstract: "Stop a server and start it again on its port.")
+    static let method = "restart"
+    @ParentCommand var root: Mcpctl
+    @Argument(help: "The server.") var server: String
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Reload the configuration; prints the difference, or the error (file:line: key: message).")
+    @ParentCommand var root: Mcpctl
+
+    func run() throws {
+        let (_, result) = try root.call("reload")
+        if root.json { return root.printJSON(result) }
+        var parts: [String] = []
+        for key in ["added", "removed", "changed", "unchanged"] {
+            guard case .some(.array(let names)) = result[key] else { continue }
+            let list = names.map { text($0) }
+            parts.append(
+                "\(list.count) \(key)"
+                    + (key != "unchanged" && !list.isEmpty ? " (\(list.joined(separator: ", ")))" : ""))
+        }
+        print("reload: " + parts.joined(separator: ", "))
+    }
+}
+
+struct Ports: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show every server's port (static or dynamic).")
+    @ParentCommand var root: Mcpctl
+
+    func run() throws {
+        let (_, result) = try root.call("ports")
+        if root.json { return root.printJSON(result) }
+        let entries = result.objectValue ?? [:]
+        table(
+            ["SERVER", "PORT", "KIND"],
+            entries.keys.sorted().map { [$0, text(entries[$0]?["port"]), text(entries[$0]?["kind"])] })
+    }
+}
+
+struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a server's recent log lines.")
+    @ParentCommand var root: Mcpctl
+    @Argument(help: "The server.") var server: String
+    @Option(name: .short, help: "How many lines.") var n: Int = 100
+    @Flag(name: .shortAndLong, help: "Keep printing new lines until interrupted.") var follow = false
+
+    func validate() throws {
+        guard n >= 0 else { throw ValidationError("-n must not be negative") }
+    }
+
+    func run() throws {
+        var params: [String: JSONValue] = ["server": .string(server), "lines": .int(Int64(n))]
+        if follow { params["follow"] = true }
+        let (conn, result) = try root.call("logs", params)
+        if root.json {
+            root.printJSON(result)  // then, with -f, each notification's params ({server, line}) on its own line
+        } else if case .some(.array(let lines)) = result["lines"] {
+            for l in lines { print(text(l)) }
+        }
+        guard follow else { return }
+        fflush(nil)
+        while let msg = try conn.readMessage() {
+            guard msg["method"]?.stringValue == "log", let p = msg["params"] else { continue }
+            root.json ? root.printJSON(p) : print(text(p["line"]))
+            fflush(nil)
+        }
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the supervisor's version and protocol.")
+    @ParentCommand var root: Mcpctl
+
+    func run() throws {
+        let (_, result) = try root.call("version")
+        if root.json { return root.printJSON(result) }
+        print("mcp-supervisor \(text(result["version"])) (control protocol \(text(result["protocol"])))")
+    }
+}
+
+// Exit statuses are ours, not ArgumentParser's (which uses 64 for usage errors).
+do {
+    var command = try Mcpctl.parseAsRoot()
+    try command.run()
+} catch let code as ExitCode {
+    exit(code.rawValue)
+} catch {
+    if Mcpctl.exitCode(for: error) == .success {
+        print(Mcpctl.fullMessage(for: error))  // --help, --generate-completion-script
+        exit(0)
+    }
+    _ = Exit.fail(Exit.usage, Mcpctl.message(for: error) + " (see mcpctl --help)")
+    exit(Exit.usage)
+}

@@ -58,7 +58,7 @@ struct ConfigDiffTests {
         ("startTimeout", { $0.startTimeout = 1 }),
         ("stopTimeout", { $0.stopTimeout = 1 }),
         ("heartbeatInterval", { $0.heartbeatInterval = 1 }),
-        ("heartbeatTimeout", { $0.heartbeatTimeout = 60 }),
+        ("heartbeatTimeout", { $0.heartbeatTimeout += 45 }),
         ("environment", { $0.environment = ["A": "1"] }),
         ("dependsOn", { $0.dependsOn = ["x"] }),
         ("hostArguments", { $0.hostArguments = ["--call-timeout", "5"] }),

@@ -61,9 +61,9 @@ public struct ServerConfig: Sendable, Equatable {
     public var startTimeout: Double = 10
     public var stopTimeout: Double = 10
     /// How often the supervisor pings a running replica on its control channel.
-    public var heartbeatInterval: Double = 5
+    public var heartbeatInterval: Double = 20
     /// A replica that has not answered a ping for this long is hung: it is killed and restarted.
-    public var heartbeatTimeout: Double = 15
+    public var heartbeatTimeout: Double = 60
     public var environment: [String: String] = [:]
     public var dependsOn: [String] = []
     /// Extra `mcp-plugin-host` arguments (`--call-timeout 30`, ...).

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Benchmark: mcp-supervisor against supervisord on this machine, in one run:
+#   1. restart latency over KILLS kill -9 (kill -> replacement exec'd; kill -> the port answers an echo call again)
+#   2. refused/failed connections during KILLS restarts under loopback load
+#   3. SERVERS servers: cold start to all ready, then the supervisor's own idle CPU and RSS
+# Prints a markdown table and writes bench/supervisor/results.md (raw numbers: .build-bench/supervisor-results.json).
+#   bench/supervisor/run.sh [KILLS=100] [IDLE_SECONDS=20] [SERVERS=50]
+#   SKIP_BUILD=1 bench/supervisor/run.sh    uses the release binaries and plugins already built
+#   PHASES=1,3 bench/supervisor/run.sh      runs only some phases
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+for d in "$HOME/.cargo/bin" /opt/swift/usr/bin; do [ -d "$d" ] && PATH="$PATH:$d"; done
+export PATH
+KILLS="${1:-100}"
+IDLE="${2:-20}"
+SERVERS="${3:-50}"
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    swift build -c release >&2
+    scripts/build-plugins.sh >/dev/null
+fi
+for f in .build/release/mcp-supervisor .build/release/mcp-plugin-host .build-plugins/libreference.so; do
+    [ -e "$f" ] || { echo "missing $f (build first, without SKIP_BUILD=1)" >&2; exit 1; }
+done
+
+# The peer, from PyPI, in its own virtual environment (gitignored: .build*/).
+VENV=.build-bench/venv-supervisord
+if [ ! -x "$VENV/bin/supervisord" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q 'supervisor==4.3.0'
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/mcp-supervisor-bench.XXXXXX")"
+DRIVER=""
+cleanup() {
+    trap - EXIT INT TERM
+    if [ -n "$DRIVER" ] && kill -0 "$DRIVER" 2>/dev/null; then
+        kill -TERM "$DRIVER" 2>/dev/null || true   # the driver stops its supervisors and their children
+        for _ in $(seq 1 200); do kill -0 "$DRIVER" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$DRIVER" 2>/dev/null || true
+    fi
+    # Anything the driver started or saw as a supervised child and that is still there (driver killed hard):
+    # only these pids, and only while they still run one of the benchmark's executables.
+    if [ -f "$WORK/pids" ]; then
+        local host sleepbin
+        host="$(readlink -f .build/release/mcp-plugin-host)"; sleepbin="$(readlink -f "$(command -v sleep)")"
+        while read -r pid; do
+            exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+            case "$exe" in
+                "$host" | "$sleepbin" | "$(readlink -f .build/release/mcp-supervisor)") kill -KILL "$pid" 2>/dev/null || true ;;
+                *python*) grep -qa -e "$WORK" -e supervisord "/proc/$pid/cmdline" 2>/dev/null \
+                    && kill -KILL "$pid" 2>/dev/null || true ;;
+            esac
+        done <"$WORK/pids"
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p .build-bench
+"$VENV/bin/python" -u bench/supervisor/bench.py --work "$WORK" \
+    --supervisor .build/release/mcp-supervisor --host .build/release/mcp-plugin-host \
+    --plugin .build-plugins/libreference.so --supervisord "$VENV/bin/supervisord" \
+    --sleep "$(command -v sleep)" --kills "$KILLS" --idle "$IDLE" --servers "$SERVERS" \
+    --phases "${PHASES:-1,2,3}" --command "bench/supervisor/run.sh $KILLS $IDLE $SERVERS" \
+    --out bench/supervisor/results.md --json .build-bench/supervisor-results.json &
+DRIVER=$!
+wait "$DRIVER"

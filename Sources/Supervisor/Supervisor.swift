@@ -20,7 +20,9 @@ public final class Supervisor: @unchecked Sendable {
     var servers: [String: ServerRuntime] = [:]
     var registry = PortRegistry()
     var shuttingDown = false
-    private var heartbeatTick: DispatchWorkItem?
+    /// The port registry changed and is not yet on disk.
+    private var registryDirty = false
+    private var heartbeatTick: OneShotTimer?
     private var heartbeatDue: Double?
     private var onStopped: (() -> Void)?
 
@@ -66,7 +68,7 @@ public final class Supervisor: @unchecked Sendable {
             rt.socketFD = fd
             rt.port = port
             rt.failure = nil
-            if registry != before { saveRegistry() }
+            if registry != before { registryDirty = true }  // written once per start round, not per port
             return true
         case .failure(let e):
             rt.failure = "\(e)"
@@ -79,6 +81,7 @@ public final class Supervisor: @unchecked Sendable {
     /// Starts every server that is wanted, not running, and whose dependencies are ready.
     func startPending() {
         guard !shuttingDown else { return }
+        var ready: [ServerRuntime] = []
         for name in DependencyOrder.startOrder(config.servers) {
             guard let rt = servers[name], rt.wanted, !rt.launched else { continue }
             let waiting = rt.config.dependsOn.filter { !(servers[$0]?.isReady ?? false) }
@@ -91,8 +94,16 @@ public final class Supervisor: @unchecked Sendable {
             }
             guard bind(rt) else { continue }
             rt.launched = true
+            ready.append(rt)
+        }
+        // New dynamic ports reach the disk (one atomic write for the round) before any client can learn them.
+        if registryDirty {
+            saveRegistry()
+            registryDirty = false
+        }
+        for rt in ready {
             rt.replicas = (0..<rt.config.replicas).map { ReplicaRuntime(index: $0) }
-            log.line("\(name): starting \(rt.config.replicas) replica(s) on \(config.listenAddress):\(rt.port!)")
+            log.line("\(rt.name): starting \(rt.config.replicas) replica(s) on \(config.listenAddress):\(rt.port!)")
             for r in rt.replicas { spawn(rt, r) }
         }
     }
@@ -428,10 +439,8 @@ public final class Supervisor: @unchecked Sendable {
     // MARK: Timers
 
     /// Runs `body` on the queue after `seconds`; cancel the returned item to disarm it.
-    func after(_ seconds: Double, _ body: @escaping () -> Void) -> DispatchWorkItem {
-        let item = DispatchWorkItem(block: body)
-        queue.asyncAfter(deadline: .now() + .nanoseconds(Int(max(0, seconds) * 1e9)), execute: item)
-        return item
+    func after(_ seconds: Double, _ body: @escaping () -> Void) -> OneShotTimer {
+        OneShotTimer(after: seconds, queue: queue, body)
     }
 
     // MARK: Introspection (tests, the control socket)
@@ -514,9 +523,9 @@ final class ReplicaRuntime {
     var pingSeq = 0
     /// When the next heartbeat ping is due (0: none, the replica is not running).
     var nextPing = 0.0
-    var startTimer: DispatchWorkItem?
-    var retryTimer: DispatchWorkItem?
-    var stopTimer: DispatchWorkItem?
+    var startTimer: OneShotTimer?
+    var retryTimer: OneShotTimer?
+    var stopTimer: OneShotTimer?
 
     init(index: Int) { self.index = index }
 
@@ -526,4 +535,24 @@ final class ReplicaRuntime {
         startTimer = nil
         stopTimer = nil
     }
+}
+
+/// A cancellable one-shot timer on the supervisor's queue. Unlike `asyncAfter` with a cancelled work item, a
+/// cancelled timer never wakes the queue again, so an idle supervisor stays asleep.
+final class OneShotTimer {
+    private let source: DispatchSourceTimer
+
+    init(after seconds: Double, queue: DispatchQueue, _ body: @escaping () -> Void) {
+        source = DispatchSource.makeTimerSource(queue: queue)
+        source.schedule(deadline: .now() + .nanoseconds(Int(max(0, seconds) * 1e9)), leeway: .milliseconds(1))
+        source.setEventHandler { [source] in
+            source.cancel()
+            body()
+        }
+        source.resume()
+    }
+
+    func cancel() { source.cancel() }
+
+    deinit { source.cancel() }
 }

@@ -198,6 +198,47 @@ public struct ConfigLoader {
             if let v = try ir.seconds("cooldown") { s.intensity.cooldown = v }
             try ir.rejectUnknown()
         }
+        if let h = try r.table("health") {
+            var hr = r.nested(h, "health")
+            if let v = try hr.string("level") {
+                guard let level = HealthLevel(rawValue: v) else {
+                    throw hr.error("level", line: hr.line("level"), "must be basic, detailed or diagnostic, not '\(v)'")
+                }
+                s.health.level = level
+            }
+            if let v = try hr.seconds("interval") {
+                guard v == 0 || v >= 0.05 else {
+                    throw hr.error("interval", line: hr.line("interval"), "must be 0 (off) or at least 0.05 seconds")
+                }
+                s.health.interval = v
+            }
+            if let v = try hr.seconds("timeout") {
+                guard v >= 0.01 else {
+                    throw hr.error("timeout", line: hr.line("timeout"), "must be at least 0.01 seconds")
+                }
+                s.health.timeout = v
+            }
+            if let v = try hr.seconds("degraded_latency") { s.health.degradedLatency = v }
+            if let v = try hr.int("failures") {
+                guard (1...1000).contains(v) else {
+                    throw hr.error("failures", line: hr.line("failures"), "must be 1-1000")
+                }
+                s.health.failures = v
+            }
+            if let v = try hr.int("successes") {
+                guard (1...1000).contains(v) else {
+                    throw hr.error("successes", line: hr.line("successes"), "must be 1-1000")
+                }
+                s.health.successes = v
+            }
+            guard s.health.degradedLatency < s.health.timeout else {
+                let key = hr.line("degraded_latency") != nil ? "degraded_latency" : "timeout"
+                throw hr.error(
+                    key, line: hr.line(key),
+                    "degraded_latency (\(s.health.degradedLatency) s) must be below timeout (\(s.health.timeout) s)")
+            }
+            try hr.rejectUnknown()
+        }
     }
 
     static func isValidName(_ n: String) -> Bool {

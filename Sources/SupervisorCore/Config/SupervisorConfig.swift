@@ -64,6 +64,8 @@ public struct ServerConfig: Sendable, Equatable {
     public var heartbeatInterval: Double = 20
     /// A replica that has not answered a ping for this long is hung: it is killed and restarted.
     public var heartbeatTimeout: Double = 60
+    /// Health probing (`[health]`).
+    public var health = HealthConfig()
     public var environment: [String: String] = [:]
     public var dependsOn: [String] = []
     /// Extra `mcp-plugin-host` arguments (`--call-timeout 30`, ...).

@@ -1,0 +1,165 @@
+/// How deep a health check looks.
+public enum HealthLevel: String, Sendable, Equatable, CaseIterable, Comparable {
+    /// The process is alive and its event loop answers a ping on the control channel in time.
+    case basic
+    /// basic + a real MCP request (`server/discover`) over the server's own port, timed, + the plugin's own
+    /// health callback.
+    case detailed
+    /// detailed + the plugin's diagnostic report + the child's RSS, open descriptors and CPU from /proc.
+    case diagnostic
+
+    public static func < (a: HealthLevel, b: HealthLevel) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// A server's health probing (`[health]` in its file).
+public struct HealthConfig: Sendable, Equatable {
+    /// The level of the periodic probe.
+    public var level: HealthLevel = .detailed
+    /// Seconds between probes of one child; 0 turns periodic probing off (heartbeats still run, and the
+    /// `health` control method still probes on demand).
+    public var interval: Double = 10
+    /// A probe that has not completed after this long failed.
+    public var timeout: Double = 5
+    /// A probe slower than this (end to end, its slowest part) makes the child degraded.
+    public var degradedLatency: Double = 0.5
+    /// This many failed probes in a row make the child unhealthy (and restart it, unless `restart = "never"`).
+    public var failures: Int = 3
+    /// A degraded or unhealthy child needs this many good probes in a row to be healthy again.
+    public var successes: Int = 2
+
+    public init() {}
+}
+
+/// A child's (or a server's) health state.
+public enum HealthState: String, Sendable, Equatable, CaseIterable {
+    /// Started, not yet shown healthy by a probe.
+    case initializing
+    /// The last probes passed within the latency threshold.
+    case healthy
+    /// Serving, but slow or partially failing (a probe failed, was slow, or some call slots are stuck).
+    case degraded
+    /// `failures` probes in a row failed.
+    case unhealthy
+    /// No process (exited, waiting to restart, stopped).
+    case offline
+
+    /// The contribution of one child to its server's 0–1 score.
+    public var score: Double {
+        switch self {
+        case .healthy: return 1
+        case .degraded: return 0.5
+        case .initializing, .unhealthy, .offline: return 0
+        }
+    }
+}
+
+/// What one probe found.
+public enum ProbeOutcome: Sendable, Equatable {
+    /// Every part answered, within the latency threshold, and the plugin says healthy.
+    case passed
+    /// Every part answered, but slowly or with a warning (stuck call slots): serving, not well.
+    case slow(String)
+    /// A part failed or timed out.
+    case failed(String)
+}
+
+/// The health state machine of one child. Pure: the supervisor feeds it events and acts on the returned
+/// verdicts.
+public struct HealthTracker: Sendable, Equatable {
+    public private(set) var state: HealthState = .offline
+    public private(set) var consecutiveFailures = 0
+    public private(set) var consecutiveSuccesses = 0
+    /// Why the state is what it is (the last probe's finding), for status output.
+    public private(set) var reason: String?
+
+    public init() {}
+
+    /// What the supervisor should do after a probe.
+    public enum Verdict: Sendable, Equatable {
+        case none
+        /// The child just became unhealthy.
+        case becameUnhealthy(String)
+    }
+
+    /// A process was started.
+    public mutating func started() {
+        state = .initializing
+        consecutiveFailures = 0
+        consecutiveSuccesses = 0
+        reason = nil
+    }
+
+    /// The process is gone.
+    public mutating func stopped(_ why: String? = nil) {
+        state = .offline
+        consecutiveFailures = 0
+        consecutiveSuccesses = 0
+        reason = why
+    }
+
+    /// Feeds one probe result.
+    public mutating func record(_ outcome: ProbeOutcome, config: HealthConfig) -> Verdict {
+        guard state != .offline else { return .none }
+        switch outcome {
+        case .passed:
+            consecutiveFailures = 0
+            consecutiveSuccesses += 1
+            switch state {
+            case .initializing:
+                state = .healthy
+                reason = nil
+            case .degraded, .unhealthy:
+                if consecutiveSuccesses >= config.successes {
+                    state = .healthy
+                    reason = nil
+                }
+            case .healthy, .offline:
+                break
+            }
+        case .slow(let why):
+            // Serving, so not a failure; not good either, so no step towards recovery.
+            consecutiveFailures = 0
+            consecutiveSuccesses = 0
+            if state != .unhealthy { state = .degraded }
+            reason = why
+        case .failed(let why):
+            consecutiveSuccesses = 0
+            consecutiveFailures += 1
+            reason = why
+            if consecutiveFailures >= config.failures {
+                let was = state
+                state = .unhealthy
+                if was != .unhealthy {
+                    return .becameUnhealthy("\(consecutiveFailures) health probe(s) in a row failed; last: \(why)")
+                }
+            } else if state == .healthy {
+                state = .degraded
+            }
+        }
+        return .none
+    }
+}
+
+/// A server's health from its replicas' states.
+public enum HealthAggregate {
+    /// The server's state: offline when nothing runs, healthy when every replica is, initializing while the
+    /// rest are healthy or starting, unhealthy when no running replica is better, degraded for any other mix (some
+    /// capacity is missing or slow).
+    public static func state(_ replicas: [HealthState]) -> HealthState {
+        let running = replicas.filter { $0 != .offline }
+        if running.isEmpty { return .offline }
+        if replicas.allSatisfy({ $0 == .healthy }) { return .healthy }
+        if replicas.allSatisfy({ $0 == .healthy || $0 == .initializing }) { return .initializing }
+        if running.allSatisfy({ $0 == .unhealthy }) { return .unhealthy }
+        return .degraded
+    }
+
+    /// The mean of the replicas' scores (healthy 1, degraded 0.5, anything else 0), rounded to 0.01.
+    public static func score(_ replicas: [HealthState]) -> Double {
+        guard !replicas.isEmpty else { return 0 }
+        let s = replicas.map(\.score).reduce(0, +) / Double(replicas.count)
+        return (s * 100).rounded() / 100
+    }
+}

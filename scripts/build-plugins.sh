@@ -3,6 +3,7 @@
 #
 #   libreference.so      Plugins/reference-c/reference.c
 #   libfaulty.so         Tests/fixtures/plugins/faulty.c
+#   libhealth_states.so  Tests/fixtures/plugins/health_states.c
 #   broken plugins       lib{no_entry,wrong_major,newer_minor,create_fails,create_crash,
 #                        bad_describe,missing_lib,not_elf,wrong_machine}.so
 #
@@ -40,6 +41,7 @@ build() {
 build reference "$REPO/Plugins/reference-c/reference.c"
 build conformance "$REPO/Plugins/conformance/conformance.c" -pthread
 build faulty "$FIXTURES/faulty.c"
+build health_states "$FIXTURES/health_states.c" -pthread
 build no_entry "$FIXTURES/no_entry.c"
 build wrong_major "$FIXTURES/wrong_major.c"
 build newer_minor "$FIXTURES/newer_minor.c"

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -211,4 +212,47 @@ int mcps_count_fds(void) {
     while ((e = readdir(d)) != NULL) if (e->d_name[0] != '.') n++;
     closedir(d);
     return n - 1; /* the directory's own descriptor */
+}
+
+int mcps_connect_tcp(const char *address, int port, int *fd_out) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    int family;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
+        family = AF_INET;
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        len = sizeof *in4;
+    } else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
+        family = AF_INET6;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        len = sizeof *in6;
+    } else {
+        return EINVAL;
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = 0;
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+        rc = errno;
+        if (rc != EINPROGRESS) {
+            close(fd);
+            return rc;
+        }
+    }
+    *fd_out = fd;
+    return rc;
+}
+
+int mcps_socket_error(int fd) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+    return err;
 }

@@ -24,6 +24,10 @@ public final class PluginInstance: @unchecked Sendable {
     private let catalogBox = Mutex(Catalog())
     private let pool: HandlerPool
     private let stuckCalls = Mutex<Set<UInt>>([])
+    /// The health check in progress (its start, monotonic seconds) and whether destroy has begun.
+    private let healthGate = Mutex<(since: Double?, closed: Bool)>((nil, false))
+    /// One lazily started thread for health and diagnose callbacks.
+    private let healthPool = HandlerPool(maxThreads: 1)
     private let describeLock = Mutex<Void>(())
     private let logSink: @Sendable (String) -> Void
     /// Called after the catalog changed (bits: MCPP_LIST_*), and when a resource changed (uri).
@@ -336,11 +340,14 @@ public final class PluginInstance: @unchecked Sendable {
         for h in changeHandlers.withLock({ $0 }) { h(0, uri) }
     }
 
-    /// Health callback, if the plugin has one: (healthy, detail).
-    public func health() -> (Bool, String)? {
-        guard let f = table.health else { return nil }
-        var detail = ""
-        let st = withUnsafeMutablePointer(to: &detail) { d in
+    /// Runs a text-returning callback with a host writer that collects what it writes.
+    private func collect(
+        _ f: (UnsafeMutableRawPointer?, UnsafePointer<mcpp_writer>?) -> mcpp_status, _ activity: String
+    )
+        -> (mcpp_status, String)
+    {
+        var out = ""
+        let st = withUnsafeMutablePointer(to: &out) { d in
             var w = mcpp_writer()
             w.struct_size = UInt32(MemoryLayout<mcpp_writer>.size)
             w.ctx = UnsafeMutableRawPointer(d)
@@ -348,15 +355,80 @@ public final class PluginInstance: @unchecked Sendable {
                 guard let ctx, let s = text(p, n) else { return }
                 ctx.assumingMemoryBound(to: String.self).pointee += s
             }
-            return withActivity("health") { f(instance, &w) }
+            return withActivity(activity) { f(instance, &w) }
         }
+        return (st, out)
+    }
+
+    /// Health callback, if the plugin has one: (healthy, detail). Runs on the calling thread.
+    public func health() -> (Bool, String)? {
+        guard let f = table.health else { return nil }
+        let (st, detail) = collect(f, "health")
         return (st == MCPP_OK, detail)
+    }
+
+    /// Diagnose callback, if the plugin has one: its report. Runs on the calling thread.
+    public func diagnose() -> String? {
+        guard let f = table.diagnose else { return nil }
+        return collect(f, "diagnose").1
+    }
+
+    /// Calls whose handler is still running past their deadline (stuck call slots).
+    public var stuckCallCount: Int { stuckCalls.withLock { $0.count } }
+
+    /// What a health check of the plugin found.
+    public enum HealthCheck: Sendable {
+        /// The callbacks answered: `ok` is nil when the plugin has no health callback (it counts as healthy),
+        /// `report` is the diagnose output when asked for and implemented.
+        case answered(ok: Bool?, detail: String, report: String?, seconds: Double)
+        /// The previous health check has been running this long and has not returned: no second one is
+        /// started (checks never pile up on a plugin that blocks in its callback).
+        case busy(seconds: Double)
+        /// The instance is being destroyed.
+        case closed
+    }
+
+    /// Runs the plugin's health callback (and diagnose, when `diagnose`) on the host's health thread — never on
+    /// the event loop, never on a handler slot — and reports through `done` from that thread. At most one check
+    /// runs at a time.
+    public func checkHealth(diagnose: Bool, _ done: @escaping @Sendable (HealthCheck) -> Void) {
+        let now = monotonicSeconds()
+        let refusal: HealthCheck? = healthGate.withLock { g in
+            if g.closed { return .closed }
+            if let since = g.since { return .busy(seconds: now - since) }
+            g.since = now
+            return nil
+        }
+        if let refusal { return done(refusal) }
+        healthPool.submit { [self] in
+            let h = health()
+            let report = diagnose ? self.diagnose() : nil
+            let seconds = monotonicSeconds() - now
+            healthGate.withLock { $0.since = nil }
+            done(.answered(ok: h?.0, detail: h?.1 ?? "", report: report, seconds: seconds))
+        }
     }
 
     /// Graceful end: destroy the instance (after every call finished).
     public func destroy() {
         guard let instance else { return }
+        let healthRunning = healthGate.withLock { g in
+            g.closed = true
+            return g.since != nil
+        }
+        if healthRunning {
+            // destroy must not overlap a health or diagnose callback (ABI rule); that one has not returned.
+            log("the plugin's health callback has not returned; exiting without destroy")
+            return
+        }
         withActivity("destroy") { table.destroy?(instance) }
         self.instance = nil
     }
+}
+
+/// CLOCK_MONOTONIC in seconds.
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

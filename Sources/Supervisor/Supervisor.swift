@@ -126,7 +126,7 @@ public final class Supervisor: @unchecked Sendable {
         return env
     }
 
-    private func label(_ rt: ServerRuntime, _ r: ReplicaRuntime) -> String {
+    func label(_ rt: ServerRuntime, _ r: ReplicaRuntime) -> String {
         rt.config.replicas > 1 ? "\(rt.name)#\(r.index)" : rt.name
     }
 
@@ -157,6 +157,8 @@ public final class Supervisor: @unchecked Sendable {
             r.lifecycle.spawned(pid: child.pid, at: now)
             r.spawnedAt = now
             r.forcedReason = nil
+            r.health.started()
+            r.lastProbe = nil
             log.line("\(name)[\(child.pid)]: starting")
             r.startTimer = after(rt.config.startTimeout) { [unowned self, unowned rt, unowned r] in
                 guard case .starting = r.lifecycle.phase, let p = r.process else { return }
@@ -178,9 +180,12 @@ public final class Supervisor: @unchecked Sendable {
             log.line("\(label(rt, r))[\(p.pid)]: running (ready in \(ms) ms)")
             r.lastPong = now
             scheduleHeartbeat(rt, r)
+            scheduleProbe(rt, r, after: 0)  // the first probe right away: initializing ends within one timeout
             startPending()
         case "pong":
             r.lastPong = Clock.now()
+        case "health":
+            healthAnswer(rt, r, msg)
         default:
             break
         }
@@ -254,6 +259,7 @@ public final class Supervisor: @unchecked Sendable {
             reason, at: Clock.now(), mode: rt.config.restart, backoff: rt.config.backoff,
             intensity: rt.config.intensity, random: Double.random(in: 0..<1))
         log.line("\(label(rt, r))[\(p.pid)]: \(reason)")
+        endHealth(rt, r, "\(reason)")
         decide(rt, r, decision)
         if shuttingDown || rt.stopping { stepStop() }
     }
@@ -288,6 +294,7 @@ public final class Supervisor: @unchecked Sendable {
     private func stopReplica(_ rt: ServerRuntime, _ r: ReplicaRuntime) {
         r.retryTimer?.cancel()
         r.startTimer?.cancel()
+        r.probeTimer?.cancel()
         r.nextPing = 0
         guard r.lifecycle.stopRequested(at: Clock.now()) != nil, let p = r.process else { return }
         let name = "\(label(rt, r))[\(p.pid)]"
@@ -526,14 +533,23 @@ final class ReplicaRuntime {
     var startTimer: OneShotTimer?
     var retryTimer: OneShotTimer?
     var stopTimer: OneShotTimer?
+    /// Health: the state machine, the probe in flight (at most one), the next periodic probe, the last result.
+    var health = HealthTracker()
+    var probe: ProbeRun?
+    var probeTimer: OneShotTimer?
+    var probeSeq = 0
+    var lastProbe: ProbeReport?
+    /// The last CPU time read from /proc (diagnostic probes), for a CPU percentage between two probes.
+    var cpuSample: (seconds: Double, at: Double)?
 
     init(index: Int) { self.index = index }
 
     func cancelTimers() {
-        for t in [startTimer, stopTimer] { t?.cancel() }
+        for t in [startTimer, stopTimer, probeTimer] { t?.cancel() }
         nextPing = 0
         startTimer = nil
         stopTimer = nil
+        probeTimer = nil
     }
 }
 

@@ -163,3 +163,62 @@ public enum HealthAggregate {
         return (s * 100).rounded() / 100
     }
 }
+
+/// What the parts of one probe found; `outcome` turns it into a verdict. Parts: the event loop's answer on the
+/// control channel (every level), the plugin's health callback and `server/discover` over the port (detailed
+/// and up).
+public struct ProbeFindings: Sendable, Equatable {
+    /// The host's event loop answered on the control channel before the deadline.
+    public var loopAnswered = false
+    /// Call slots held by calls past their deadline, and the plugin's slot count.
+    public var stuck = 0
+    public var slots = 0
+    /// The plugin part: nil when not asked; `.some(nil)` when asked and not answered before the deadline.
+    public var plugin: PluginPart??
+    /// The port part: nil when not asked; otherwise the error, or nil for a good answer.
+    public var portError: String??
+    /// The slowest answered part, seconds from the probe's start.
+    public var latency: Double = 0
+
+    public struct PluginPart: Sendable, Equatable {
+        /// nil: the plugin has no health callback (counts as healthy).
+        public var ok: Bool?
+        public var detail: String
+
+        public init(ok: Bool?, detail: String) {
+            self.ok = ok
+            self.detail = detail
+        }
+    }
+
+    public init() {}
+
+    /// The verdict. Failures first (they count towards unhealthy), then what makes a serving child degraded.
+    public func outcome(_ config: HealthConfig) -> ProbeOutcome {
+        let t = Self.format(config.timeout)
+        if !loopAnswered {
+            return .failed("no answer on the control channel within \(t): the event loop is blocked or stopped")
+        }
+        if case .some(.some(let e)) = portError { return .failed("server/discover over the port: \(e)") }
+        if case .some(.none) = plugin { return .failed("the plugin's health callback did not return within \(t)") }
+        if case .some(.some(let p)) = plugin, p.ok == false {
+            return .failed("the plugin reports unhealthy: \(p.detail.isEmpty ? "(no detail)" : p.detail)")
+        }
+        if slots > 0 && stuck >= slots {
+            return .failed("every call slot (\(slots)) is held by a call stuck past its deadline")
+        }
+        if stuck > 0 { return .slow("\(stuck) of \(slots) call slot(s) held by calls stuck past their deadline") }
+        if latency > config.degradedLatency {
+            return .slow(
+                "the probe took \(Self.format(latency)), above degraded_latency (\(Self.format(config.degradedLatency)))"
+            )
+        }
+        return .passed
+    }
+
+    /// Seconds as "1.5 s" or "250 ms".
+    public static func format(_ seconds: Double) -> String {
+        if seconds >= 1 { return "\((seconds * 10).rounded() / 10) s" }
+        return "\(Int((seconds * 1000).rounded())) ms"
+    }
+}

@@ -12,11 +12,12 @@ struct Mcpctl: ParsableCommand {
         abstract: "Query and control a running mcp-supervisor through its control socket.",
         discussion: """
             Exit status: 0 ok; 1 the call failed (unknown server, reload rejected, …); 2 usage; 3 cannot connect \
-            to the socket; 4 permission denied. Changing commands (start, stop, restart, reload) need root, the \
+            to the socket; 4 permission denied; `health` only: 5 degraded or initializing, 6 unhealthy or offline. Changing commands (start, stop, restart, reload) need root, the \
             supervisor's user, or membership of its control_group.
             """,
         subcommands: [
-            Status.self, Start.self, Stop.self, Restart.self, Reload.self, Ports.self, Logs.self, Version.self,
+            Status.self, Health.self, Start.self, Stop.self, Restart.self, Reload.self, Ports.self, Logs.self,
+            Version.self,
         ]
     )
 
@@ -54,6 +55,10 @@ enum Exit {
     static let usage: Int32 = 2
     static let cannotConnect: Int32 = 3
     static let permissionDenied: Int32 = 4
+    /// `health`: the server serves, but not fully (degraded, initializing).
+    static let notHealthy: Int32 = 5
+    /// `health`: the server does not serve (unhealthy, offline).
+    static let down: Int32 = 6
 
     static func fail(_ status: Int32, _ message: String) -> ExitCode {
         var line = "mcpctl: " + message.split(separator: "\n").joined(separator: " ")
@@ -222,19 +227,93 @@ struct Status: ParsableCommand {
             let name = text(s["name"])
             let port = s["port"]?.isNull == false ? "\(text(s["port"])) (\(text(s["port_kind"])))" : "-"
             guard case .some(.array(let replicas)) = s["replicas"], !replicas.isEmpty else {
-                rows.append([name, text(s["state"]), port, "-", "-", "-", text(s["failure"])])
+                rows.append([name, text(s["state"]), text(s["health"]), port, "-", "-", "-", text(s["failure"])])
                 continue
             }
             for r in replicas {
                 let label = replicas.count > 1 ? "\(name)#\(text(r["index"]))" : name
                 let state = text(s["state"]) == "stopped" ? "stopped" : text(r["state"])
                 rows.append([
-                    label, state, port, text(r["pid"]), text(r["restarts"]), duration(r["uptime"]),
-                    s["failure"]?.isNull == false ? text(s["failure"]) : text(r["last_exit"]),
+                    label, state, text(r["health"]), port, text(r["pid"]), text(r["restarts"]),
+                    duration(r["uptime"]), s["failure"]?.isNull == false ? text(s["failure"]) : text(r["last_exit"]),
                 ])
             }
         }
-        table(["SERVER", "STATE", "PORT", "PID", "RESTARTS", "UPTIME", "LAST EXIT"], rows)
+        table(["SERVER", "STATE", "HEALTH", "PORT", "PID", "RESTARTS", "UPTIME", "LAST EXIT"], rows)
+    }
+}
+
+struct Health: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Probe a server's replicas now and show what each part found.",
+        discussion: "Exit status 0 healthy, 5 degraded or initializing, 6 unhealthy or offline.")
+    @ParentCommand var root: Mcpctl
+    @Argument(help: "The server.") var server: String
+    @Option(help: "basic, detailed or diagnostic (default: the server's configured level).")
+    var level: String?
+
+    func validate() throws {
+        if let level, !["basic", "detailed", "diagnostic"].contains(level) {
+            throw ValidationError("--level must be basic, detailed or diagnostic")
+        }
+    }
+
+    func run() throws {
+        var params: [String: JSONValue] = ["server": .string(server)]
+        if let level { params["level"] = .string(level) }
+        let (_, result) = try root.call("health", params)
+        let state = text(result["state"])
+        if root.json {
+            root.printJSON(result)
+        } else {
+            print("\(server): \(state) (score \(text(result["score"])), \(text(result["level"])) probe)")
+            var rows: [[String]] = []
+            guard case .some(.array(let replicas)) = result["replicas"] else { return }
+            for r in replicas {
+                let p = r["last_probe"]
+                var parts: [String] = []
+                if let l = p?["event_loop"] {
+                    parts.append(l["answered"] == .bool(true) ? "loop \(text(l["ms"])) ms" : "loop silent")
+                }
+                if let d = p?["server_discover"] {
+                    parts.append(d["ok"] == .bool(true) ? "discover \(text(d["ms"])) ms" : "discover failed")
+                }
+                if let pl = p?["plugin"] {
+                    let ok: String
+                    switch pl["ok"] {
+                    case .some(.bool(true)): ok = "ok"
+                    case .some(.bool(false)): ok = "failing"
+                    case .some(.null): ok = "no callback"
+                    default: ok = "no answer"
+                    }
+                    parts.append("plugin \(ok)" + (pl["ms"].map { " \(text($0)) ms" } ?? ""))
+                }
+                if let proc = p?["process"] {
+                    let rss = (proc["rss_bytes"]?.numberValue ?? 0) / 1_048_576
+                    parts.append(
+                        "rss \((rss * 10).rounded() / 10) MiB, \(text(proc["open_fds"])) fds, "
+                            + "\(text(proc["threads"])) threads, cpu \(text(proc["cpu_seconds"])) s"
+                            + (proc["cpu_percent"].map { " (\(text($0)) %)" } ?? ""))
+                }
+                rows.append([
+                    "#\(text(r["index"]))", text(r["pid"]), text(r["state"]), text(p?["result"]),
+                    p.map { "\(text($0["latency_ms"])) ms" } ?? "-",
+                    (parts + [p?["detail"].map { text($0) } ?? r["reason"].map { text($0) } ?? ""])
+                        .filter { !$0.isEmpty && $0 != "-" }.joined(separator: "; "),
+                ])
+            }
+            table(["REPLICA", "PID", "HEALTH", "PROBE", "LATENCY", "FINDINGS"], rows)
+            for r in replicas {
+                if let report = r["last_probe"]?["plugin_report"] {
+                    print("plugin report #\(text(r["index"])): \(text(report))")
+                }
+            }
+        }
+        switch state {
+        case "healthy": return
+        case "degraded", "initializing": throw ExitCode(Exit.notHealthy)
+        default: throw ExitCode(Exit.down)
+        }
     }
 }
 

@@ -221,3 +221,74 @@ struct HealthConfigLoaderTests {
         #expect(e?.line == 2)
     }
 }
+
+struct ProbeFindingsTests {
+    var config: HealthConfig {
+        var c = HealthConfig()
+        c.timeout = 2
+        c.degradedLatency = 0.2
+        return c
+    }
+
+    func good() -> ProbeFindings {
+        var f = ProbeFindings()
+        f.loopAnswered = true
+        f.slots = 2
+        f.plugin = .some(.init(ok: true, detail: "ok"))
+        f.portError = .some(nil)
+        f.latency = 0.01
+        return f
+    }
+
+    @Test func everythingAnsweredInTimeIsAPass() {
+        #expect(good().outcome(config) == .passed)
+        var basic = ProbeFindings()
+        basic.loopAnswered = true
+        #expect(basic.outcome(config) == .passed, "a basic probe asks only the event loop")
+        var noCallback = good()
+        noCallback.plugin = .some(.init(ok: nil, detail: ""))
+        #expect(noCallback.outcome(config) == .passed, "a plugin without a health callback is not unhealthy")
+    }
+
+    @Test func silentLoopFails() {
+        var f = good()
+        f.loopAnswered = false
+        #expect(
+            f.outcome(config)
+                == .failed("no answer on the control channel within 2.0 s: the event loop is blocked or stopped"))
+    }
+
+    @Test func portErrorFails() {
+        var f = good()
+        f.portError = .some("connect: Connection refused")
+        #expect(f.outcome(config) == .failed("server/discover over the port: connect: Connection refused"))
+    }
+
+    @Test func unansweredPluginFails() {
+        var f = good()
+        f.plugin = .some(nil)
+        #expect(f.outcome(config) == .failed("the plugin's health callback did not return within 2.0 s"))
+    }
+
+    @Test func pluginSaysUnhealthy() {
+        var f = good()
+        f.plugin = .some(.init(ok: false, detail: "db down"))
+        #expect(f.outcome(config) == .failed("the plugin reports unhealthy: db down"))
+    }
+
+    @Test func stuckSlots() {
+        var f = good()
+        f.stuck = 1
+        #expect(f.outcome(config) == .slow("1 of 2 call slot(s) held by calls stuck past their deadline"))
+        f.stuck = 2
+        #expect(f.outcome(config) == .failed("every call slot (2) is held by a call stuck past its deadline"))
+    }
+
+    @Test func slowIsDegradedNotFailed() {
+        var f = good()
+        f.latency = 0.35
+        #expect(f.outcome(config) == .slow("the probe took 350 ms, above degraded_latency (200 ms)"))
+        f.latency = 0.2
+        #expect(f.outcome(config) == .passed, "exactly the threshold is still fine")
+    }
+}

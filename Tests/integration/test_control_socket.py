@@ -151,7 +151,7 @@ def test_socket_file_version_and_cleanup(env, faulty):
     assert stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode)
     assert st.st_uid == os.getuid()
 
-    assert ctl_json(env.sock, "version") == {"version": "0.1.0", "protocol": 1}
+    assert ctl_json(env.sock, "version") == {"version": "0.1.0", "protocol": 2}
     assert ctl_ok(env.sock, "version").strip() == "mcp-supervisor 0.1.0 (control protocol 1)"
 
     run.stop()
@@ -168,10 +168,10 @@ def test_default_socket_path_is_in_the_state_dir(tmp_path, faulty):
             pytest.skip(f"tmp path too long for a Unix socket: {sock}")
         run = e.start()
         run.wait_for(rf"^mcp-supervisor: control: listening on {sock}$", 10)
-        assert ctl_json(sock, "version")["protocol"] == 1
+        assert ctl_json(sock, "version")["protocol"] == 2
         env_run = subprocess.run([str(mcpctl_binary()), "--json", "version"], capture_output=True, text=True,
                                  timeout=30, env={**os.environ, "MCPCTL_SOCKET": str(sock)})
-        assert env_run.returncode == 0 and json.loads(env_run.stdout)["protocol"] == 1
+        assert env_run.returncode == 0 and json.loads(env_run.stdout)["protocol"] == 2
     finally:
         errors = e.cleanup()
     assert not errors, errors
@@ -205,7 +205,7 @@ def test_status_matches_the_real_processes(env, faulty):
     one = ctl_json(env.sock, "status", "beta")["servers"]
     assert [s["name"] for s in one] == ["beta"]
     table = ctl_ok(env.sock, "status").splitlines()
-    assert table[0].split() == ["SERVER", "STATE", "PORT", "PID", "RESTARTS", "UPTIME", "LAST", "EXIT"]
+    assert table[0].split() == ["SERVER", "STATE", "HEALTH", "PORT", "PID", "RESTARTS", "UPTIME", "LAST", "EXIT"]
     assert any(line.split()[:2] == ["alpha", "running"] and str(alpha_pid) in line for line in table[1:])
     assert sum(line.startswith("beta#") for line in table) == 2
 
@@ -353,7 +353,7 @@ def test_protocol_errors_and_robustness(env, faulty):
     assert code(rpc(sock, "stop", {})) == -32602
     assert code(rpc(sock, "stop", {"servers": []})) == -32602
     assert rpc(sock, "version", id="abc") == {"jsonrpc": "2.0", "id": "abc",
-                                              "result": {"version": "0.1.0", "protocol": 1}}
+                                              "result": {"version": "0.1.0", "protocol": 2}}
 
     # Several requests on one connection, answered in order; a notification gets no answer.
     with connect(sock) as s:
@@ -448,7 +448,7 @@ def test_connection_cap(env, faulty):
         for s in held:
             s.close()
     assert settle_fds(run, baseline) == baseline
-    assert ctl_json(env.sock, "version")["protocol"] == 1
+    assert ctl_json(env.sock, "version")["protocol"] == 2
 
 
 def test_fifty_servers_in_one_status(env, faulty):

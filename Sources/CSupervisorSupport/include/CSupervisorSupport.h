@@ -49,4 +49,10 @@ uint64_t mcps_monotonic_ns(void);
 /* Number of open file descriptors of this process (from /proc/self/fd), or -1. */
 int mcps_count_fds(void);
 
+/* A non-blocking TCP connect to address:port (numeric IPv4 or IPv6). Returns 0 (connected) or EINPROGRESS with
+ * *fd_out set (close-on-exec, non-blocking, TCP_NODELAY), or an errno. */
+int mcps_connect_tcp(const char *address, int port, int *fd_out);
+/* SO_ERROR of a socket: 0 once a non-blocking connect succeeded, else its errno. */
+int mcps_socket_error(int fd);
+
 #endif

@@ -16,7 +16,7 @@ import SupervisorCore
 public final class ControlServer: @unchecked Sendable {
     // @unchecked: every mutable property is touched only on the supervisor's queue.
     public static let version = "0.1.0"
-    public static let protocolVersion = 1
+    public static let protocolVersion = 2
     static let maxLineBytes = 64 * 1024
     static let maxClients = 64
     static let maxPendingOutput = 4 << 20
@@ -388,6 +388,33 @@ public final class ControlServer: @unchecked Sendable {
             return
         }
         switch JSONRPC.decode(value) {
+        case .request(let id, let method, let params) where method == "health":
+            // Answered when the probes finish (each bounded by the server's health timeout); the supervisor and
+            // this client's other requests go on meanwhile.
+            guard let name = params["server"]?.stringValue else {
+                return send(
+                    c,
+                    JSONRPC.error(id: id, code: JSONRPC.invalidParams, message: "params.server (a string) is required"))
+            }
+            var level = supervisor.servers[name]?.config.health.level ?? .detailed
+            if let l = params["level"] {
+                guard let s = l.stringValue, let v = HealthLevel(rawValue: s) else {
+                    return send(
+                        c,
+                        JSONRPC.error(
+                            id: id, code: JSONRPC.invalidParams,
+                            message: "params.level must be basic, detailed or diagnostic"))
+                }
+                level = v
+            }
+            let started = supervisor.checkHealth(server: name, level: level) { [weak self, weak c] result in
+                guard let self, let c, !c.closed else { return }  // the client left: nothing to answer
+                self.send(c, JSONRPC.result(id: id, result))
+            }
+            if !started {
+                let e = CallError.unknown(name)
+                send(c, JSONRPC.error(id: id, code: e.code, message: e.message))
+            }
         case .request(let id, let method, let params):
             switch call(c, method, params) {
             case .success(let result):

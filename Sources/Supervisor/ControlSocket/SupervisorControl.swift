@@ -81,6 +81,12 @@ extension Supervisor {
             o["pid"] = r.process.map { .int(Int64($0.pid)) } ?? .null
             o["uptime"] = r.process != nil ? .double(((now - r.spawnedAt) * 10).rounded() / 10) : .null
             o["last_exit"] = r.lifecycle.lastExit.map { .string("\($0)") } ?? .null
+            o["health"] = .string(r.health.state.rawValue)
+            o["health_reason"] = r.health.reason.map { .string($0) } ?? .null
+            if let last = r.lastProbe, r.process != nil {
+                o["checked_ago"] = .double(((now - last.finished) * 10).rounded() / 10)
+                o["latency_ms"] = last.json["latency_ms"] ?? .null
+            }
             return .object(o)
         }
         let state: String
@@ -105,6 +111,8 @@ extension Supervisor {
             "port": rt.port.map { .int(Int64($0)) } ?? .null,
             "port_kind": rt.config.port != nil ? "static" : "dynamic",
             "failure": rt.failure.map { .string($0) } ?? .null,
+            "health": .string(HealthAggregate.state(rt.replicas.map(\.health.state)).rawValue),
+            "score": .double(HealthAggregate.score(rt.replicas.map(\.health.state))),
             "replicas": .array(replicas),
         ]
     }

@@ -1,0 +1,285 @@
+import Dispatch
+import MCPProtocol
+import SupervisorCore
+
+/// One probe of one child in flight. Its parts run side by side: the control channel's `health` op (the event
+/// loop's answer, then, at detailed and up, the plugin's callbacks) and `server/discover` over the port.
+final class ProbeRun {
+    let level: HealthLevel
+    let seq: Int
+    let pid: Int32
+    let started: Double
+    var findings = ProbeFindings()
+    var loopAt: Double?
+    var pluginAt: Double?
+    var portAt: Double?
+    var pluginReport: String?
+    var pluginMS: Double?
+    var inflight: Int?
+    var port: PortProbe?
+    var deadline: OneShotTimer?
+    /// Callers of the `health` method waiting for a probe of at least `level`.
+    var waiters: [(level: HealthLevel, done: (JSONValue) -> Void)] = []
+
+    init(level: HealthLevel, seq: Int, pid: Int32, started: Double) {
+        self.level = level
+        self.seq = seq
+        self.pid = pid
+        self.started = started
+    }
+
+    var complete: Bool {
+        loopAt != nil && (level == .basic || (pluginAt != nil && (findings.portError == nil || portAt != nil)))
+    }
+}
+
+/// The last finished probe of a child, for status and the `health` method.
+struct ProbeReport {
+    var level: HealthLevel
+    var finished: Double
+    var outcome: ProbeOutcome
+    var json: JSONValue
+}
+
+extension Supervisor {
+    // MARK: Scheduling
+
+    /// Arms the next periodic probe of a running replica (none when the interval is 0).
+    func scheduleProbe(_ rt: ServerRuntime, _ r: ReplicaRuntime, after delay: Double) {
+        r.probeTimer?.cancel()
+        r.probeTimer = nil
+        guard rt.config.health.interval > 0, r.process != nil else { return }
+        r.probeTimer = after(delay) { [unowned self, unowned rt, unowned r] in
+            r.probeTimer = nil
+            self.probe(rt, r, level: rt.config.health.level, waiter: nil)
+        }
+    }
+
+    /// Starts a probe of `level` on a ready replica, or joins the one in flight (probes never pile up: at most
+    /// one per child). A waiter asking for more than the running probe looks at gets the next one.
+    func probe(_ rt: ServerRuntime, _ r: ReplicaRuntime, level: HealthLevel, waiter: ((JSONValue) -> Void)?) {
+        if let run = r.probe {
+            if let waiter { run.waiters.append((level, waiter)) }
+            return
+        }
+        guard case .running = r.lifecycle.phase, let p = r.process else {
+            waiter?(replicaHealthJSON(rt, r))
+            return
+        }
+        r.probeSeq += 1
+        let run = ProbeRun(level: level, seq: r.probeSeq, pid: p.pid, started: Clock.now())
+        if let waiter { run.waiters.append((level, waiter)) }
+        r.probe = run
+        if level >= .detailed { run.findings.plugin = .some(nil) }
+        run.deadline = after(rt.config.health.timeout) { [unowned self, unowned rt, unowned r] in
+            guard r.probe === run else { return }
+            self.finishProbe(rt, r, run)
+        }
+        if !p.send(["op": "health", "seq": .int(Int64(run.seq)), "level": .string(level.rawValue)]) {
+            // The channel is gone or full: the loop cannot answer; the deadline ends the probe.
+        }
+        if level >= .detailed, let port = rt.port {
+            run.findings.portError = .some("no answer within \(ProbeFindings.format(rt.config.health.timeout))")
+            run.port = PortProbe.start(
+                address: PortProbe.connectAddress(config.listenAddress), port: port, queue: queue
+            ) { [unowned self, unowned rt, unowned r] result in
+                guard r.probe === run else { return }
+                run.portAt = Clock.now()
+                switch result {
+                case .success: run.findings.portError = .some(nil)
+                case .failure(let e): run.findings.portError = .some(e.description)
+                }
+                if run.complete { self.finishProbe(rt, r, run) }
+            }
+        }
+    }
+
+    /// A `health` message from a child's control channel.
+    func healthAnswer(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ msg: JSONValue) {
+        guard let run = r.probe, case .int(let seq) = msg["seq"], seq == run.seq else { return }
+        let now = Clock.now()
+        r.lastPong = now  // an answer from the loop is as good as a heartbeat
+        switch msg["part"]?.stringValue {
+        case "loop":
+            run.loopAt = now
+            run.findings.loopAnswered = true
+            if case .int(let v) = msg["stuck"] { run.findings.stuck = Int(v) }
+            if case .int(let v) = msg["slots"] { run.findings.slots = Int(v) }
+            if case .int(let v) = msg["inflight"] { run.inflight = Int(v) }
+        case "plugin":
+            run.pluginAt = now
+            let ok: Bool? = if case .bool(let b) = msg["ok"] { b } else { nil }
+            run.findings.plugin = .some(.init(ok: ok, detail: msg["detail"]?.stringValue ?? ""))
+            run.pluginReport = msg["report"]?.stringValue
+            if case .double(let d) = msg["ms"] {
+                run.pluginMS = d
+            } else if case .int(let i) = msg["ms"] {
+                run.pluginMS = Double(i)
+            }
+        default:
+            return
+        }
+        if run.complete { finishProbe(rt, r, run) }
+    }
+
+    private func finishProbe(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ run: ProbeRun) {
+        run.deadline?.cancel()
+        run.port?.cancel()
+        run.port = nil
+        r.probe = nil
+        let now = Clock.now()
+        run.findings.latency =
+            [run.loopAt, run.pluginAt, run.portAt].compactMap { $0 }.map { $0 - run.started }.max() ?? 0
+        let outcome = run.findings.outcome(rt.config.health)
+        var o: [String: JSONValue] = [
+            "level": .string(run.level.rawValue),
+            "result": .string(Self.name(outcome)),
+            "latency_ms": Self.ms(run.findings.latency),
+            "event_loop": run.loopAt.map { ["answered": true, "ms": Self.ms($0 - run.started)] } ?? ["answered": false],
+            "stuck_slots": .int(Int64(run.findings.stuck)), "slots": .int(Int64(run.findings.slots)),
+        ]
+        if case .slow(let why) = outcome { o["detail"] = .string(why) }
+        if case .failed(let why) = outcome { o["detail"] = .string(why) }
+        if let i = run.inflight { o["calls_in_flight"] = .int(Int64(i)) }
+        if case .some(let part) = run.findings.plugin {
+            var pj: [String: JSONValue] = ["answered": .bool(part != nil)]
+            if let part {
+                pj["ok"] = part.ok.map { .bool($0) } ?? .null
+                pj["detail"] = .string(part.detail)
+                if let m = run.pluginMS { pj["ms"] = .double(m) }
+            }
+            o["plugin"] = .object(pj)
+        }
+        if case .some(let err) = run.findings.portError {
+            var pj: [String: JSONValue] = ["port": rt.port.map { .int(Int64($0)) } ?? .null, "ok": .bool(err == nil)]
+            if let a = run.portAt, err == nil { pj["ms"] = Self.ms(a - run.started) }
+            if let err { pj["error"] = .string(err) }
+            o["server_discover"] = .object(pj)
+        }
+        if run.level == .diagnostic {
+            if let report = run.pluginReport {
+                // A JSON report stays structured; anything else is text.
+                o["plugin_report"] = (try? JSONParser.parse(Array(report.utf8))) ?? .string(report)
+            }
+            if let stats = ProcStats.read(pid: run.pid) {
+                var proc: [String: JSONValue] = [
+                    "pid": .int(Int64(run.pid)), "rss_bytes": .int(Int64(stats.rssBytes)),
+                    "open_fds": .int(Int64(stats.openFDs)), "threads": .int(Int64(stats.threads)),
+                    "cpu_seconds": .double((stats.cpuSeconds * 100).rounded() / 100),
+                ]
+                if let last = r.cpuSample, now > last.at {
+                    let pct = (stats.cpuSeconds - last.seconds) / (now - last.at) * 100
+                    proc["cpu_percent"] = .double((max(0, pct) * 10).rounded() / 10)
+                }
+                r.cpuSample = (stats.cpuSeconds, now)
+                o["process"] = .object(proc)
+            }
+        }
+        let before = r.health.state
+        let verdict = r.health.record(outcome, config: rt.config.health)
+        o["state"] = .string(r.health.state.rawValue)
+        let json = JSONValue.object(o)
+        r.lastProbe = ProbeReport(level: run.level, finished: now, outcome: outcome, json: json)
+        let name = label(rt, r)
+        if r.health.state != before {
+            let why = r.health.reason.map { ": \($0)" } ?? ""
+            log.line("\(name)[\(run.pid)]: health \(before.rawValue) -> \(r.health.state.rawValue)\(why)")
+        }
+        if case .becameUnhealthy(let why) = verdict, let p = r.process, p.pid == run.pid {
+            if !run.findings.loopAnswered {
+                log.line("\(name)[\(p.pid)]: hung (\(why)); killing it")
+                r.forcedReason = .hung
+                p.killGroup()
+            } else if rt.config.restart != .never {
+                log.line("\(name)[\(p.pid)]: unhealthy (\(why)); killing it to restart")
+                r.forcedReason = .unhealthy
+                p.killGroup()
+            } else {
+                log.line("\(name)[\(p.pid)]: unhealthy (\(why)); left running (restart = \"never\")")
+            }
+        }
+        // Waiters satisfied by this level get the answer; the others get a deeper probe next.
+        var later: [(level: HealthLevel, done: (JSONValue) -> Void)] = []
+        for w in run.waiters {
+            if w.level <= run.level { w.done(replicaHealthJSON(rt, r)) } else { later.append(w) }
+        }
+        if r.process != nil, let deepest = later.map(\.level).max() {
+            probe(rt, r, level: deepest, waiter: nil)
+            r.probe?.waiters = later
+        } else {
+            for w in later { w.done(replicaHealthJSON(rt, r)) }
+            if r.process != nil {
+                scheduleProbe(rt, r, after: max(0, rt.config.health.interval - (now - run.started)))
+            }
+        }
+    }
+
+    /// The process is gone: any probe in flight ends, its waiters are answered, the state is offline.
+    func endHealth(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ why: String) {
+        r.probeTimer?.cancel()
+        r.probeTimer = nil
+        r.cpuSample = nil
+        r.health.stopped(why)
+        if let run = r.probe {
+            run.deadline?.cancel()
+            run.port?.cancel()
+            r.probe = nil
+            for w in run.waiters { w.done(replicaHealthJSON(rt, r)) }
+        }
+    }
+
+    // MARK: Reporting
+
+    /// A replica's health for `health` and `status`: state, reason and the last probe.
+    func replicaHealthJSON(_ rt: ServerRuntime, _ r: ReplicaRuntime) -> JSONValue {
+        var o: [String: JSONValue] = [
+            "index": .int(Int64(r.index)), "pid": r.process.map { .int(Int64($0.pid)) } ?? .null,
+            "state": .string(r.health.state.rawValue), "reason": r.health.reason.map { .string($0) } ?? .null,
+        ]
+        if let last = r.lastProbe, r.process?.pid != nil {
+            o["last_probe"] = last.json
+            o["checked_ago"] = .double(((Clock.now() - last.finished) * 10).rounded() / 10)
+        }
+        return .object(o)
+    }
+
+    /// Runs a probe of `level` on every replica of a server now and calls `done` with the server's health
+    /// once all have answered (each is bounded by the server's health timeout).
+    public func checkHealth(server name: String, level: HealthLevel, _ done: @escaping (JSONValue) -> Void) -> Bool {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard let rt = servers[name] else { return false }
+        var answers = [JSONValue?](repeating: nil, count: rt.replicas.count)
+        var left = rt.replicas.count
+        let finish = { [unowned rt] in
+            let states = rt.replicas.map(\.health.state)
+            done([
+                "server": .string(name), "level": .string(level.rawValue),
+                "state": .string(HealthAggregate.state(states).rawValue),
+                "score": .double(HealthAggregate.score(states)),
+                "replicas": .array(answers.map { $0 ?? .null }),
+            ])
+        }
+        if left == 0 {
+            finish()
+            return true
+        }
+        for (i, r) in rt.replicas.enumerated() {
+            probe(rt, r, level: level) { json in
+                answers[i] = json
+                left -= 1
+                if left == 0 { finish() }
+            }
+        }
+        return true
+    }
+
+    static func name(_ o: ProbeOutcome) -> String {
+        switch o {
+        case .passed: return "passed"
+        case .slow: return "slow"
+        case .failed: return "failed"
+        }
+    }
+
+    static func ms(_ seconds: Double) -> JSONValue { .double((seconds * 1e4).rounded() / 10) }
+}

@@ -24,6 +24,8 @@ public final class Supervisor: @unchecked Sendable {
     private var registryDirty = false
     private var heartbeatTick: OneShotTimer?
     private var heartbeatDue: Double?
+    var healthTick: OneShotTimer?
+    var healthDue: Double?
     private var onStopped: (() -> Void)?
 
     /// Recent log lines per server (the control socket's `logs`); see ControlSocket/.
@@ -228,6 +230,17 @@ public final class Supervisor: @unchecked Sendable {
                     p.killGroup()
                     continue
                 }
+                // A health probe's answer from the event loop is as good as a pong: no ping while one is fresh,
+                // and none at all while periodic probes come often enough to keep it fresh (two per timeout).
+                let h = rt.config.health
+                if h.interval > 0 && h.interval <= rt.config.heartbeatTimeout / 2 {
+                    r.nextPing = now + rt.config.heartbeatInterval
+                    continue
+                }
+                if now - r.lastPong < rt.config.heartbeatInterval * 0.5 {
+                    r.nextPing = r.lastPong + rt.config.heartbeatInterval
+                    continue
+                }
                 // Within a tenth of the interval counts as due, so nearby replicas share this wake-up.
                 if r.nextPing - now <= rt.config.heartbeatInterval * 0.1 {
                     r.pingSeq += 1
@@ -294,7 +307,7 @@ public final class Supervisor: @unchecked Sendable {
     private func stopReplica(_ rt: ServerRuntime, _ r: ReplicaRuntime) {
         r.retryTimer?.cancel()
         r.startTimer?.cancel()
-        r.probeTimer?.cancel()
+        r.nextProbe = 0
         r.nextPing = 0
         guard r.lifecycle.stopRequested(at: Clock.now()) != nil, let p = r.process else { return }
         let name = "\(label(rt, r))[\(p.pid)]"
@@ -536,7 +549,10 @@ final class ReplicaRuntime {
     /// Health: the state machine, the probe in flight (at most one), the next periodic probe, the last result.
     var health = HealthTracker()
     var probe: ProbeRun?
-    var probeTimer: OneShotTimer?
+    /// When the next periodic probe is due (0: none).
+    var nextProbe = 0.0
+    /// The kept-alive connection for `server/discover` probes.
+    var portConnection: PortConnection?
     var probeSeq = 0
     var lastProbe: ProbeReport?
     /// The last CPU time read from /proc (diagnostic probes), for a CPU percentage between two probes.
@@ -545,11 +561,11 @@ final class ReplicaRuntime {
     init(index: Int) { self.index = index }
 
     func cancelTimers() {
-        for t in [startTimer, stopTimer, probeTimer] { t?.cancel() }
+        for t in [startTimer, stopTimer] { t?.cancel() }
         nextPing = 0
+        nextProbe = 0
         startTimer = nil
         stopTimer = nil
-        probeTimer = nil
     }
 }
 

@@ -19,7 +19,7 @@ public struct HealthConfig: Sendable, Equatable {
     public var level: HealthLevel = .detailed
     /// Seconds between probes of one child; 0 turns periodic probing off (heartbeats still run, and the
     /// `health` control method still probes on demand).
-    public var interval: Double = 10
+    public var interval: Double = 30
     /// A probe that has not completed after this long failed.
     public var timeout: Double = 5
     /// A probe slower than this (end to end, its slowest part) makes the child degraded.

@@ -156,7 +156,7 @@ struct HealthConfigLoaderTests {
         let c = try loader.load(main: "", servers: ["w.toml": "plugin = \"w.so\"\n"])
         #expect(c.servers.first?.health == HealthConfig())
         #expect(HealthConfig().level == .detailed)
-        #expect(HealthConfig().interval == 10)
+        #expect(HealthConfig().interval == 30)
     }
 
     @Test func everyKeyFromTheServerFile() throws {

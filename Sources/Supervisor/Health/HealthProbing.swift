@@ -16,8 +16,8 @@ final class ProbeRun {
     var pluginReport: String?
     var pluginMS: Double?
     var inflight: Int?
-    var port: PortProbe?
-    var deadline: OneShotTimer?
+    /// When the probe ends whatever has answered (the health tick checks it).
+    var deadline: Double = 0
     /// Callers of the `health` method waiting for a probe of at least `level`.
     var waiters: [(level: HealthLevel, done: (JSONValue) -> Void)] = []
 
@@ -44,15 +44,53 @@ struct ProbeReport {
 extension Supervisor {
     // MARK: Scheduling
 
-    /// Arms the next periodic probe of a running replica (none when the interval is 0).
+    /// Sets the next periodic probe of a running replica (none when the interval is 0).
     func scheduleProbe(_ rt: ServerRuntime, _ r: ReplicaRuntime, after delay: Double) {
-        r.probeTimer?.cancel()
-        r.probeTimer = nil
+        r.nextProbe = 0
         guard rt.config.health.interval > 0, r.process != nil else { return }
-        r.probeTimer = after(delay) { [unowned self, unowned rt, unowned r] in
-            r.probeTimer = nil
-            self.probe(rt, r, level: rt.config.health.level, waiter: nil)
+        r.nextProbe = Clock.now() + delay
+        armHealthTick()
+    }
+
+    /// One timer for every child's probes and probe deadlines, like the heartbeat's: each tick starts the probes
+    /// that are due (within a tenth of their interval, so nearby children share the wake-up) and ends those past
+    /// their deadline. A timer per probe cost more than the probe itself (a Dispatch source set up and torn down
+    /// twice per probe, measured).
+    func armHealthTick() {
+        var due = Double.infinity
+        for rt in servers.values {
+            for r in rt.replicas where r.process != nil {
+                if let run = r.probe {
+                    due = min(due, run.deadline)
+                } else if r.nextProbe > 0 {
+                    due = min(due, r.nextProbe)
+                }
+            }
         }
+        guard due.isFinite else { return }
+        if let armed = healthDue, armed <= due + 0.001 { return }
+        healthTick?.cancel()
+        healthDue = due
+        healthTick = after(max(0, due - Clock.now())) { [unowned self] in
+            self.healthDue = nil
+            self.healthTick = nil
+            self.healthRound()
+        }
+    }
+
+    private func healthRound() {
+        let now = Clock.now()
+        for rt in servers.values {
+            for r in rt.replicas where r.process != nil {
+                if let run = r.probe {
+                    if run.deadline <= now + 0.001 { finishProbe(rt, r, run) }
+                } else if r.nextProbe > 0, r.nextProbe - now <= rt.config.health.interval * 0.1 {
+                    r.nextProbe = 0
+                    probe(rt, r, level: rt.config.health.level, waiter: nil)
+                }
+            }
+        }
+        armHealthTick()
     }
 
     /// Starts a probe of `level` on a ready replica, or joins the one in flight (probes never pile up: at most
@@ -71,18 +109,25 @@ extension Supervisor {
         if let waiter { run.waiters.append((level, waiter)) }
         r.probe = run
         if level >= .detailed { run.findings.plugin = .some(nil) }
-        run.deadline = after(rt.config.health.timeout) { [unowned self, unowned rt, unowned r] in
-            guard r.probe === run else { return }
-            self.finishProbe(rt, r, run)
-        }
+        run.deadline = run.started + rt.config.health.timeout
+        armHealthTick()
         if !p.send(["op": "health", "seq": .int(Int64(run.seq)), "level": .string(level.rawValue)]) {
             // The channel is gone or full: the loop cannot answer; the deadline ends the probe.
         }
         if level >= .detailed, let port = rt.port {
             run.findings.portError = .some("no answer within \(ProbeFindings.format(rt.config.health.timeout))")
-            run.port = PortProbe.start(
-                address: PortProbe.connectAddress(config.listenAddress), port: port, queue: queue
-            ) { [unowned self, unowned rt, unowned r] result in
+            if r.portConnection?.usable != true {
+                r.portConnection = nil
+                switch PortConnection.open(
+                    address: PortConnection.connectAddress(config.listenAddress), port: port, queue: queue)
+                {
+                case .success(let c): r.portConnection = c
+                case .failure(let e):
+                    run.findings.portError = .some(e.description)
+                    run.portAt = Clock.now()
+                }
+            }
+            r.portConnection?.probe { [unowned self, unowned rt, unowned r] result in
                 guard r.probe === run else { return }
                 run.portAt = Clock.now()
                 switch result {
@@ -99,14 +144,16 @@ extension Supervisor {
         guard let run = r.probe, case .int(let seq) = msg["seq"], seq == run.seq else { return }
         let now = Clock.now()
         r.lastPong = now  // an answer from the loop is as good as a heartbeat
-        switch msg["part"]?.stringValue {
-        case "loop":
+        let part = msg["part"]?.stringValue
+        guard part == "loop" || part == "plugin" else { return }
+        if part == "loop" {
             run.loopAt = now
             run.findings.loopAnswered = true
             if case .int(let v) = msg["stuck"] { run.findings.stuck = Int(v) }
             if case .int(let v) = msg["slots"] { run.findings.slots = Int(v) }
             if case .int(let v) = msg["inflight"] { run.inflight = Int(v) }
-        case "plugin":
+        }
+        if part == "plugin" {
             run.pluginAt = now
             let ok: Bool? = if case .bool(let b) = msg["ok"] { b } else { nil }
             run.findings.plugin = .some(.init(ok: ok, detail: msg["detail"]?.stringValue ?? ""))
@@ -116,17 +163,17 @@ extension Supervisor {
             } else if case .int(let i) = msg["ms"] {
                 run.pluginMS = Double(i)
             }
-        default:
-            return
         }
         if run.complete { finishProbe(rt, r, run) }
     }
 
     private func finishProbe(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ run: ProbeRun) {
-        run.deadline?.cancel()
-        run.port?.cancel()
-        run.port = nil
         r.probe = nil
+        if case .some(let err) = run.findings.portError, err != nil || run.portAt == nil {
+            // Unanswered or failed: this connection is not trusted again.
+            r.portConnection?.close()
+            r.portConnection = nil
+        }
         let now = Clock.now()
         run.findings.latency =
             [run.loopAt, run.pluginAt, run.portAt].compactMap { $0 }.map { $0 - run.started }.max() ?? 0
@@ -216,13 +263,12 @@ extension Supervisor {
 
     /// The process is gone: any probe in flight ends, its waiters are answered, the state is offline.
     func endHealth(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ why: String) {
-        r.probeTimer?.cancel()
-        r.probeTimer = nil
+        r.nextProbe = 0
         r.cpuSample = nil
+        r.portConnection?.close()
+        r.portConnection = nil
         r.health.stopped(why)
         if let run = r.probe {
-            run.deadline?.cancel()
-            run.port?.cancel()
             r.probe = nil
             for w in run.waiters { w.done(replicaHealthJSON(rt, r)) }
         }

@@ -4,7 +4,7 @@
 #   2. refused/failed connections during KILLS restarts under loopback load
 #   3. SERVERS servers: cold start to all ready, then the supervisor's own idle CPU and RSS
 # Prints a markdown table and writes bench/supervisor/results.md (raw numbers: .build-bench/supervisor-results.json).
-#   bench/supervisor/run.sh [KILLS=100] [IDLE_SECONDS=20] [SERVERS=50]
+#   bench/supervisor/run.sh [KILLS=100] [IDLE_SECONDS=60] [SERVERS=50]
 #   SKIP_BUILD=1 bench/supervisor/run.sh    uses the release binaries and plugins already built
 #   PHASES=1,3 bench/supervisor/run.sh      runs only some phases
 set -euo pipefail
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 for d in "$HOME/.cargo/bin" /opt/swift/usr/bin; do [ -d "$d" ] && PATH="$PATH:$d"; done
 export PATH
 KILLS="${1:-100}"
-IDLE="${2:-20}"
+IDLE="${2:-60}"  # a whole number of default health-probe periods (30 s): a shorter window over- or under-counts probes
 SERVERS="${3:-50}"
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then

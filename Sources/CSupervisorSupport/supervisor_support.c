@@ -102,26 +102,31 @@ int mcps_reap_group(pid_t pgid) {
     return n;
 }
 
+/* A numeric IPv4 or IPv6 address and a port as a socket address; returns the family, or -1. */
+static int parse_address(const char *address, int port, struct sockaddr_storage *ss, socklen_t *len) {
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        *len = sizeof *in4;
+        return AF_INET;
+    }
+    if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *in6;
+        return AF_INET6;
+    }
+    return -1;
+}
+
 int mcps_listen_tcp(const char *address, int port, int backlog, int *fd_out) {
     struct sockaddr_storage ss;
     socklen_t len;
-    memset(&ss, 0, sizeof ss);
-    int family;
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
-        family = AF_INET;
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        len = sizeof *in4;
-    } else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
-        family = AF_INET6;
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        len = sizeof *in6;
-    } else {
-        return EINVAL;
-    }
+    int family = parse_address(address, port, &ss, &len);
+    if (family < 0) return EINVAL;
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return errno;
     int one = 1;
@@ -217,23 +222,8 @@ int mcps_count_fds(void) {
 int mcps_connect_tcp(const char *address, int port, int *fd_out) {
     struct sockaddr_storage ss;
     socklen_t len;
-    memset(&ss, 0, sizeof ss);
-    int family;
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
-        family = AF_INET;
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        len = sizeof *in4;
-    } else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
-        family = AF_INET6;
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        len = sizeof *in6;
-    } else {
-        return EINVAL;
-    }
+    int family = parse_address(address, port, &ss, &len);
+    if (family < 0) return EINVAL;
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return errno;
     int one = 1;

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import warnings
-from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import anyio
@@ -23,6 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from conftest import MODERN_VERSION, parse_sse
+from sdk_recorder import Exchange, Recorder, run
 from schema_check import check_response, check_server_message
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -33,65 +32,8 @@ DEADLINE = 30.0  # seconds for one test's whole client conversation
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Recording transport: keeps every request and the bytes of every response body the SDK reads.
+# Traffic validation: every exchange the recorder (sdk_recorder.py) kept, against its revision's schema.
 # ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Exchange:
-    method: str
-    url: str
-    request_headers: dict[str, str]
-    request_body: bytes
-    status: int = 0
-    response_headers: dict[str, str] = field(default_factory=dict)
-    chunks: list[bytes] = field(default_factory=list)
-    complete: bool = False  # the body was read to its end (not aborted by the client)
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.chunks)
-
-    @property
-    def content_type(self) -> str:
-        return self.response_headers.get("content-type", "").split(";")[0].strip().lower()
-
-    def request_json(self) -> Any:
-        return json.loads(self.request_body) if self.request_body else None
-
-
-class _TeeStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: Any, exchange: Exchange):
-        self._inner = inner
-        self._exchange = exchange
-
-    async def __aiter__(self):
-        async for chunk in self._inner:
-            self._exchange.chunks.append(bytes(chunk))
-            yield chunk
-        self._exchange.complete = True
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class RecordingTransport(httpx2.AsyncBaseTransport):
-    def __init__(self) -> None:
-        self._inner = httpx2.AsyncHTTPTransport()
-        self.exchanges: list[Exchange] = []
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        body = await request.aread()
-        ex = Exchange(request.method, str(request.url), {k.lower(): v for k, v in request.headers.items()}, body)
-        self.exchanges.append(ex)
-        response = await self._inner.handle_async_request(request)
-        ex.status = response.status_code
-        ex.response_headers = {k.lower(): v for k, v in response.headers.items()}
-        response.stream = _TeeStream(response.stream, ex)
-        return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 def validate_traffic(exchanges: list[Exchange], mode: str) -> dict[str, int]:
@@ -159,7 +101,7 @@ def validate_traffic(exchanges: list[Exchange], mode: str) -> dict[str, int]:
 
 async def run_client(url: str, mode: str, body: Callable[[Client], Awaitable[Any]], **client_kwargs) -> tuple[Any, dict[str, int]]:
     """Runs `body(client)` on a recording SDK client within DEADLINE; validates all traffic afterwards."""
-    recorder = RecordingTransport()
+    recorder = Recorder()
     http = httpx2.AsyncClient(transport=recorder, timeout=httpx2.Timeout(30.0, read=60.0))
     with anyio.fail_after(DEADLINE):
         async with http:
@@ -167,12 +109,6 @@ async def run_client(url: str, mode: str, body: Callable[[Client], Awaitable[Any
             async with Client(transport, mode=mode, **client_kwargs) as client:
                 out = await body(client)
     return out, validate_traffic(recorder.exchanges, mode)
-
-
-def run(coro) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return asyncio.run(coro)
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ import time
 import warnings
 import wave
 import zlib
-from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import anyio
@@ -51,6 +50,7 @@ from conftest import (
     parse_sse,
     plugin_path,
 )
+from sdk_recorder import Exchange, Recorder, run
 from schema_check import check_response, check_server_message
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -136,65 +136,8 @@ def b64(data: str) -> bytes:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# SDK side: a recording httpx2 transport, schema validation of everything recorded.
+# SDK side: schema validation of everything the recorder (sdk_recorder.py) kept.
 # ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Exchange:
-    method: str
-    request_headers: dict[str, str]
-    request_body: bytes
-    status: int = 0
-    response_headers: dict[str, str] = field(default_factory=dict)
-    chunks: list[bytes] = field(default_factory=list)
-    complete: bool = False
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.chunks)
-
-    @property
-    def content_type(self) -> str:
-        return self.response_headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-class _Tee(httpx2.AsyncByteStream):
-    def __init__(self, inner: Any, exchange: Exchange):
-        self._inner, self._exchange = inner, exchange
-
-    async def __aiter__(self):
-        async for chunk in self._inner:
-            self._exchange.chunks.append(bytes(chunk))
-            yield chunk
-        self._exchange.complete = True
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class Recorder(httpx2.AsyncBaseTransport):
-    """Records every exchange; `get_stream_open` is set once a GET stream was answered with 200."""
-
-    def __init__(self) -> None:
-        self._inner = httpx2.AsyncHTTPTransport()
-        self.exchanges: list[Exchange] = []
-        self.get_stream_open = asyncio.Event()
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        body = await request.aread()
-        ex = Exchange(request.method, {k.lower(): v for k, v in request.headers.items()}, body)
-        self.exchanges.append(ex)
-        response = await self._inner.handle_async_request(request)
-        ex.status = response.status_code
-        ex.response_headers = {k.lower(): v for k, v in response.headers.items()}
-        response.stream = _Tee(response.stream, ex)
-        if request.method == "GET" and response.status_code == 200:
-            self.get_stream_open.set()
-        return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 def validate_traffic(exchanges: list[Exchange], mode: str) -> dict[str, int]:
@@ -252,12 +195,6 @@ async def run_client(url: str, mode: str, body: Callable[[Client, Recorder], Awa
                 assert client.protocol_version == EXPECTED_VERSION[mode]
                 out = await body(client, recorder)
     return out, validate_traffic(recorder.exchanges, mode)
-
-
-def run(coro) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return asyncio.run(coro)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import pytest
 
 from conftest import modern_post, plugin_path
 from supervisor_fixtures import call_tool, pid_alive, proc_info, wait_until
-from test_control_socket import ctl, ctl_fails, ctl_json, ctl_ok, env, sockdir  # noqa: F401 (fixtures)
+from test_control_socket import (  # noqa: F401 (env and sockdir are fixtures)
+    connect, ctl, ctl_fails, ctl_json, ctl_ok, env, rpc, settle_fds, sockdir)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -289,3 +290,29 @@ def test_replicas_aggregate_into_the_server_state_and_score(env, hs):
     table = ctl_ok(env.sock, "status")
     assert table.splitlines()[0].split()[:3] == ["SERVER", "STATE", "HEALTH"]
     assert sum("unhealthy" in line for line in table.splitlines()) == 1
+
+
+def test_health_method_errors_and_a_client_that_leaves_mid_probe(env, hs):
+    # A health callback slower than the timeout, so a `health` request stays open for a second.
+    serve(env, hs, restart="never", config={"health_delay_ms": 1500}, host_args=("--threads", "2"))
+    run, pid, port = start(env)
+    wait_health(env, "unhealthy")
+
+    def code(reply):
+        return reply.get("error", {}).get("code")
+    assert code(rpc(env.sock, "health", {})) == -32602
+    assert code(rpc(env.sock, "health", {"server": 5})) == -32602
+    assert code(rpc(env.sock, "health", {"server": "hs", "level": "deep"})) == -32602
+    assert code(rpc(env.sock, "health", {"server": "nope"})) == -32002
+
+    baseline = run.fd_count()
+    mark = run.mark()
+    for _ in range(5):  # ask, then hang up before the answer
+        s = connect(env.sock)
+        s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"health","params":{"server":"hs","level":"diagnostic"}}\n')
+        s.close()
+    # The supervisor goes on: a new client gets its answer once the probe it joins ends.
+    reply = rpc(env.sock, "health", {"server": "hs", "level": "basic"})
+    assert reply["result"]["replicas"][0]["pid"] == pid
+    assert settle_fds(run, baseline) <= baseline, "clients that left mid-probe left descriptors behind"
+    assert not run.find_all(r"killing it", mark)

@@ -252,7 +252,11 @@ extension Supervisor {
         }
         if r.process != nil, let deepest = later.map(\.level).max() {
             probe(rt, r, level: deepest, waiter: nil)
-            r.probe?.waiters = later
+            if let next = r.probe {
+                next.waiters = later
+            } else {
+                for w in later { w.done(replicaHealthJSON(rt, r)) }  // it is stopping: nothing more to probe
+            }
         } else {
             for w in later { w.done(replicaHealthJSON(rt, r)) }
             if r.process != nil {

@@ -316,3 +316,25 @@ def test_health_method_errors_and_a_client_that_leaves_mid_probe(env, hs):
     assert reply["result"]["replicas"][0]["pid"] == pid
     assert settle_fds(run, baseline) <= baseline, "clients that left mid-probe left descriptors behind"
     assert not run.find_all(r"killing it", mark)
+
+
+def test_shallow_on_demand_probes_do_not_hold_off_the_periodic_probe(env, hs):
+    # Periodic probes every 0.5 s at the detailed level; an admin asks for basic probes more often than that.
+    serve(env, hs, restart="never", health={"interval": 0.5})
+    run, pid, port = start(env)
+    wait_health(env, "healthy")
+    call_tool(port, "set_health", {"fail": True})  # only a detailed probe can see this
+    found = threading.Event()
+
+    def poll_basic():
+        while not found.is_set():
+            ctl(env.sock, "health", "hs", "--level", "basic")
+
+    t = threading.Thread(target=poll_basic, daemon=True)
+    t.start()
+    try:
+        s = wait_health(env, "unhealthy", timeout=10)
+    finally:
+        found.set()
+        t.join(10)
+    assert "the plugin reports unhealthy" in s["replicas"][0]["health_reason"]

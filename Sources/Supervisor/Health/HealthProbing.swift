@@ -116,7 +116,13 @@ extension Supervisor {
         }
         if level >= .detailed, let port = rt.port {
             run.findings.portError = .some("no answer within \(ProbeFindings.format(rt.config.health.timeout))")
-            if r.portConnection?.usable != true {
+            // The host closes connections idle for 120 s; one idle for half that is not reused (its close may be
+            // on the way, and a probe on it would fail for no fault of the server).
+            if let c = r.portConnection, !c.usable || run.started - c.lastActive > 60 {
+                c.close()
+                r.portConnection = nil
+            }
+            if r.portConnection == nil {
                 r.portConnection = nil
                 switch PortConnection.open(
                     address: PortConnection.connectAddress(config.listenAddress), port: port, queue: queue)
@@ -223,7 +229,11 @@ extension Supervisor {
             }
         }
         let before = r.health.state
-        let verdict = r.health.record(outcome, config: rt.config.health)
+        // A pass at a shallower level than the configured one says nothing about the deeper parts (an admin's
+        // `health --level basic` must not reset the failures of the detailed probes); its failures still count.
+        let shallowPass = run.level < rt.config.health.level && outcome == .passed
+        let verdict: HealthTracker.Verdict =
+            shallowPass ? .none : r.health.record(outcome, config: rt.config.health)
         o["state"] = .string(r.health.state.rawValue)
         let json = JSONValue.object(o)
         r.lastProbe = ProbeReport(level: run.level, finished: now, outcome: outcome, json: json)
@@ -232,7 +242,10 @@ extension Supervisor {
             let why = r.health.reason.map { ": \($0)" } ?? ""
             log.line("\(name)[\(run.pid)]: health \(before.rawValue) -> \(r.health.state.rawValue)\(why)")
         }
-        if case .becameUnhealthy(let why) = verdict, let p = r.process, p.pid == run.pid {
+        // Only a running child is killed for its health: one being stopped already goes down gracefully.
+        if case .becameUnhealthy(let why) = verdict, case .running = r.lifecycle.phase, let p = r.process,
+            p.pid == run.pid
+        {
             if !run.findings.loopAnswered {
                 log.line("\(name)[\(p.pid)]: hung (\(why)); killing it")
                 r.forcedReason = .hung
@@ -260,7 +273,12 @@ extension Supervisor {
         } else {
             for w in later { w.done(replicaHealthJSON(rt, r)) }
             if r.process != nil {
-                scheduleProbe(rt, r, after: max(0, rt.config.health.interval - (now - run.started)))
+                if run.level >= rt.config.health.level || r.nextProbe == 0 {
+                    // This probe covered the periodic one: the next is an interval after its start.
+                    scheduleProbe(rt, r, after: max(0, rt.config.health.interval - (now - run.started)))
+                } else {
+                    armHealthTick()  // a shallower on-demand probe leaves the periodic one where it was
+                }
             }
         }
     }

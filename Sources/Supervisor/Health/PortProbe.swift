@@ -28,6 +28,8 @@ final class PortConnection {
     private var done: ((Result<Void, ProbeFailure>) -> Void)?
     /// False once closed or broken: make a new connection.
     private(set) var usable = true
+    /// When the connection was opened or last answered (monotonic seconds).
+    private(set) var lastActive = Clock.now()
 
     struct ProbeFailure: Error, CustomStringConvertible {
         var description: String
@@ -154,6 +156,7 @@ final class PortConnection {
         case .answered(let keepAlive):
             let d = done
             done = nil
+            lastActive = Clock.now()
             if !keepAlive { close() }
             d?(.success(()))
         }

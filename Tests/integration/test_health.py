@@ -159,6 +159,9 @@ def test_blocked_event_loop_is_killed_as_hung_and_restarted(env, hs):
     wait_health(env, "healthy")
     mark = run.mark()
     background_call(port, "block_loop", {"ms": 60_000}, timeout=3)
+    s = wait_health(env, "degraded", timeout=10)  # the first silent probes, before the third one
+    assert s["replicas"][0]["pid"] == pid
+    assert "no answer on the control channel" in s["replicas"][0]["health_reason"]
     run.wait_for(rf"^mcp-supervisor: hs\[{pid}\]: health healthy -> degraded: no answer on the control channel "
                  r"within 1\.0 s: the event loop is blocked or stopped$", 10, mark)
     run.wait_for(rf"^mcp-supervisor: hs\[{pid}\]: hung \(3 health probe\(s\) in a row failed; .*\); killing it$",

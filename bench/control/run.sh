@@ -30,41 +30,9 @@ for f in "${BINS[@]}" "$PLUGIN"; do
     [ -e "$f" ] || { echo "missing $f (build first, without SKIP_BUILD=1)" >&2; exit 1; }
 done
 
-# The peer, from PyPI, in its own virtual environment (the same one as bench/supervisor; gitignored: .build*/).
-VENV=.build-bench/venv-supervisord
-if [ ! -x "$VENV/bin/supervisord" ] || [ ! -x "$VENV/bin/supervisorctl" ]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q 'supervisor==4.3.0'
-fi
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/mcp-control-bench.XXXXXX")"
-DRIVER=""
-cleanup() {
-    trap - EXIT INT TERM
-    if [ -n "$DRIVER" ] && kill -0 "$DRIVER" 2>/dev/null; then
-        kill -TERM "$DRIVER" 2>/dev/null || true   # the driver stops its supervisors and their children
-        for _ in $(seq 1 200); do kill -0 "$DRIVER" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$DRIVER" 2>/dev/null || true
-    fi
-    # Anything the driver started or saw as a supervised child and that is still there (driver killed hard):
-    # only these pids, and only while they still run one of the benchmark's executables.
-    if [ -f "$WORK/pids" ]; then
-        local host sleepbin sup
-        host="$(readlink -f .build/release/mcp-plugin-host)"; sleepbin="$(readlink -f "$(command -v sleep)")"
-        sup="$(readlink -f .build/release/mcp-supervisor)"
-        while read -r pid; do
-            exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
-            case "$exe" in
-                "$host" | "$sleepbin" | "$sup") kill -KILL "$pid" 2>/dev/null || true ;;
-                *python*) grep -qa -e "$WORK" -e supervisord "/proc/$pid/cmdline" 2>/dev/null \
-                    && kill -KILL "$pid" 2>/dev/null || true ;;
-            esac
-        done <"$WORK/pids"
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. bench/peer.sh
+peer_venv
+bench_workdir mcp-control-bench
 
 "$VENV/bin/python" -u bench/control/bench.py --work "$WORK" \
     --supervisor .build/release/mcp-supervisor --host .build/release/mcp-plugin-host \

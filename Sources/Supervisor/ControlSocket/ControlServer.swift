@@ -388,40 +388,20 @@ public final class ControlServer: @unchecked Sendable {
             return
         }
         switch JSONRPC.decode(value) {
-        case .request(let id, let method, let params) where method == "health":
-            // Answered when the probes finish (each bounded by the server's health timeout); the supervisor and
-            // this client's other requests go on meanwhile.
-            guard let name = params["server"]?.stringValue else {
-                return send(
-                    c,
-                    JSONRPC.error(id: id, code: JSONRPC.invalidParams, message: "params.server (a string) is required"))
-            }
-            var level = supervisor.servers[name]?.config.health.level ?? .detailed
-            if let l = params["level"] {
-                guard let s = l.stringValue, let v = HealthLevel(rawValue: s) else {
-                    return send(
-                        c,
-                        JSONRPC.error(
-                            id: id, code: JSONRPC.invalidParams,
-                            message: "params.level must be basic, detailed or diagnostic"))
-                }
-                level = v
-            }
-            let started = supervisor.checkHealth(server: name, level: level) { [weak self, weak c] result in
-                guard let self, let c, !c.closed else { return }  // the client left: nothing to answer
-                self.send(c, JSONRPC.result(id: id, result))
-            }
-            if !started {
-                let e = CallError.unknown(name)
-                send(c, JSONRPC.error(id: id, code: e.code, message: e.message))
-            }
         case .request(let id, let method, let params):
-            switch call(c, method, params) {
-            case .success(let result):
-                send(c, JSONRPC.result(id: id, result))
-                if method == "logs", case .some(.bool(true)) = params["follow"] { startFollowing(c, params) }
-            case .failure(let e): send(c, JSONRPC.error(id: id, code: e.code, message: e.message, data: e.data))
+            // Most methods answer at once; `health` answers when its probes end (each bounded by the server's
+            // health timeout) while the supervisor and this client's other requests go on.
+            let answer = { [weak self, weak c] (result: Result<JSONValue, CallError>) in
+                guard let self, let c, !c.closed else { return }  // the client left: nothing to answer
+                switch result {
+                case .success(let result):
+                    self.send(c, JSONRPC.result(id: id, result))
+                    if method == "logs", case .some(.bool(true)) = params["follow"] { self.startFollowing(c, params) }
+                case .failure(let e):
+                    self.send(c, JSONRPC.error(id: id, code: e.code, message: e.message, data: e.data))
+                }
             }
+            if let now = call(c, method, params, later: answer) { answer(now) }
         case .notification:
             break  // nothing to answer
         case .batch:
@@ -446,7 +426,11 @@ public final class ControlServer: @unchecked Sendable {
 
     static let changing: Set<String> = ["start", "stop", "restart", "reload"]
 
-    private func call(_ c: Client, _ method: String, _ params: [String: JSONValue]) -> Result<JSONValue, CallError> {
+    /// The answer to a request, or nil when `later` will be called with it.
+    private func call(
+        _ c: Client, _ method: String, _ params: [String: JSONValue],
+        later: @escaping (Result<JSONValue, CallError>) -> Void
+    ) -> Result<JSONValue, CallError>? {
         if Self.changing.contains(method) {
             let who = "uid \(c.peer.uid) (pid \(c.peer.pid))"
             let target = (params["server"]?.stringValue).map { " \($0)" } ?? ""
@@ -479,6 +463,20 @@ public final class ControlServer: @unchecked Sendable {
                 return .success(["servers": [one]])
             }
             return .success(["servers": .array(supervisor.serverNames.compactMap { supervisor.statusJSON($0) })])
+        case "health":
+            guard let name = params["server"]?.stringValue else {
+                return .failure(.params("params.server (a string) is required"))
+            }
+            guard let rt = supervisor.servers[name] else { return .failure(.unknown(name)) }
+            var level = rt.config.health.level
+            if let l = params["level"] {
+                guard let s = l.stringValue, let v = HealthLevel(rawValue: s) else {
+                    return .failure(.params("params.level must be basic, detailed or diagnostic"))
+                }
+                level = v
+            }
+            supervisor.checkHealth(rt, level: level) { later(.success($0)) }
+            return nil
         case "ports":
             return .success(supervisor.portsJSON())
         case "logs":

@@ -313,9 +313,9 @@ extension Supervisor {
 
     /// Runs a probe of `level` on every replica of a server now and calls `done` with the server's health
     /// once all have answered (each is bounded by the server's health timeout).
-    public func checkHealth(server name: String, level: HealthLevel, _ done: @escaping (JSONValue) -> Void) -> Bool {
+    func checkHealth(_ rt: ServerRuntime, level: HealthLevel, _ done: @escaping (JSONValue) -> Void) {
         dispatchPrecondition(condition: .onQueue(queue))
-        guard let rt = servers[name] else { return false }
+        let name = rt.name
         var answers = [JSONValue?](repeating: nil, count: rt.replicas.count)
         var left = rt.replicas.count
         let finish = { [unowned rt] in
@@ -329,7 +329,7 @@ extension Supervisor {
         }
         if left == 0 {
             finish()
-            return true
+            return
         }
         for (i, r) in rt.replicas.enumerated() {
             probe(rt, r, level: level) { json in
@@ -338,7 +338,6 @@ extension Supervisor {
                 if left == 0 { finish() }
             }
         }
-        return true
     }
 
     static func name(_ o: ProbeOutcome) -> String {

@@ -348,6 +348,8 @@ def main():
     ap.add_argument("--phases", default="1,2")
     ap.add_argument("--command", default="bench/control/run.sh")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--json", help="also write the raw results as JSON here")
+    ap.add_argument("--ours-only", action="store_true", help="skip the supervisord phase (bench/compare.py)")
     a = ap.parse_args()
     for k in ("supervisor", "host", "mcpctl", "plugin", "supervisord", "supervisorctl"):
         setattr(a, k, os.path.abspath(getattr(a, k)))
@@ -371,6 +373,8 @@ def main():
         steps += [("1 ours", phase1_ours), ("1 supervisord", phase1_peer)]
     if "2" in phases:
         steps += [("2 health off/on", phase2)]
+    if a.ours_only:
+        steps = [(name, fn) for name, fn in steps if "supervisord" not in name]
     res, errors = {}, []
     try:
         supbench.run_steps(a, reg, res, errors, steps)
@@ -380,6 +384,9 @@ def main():
     finally:
         reg.cleanup(exes)
     env["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    if a.json:  # written before the report, which needs the peer's phases (absent with --ours-only)
+        with open(a.json, "w") as f:
+            json.dump({"results": res, "errors": errors, "env": env}, f, indent=1)
     text = report(a, res, errors, env)
     with open(a.out, "w") as f:
         f.write(text)

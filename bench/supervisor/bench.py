@@ -1042,6 +1042,7 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--command", default="bench/supervisor/run.sh")
     ap.add_argument("--phases", default="1,2,3")
+    ap.add_argument("--ours-only", action="store_true", help="skip the supervisord phases (bench/compare.py)")
     a = ap.parse_args()
     for k in ("supervisor", "host", "plugin", "supervisord"):
         setattr(a, k, os.path.abspath(getattr(a, k)))
@@ -1068,6 +1069,8 @@ def main():
         steps += [("2 ours", phase2_ours), ("2 supervisord", phase2_peer)]
     if "3" in phases:
         steps += [("3 ours", phase3_ours), ("3 supervisord", phase3_peer), ("3b ours", phase3_ours_quiet)]
+    if a.ours_only:
+        steps = [(name, fn) for name, fn in steps if "supervisord" not in name]
     try:
         run_steps(a, reg, res, errors, steps)
     except KeyboardInterrupt:
@@ -1077,12 +1080,12 @@ def main():
         reg.cleanup(exes)
     env["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     env["commands"] = commands(a)
+    if a.json:  # written before the report, which needs the peer's phases (absent with --ours-only)
+        with open(a.json, "w") as f:
+            json.dump({"results": res, "errors": errors, "env": env}, f, indent=1)
     text = report(a, res, errors, env)
     with open(a.out, "w") as f:
         f.write(text)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"results": res, "errors": errors, "env": env}, f, indent=1)
     print(text)
     return 1 if errors else 0
 

@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "mcp-plugin-host",
             dependencies: [
-                "PluginHost",
+                "PluginHost", "MCPProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/mcp-plugin-host"

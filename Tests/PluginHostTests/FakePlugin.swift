@@ -18,6 +18,7 @@ final class FakePlugin: DispatchedPlugin {
     private let nextID = Atomic<UInt>(1)
     private let state = Mutex<State>(State())
     private let slowStarted = DispatchSemaphore(value: 0)
+    private let cancelledCallFinished = DispatchSemaphore(value: 0)
 
     struct State {
         var cancelled: [String] = []
@@ -90,10 +91,19 @@ final class FakePlugin: DispatchedPlugin {
         }
     }
 
+    /// Like a real plugin, the handler notices the cancellation on its own thread and finishes there.
     func cancel(_ call: PluginCall) {
         guard call.markCancelled() else { return }
         if case .tool(let name) = call.kind { state.withLock { $0.cancelled.append(name) } }
-        finishCancelled(call)
+        DispatchQueue.global().async {
+            self.finishCancelled(call)
+            self.cancelledCallFinished.signal()
+        }
+    }
+
+    /// Waits until a cancelled call has finished (and the dispatcher has heard of it).
+    func waitForCancelledCall(seconds: Double = 5) -> Bool {
+        cancelledCallFinished.wait(timeout: .now() + seconds) == .success
     }
 
     private func finishCancelled(_ call: PluginCall) {

@@ -23,13 +23,15 @@ struct MCPDispatcherTests {
     /// POSTs one JSON-RPC message and returns the sink once the reply is complete.
     @discardableResult
     func post(
-        _ message: JSONValue, headers extra: [(String, String)] = [], accept: String = "application/json, text/event-stream",
+        _ message: JSONValue, headers extra: [(String, String)] = [],
+        accept: String = "application/json, text/event-stream",
         wait: Bool = true
     ) -> RecordingSink {
         let headers: [(name: String, value: String)] =
             [("Content-Type", "application/json"), ("Accept", accept)] + extra.map { (name: $0.0, value: $0.1) }
         let sink = RecordingSink()
-        dispatcher.handle(MCPRequest(verb: .post, headers: RequestHeaders(headers), body: JSONWriter.serialize(message)), sink)
+        dispatcher.handle(
+            MCPRequest(verb: .post, headers: RequestHeaders(headers), body: JSONWriter.serialize(message)), sink)
         if wait { #expect(sink.waitUntilFinished(), "no complete reply to \(JSONWriter.string(message))") }
         return sink
     }
@@ -37,7 +39,8 @@ struct MCPDispatcherTests {
     /// A 2026-07-28 request with its `_meta` and the headers that mirror the body.
     func modernRequest(
         id: Int64 = 1, _ method: String, _ params: [String: JSONValue] = [:], name: String? = nil,
-        headerMethod: String? = nil, progressToken: JSONValue? = nil, accept: String = "application/json, text/event-stream",
+        headerMethod: String? = nil, progressToken: JSONValue? = nil,
+        accept: String = "application/json, text/event-stream",
         wait: Bool = true
     ) -> RecordingSink {
         var meta: [String: JSONValue] = [
@@ -57,7 +60,9 @@ struct MCPDispatcherTests {
     func openSession(version: String = "2025-06-18") throws -> String {
         let sink = post([
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": ["protocolVersion": .string(version), "capabilities": [:], "clientInfo": ["name": "t", "version": "1"]],
+            "params": [
+                "protocolVersion": .string(version), "capabilities": [:], "clientInfo": ["name": "t", "version": "1"],
+            ],
         ])
         return try #require(sink.header("Mcp-Session-Id"))
     }
@@ -73,8 +78,9 @@ struct MCPDispatcherTests {
     // MARK: Version negotiation
 
     @Test func initializeAnswersTheRequestedLegacyVersionOrTheNewest() throws {
-        for (requested, expected) in [("2025-03-26", "2025-03-26"), ("2025-06-18", "2025-06-18"), ("1999-01-01", "2025-11-25")]
-        {
+        for (requested, expected) in [
+            ("2025-03-26", "2025-03-26"), ("2025-06-18", "2025-06-18"), ("1999-01-01", "2025-11-25"),
+        ] {
             let sink = post([
                 "jsonrpc": "2.0", "id": 7, "method": "initialize",
                 "params": ["protocolVersion": .string(requested), "capabilities": [:]],
@@ -112,7 +118,11 @@ struct MCPDispatcherTests {
         let sink = post(
             [
                 "jsonrpc": "2.0", "id": 3, "method": "tools/list",
-                "params": ["_meta": [ModernRequestRules.metaVersionKey: "2099-01-01", ModernRequestRules.metaCapabilitiesKey: [:]]],
+                "params": [
+                    "_meta": [
+                        ModernRequestRules.metaVersionKey: "2099-01-01", ModernRequestRules.metaCapabilitiesKey: [:],
+                    ]
+                ],
             ], headers: [("MCP-Protocol-Version", "2099-01-01"), ("Mcp-Method", "tools/list")])
         #expect(sink.reply.status == 400)
         let error = try #require(try sink.json()["error"])
@@ -143,7 +153,8 @@ struct MCPDispatcherTests {
         #expect(sink.reply.status == 400)
         let error = try #require(try sink.json()["error"])
         #expect(error["code"] == .int(JSONRPC.headerMismatch))
-        #expect(error["message"]?.stringValue?.contains("'prompts/list' does not match body value 'tools/list'") == true)
+        #expect(
+            error["message"]?.stringValue?.contains("'prompts/list' does not match body value 'tools/list'") == true)
     }
 
     @Test func mcpNameHeaderMustMatchTheToolName() throws {
@@ -158,7 +169,12 @@ struct MCPDispatcherTests {
         let sink = post(
             [
                 "jsonrpc": "2.0", "id": 6, "method": "tools/list",
-                "params": ["_meta": [ModernRequestRules.metaVersionKey: .string(Self.modern), ModernRequestRules.metaCapabilitiesKey: [:]]],
+                "params": [
+                    "_meta": [
+                        ModernRequestRules.metaVersionKey: .string(Self.modern),
+                        ModernRequestRules.metaCapabilitiesKey: [:],
+                    ]
+                ],
             ], headers: [("MCP-Protocol-Version", "2025-06-18"), ("Mcp-Method", "tools/list")])
         #expect(sink.reply.status == 400)
         #expect(try sink.json()["error"]?["code"] == .int(JSONRPC.headerMismatch))
@@ -279,6 +295,7 @@ struct MCPDispatcherTests {
             headers: [("Mcp-Session-Id", session), ("MCP-Protocol-Version", "2025-06-18")])
         #expect(note.reply.status == 202)
         #expect(call.waitUntilFinished())
+        #expect(plugin.waitForCancelledCall())
         #expect(plugin.cancelled == ["slow"])
         #expect(try call.json()["error"]?["code"] == .int(JSONRPC.internalError))
         #expect(dispatcher.callsInFlight == 0)
@@ -290,6 +307,7 @@ struct MCPDispatcherTests {
         call.goAway()
         #expect(plugin.cancelled == ["slow"])
         #expect(dispatcher.callsInFlight == 0)
+        #expect(plugin.waitForCancelledCall())
         #expect(call.reply.status == nil, "answered a client that had gone")
     }
 
@@ -306,6 +324,7 @@ struct MCPDispatcherTests {
             MCPRequest(verb: .delete, headers: ["Mcp-Session-Id": session], body: []), delete)
         #expect(delete.reply.status == 204)
         #expect(plugin.cancelled == ["slow"])
+        #expect(plugin.waitForCancelledCall())
         #expect(dispatcher.callsInFlight == 0)
     }
 
@@ -318,7 +337,10 @@ struct MCPDispatcherTests {
             "jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": [
                 "name": "slow",
-                "_meta": [ModernRequestRules.metaVersionKey: .string(Self.modern), ModernRequestRules.metaCapabilitiesKey: [:]],
+                "_meta": [
+                    ModernRequestRules.metaVersionKey: .string(Self.modern),
+                    ModernRequestRules.metaCapabilitiesKey: [:],
+                ],
             ],
         ]
         dispatcher.handle(
@@ -341,7 +363,8 @@ struct MCPDispatcherTests {
         let session = try openSession()
         let stream = RecordingSink()
         dispatcher.handle(
-            MCPRequest(verb: .get, headers: ["Mcp-Session-Id": session, "Accept": "text/event-stream"], body: []), stream)
+            MCPRequest(verb: .get, headers: ["Mcp-Session-Id": session, "Accept": "text/event-stream"], body: []),
+            stream)
         #expect(stream.reply.streamed)
         #expect(stream.reply.comments == 1)
         dispatcher.beginDrain()

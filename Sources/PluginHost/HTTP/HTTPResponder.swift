@@ -81,7 +81,8 @@ final class HTTPResponder: ReplySink {
             for (k, v) in extra { headers.add(name: k, value: v) }
             headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
             if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
-            let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+            let head = HTTPResponseHead(
+                version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
             channel.write(HTTPServerResponsePart.head(head), promise: nil)
             if !body.isEmpty {
                 var buf = channel.allocator.buffer(capacity: body.count)

@@ -85,7 +85,8 @@ public final class HostServer: Sendable {
         let left = engine.waitForCalls(timeout: ContinuousClock.now.duration(to: deadline))
         if left == 0 {
             // The last responses are being written; their connections close right after.
-            _ = closed.wait(timeout: .now() + .nanoseconds(Int(ContinuousClock.now.duration(to: deadline).wholeNanoseconds)))
+            _ = closed.wait(
+                timeout: .now() + .nanoseconds(Int(ContinuousClock.now.duration(to: deadline).wholeNanoseconds)))
             engine.plugin.destroy()
         }
         try? group.syncShutdownGracefully()

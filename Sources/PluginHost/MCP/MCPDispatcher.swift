@@ -139,7 +139,9 @@ final class MCPDispatcher: Sendable {
                         "JSON-RPC batches are not supported (removed from MCP in 2025-06-18); send one message per POST"
                 ))
         case .invalid(let reason, let id):
-            reply(out, status: 400, Self.errorBody(id: id, code: JSONRPC.invalidRequest, message: "Invalid Request: \(reason)"))
+            reply(
+                out, status: 400,
+                Self.errorBody(id: id, code: JSONRPC.invalidRequest, message: "Invalid Request: \(reason)"))
         case .response:
             // Answers to server-to-client requests; this server sends none, so there is nothing to match.
             out.respond(status: 202, body: [])
@@ -587,7 +589,8 @@ final class MCPDispatcher: Sendable {
                 return (resourceNotFound(ctx, uri).response(id: ctx.id), 200)
             }
             return (
-                JSONRPC.error(id: ctx.id, code: JSONRPC.invalidParams, message: message.isEmpty ? "not found" : message),
+                JSONRPC.error(
+                    id: ctx.id, code: JSONRPC.invalidParams, message: message.isEmpty ? "not found" : message),
                 200
             )
         case .invalidParams(let message):
@@ -716,7 +719,8 @@ final class ActiveRequest: CallObserver, Sendable {
                 "content": [
                     [
                         "type": "text",
-                        "text": .string("Tool '\(name)' did not finish within its deadline of \(timeout) s and was cancelled."),
+                        "text": .string(
+                            "Tool '\(name)' did not finish within its deadline of \(timeout) s and was cancelled."),
                     ]
                 ],
                 "isError": true,

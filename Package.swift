@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
@@ -33,6 +34,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
             ],
             path: "Sources/PluginHost"
         ),
@@ -42,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "mcp-plugin-host",
             dependencies: [
-                "PluginHost",
+                "PluginHost", "MCPProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/mcp-plugin-host"
@@ -69,6 +71,10 @@ let package = Package(
             name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "MCPProtocol"],
             path: "Tests/SupervisorCoreTests"),
         .testTarget(name: "MCPProtocolTests", dependencies: ["MCPProtocol"], path: "Tests/MCPProtocolTests"),
+        // The dispatcher driven without a socket, against a fake plugin.
+        .testTarget(
+            name: "PluginHostTests", dependencies: ["PluginHost", "MCPProtocol", "PluginABI"],
+            path: "Tests/PluginHostTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,6 @@
 /// A JSON value as the protocol engine handles it.
 ///
-/// Objects keep no key order (JSON gives none). `raw` carries an already-serialized, already-validated JSON
+/// Objects keep no key order (JSON gives none); `JSONWriter` writes their keys sorted, so output is stable. `raw` carries an already-serialized, already-validated JSON
 /// fragment (a plugin's input schema, say) that the writer inserts verbatim, so declarations are serialized once.
 public enum JSONValue: Sendable, Equatable {
     case null

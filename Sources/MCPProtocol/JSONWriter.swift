@@ -1,4 +1,4 @@
-/// Serializes `JSONValue`s to compact UTF-8 JSON.
+/// Serializes `JSONValue`s to compact UTF-8 JSON, object keys in sorted order (by Unicode scalar values).
 public struct JSONWriter {
     public private(set) var bytes: [UInt8] = []
 
@@ -30,14 +30,22 @@ public struct JSONWriter {
             }
             bytes.append(UInt8(ascii: "]"))
         case .object(let o):
+            // Keys in sorted order: a dictionary's own order changes from one process (and one value) to the
+            // next, and the same message must come out as the same bytes (logs, tests, diffs, caches).
             bytes.append(UInt8(ascii: "{"))
             var first = true
-            for (k, v) in o {
-                if !first { bytes.append(UInt8(ascii: ",")) }
-                first = false
+            if o.count == 1, let (k, v) = o.first {
                 writeString(k)
                 bytes.append(UInt8(ascii: ":"))
                 write(v)
+            } else {
+                for k in o.keys.sorted() {
+                    if !first { bytes.append(UInt8(ascii: ",")) }
+                    first = false
+                    writeString(k)
+                    bytes.append(UInt8(ascii: ":"))
+                    write(o[k]!)
+                }
             }
             bytes.append(UInt8(ascii: "}"))
         }

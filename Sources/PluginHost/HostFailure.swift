@@ -1,5 +1,3 @@
-import MCPProtocol
-
 /// A failure that ends the host: one line for stderr and the documented exit status (docs/plugin-host.md).
 public struct HostFailure: Error, Sendable, CustomStringConvertible {
     public var status: Int32
@@ -30,13 +28,4 @@ public struct HostFailure: Error, Sendable, CustomStringConvertible {
         public static let crashed = ExitStatus(rawValue: 70)
         public static let hung = ExitStatus(rawValue: 71)
     }
-}
-
-/// Re-exported JSON parsing for the command-line front end.
-public enum JSONParserFacade {
-    public static func parse(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
-}
-
-public enum JSONWriterFacade {
-    public static func string(_ v: JSONValue) -> String { JSONWriter.string(v) }
 }

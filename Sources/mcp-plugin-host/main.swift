@@ -1,5 +1,6 @@
 import ArgumentParser
 import CHostSupport
+import MCPProtocol
 import NIOCore
 import NIOPosix
 import PluginHost
@@ -87,7 +88,7 @@ struct PluginHostCommand: ParsableCommand {
         do { configText = try loadConfig() } catch { throw fail(error) }
         if check {
             let report = PluginCheck.run(path: path, config: configText)
-            writeStdout(json ? JSONWriterFacade.string(report.json) + "\n" : report.text)
+            writeStdout(json ? JSONWriter.string(report.json) + "\n" : report.text)
             throw ExitCode(report.loads ? 0 : 1)
         }
         if checkLoad {
@@ -97,7 +98,7 @@ struct PluginHostCommand: ParsableCommand {
                 let instance = try PluginInstance(loaded: loaded, config: configText, maxConcurrency: maxConcurrency) {
                     _ in
                 }
-                writeStdout(JSONWriterFacade.string(instance.summary) + "\n")
+                writeStdout(JSONWriter.string(instance.summary) + "\n")
                 throw ExitCode(0)
             } catch let f as HostFailure { throw fail(f) }
         }
@@ -202,7 +203,7 @@ struct PluginHostCommand: ParsableCommand {
             }
             text = String(decoding: bytes, as: UTF8.self)
         }
-        do { _ = try JSONParserFacade.parse(text) } catch {
+        do { _ = try JSONParser.parse(text) } catch {
             throw HostFailure(.invalidConfig, "the plugin configuration is not valid JSON: \(error)")
         }
         return text

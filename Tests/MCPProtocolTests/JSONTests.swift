@@ -206,3 +206,30 @@ struct Base64Tests {
         #expect(Base64.decode("abc") == nil)
     }
 }
+
+struct JSONWriterTests {
+    @Test func writesObjectKeysInSortedOrder() {
+        let error = JSONRPC.error(id: .int(3), code: JSONRPC.invalidRequest, message: "no")
+        #expect(JSONWriter.string(error) == #"{"error":{"code":-32600,"message":"no"},"id":3,"jsonrpc":"2.0"}"#)
+        let nested: JSONValue = ["b": ["z": 1, "a": [["y": 2, "x": 3]]], "a": nil, "B": true, "é": 0, "_": 1]
+        #expect(JSONWriter.string(nested) == #"{"B":true,"_":1,"a":null,"b":{"a":[{"x":3,"y":2}],"z":1},"é":0}"#)
+    }
+
+    /// Dictionaries built in different orders, and of different sizes (so of different hash layouts), must
+    /// still come out as the same bytes.
+    @Test(arguments: [2, 9, 40, 300])
+    func theSameObjectIsAlwaysTheSameBytes(keyCount: Int) {
+        let keys = (0..<keyCount).map { "key\($0 * 7919 % 1000)-\($0)" }
+        var forward: [String: JSONValue] = [:]
+        for (i, key) in keys.enumerated() { forward[key] = .int(Int64(i)) }
+        var backward: [String: JSONValue] = [:]
+        for (i, key) in keys.enumerated().reversed() { backward[key] = .int(Int64(i)) }
+        var grown: [String: JSONValue] = Dictionary(minimumCapacity: 4 * keyCount)
+        for (i, key) in keys.enumerated().shuffled() { grown[key] = .int(Int64(i)) }
+        let text = JSONWriter.string(.object(forward))
+        #expect(JSONWriter.string(.object(backward)) == text)
+        #expect(JSONWriter.string(.object(grown)) == text)
+        let written = keys.sorted().map { key in "\"\(key)\":\(keys.firstIndex(of: key)!)" }
+        #expect(text == "{" + written.joined(separator: ",") + "}")
+    }
+}

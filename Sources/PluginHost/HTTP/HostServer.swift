@@ -1,6 +1,7 @@
 import CHostSupport
 import Dispatch
 import NIOCore
+import NIOExtras
 import NIOHTTP1
 import NIOPosix
 
@@ -20,20 +21,28 @@ public enum ListenTarget: Sendable {
 public final class HostServer: Sendable {
     let engine: MCPEngine
     public let group: MultiThreadedEventLoopGroup
-    let connections = ConnectionSet()
+    /// The drain of the connections: closes the listener, then each connection once it has no request in
+    /// progress (NIOHTTP1's pipeline handler does the waiting, and marks the last response `Connection: close`).
+    let quiescing: ServerQuiescingHelper
 
     public init(engine: MCPEngine, threads: Int) {
         self.engine = engine
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.quiescing = ServerQuiescingHelper(group: group)
     }
 
     /// Binds (or adopts) the listening socket. Returns the channel and the bound port.
     public func start(_ target: ListenTarget) throws(HostFailure) -> (Channel, Int) {
-        let engine = self.engine
-        let connections = self.connections
+        let dispatcher = engine.dispatcher
+        let quiescing = self.quiescing
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
@@ -42,8 +51,7 @@ public final class HostServer: Sendable {
                         // A connection that sends nothing for 2 minutes between requests is closed, so idle or
                         // stalled clients cannot pin descriptors forever.
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(120)))
-                        try channel.pipeline.syncOperations.addHandler(
-                            HTTPConnectionHandler(engine: engine, connections: connections))
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(dispatcher: dispatcher))
                     }
             }
         do {
@@ -66,13 +74,21 @@ public final class HostServer: Sendable {
         log: @escaping @Sendable (String) -> Void
     ) -> Int32 {
         signals.wait()
+        let deadline = ContinuousClock.now + .nanoseconds(drainTimeout.nanoseconds)
         log("draining: no new requests, \(engine.callsInFlight) call(s) in flight")
         engine.beginDrain()
-        try? listener.close().wait()
-        connections.beginDrain()
-        let left = engine.waitForCalls(until: NIODeadline.now() + drainTimeout)
-        connections.closeAll()
-        if left == 0 { engine.plugin.destroy() }
+        // Closes the listener, and every connection as soon as it has no request in progress.
+        let closed = DispatchSemaphore(value: 0)
+        let allClosed = group.next().makePromise(of: Void.self)
+        allClosed.futureResult.whenComplete { _ in closed.signal() }
+        quiescing.initiateShutdown(promise: allClosed)
+        let left = engine.waitForCalls(timeout: ContinuousClock.now.duration(to: deadline))
+        if left == 0 {
+            // The last responses are being written; their connections close right after.
+            _ = closed.wait(
+                timeout: .now() + .nanoseconds(Int(ContinuousClock.now.duration(to: deadline).wholeNanoseconds)))
+            engine.plugin.destroy()
+        }
         try? group.syncShutdownGracefully()
         if left > 0 {
             log("drain deadline passed with \(left) call(s) still running; exiting without destroy")

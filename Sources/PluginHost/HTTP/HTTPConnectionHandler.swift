@@ -1,0 +1,116 @@
+import MCPProtocol
+import NIOCore
+import NIOHTTP1
+
+/// Reads requests off one connection, enforces the body limit, the path and the Host/Origin policy, and hands
+/// the rest to the dispatcher as plain values.
+final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let dispatcher: MCPDispatcher
+    private let maxBodyBytes: Int
+    private let originPolicy: OriginPolicy
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var rejected = false
+    private var current: HTTPResponder?
+
+    init(dispatcher: MCPDispatcher) {
+        self.dispatcher = dispatcher
+        self.maxBodyBytes = dispatcher.config.maxBodyBytes
+        self.originPolicy = OriginPolicy(
+            allowedHosts: dispatcher.config.allowedHosts, allowedOrigins: dispatcher.config.allowedOrigins)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        current?.connectionClosed()
+        current = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body.removeAll(keepingCapacity: true)
+            rejected = false
+            if let len = h.headers.first(name: "Content-Length").flatMap(Int.init), len > maxBodyBytes {
+                reject(context: context, version: h.version)
+            }
+        case .body(var buf):
+            guard !rejected else { return }
+            if body.count + buf.readableBytes > maxBodyBytes {
+                reject(context: context, version: head?.version ?? .http1_1)
+                return
+            }
+            body.append(contentsOf: buf.readBytes(length: buf.readableBytes) ?? [])
+        case .end:
+            guard let h = head, !rejected else { return }
+            head = nil
+            let responder = HTTPResponder(channel: context.channel, keepAlive: h.isKeepAlive && !dispatcher.isDraining)
+            current = responder
+            serve(h, body, responder)
+            body = []
+        }
+    }
+
+    /// The endpoint's transport rules (one path, DNS rebinding protection), then the dispatcher.
+    private func serve(_ head: HTTPRequestHead, _ body: [UInt8], _ out: HTTPResponder) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        guard path == "/mcp" else {
+            return out.respond(
+                status: 404, headers: [("Content-Type", "text/plain; charset=utf-8")],
+                body: Array("not found: the MCP endpoint is /mcp\n".utf8))
+        }
+        if let problem = originPolicy.problem(
+            host: head.headers.first(name: "Host"), origin: head.headers.first(name: "Origin"))
+        {
+            return out.respond(
+                status: 403, headers: [("Content-Type", "application/json")],
+                body: MCPDispatcher.errorBody(id: nil, code: JSONRPC.invalidRequest, message: problem))
+        }
+        let verb: MCPRequest.Verb
+        switch head.method {
+        case .POST: verb = .post
+        case .GET: verb = .get
+        case .DELETE: verb = .delete
+        default: verb = .other("\(head.method)")
+        }
+        let headers = RequestHeaders(head.headers.map { (name: $0.name, value: $0.value) })
+        dispatcher.handle(MCPRequest(verb: verb, headers: headers, body: body), out)
+    }
+
+    /// Answers 413 and closes: the rest of an oversized body is never read into memory.
+    private func reject(context: ChannelHandlerContext, version: HTTPVersion) {
+        rejected = true
+        let payload = MCPDispatcher.errorBody(
+            id: nil, code: JSONRPC.invalidRequest, message: "request body exceeds the limit of \(maxBodyBytes) bytes")
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(payload.count))
+        headers.add(name: "Connection", value: "close")
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .payloadTooLarge, headers: headers))),
+            promise: nil)
+        var buf = context.channel.allocator.buffer(capacity: payload.count)
+        buf.writeBytes(payload)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Idle between requests (or a request that stalls while arriving): close. A response in progress
+        // (a long tool call, a GET stream) is not idleness.
+        if event is IdleStateHandler.IdleStateEvent, current == nil || current?.isFinished == true {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,155 @@
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Writes the response to one HTTP request, from any thread; everything hops to the channel's event loop in order.
+final class HTTPResponder: ReplySink {
+    let channel: Channel
+    let keepAlive: Bool
+    private let state = Mutex<State>(State())
+    /// Writes enqueued on the event loop and not yet run; while any is pending, later writes queue behind it.
+    private let pending = Atomic<Int>(0)
+
+    struct State {
+        var finished = false
+        var streaming = false
+        var closeHandlers: [@Sendable () -> Void] = []
+    }
+
+    init(channel: Channel, keepAlive: Bool) {
+        self.channel = channel
+        self.keepAlive = keepAlive
+    }
+
+    var isFinished: Bool { state.withLock { $0.finished } }
+
+    /// Runs `body` on the channel's event loop, in call order: immediately when already there and nothing
+    /// is queued ahead of it (the common case for a handler that ran inline), else as a queued task.
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        let loop = channel.eventLoop
+        if loop.inEventLoop, pending.load(ordering: .acquiring) == 0 {
+            body()
+            return
+        }
+        pending.add(1, ordering: .acquiringAndReleasing)
+        loop.execute { [self] in
+            body()
+            self.pending.subtract(1, ordering: .acquiringAndReleasing)
+        }
+    }
+
+    func onClientGone(_ body: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { s -> Bool in
+            if s.finished { return false }
+            if !channel.isActive { return true }
+            s.closeHandlers.append(body)
+            return false
+        }
+        if runNow { body() }
+    }
+
+    /// Timers run on the connection's event loop, in order with its writes.
+    func schedule(after delay: Duration, _ body: @escaping @Sendable () -> Void) -> any DispatchTimer {
+        channel.eventLoop.scheduleTask(in: .nanoseconds(delay.wholeNanoseconds), body)
+    }
+
+    /// Called by the connection handler when the connection closed.
+    func connectionClosed() {
+        let handlers = state.withLock { s -> [@Sendable () -> Void] in
+            guard !s.finished else { return [] }
+            s.finished = true
+            let h = s.closeHandlers
+            s.closeHandlers = []
+            return h
+        }
+        for h in handlers { h() }
+    }
+
+    /// Sends a whole response. Ignored if a response was already completed.
+    func respond(status: Int, headers extra: [(String, String)], body: [UInt8]) {
+        let ok = state.withLock { s -> Bool in
+            guard !s.finished, !s.streaming else { return false }
+            s.finished = true
+            s.closeHandlers = []
+            return true
+        }
+        guard ok else { return }
+        let keepAlive = self.keepAlive
+        let channel = self.channel
+        onLoop {
+            var headers = HTTPHeaders()
+            for (k, v) in extra { headers.add(name: k, value: v) }
+            headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
+            if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+            let head = HTTPResponseHead(
+                version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+            channel.write(HTTPServerResponsePart.head(head), promise: nil)
+            if !body.isEmpty {
+                var buf = channel.allocator.buffer(capacity: body.count)
+                buf.writeBytes(body)
+                channel.write(HTTPServerResponsePart.body(.byteBuffer(buf)), promise: nil)
+            }
+            let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+            if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
+        }
+    }
+
+    @discardableResult
+    func startStream(headers extra: [(String, String)]) -> Bool {
+        let ok = state.withLock { s -> Bool in
+            guard !s.finished, !s.streaming else { return false }
+            s.streaming = true
+            return true
+        }
+        guard ok else { return false }
+        let keepAlive = self.keepAlive
+        let channel = self.channel
+        onLoop {
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "text/event-stream")
+            headers.add(name: "Cache-Control", value: "no-cache")
+            headers.add(name: "X-Accel-Buffering", value: "no")
+            for (k, v) in extra { headers.add(name: k, value: v) }
+            if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+            channel.writeAndFlush(
+                HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)),
+                promise: nil)
+        }
+        return true
+    }
+
+    func sendEvent(_ json: [UInt8], comment: Bool) {
+        let ok = state.withLock { s in s.streaming && !s.finished }
+        guard ok else { return }
+        let channel = self.channel
+        onLoop {
+            var buf = channel.allocator.buffer(capacity: json.count + 24)
+            if comment {
+                buf.writeString(":\n\n")
+            } else {
+                buf.writeString("event: message\ndata: ")
+                buf.writeBytes(json)
+                buf.writeString("\n\n")
+            }
+            channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buf)), promise: nil)
+        }
+    }
+
+    func endStream() {
+        let ok = state.withLock { s -> Bool in
+            guard s.streaming, !s.finished else { return false }
+            s.finished = true
+            s.closeHandlers = []
+            return true
+        }
+        guard ok else { return }
+        let keepAlive = self.keepAlive
+        let channel = self.channel
+        onLoop {
+            let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+            if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
+        }
+    }
+}
+
+extension Scheduled: DispatchTimer where T == Void {}

@@ -1,0 +1,756 @@
+import Dispatch
+import MCPProtocol
+import PluginABI
+import Synchronization
+
+/// The MCP protocol for both eras on one endpoint, apart from any transport: a request in (verb, headers,
+/// body), a reply or a stream of messages out through a `ReplySink`. 2026-07-28 requests are served
+/// statelessly; 2025-11-25 and earlier ones live in sessions that `initialize` opens. Plugin calls are
+/// started, streamed, timed out and cancelled here. The rules are listed in docs/protocol.md.
+final class MCPDispatcher: Sendable {
+    let plugin: any DispatchedPlugin
+    let config: HostConfig
+    let sessions: SessionStore
+    private let draining = Atomic<Bool>(false)
+    private let activeCalls = Atomic<Int>(0)
+    private let serverInfo: JSONValue
+    /// Signalled when the last call ends while draining.
+    private let drained = DispatchSemaphore(value: 0)
+
+    init(plugin: any DispatchedPlugin, config: HostConfig) {
+        self.plugin = plugin
+        self.config = config
+        self.sessions = SessionStore(maxSessions: config.maxSessions, idleTimeout: config.sessionIdleTimeout)
+        var info: [String: JSONValue] = [
+            "name": .string(plugin.serverName), "version": .string(plugin.serverVersion),
+        ]
+        if let title = plugin.serverTitle { info["title"] = .string(title) }
+        self.serverInfo = .object(info)
+        plugin.onChange { [weak self] lists, uri in self?.broadcastChange(lists: lists, uri: uri) }
+    }
+
+    var isDraining: Bool { draining.load(ordering: .relaxed) }
+    var callsInFlight: Int { activeCalls.load(ordering: .relaxed) }
+
+    /// Stops taking requests: legacy GET streams end, sessions' calls keep running until they finish.
+    func beginDrain() {
+        draining.store(true, ordering: .relaxed)
+        for stream in sessions.allStreams() { stream.endStream() }
+    }
+
+    /// Waits until no call is in flight (after `beginDrain`), or `timeout` passed; returns the calls left.
+    func waitForCalls(timeout: Duration) -> Int {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while callsInFlight > 0 {
+            let left = clock.now.duration(to: deadline)
+            guard left > .zero else { break }
+            _ = drained.wait(timeout: .now() + .nanoseconds(Int(left.wholeNanoseconds)))
+        }
+        return callsInFlight
+    }
+
+    static func errorBody(id: JSONValue?, code: Int64, message: String, data: JSONValue? = nil) -> [UInt8] {
+        JSONWriter.serialize(JSONRPC.error(id: id, code: code, message: message, data: data))
+    }
+
+    // MARK: Entry
+
+    /// Serves one request that the transport accepted (path, Host, Origin and size already checked).
+    func handle(_ req: MCPRequest, _ out: any ReplySink) {
+        if isDraining {
+            return reply(
+                out, status: 503,
+                Self.errorBody(id: nil, code: JSONRPC.internalError, message: "server is shutting down; retry"),
+                headers: [("Retry-After", "1")])
+        }
+        switch req.verb {
+        case .post: handlePost(req, out)
+        case .get: handleGet(req, out)
+        case .delete: handleDelete(req, out)
+        case .other(let verb):
+            out.respond(
+                status: 405, headers: [("Allow", "GET, POST, DELETE"), ("Content-Type", "application/json")],
+                body: Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "method \(verb) not allowed"))
+        }
+    }
+
+    private func reply(_ out: any ReplySink, status: Int, _ body: [UInt8], headers: [(String, String)] = []) {
+        out.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
+    }
+
+    // MARK: POST
+
+    struct Accepts: Sendable {
+        var json: Bool
+        var sse: Bool
+    }
+
+    static func accepts(_ headers: RequestHeaders) -> Accepts {
+        let values = headers.values("Accept")
+        if values.isEmpty { return Accepts(json: true, sse: true) }
+        var acc = Accepts(json: false, sse: false)
+        for value in values {
+            let type = value.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() } ?? ""
+            switch type {
+            case "application/json", "application/*": acc.json = true
+            case "text/event-stream", "text/*": acc.sse = true
+            case "*/*":
+                acc.json = true
+                acc.sse = true
+            default: break
+            }
+        }
+        return acc
+    }
+
+    private func handlePost(_ req: MCPRequest, _ out: any ReplySink) {
+        let contentType = req.headers.first("Content-Type")?.split(separator: ";").first?.trimmingSpaces()
+            .lowercased()
+        guard contentType == "application/json" else {
+            return reply(
+                out, status: 415,
+                Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "Content-Type must be application/json"))
+        }
+        let acc = Self.accepts(req.headers)
+        guard acc.json || acc.sse else {
+            return reply(
+                out, status: 406,
+                Self.errorBody(
+                    id: nil, code: JSONRPC.invalidRequest,
+                    message: "Accept must list application/json and text/event-stream"))
+        }
+        let value: JSONValue
+        do { value = try JSONParser.parse(req.body) } catch {
+            return reply(
+                out, status: 400,
+                Self.errorBody(id: nil, code: JSONRPC.parseError, message: "Parse error: \(error.description)"))
+        }
+        let headers = req.headers
+        let header: @Sendable (String) -> String? = { headers.first($0) }
+        let sessionID = header("Mcp-Session-Id")
+        switch JSONRPC.decode(value) {
+        case .batch:
+            reply(
+                out, status: 400,
+                Self.errorBody(
+                    id: nil, code: JSONRPC.invalidRequest,
+                    message:
+                        "JSON-RPC batches are not supported (removed from MCP in 2025-06-18); send one message per POST"
+                ))
+        case .invalid(let reason, let id):
+            reply(
+                out, status: 400,
+                Self.errorBody(id: id, code: JSONRPC.invalidRequest, message: "Invalid Request: \(reason)"))
+        case .response:
+            // Answers to server-to-client requests; this server sends none, so there is nothing to match.
+            out.respond(status: 202, body: [])
+        case .notification(let method, let params):
+            if let sessionID {
+                guard sessions.touch(sessionID) != nil else { return sessionNotFound(out, id: nil) }
+                if method == "notifications/cancelled", let requestID = params["requestId"] {
+                    cancelSessionRequest(sessionID, key: JSONWriter.string(requestID))
+                }
+            }
+            out.respond(status: 202, body: [])
+        case .request(let id, let method, let params):
+            if method == "initialize" {
+                return initialize(id: id, params: params, acc: acc, out)
+            }
+            // A request with modern _meta is served statelessly even if it carries a session header
+            // (2026-07-28: ignore Mcp-Session-Id).
+            if let sessionID, ModernRequestRules.declaredVersion(params) == nil {
+                return legacyRequest(
+                    id: id, method: method, params: params, sessionID: sessionID, acc: acc, header: header, out)
+            }
+            let headerVersion = header("MCP-Protocol-Version")
+            if ModernRequestRules.declaredVersion(params) != nil || headerVersion.map(ProtocolVersion.isModern) == true
+                || (headerVersion != nil && !ProtocolVersion.isLegacy(headerVersion!))
+            {
+                return modernRequest(id: id, method: method, params: params, acc: acc, header: header, out)
+            }
+            reply(
+                out, status: 400,
+                Self.errorBody(
+                    id: id, code: JSONRPC.invalidRequest,
+                    message: "Bad Request: no Mcp-Session-Id (send initialize first) and no "
+                        + "params._meta[\"\(ModernRequestRules.metaVersionKey)\"] (protocol 2026-07-28)"))
+        }
+    }
+
+    private func sessionNotFound(_ out: any ReplySink, id: JSONValue?) {
+        reply(
+            out, status: 404,
+            Self.errorBody(
+                id: id, code: JSONRPC.invalidRequest,
+                message: "Session not found: it ended or never existed; send initialize to start a new one"))
+    }
+
+    // MARK: Legacy era
+
+    private func initialize(id: JSONValue, params: [String: JSONValue], acc: Accepts, _ out: any ReplySink) {
+        guard let requested = params["protocolVersion"]?.stringValue else {
+            return reply(
+                out, status: 400,
+                Self.errorBody(id: id, code: JSONRPC.invalidParams, message: "params.protocolVersion is required"))
+        }
+        let version = ProtocolVersion.negotiateLegacy(requested: requested)
+        let sessionID = sessions.create(version: version)
+        var result: [String: JSONValue] = [
+            "protocolVersion": .string(version),
+            "capabilities": capabilities(modern: false),
+            "serverInfo": serverInfo,
+        ]
+        if let instructions = plugin.instructions { result["instructions"] = .string(instructions) }
+        let ctx = RequestContext(
+            id: id, version: version, modern: false, sessionID: sessionID, progressToken: nil, logThreshold: nil,
+            acc: acc)
+        deliver(ctx, JSONRPC.result(id: id, .object(result)), out, headers: [("Mcp-Session-Id", sessionID)])
+    }
+
+    private func legacyRequest(
+        id: JSONValue, method: String, params: [String: JSONValue], sessionID: String, acc: Accepts,
+        header: @escaping @Sendable (String) -> String?, _ out: any ReplySink
+    ) {
+        guard let session = sessions.touch(sessionID) else { return sessionNotFound(out, id: id) }
+        if let version = header("MCP-Protocol-Version"), !ProtocolVersion.isLegacy(version) {
+            return reply(
+                out, status: 400,
+                Self.errorBody(
+                    id: id, code: JSONRPC.invalidRequest,
+                    message: "Unsupported MCP-Protocol-Version '\(version)' in session of version \(session.version)"))
+        }
+        let ctx = RequestContext(
+            id: id, version: session.version, modern: false, sessionID: sessionID,
+            progressToken: params["_meta"]?["progressToken"], logThreshold: session.logThreshold, acc: acc)
+        switch method {
+        case "ping":
+            deliver(ctx, JSONRPC.result(id: id, [:]), out)
+        case "logging/setLevel":
+            guard let name = params["level"]?.stringValue, let severity = LogLevel.severity(name) else {
+                return deliverError(ctx, .invalidParams("params.level must be a log level", httpStatus: 200), out)
+            }
+            sessions.update(sessionID) { $0.logThreshold = severity }
+            deliver(ctx, JSONRPC.result(id: id, [:]), out)
+        default:
+            dispatch(ctx, method: method, params: params, header: header, out)
+        }
+    }
+
+    private func handleGet(_ req: MCPRequest, _ out: any ReplySink) {
+        guard let sessionID = req.headers.first("Mcp-Session-Id") else {
+            return out.respond(
+                status: 405, headers: [("Allow", "POST"), ("Content-Type", "application/json")],
+                body: Self.errorBody(
+                    id: nil, code: JSONRPC.invalidRequest,
+                    message:
+                        "GET opens a legacy session's event stream and needs Mcp-Session-Id; 2026-07-28 has no GET stream"
+                ))
+        }
+        guard Self.accepts(req.headers).sse else {
+            return reply(
+                out, status: 406,
+                Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "Accept must list text/event-stream"))
+        }
+        guard let session = sessions.touch(sessionID) else { return sessionNotFound(out, id: nil) }
+        if let old = session.stream, !old.isFinished {
+            return reply(
+                out, status: 409,
+                Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "this session already has a GET stream"))
+        }
+        sessions.update(sessionID) { $0.stream = out }
+        out.onClientGone { [weak self] in
+            self?.sessions.update(sessionID) { if $0.stream === out { $0.stream = nil } }
+        }
+        out.startStream()
+        out.sendEvent([], comment: true)
+    }
+
+    private func handleDelete(_ req: MCPRequest, _ out: any ReplySink) {
+        guard let sessionID = req.headers.first("Mcp-Session-Id") else {
+            return out.respond(
+                status: 405, headers: [("Allow", "POST"), ("Content-Type", "application/json")],
+                body: Self.errorBody(
+                    id: nil, code: JSONRPC.invalidRequest,
+                    message: "DELETE ends a legacy session and needs Mcp-Session-Id"))
+        }
+        guard let session = sessions.remove(sessionID) else { return sessionNotFound(out, id: nil) }
+        for call in session.inFlight.values { plugin.cancel(call) }
+        session.stream?.endStream()
+        out.respond(status: 204, body: [])
+    }
+
+    private func cancelSessionRequest(_ sessionID: String, key: String) {
+        var call: PluginCall?
+        sessions.update(sessionID) { call = $0.inFlight[key] }
+        if let call { plugin.cancel(call) }
+    }
+
+    private func broadcastChange(lists: UInt32, uri: String?) {
+        var messages: [JSONValue] = []
+        if lists & UInt32(MCPP_LIST_TOOLS) != 0 {
+            messages.append(JSONRPC.notification(method: "notifications/tools/list_changed", params: [:]))
+        }
+        if lists & UInt32(MCPP_LIST_RESOURCES) != 0 {
+            messages.append(JSONRPC.notification(method: "notifications/resources/list_changed", params: [:]))
+        }
+        if lists & UInt32(MCPP_LIST_PROMPTS) != 0 {
+            messages.append(JSONRPC.notification(method: "notifications/prompts/list_changed", params: [:]))
+        }
+        if let uri {
+            messages.append(
+                JSONRPC.notification(method: "notifications/resources/updated", params: ["uri": .string(uri)]))
+        }
+        let streams = sessions.allStreams()
+        for message in messages {
+            let bytes = JSONWriter.serialize(message)
+            for stream in streams { stream.sendEvent(bytes) }
+        }
+    }
+
+    // MARK: Modern era
+
+    private func modernRequest(
+        id: JSONValue, method: String, params: [String: JSONValue], acc: Accepts,
+        header: @escaping @Sendable (String) -> String?, _ out: any ReplySink
+    ) {
+        if let e = ModernRequestRules.validate(method: method, params: params, header: header) {
+            return reply(out, status: e.httpStatus, JSONWriter.serialize(e.response(id: id)))
+        }
+        let meta = params["_meta"]?.objectValue ?? [:]
+        let threshold = meta[ModernRequestRules.metaLogLevelKey]?.stringValue.flatMap(LogLevel.severity)
+        let ctx = RequestContext(
+            id: id, version: ModernRequestRules.declaredVersion(params) ?? ProtocolVersion.modern[0], modern: true,
+            sessionID: nil, progressToken: meta["progressToken"], logThreshold: threshold, acc: acc)
+        if method == "server/discover" {
+            var result: [String: JSONValue] = [
+                "supportedVersions": .array(ProtocolVersion.all.map { .string($0) }),
+                "capabilities": capabilities(modern: true),
+            ]
+            if let instructions = plugin.instructions { result["instructions"] = .string(instructions) }
+            return sendResult(ctx, result, cacheable: true, out)
+        }
+        dispatch(ctx, method: method, params: params, header: header, out)
+    }
+
+    // MARK: Methods common to both eras
+
+    struct RequestContext: Sendable {
+        var id: JSONValue
+        var version: String
+        var modern: Bool
+        var sessionID: String?
+        var progressToken: JSONValue?
+        /// Most verbose severity to forward as notifications/message; nil forwards none.
+        var logThreshold: Int?
+        var acc: Accepts
+    }
+
+    private func capabilities(modern: Bool) -> JSONValue {
+        let catalog = plugin.catalog
+        let handlers = plugin.handlers
+        var caps: [String: JSONValue] = ["logging": [:]]
+        let listChanged: JSONValue = modern ? [:] : ["listChanged": true]
+        if handlers.contains(.tools) || !catalog.tools.isEmpty { caps["tools"] = listChanged }
+        if handlers.contains(.resources) || !catalog.resources.isEmpty || !catalog.templates.isEmpty {
+            caps["resources"] = listChanged
+        }
+        if handlers.contains(.prompts) || !catalog.prompts.isEmpty { caps["prompts"] = listChanged }
+        if handlers.contains(.completions) { caps["completions"] = [:] }
+        return .object(caps)
+    }
+
+    private func dispatch(
+        _ ctx: RequestContext, method: String, params: [String: JSONValue], header: (String) -> String?,
+        _ out: any ReplySink
+    ) {
+        let catalog = plugin.catalog
+        func list(_ kind: Catalog.ListKind, _ key: String) {
+            var cursor: String? = nil
+            if let given = params["cursor"], !given.isNull {
+                guard let text = given.stringValue else {
+                    return deliverError(ctx, .invalidParams("params.cursor must be a string"), out)
+                }
+                cursor = text
+            }
+            do {
+                let page = try catalog.page(kind, cursor: cursor, pageSize: config.pageSize)
+                var result: [String: JSONValue] = [key: .array(page.items)]
+                if let next = page.nextCursor { result["nextCursor"] = .string(next) }
+                sendResult(ctx, result, cacheable: true, out)
+            } catch {
+                deliverError(ctx, error, out)
+            }
+        }
+        switch method {
+        case "tools/list": list(.tools, "tools")
+        case "resources/list": list(.resources, "resources")
+        case "resources/templates/list": list(.templates, "resourceTemplates")
+        case "prompts/list": list(.prompts, "prompts")
+        case "tools/call":
+            guard let name = params["name"]?.stringValue else {
+                return deliverError(ctx, .invalidParams("params.name must be a string"), out)
+            }
+            guard let tool = catalog.tool(named: name) else {
+                return deliverError(ctx, .invalidParams("Unknown tool: \(name)"), out)
+            }
+            var args: [String: JSONValue] = [:]
+            if let given = params["arguments"], !given.isNull {
+                guard case .object(let object) = given else {
+                    return deliverError(ctx, .invalidParams("params.arguments must be an object"), out)
+                }
+                args = object
+            }
+            if ctx.modern, !tool.mirroredHeaders.isEmpty,
+                let e = ModernRequestRules.validateParamHeaders(
+                    mirrored: tool.mirroredHeaders, arguments: args, header: header)
+            {
+                return reply(out, status: e.httpStatus, JSONWriter.serialize(e.response(id: ctx.id)))
+            }
+            run(ctx, kind: .tool(name: name), arguments: args, out, inline: plugin.mayRunInline(tool))
+        case "resources/read":
+            guard let uri = params["uri"]?.stringValue else {
+                return deliverError(ctx, .invalidParams("params.uri must be a string"), out)
+            }
+            if let resource = catalog.resources.first(where: { $0.uri == uri }) {
+                run(
+                    ctx, kind: .resource(uri: uri, template: nil, mimeType: resource.json["mimeType"]?.stringValue),
+                    arguments: [:], out)
+            } else if let (template, vars) = catalog.matchTemplate(uri) {
+                run(
+                    ctx,
+                    kind: .resource(
+                        uri: uri, template: template.template.text, mimeType: template.json["mimeType"]?.stringValue),
+                    arguments: vars.mapValues { .string($0) }, out)
+            } else {
+                deliverError(ctx, resourceNotFound(ctx, uri), out)
+            }
+        case "prompts/get":
+            guard let name = params["name"]?.stringValue else {
+                return deliverError(ctx, .invalidParams("params.name must be a string"), out)
+            }
+            guard let prompt = catalog.prompt(named: name) else {
+                return deliverError(ctx, .invalidParams("Unknown prompt: \(name)"), out)
+            }
+            var args: [String: JSONValue] = [:]
+            if let given = params["arguments"], !given.isNull {
+                guard case .object(let object) = given else {
+                    return deliverError(ctx, .invalidParams("params.arguments must be an object"), out)
+                }
+                for (key, value) in object {
+                    guard case .string = value else {
+                        return deliverError(ctx, .invalidParams("prompt argument '\(key)' must be a string"), out)
+                    }
+                }
+                args = object
+            }
+            if let missing = prompt.requiredArguments.first(where: { args[$0] == nil }) {
+                return deliverError(
+                    ctx, .invalidParams("Missing required argument '\(missing)' for prompt \(name)"), out)
+            }
+            run(ctx, kind: .prompt(name: name), arguments: args, out)
+        case "completion/complete":
+            guard plugin.handlers.contains(.completions) else {
+                return deliverError(ctx, .methodNotFound(method, httpStatus: ctx.modern ? 404 : 200), out)
+            }
+            guard let ref = params["ref"]?.objectValue, let refType = ref["type"]?.stringValue,
+                let argument = params["argument"]?.objectValue, let argName = argument["name"]?.stringValue,
+                let argValue = argument["value"]?.stringValue
+            else {
+                return deliverError(
+                    ctx, .invalidParams("params.ref and params.argument {name, value} are required"), out)
+            }
+            let kind: CallKind
+            switch refType {
+            case "ref/prompt":
+                guard let name = ref["name"]?.stringValue, catalog.prompt(named: name) != nil else {
+                    return deliverError(ctx, .invalidParams("Unknown prompt in ref"), out)
+                }
+                kind = .complete(refKind: Int32(MCPP_REF_PROMPT), ref: name, argument: argName, value: argValue)
+            case "ref/resource":
+                guard let uri = ref["uri"]?.stringValue, catalog.template(withText: uri) != nil else {
+                    return deliverError(ctx, .invalidParams("Unknown resource template in ref"), out)
+                }
+                kind = .complete(
+                    refKind: Int32(MCPP_REF_RESOURCE_TEMPLATE), ref: uri, argument: argName, value: argValue)
+            default:
+                return deliverError(ctx, .invalidParams("params.ref.type must be ref/prompt or ref/resource"), out)
+            }
+            var args: [String: JSONValue] = [:]
+            if case .object(let context) = params["context"]?["arguments"] { args = context }
+            run(ctx, kind: kind, arguments: args, out)
+        default:
+            deliverError(ctx, .methodNotFound(method, httpStatus: ctx.modern ? 404 : 200), out)
+        }
+    }
+
+    private func resourceNotFound(_ ctx: RequestContext, _ uri: String) -> ProtocolError {
+        if ctx.modern {
+            return ProtocolError(
+                httpStatus: 200, code: JSONRPC.invalidParams, message: "Resource not found: \(uri)",
+                data: ["uri": .string(uri)])
+        }
+        return ProtocolError(
+            httpStatus: 200, code: JSONRPC.legacyResourceNotFound, message: "Resource not found",
+            data: ["uri": .string(uri)])
+    }
+
+    // MARK: Responses
+
+    private func sendResult(_ ctx: RequestContext, _ fields: [String: JSONValue], cacheable: Bool, _ out: any ReplySink)
+    {
+        deliver(ctx, JSONRPC.result(id: ctx.id, .object(shape(ctx, fields, cacheable: cacheable))), out)
+    }
+
+    fileprivate func shape(_ ctx: RequestContext, _ fields: [String: JSONValue], cacheable: Bool) -> [String: JSONValue]
+    {
+        guard ctx.modern else { return fields }
+        var result = fields
+        result["resultType"] = "complete"
+        result["_meta"] = [ModernRequestRules.metaServerInfoKey: serverInfo]
+        if cacheable {
+            result["ttlMs"] = 0
+            result["cacheScope"] = "private"
+        }
+        return result
+    }
+
+    /// Errors found while executing a method (unknown tool, bad arguments, bad cursor): JSON-RPC errors on
+    /// HTTP 200 in both eras, except an unknown method, which 2026-07-28 answers with 404. (A modern 400 would
+    /// tell a dual-era client this server is legacy, since -32602 is not one of the transport's modern errors.)
+    private func deliverError(_ ctx: RequestContext, _ e: ProtocolError, _ out: any ReplySink) {
+        let status = ctx.modern && e.code == JSONRPC.methodNotFound ? 404 : 200
+        deliver(ctx, e.response(id: ctx.id), out, status: status)
+    }
+
+    /// Sends one JSON-RPC message as the response: JSON when the client accepts it, else a one-event SSE stream.
+    fileprivate func deliver(
+        _ ctx: RequestContext, _ message: JSONValue, _ out: any ReplySink, status: Int = 200,
+        headers: [(String, String)] = []
+    ) {
+        let body = JSONWriter.serialize(message)
+        if ctx.acc.json || status != 200 {
+            out.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
+        } else {
+            out.startStream(headers: headers)
+            out.sendEvent(body)
+            out.endStream()
+        }
+    }
+
+    // MARK: Plugin calls
+
+    private func run(
+        _ ctx: RequestContext, kind: CallKind, arguments: [String: JSONValue], _ out: any ReplySink,
+        inline: Bool = false
+    ) {
+        activeCalls.add(1, ordering: .relaxed)
+        let active = ActiveRequest(dispatcher: self, ctx: ctx, out: out)
+        let call = plugin.makeCall(
+            kind: kind, arguments: arguments, observer: active, maxOutputBytes: config.maxOutputBytes)
+        active.attach(call)
+        if let sessionID = ctx.sessionID {
+            let key = JSONWriter.string(ctx.id)
+            sessions.update(sessionID) { $0.inFlight[key] = call }
+        }
+        if inline {
+            plugin.runInline(call)
+            if call.isFinished { return }
+        }
+        active.setDeadlineTimer(out.schedule(after: config.callTimeout) { active.deadlinePassed() })
+        // 2026-07-28: closing the response stream cancels the request. 2025-11-25 and earlier: a disconnect
+        // SHOULD NOT be read as cancellation (clients send notifications/cancelled), so the call runs on.
+        if ctx.modern { out.onClientGone { active.clientGone() } }
+        if !inline { plugin.submit(call) }
+    }
+
+    fileprivate func callEnded(_ ctx: RequestContext) {
+        let left = activeCalls.subtract(1, ordering: .acquiringAndReleasing).newValue
+        if left == 0, isDraining { drained.signal() }
+        if let sessionID = ctx.sessionID {
+            let key = JSONWriter.string(ctx.id)
+            sessions.update(sessionID) { $0.inFlight.removeValue(forKey: key) }
+        }
+    }
+
+    fileprivate func scheduleOverrunCheck(_ call: PluginCall, on out: any ReplySink) {
+        let plugin = self.plugin
+        _ = out.schedule(after: config.hangGrace) { plugin.checkOverrun(call) }
+    }
+
+    fileprivate func outcomeMessage(_ ctx: RequestContext, _ outcome: CallOutcome, kind: CallKind) -> (JSONValue, Int) {
+        switch outcome {
+        case .result(let fields):
+            var cacheable = false
+            if case .resource = kind { cacheable = true }
+            return (JSONRPC.result(id: ctx.id, .object(shape(ctx, fields, cacheable: cacheable))), 200)
+        case .notFound(let message):
+            if case .resource(let uri, _, _) = kind {
+                return (resourceNotFound(ctx, uri).response(id: ctx.id), 200)
+            }
+            return (
+                JSONRPC.error(
+                    id: ctx.id, code: JSONRPC.invalidParams, message: message.isEmpty ? "not found" : message),
+                200
+            )
+        case .invalidParams(let message):
+            return (JSONRPC.error(id: ctx.id, code: JSONRPC.invalidParams, message: message), 200)
+        case .internalError(let message):
+            return (JSONRPC.error(id: ctx.id, code: JSONRPC.internalError, message: message), 200)
+        }
+    }
+
+    fileprivate var timeoutSeconds: String {
+        let ns = config.callTimeout.wholeNanoseconds
+        return ns % 1_000_000_000 == 0 ? "\(ns / 1_000_000_000)" : "\(Double(ns) / 1e9)"
+    }
+}
+
+/// One request waiting on a plugin call: streams progress and logs as SSE when the client accepts it,
+/// and answers exactly once, whichever comes first of the plugin's finish, the deadline or the client leaving.
+final class ActiveRequest: CallObserver, Sendable {
+    private let dispatcher: MCPDispatcher
+    private let ctx: MCPDispatcher.RequestContext
+    private let out: any ReplySink
+    private let lock = Mutex<State>(State())
+
+    private struct State {
+        var call: PluginCall?
+        var streaming = false
+        var done = false
+        var deadline: (any DispatchTimer)?
+    }
+
+    init(dispatcher: MCPDispatcher, ctx: MCPDispatcher.RequestContext, out: any ReplySink) {
+        self.dispatcher = dispatcher
+        self.ctx = ctx
+        self.out = out
+    }
+
+    func attach(_ call: PluginCall) { lock.withLock { $0.call = call } }
+
+    func setDeadlineTimer(_ timer: any DispatchTimer) {
+        let cancelNow = lock.withLock { s -> Bool in
+            if s.done { return true }
+            s.deadline = timer
+            return false
+        }
+        if cancelNow { timer.cancel() }
+    }
+
+    private func send(_ message: JSONValue) {
+        // Called with the lock held, so events reach the transport in the order they happened.
+        out.sendEvent(JSONWriter.serialize(message))
+    }
+
+    func callProgress(progress: Double, total: Double?, message: String?) {
+        guard let token = ctx.progressToken, ctx.acc.sse else { return }
+        lock.withLock { s in
+            guard !s.done else { return }
+            if !s.streaming {
+                s.streaming = out.startStream()
+                guard s.streaming else { return }
+            }
+            var params: [String: JSONValue] = ["progressToken": token, "progress": .double(progress)]
+            if let total { params["total"] = .double(total) }
+            if let message { params["message"] = .string(message) }
+            send(JSONRPC.notification(method: "notifications/progress", params: .object(params)))
+        }
+    }
+
+    func callLog(level: Int32, message: String) {
+        let activity = lock.withLock { $0.call?.kind.activity } ?? "call"
+        dispatcher.plugin.log("[\(LogLevel.name(level))] \(activity): \(message)")
+        guard let threshold = ctx.logThreshold, Int(level) <= threshold, ctx.acc.sse else { return }
+        lock.withLock { s in
+            guard !s.done else { return }
+            if !s.streaming {
+                s.streaming = out.startStream()
+                guard s.streaming else { return }
+            }
+            send(
+                JSONRPC.notification(
+                    method: "notifications/message",
+                    params: [
+                        "level": .string(LogLevel.name(level)), "logger": .string(dispatcher.plugin.serverName),
+                        "data": .string(message),
+                    ]))
+        }
+    }
+
+    func callFinished(_ outcome: CallOutcome) {
+        let kind = lock.withLock { $0.call?.kind }
+        guard let kind else { return complete(with: nil) }
+        complete(with: dispatcher.outcomeMessage(ctx, outcome, kind: kind))
+    }
+
+    /// Sends the final message (if any) and ends the request once.
+    private func complete(with final: (JSONValue, Int)?) {
+        let (ended, deadline) = lock.withLock { s -> (Bool, (any DispatchTimer)?) in
+            guard !s.done else { return (false, nil) }
+            s.done = true
+            if let (message, status) = final {
+                if s.streaming {
+                    send(message)
+                    out.endStream()
+                } else {
+                    dispatcher.deliver(ctx, message, out, status: status)
+                }
+            }
+            let timer = s.deadline
+            s.deadline = nil
+            s.call = nil  // the call holds this observer: break the cycle
+            return (true, timer)
+        }
+        guard ended else { return }
+        deadline?.cancel()
+        dispatcher.callEnded(ctx)
+    }
+
+    func deadlinePassed() {
+        guard let call = lock.withLock({ $0.done ? nil : $0.call }) else { return }
+        let timeout = dispatcher.timeoutSeconds
+        dispatcher.plugin.cancel(call)
+        dispatcher.plugin.log("\(call.kind.activity) exceeded its deadline of \(timeout) s and was cancelled")
+        dispatcher.scheduleOverrunCheck(call, on: out)
+        let message: (JSONValue, Int)
+        if case .tool(let name) = call.kind {
+            let fields: [String: JSONValue] = [
+                "content": [
+                    [
+                        "type": "text",
+                        "text": .string(
+                            "Tool '\(name)' did not finish within its deadline of \(timeout) s and was cancelled."),
+                    ]
+                ],
+                "isError": true,
+            ]
+            message = (JSONRPC.result(id: ctx.id, .object(dispatcher.shape(ctx, fields, cacheable: false))), 200)
+        } else {
+            message = (
+                JSONRPC.error(
+                    id: ctx.id, code: JSONRPC.internalError,
+                    message: "\(call.kind.activity) did not finish within its deadline of \(timeout) s"),
+                200
+            )
+        }
+        complete(with: message)
+    }
+
+    func clientGone() {
+        guard let call = lock.withLock({ $0.done ? nil : $0.call }) else { return }
+        dispatcher.plugin.cancel(call)
+        complete(with: nil)
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds, clamped to what an `Int64` holds.
+    var wholeNanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        return scaled.addingReportingOverflow(attoseconds / 1_000_000_000).overflow
+            ? .max : scaled + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,394 @@
+import MCPProtocol
+import Testing
+
+@testable import PluginHost
+
+/// The dispatcher driven without a socket: requests as plain values, replies recorded by `RecordingSink`,
+/// the plugin a `FakePlugin`.
+struct MCPDispatcherTests {
+    static let modern = "2026-07-28"
+
+    let plugin: FakePlugin
+    let dispatcher: MCPDispatcher
+
+    init() throws {
+        plugin = try FakePlugin(extraTools: 247)  // 250 tools: pages of 100, 100, 50
+        var config = HostConfig()
+        config.callTimeout = .seconds(30)
+        dispatcher = MCPDispatcher(plugin: plugin, config: config)
+    }
+
+    // MARK: Helpers
+
+    /// POSTs one JSON-RPC message and returns the sink once the reply is complete.
+    @discardableResult
+    func post(
+        _ message: JSONValue, headers extra: [(String, String)] = [],
+        accept: String = "application/json, text/event-stream",
+        wait: Bool = true
+    ) -> RecordingSink {
+        let headers: [(name: String, value: String)] =
+            [("Content-Type", "application/json"), ("Accept", accept)] + extra.map { (name: $0.0, value: $0.1) }
+        let sink = RecordingSink()
+        dispatcher.handle(
+            MCPRequest(verb: .post, headers: RequestHeaders(headers), body: JSONWriter.serialize(message)), sink)
+        if wait { #expect(sink.waitUntilFinished(), "no complete reply to \(JSONWriter.string(message))") }
+        return sink
+    }
+
+    /// A 2026-07-28 request with its `_meta` and the headers that mirror the body.
+    func modernRequest(
+        id: Int64 = 1, _ method: String, _ params: [String: JSONValue] = [:], name: String? = nil,
+        headerMethod: String? = nil, progressToken: JSONValue? = nil,
+        accept: String = "application/json, text/event-stream",
+        wait: Bool = true
+    ) -> RecordingSink {
+        var meta: [String: JSONValue] = [
+            ModernRequestRules.metaVersionKey: .string(Self.modern), ModernRequestRules.metaCapabilitiesKey: [:],
+        ]
+        if let progressToken { meta["progressToken"] = progressToken }
+        var params = params
+        params["_meta"] = .object(meta)
+        var headers = [("MCP-Protocol-Version", Self.modern), ("Mcp-Method", headerMethod ?? method)]
+        if let name { headers.append(("Mcp-Name", name)) }
+        return post(
+            ["jsonrpc": "2.0", "id": .int(id), "method": .string(method), "params": .object(params)], headers: headers,
+            accept: accept, wait: wait)
+    }
+
+    /// Opens a legacy session with `initialize`; returns its id.
+    func openSession(version: String = "2025-06-18") throws -> String {
+        let sink = post([
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": [
+                "protocolVersion": .string(version), "capabilities": [:], "clientInfo": ["name": "t", "version": "1"],
+            ],
+        ])
+        return try #require(sink.header("Mcp-Session-Id"))
+    }
+
+    func legacyRequest(
+        session: String, id: Int64, _ method: String, _ params: [String: JSONValue] = [:], wait: Bool = true
+    ) -> RecordingSink {
+        post(
+            ["jsonrpc": "2.0", "id": .int(id), "method": .string(method), "params": .object(params)],
+            headers: [("Mcp-Session-Id", session), ("MCP-Protocol-Version", "2025-06-18")], wait: wait)
+    }
+
+    // MARK: Version negotiation
+
+    @Test func initializeAnswersTheRequestedLegacyVersionOrTheNewest() throws {
+        for (requested, expected) in [
+            ("2025-03-26", "2025-03-26"), ("2025-06-18", "2025-06-18"), ("1999-01-01", "2025-11-25"),
+        ] {
+            let sink = post([
+                "jsonrpc": "2.0", "id": 7, "method": "initialize",
+                "params": ["protocolVersion": .string(requested), "capabilities": [:]],
+            ])
+            #expect(sink.reply.status == 200)
+            let reply = try sink.json()
+            #expect(reply["id"] == 7)
+            #expect(reply["result"]?["protocolVersion"] == .string(expected), "asked for \(requested)")
+            #expect(reply["result"]?["serverInfo"]?["name"] == "fake")
+            #expect(reply["result"]?["capabilities"]?["tools"] == ["listChanged": true])
+            let session = try #require(sink.header("Mcp-Session-Id"))
+            #expect(session.count == 32)
+        }
+        #expect(dispatcher.sessions.count == 3)
+    }
+
+    @Test func initializeWithoutAVersionIsInvalidParams() throws {
+        let sink = post(["jsonrpc": "2.0", "id": 1, "method": "initialize", "params": [:]])
+        #expect(sink.reply.status == 400)
+        #expect(try sink.json()["error"]?["code"] == .int(JSONRPC.invalidParams))
+        #expect(sink.header("Mcp-Session-Id") == nil)
+    }
+
+    @Test func discoverListsEveryVersionAndModernCapabilities() throws {
+        let sink = modernRequest("server/discover")
+        #expect(sink.reply.status == 200)
+        let result = try #require(try sink.json()["result"])
+        #expect(result["supportedVersions"] == .array(ProtocolVersion.all.map { .string($0) }))
+        #expect(result["capabilities"]?["tools"] == [:])
+        #expect(result["resultType"] == "complete")
+        #expect(result["_meta"]?[ModernRequestRules.metaServerInfoKey]?["version"] == "1.2.3")
+    }
+
+    @Test func anUnsupportedModernVersionIsRejectedWithTheSupportedList() throws {
+        let sink = post(
+            [
+                "jsonrpc": "2.0", "id": 3, "method": "tools/list",
+                "params": [
+                    "_meta": [
+                        ModernRequestRules.metaVersionKey: "2099-01-01", ModernRequestRules.metaCapabilitiesKey: [:],
+                    ]
+                ],
+            ], headers: [("MCP-Protocol-Version", "2099-01-01"), ("Mcp-Method", "tools/list")])
+        #expect(sink.reply.status == 400)
+        let error = try #require(try sink.json()["error"])
+        #expect(error["code"] == .int(JSONRPC.unsupportedProtocolVersion))
+        #expect(error["data"]?["supported"] == .array(ProtocolVersion.all.map { .string($0) }))
+        #expect(error["data"]?["requested"] == "2099-01-01")
+    }
+
+    @Test func aRequestWithNeitherSessionNorMetaIsABadRequest() throws {
+        let sink = post(["jsonrpc": "2.0", "id": 4, "method": "tools/list"])
+        #expect(sink.reply.status == 400)
+        #expect(try sink.json()["error"]?["code"] == .int(JSONRPC.invalidRequest))
+    }
+
+    @Test func aModernHeaderInALegacySessionIsRejected() throws {
+        let session = try openSession()
+        let sink = post(
+            ["jsonrpc": "2.0", "id": 5, "method": "ping"],
+            headers: [("Mcp-Session-Id", session), ("MCP-Protocol-Version", Self.modern)])
+        #expect(sink.reply.status == 400)
+        #expect(try sink.json()["error"]?["code"] == .int(JSONRPC.invalidRequest))
+    }
+
+    // MARK: Header/body mismatch
+
+    @Test func mcpMethodHeaderMustMatchTheBody() throws {
+        let sink = modernRequest("tools/list", headerMethod: "prompts/list")
+        #expect(sink.reply.status == 400)
+        let error = try #require(try sink.json()["error"])
+        #expect(error["code"] == .int(JSONRPC.headerMismatch))
+        #expect(
+            error["message"]?.stringValue?.contains("'prompts/list' does not match body value 'tools/list'") == true)
+    }
+
+    @Test func mcpNameHeaderMustMatchTheToolName() throws {
+        let sink = modernRequest("tools/call", ["name": "echo", "arguments": ["text": "hi"]], name: "slow")
+        #expect(sink.reply.status == 400)
+        #expect(try sink.json()["error"]?["code"] == .int(JSONRPC.headerMismatch))
+        #expect(plugin.cancelled.isEmpty)
+        #expect(dispatcher.callsInFlight == 0)
+    }
+
+    @Test func protocolVersionHeaderMustMatchTheBody() throws {
+        let sink = post(
+            [
+                "jsonrpc": "2.0", "id": 6, "method": "tools/list",
+                "params": [
+                    "_meta": [
+                        ModernRequestRules.metaVersionKey: .string(Self.modern),
+                        ModernRequestRules.metaCapabilitiesKey: [:],
+                    ]
+                ],
+            ], headers: [("MCP-Protocol-Version", "2025-06-18"), ("Mcp-Method", "tools/list")])
+        #expect(sink.reply.status == 400)
+        #expect(try sink.json()["error"]?["code"] == .int(JSONRPC.headerMismatch))
+    }
+
+    // MARK: Unknown method
+
+    @Test func anUnknownMethodIs404InTheModernEraAnd200InASession() throws {
+        let modern = modernRequest("tools/frobnicate")
+        #expect(modern.reply.status == 404)
+        #expect(try modern.json()["error"]?["code"] == .int(JSONRPC.methodNotFound))
+        #expect(try modern.json()["id"] == 1)
+
+        let session = try openSession()
+        let legacy = legacyRequest(session: session, id: 9, "tools/frobnicate")
+        #expect(legacy.reply.status == 200)
+        #expect(try legacy.json()["error"]?["code"] == .int(JSONRPC.methodNotFound))
+        #expect(try legacy.json()["id"] == 9)
+    }
+
+    @Test func anUnknownSessionIs404() throws {
+        let sink = legacyRequest(session: "0123456789abcdef0123456789abcdef", id: 1, "tools/list")
+        #expect(sink.reply.status == 404)
+        #expect(try sink.json()["error"]?["code"] == .int(JSONRPC.invalidRequest))
+    }
+
+    // MARK: Pagination
+
+    @Test func toolsListPagesThroughEveryTool() throws {
+        var names: [String] = []
+        var cursor: JSONValue? = nil
+        var pages = 0
+        repeat {
+            var params: [String: JSONValue] = [:]
+            if let cursor { params["cursor"] = cursor }
+            let result = try #require(try modernRequest("tools/list", params).json()["result"])
+            guard case .array(let tools) = result["tools"] else {
+                Issue.record("no tools array in \(result)")
+                return
+            }
+            names += tools.compactMap { $0["name"]?.stringValue }
+            #expect(result["ttlMs"] == 0)
+            cursor = result["nextCursor"]
+            pages += 1
+        } while cursor != nil && pages < 10
+        #expect(pages == 3)
+        #expect(names.count == 250)
+        #expect(Set(names).count == 250)
+        #expect(names.prefix(3) == ["echo", "progress", "slow"])
+        #expect(names.last == "tool-246")
+    }
+
+    @Test func aForgedCursorIsInvalidParamsOn200() throws {
+        let session = try openSession()
+        for sink in [
+            modernRequest("tools/list", ["cursor": "bm90LWEtY3Vyc29y"]),
+            legacyRequest(session: session, id: 2, "tools/list", ["cursor": "bm90LWEtY3Vyc29y"]),
+        ] {
+            #expect(sink.reply.status == 200)
+            #expect(try sink.json()["error"]?["code"] == .int(JSONRPC.invalidParams))
+        }
+    }
+
+    // MARK: Calls, streamed and cancelled
+
+    @Test func anInlineCallAnswersWithJSON() throws {
+        let sink = modernRequest("tools/call", ["name": "echo", "arguments": ["text": "hello"]], name: "echo")
+        #expect(sink.reply.status == 200)
+        #expect(!sink.reply.streamed)
+        let result = try #require(try sink.json()["result"])
+        #expect(result["content"] == [["type": "text", "text": "hello"]])
+        #expect(result["resultType"] == "complete")
+        #expect(dispatcher.callsInFlight == 0)
+    }
+
+    @Test func aCallWithAProgressTokenStreamsProgressThenTheResult() throws {
+        let sink = modernRequest(
+            id: 11, "tools/call", ["name": "progress", "arguments": ["steps": 3]], name: "progress",
+            progressToken: "tok")
+        #expect(sink.reply.streamed)
+        let messages = try sink.eventMessages()
+        try #require(messages.count == 4)
+        for (i, message) in messages.prefix(3).enumerated() {
+            #expect(message["method"] == "notifications/progress")
+            #expect(message["params"]?["progressToken"] == "tok")
+            #expect(message["params"]?["progress"]?.numberValue == Double(i + 1))
+            #expect(message["params"]?["total"]?.numberValue == 3)
+        }
+        #expect(messages[3]["id"] == 11)
+        #expect(messages[3]["result"]?["content"] == [["type": "text", "text": "finished"]])
+        #expect(dispatcher.callsInFlight == 0)
+    }
+
+    @Test func withoutSSEInAcceptProgressIsDroppedAndTheResultIsJSON() throws {
+        let sink = modernRequest(
+            "tools/call", ["name": "progress"], name: "progress", progressToken: 1, accept: "application/json")
+        #expect(!sink.reply.streamed)
+        #expect(try sink.json()["result"]?["content"] == [["type": "text", "text": "finished"]])
+    }
+
+    @Test func aSessionCallStreamsItsLogsAtTheSessionsLevel() throws {
+        let session = try openSession()
+        #expect(legacyRequest(session: session, id: 1, "logging/setLevel", ["level": "info"]).reply.status == 200)
+        let sink = legacyRequest(session: session, id: 2, "tools/call", ["name": "progress"])
+        let messages = try sink.eventMessages()
+        #expect(messages.map { $0["method"] } == [.string("notifications/message"), nil])
+        #expect(messages.first?["params"]?["level"] == "info")
+        #expect(messages.last?["id"] == 2)
+    }
+
+    @Test func notificationsCancelledCancelsTheSessionsCall() throws {
+        let session = try openSession()
+        let call = legacyRequest(session: session, id: 42, "tools/call", ["name": "slow"], wait: false)
+        #expect(plugin.waitForSlowCall())
+        #expect(!call.isFinished)
+        let note = post(
+            ["jsonrpc": "2.0", "method": "notifications/cancelled", "params": ["requestId": 42]],
+            headers: [("Mcp-Session-Id", session), ("MCP-Protocol-Version", "2025-06-18")])
+        #expect(note.reply.status == 202)
+        #expect(call.waitUntilFinished())
+        #expect(plugin.waitForCancelledCall())
+        #expect(plugin.cancelled == ["slow"])
+        #expect(try call.json()["error"]?["code"] == .int(JSONRPC.internalError))
+        #expect(dispatcher.callsInFlight == 0)
+    }
+
+    @Test func aModernClientLeavingCancelsItsCall() throws {
+        let call = modernRequest("tools/call", ["name": "slow"], name: "slow", wait: false)
+        #expect(plugin.waitForSlowCall())
+        call.goAway()
+        #expect(plugin.cancelled == ["slow"])
+        #expect(dispatcher.callsInFlight == 0)
+        #expect(plugin.waitForCancelledCall())
+        #expect(call.reply.status == nil, "answered a client that had gone")
+    }
+
+    @Test func aLegacyClientLeavingDoesNotCancel() throws {
+        let session = try openSession()
+        let call = legacyRequest(session: session, id: 1, "tools/call", ["name": "slow"], wait: false)
+        #expect(plugin.waitForSlowCall())
+        call.goAway()
+        #expect(plugin.cancelled.isEmpty)
+        #expect(dispatcher.callsInFlight == 1)
+        // DELETE ends the session and cancels what it still runs.
+        let delete = RecordingSink()
+        dispatcher.handle(
+            MCPRequest(verb: .delete, headers: ["Mcp-Session-Id": session], body: []), delete)
+        #expect(delete.reply.status == 204)
+        #expect(plugin.cancelled == ["slow"])
+        #expect(plugin.waitForCancelledCall())
+        #expect(dispatcher.callsInFlight == 0)
+    }
+
+    @Test func aCallPastItsDeadlineIsCancelledAndAnsweredAsAToolError() throws {
+        var config = HostConfig()
+        config.callTimeout = .milliseconds(50)
+        let dispatcher = MCPDispatcher(plugin: plugin, config: config)
+        let sink = RecordingSink()
+        let body: JSONValue = [
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": [
+                "name": "slow",
+                "_meta": [
+                    ModernRequestRules.metaVersionKey: .string(Self.modern),
+                    ModernRequestRules.metaCapabilitiesKey: [:],
+                ],
+            ],
+        ]
+        dispatcher.handle(
+            MCPRequest(
+                verb: .post,
+                headers: [
+                    "Content-Type": "application/json", "Accept": "application/json",
+                    "MCP-Protocol-Version": Self.modern, "Mcp-Method": "tools/call", "Mcp-Name": "slow",
+                ], body: JSONWriter.serialize(body)), sink)
+        #expect(sink.waitUntilFinished())
+        let result = try #require(try sink.json()["result"])
+        #expect(result["isError"] == true)
+        #expect(result["content"]?.description.contains("deadline of 0.05 s") == true)
+        #expect(plugin.cancelled == ["slow"])
+    }
+
+    // MARK: Transport-independent rules
+
+    @Test func drainingAnswers503AndEndsSessionStreams() throws {
+        let session = try openSession()
+        let stream = RecordingSink()
+        dispatcher.handle(
+            MCPRequest(verb: .get, headers: ["Mcp-Session-Id": session, "Accept": "text/event-stream"], body: []),
+            stream)
+        #expect(stream.reply.streamed)
+        #expect(stream.reply.comments == 1)
+        dispatcher.beginDrain()
+        #expect(stream.reply.finished)
+        let late = modernRequest("tools/list")
+        #expect(late.reply.status == 503)
+        #expect(late.header("Retry-After") == "1")
+    }
+
+    @Test func batchesAndBadJSONAreRejected() throws {
+        let batch = post([["jsonrpc": "2.0", "id": 1, "method": "ping"]])
+        #expect(batch.reply.status == 400)
+        let bad = RecordingSink()
+        dispatcher.handle(
+            MCPRequest(verb: .post, headers: ["Content-Type": "application/json"], body: Array("{".utf8)), bad)
+        #expect(bad.reply.status == 400)
+        #expect(try bad.json()["error"]?["code"] == .int(JSONRPC.parseError))
+        let put = RecordingSink()
+        dispatcher.handle(MCPRequest(verb: .other("PUT"), headers: [:], body: []), put)
+        #expect(put.reply.status == 405)
+        #expect(put.header("Allow") == "GET, POST, DELETE")
+    }
+}
+
+extension JSONValue {
+    var description: String { JSONWriter.string(self) }
+}

@@ -69,6 +69,7 @@ let package = Package(
             name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "MCPProtocol"],
             path: "Tests/SupervisorCoreTests"),
         .testTarget(name: "MCPProtocolTests", dependencies: ["MCPProtocol"], path: "Tests/MCPProtocolTests"),
+        .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "PluginABI"], path: "Tests/PluginHostTests"),
     ],
     swiftLanguageModes: [.v6]
 )

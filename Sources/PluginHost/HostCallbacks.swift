@@ -277,5 +277,6 @@ private func addMedia(
     default: return MCPP_E_INVALID
     }
     return appendStatus(
-        pluginCall, ["type": .string(type), "data": .string(Base64.encode(b)), "mimeType": .string(m)], size: len * 4 / 3)
+        pluginCall, ["type": .string(type), "data": .string(Base64.encode(b)), "mimeType": .string(m)],
+        size: len * 4 / 3)
 }

@@ -110,7 +110,11 @@ public struct PluginCheck {
         var unresolved: [String] = []
         for name in names {
             var entry: [String: JSONValue] = ["name": .string(name)]
-            if let found = resolver.resolve(name) { entry["resolved"] = .string(found) } else { unresolved.append(name) }
+            if let found = resolver.resolve(name) {
+                entry["resolved"] = .string(found)
+            } else {
+                unresolved.append(name)
+            }
             needed.append(.object(entry))
         }
         guard unresolved.isEmpty else {

@@ -22,8 +22,9 @@ public final class PluginInstance: Sendable {
     public let concurrency: Int
     public let hasCompletions: Bool
 
-    /// What create returned; set once in init (before any handler can run) and taken back by destroy.
-    private let instancePointer = Atomic<UnsafeMutableRawPointer?>(nil)
+    /// What create returned, as its address (a raw pointer is not Sendable; its bits are): set once in init
+    /// before any handler can run, taken back by destroy.
+    private let instanceAddress = Atomic<UInt>(0)
     private let catalogBox = Mutex(Catalog())
     private let pool: HandlerPool
     private let stuckCalls = Mutex<Set<UInt>>([])
@@ -41,7 +42,9 @@ public final class PluginInstance: Sendable {
     /// The plugin's table, as read up to its `struct_size` when it was loaded.
     var table: mcpp_plugin { loaded.contents }
 
-    private var instance: UnsafeMutableRawPointer? { instancePointer.load(ordering: .acquiring) }
+    private var instance: UnsafeMutableRawPointer? {
+        UnsafeMutableRawPointer(bitPattern: instanceAddress.load(ordering: .acquiring))
+    }
 
     /// Creates the plugin instance and reads its declarations.
     ///
@@ -96,7 +99,7 @@ public final class PluginInstance: Sendable {
                 .createFailed,
                 "the plugin's create failed (status \(status))" + (reason.isEmpty ? "" : ": " + reason))
         }
-        instancePointer.store(instanceOut, ordering: .releasing)
+        instanceAddress.store(UInt(bitPattern: instanceOut), ordering: .releasing)
         do {
             let catalog = try describe()
             catalogBox.withLock { $0 = catalog }
@@ -162,7 +165,8 @@ public final class PluginInstance: Sendable {
         registry.add_tool = { ctx, pointer in
             guard let pointer else { return MCPP_E_INVALID }
             return Declarations.from(ctx).declare("tool") { index in
-                let tool = try StructReader.read(mcpp_tool.self, at: pointer, kind: "tool", index: index, nameField: \.name)
+                let tool = try StructReader.read(
+                    mcpp_tool.self, at: pointer, kind: "tool", index: index, nameField: \.name)
                 func optionalText(_ value: mcpp_str) -> String? { text(value.ptr, value.len) }
                 guard let name = optionalText(tool.name) else {
                     throw Catalog.DeclarationError(description: "a tool name is not valid UTF-8")
@@ -443,7 +447,8 @@ public final class PluginInstance: Sendable {
             log("the plugin's health callback has not returned; exiting without destroy")
             return
         }
-        guard let instance = instancePointer.exchange(nil, ordering: .acquiringAndReleasing) else { return }
+        let address = instanceAddress.exchange(0, ordering: .acquiringAndReleasing)
+        guard let instance = UnsafeMutableRawPointer(bitPattern: address) else { return }
         withActivity("destroy") { table.destroy?(instance) }
     }
 }

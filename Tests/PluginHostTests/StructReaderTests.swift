@@ -72,7 +72,8 @@ struct StructReaderTests {
         defer { buffer.deallocate() }
         store(UInt32(12), in: buffer)  // the name's pointer cut in half
         let error = try #require(throws: StructSizeError.self) {
-            try StructReader.read(mcpp_prompt.self, at: buffer.baseAddress!, kind: "prompt", index: 0, nameField: \.name)
+            try StructReader.read(
+                mcpp_prompt.self, at: buffer.baseAddress!, kind: "prompt", index: 0, nameField: \.name)
         }
         #expect(error.subject == "prompt 0")
     }

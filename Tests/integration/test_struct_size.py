@@ -110,7 +110,7 @@ def check_listings(call) -> None:
     # Both arguments, as declared: a host stepping by its own sizeof would read the 0xAB bytes as the second.
     assert greet["arguments"] == [
         {"name": "who", "description": "Who to greet", "required": True},
-        {"name": "style", "title": "Style", "description": "How", "required": False},
+        {"name": "style", "title": "Style", "description": "How"},  # not required: the key is left out
     ]
     assert plain["title"] == "Plain" and plain.get("arguments", []) == []
     got = call("prompts/get", {"name": "greet", "arguments": {"who": "Ada", "style": "formal"}})
@@ -130,9 +130,8 @@ def test_larger_structs_serve_on_2026_07_28(host_factory):
         return message["result"]
 
     discovered = call("server/discover", {})
-    assert discovered["serverInfo"]["name"] == "larger_structs"
-    assert discovered["serverInfo"]["version"] == "1.9.0"
-    assert discovered["serverInfo"]["title"] == "Larger structs"
+    assert discovered["_meta"]["io.modelcontextprotocol/serverInfo"] == {
+        "name": "larger_structs", "version": "1.9.0", "title": "Larger structs"}
     assert discovered["instructions"] == "Built against a later 1.x header."
     check_listings(call)
 

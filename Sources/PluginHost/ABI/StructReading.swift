@@ -110,7 +110,9 @@ enum StructReader {
         if let maxSize, declared > maxSize {
             throw StructSizeError(
                 subject: subject(),
-                problem: "struct_size \(declared) is larger than the array's stride (\(maxSize), the first element's struct_size)")
+                problem:
+                    "struct_size \(declared) is larger than the array's stride (\(maxSize), the first element's struct_size)"
+            )
         }
         return value
     }

@@ -71,7 +71,7 @@ let package = Package(
             name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "MCPProtocol"],
             path: "Tests/SupervisorCoreTests"),
         .testTarget(name: "MCPProtocolTests", dependencies: ["MCPProtocol"], path: "Tests/MCPProtocolTests"),
-        // The dispatcher driven without a socket, against a fake plugin.
+        // The dispatcher driven without a socket, against a fake plugin; the ABI struct reader.
         .testTarget(
             name: "PluginHostTests", dependencies: ["PluginHost", "MCPProtocol", "PluginABI"],
             path: "Tests/PluginHostTests"),

@@ -4,6 +4,8 @@
 #   libreference.so      Plugins/reference-c/reference.c
 #   libfaulty.so         Tests/fixtures/plugins/faulty.c
 #   libhealth_states.so  Tests/fixtures/plugins/health_states.c
+#   liblarger_structs.so Tests/fixtures/plugins/larger_structs.c (structs of a later 1.x header)
+#   libsmall_structs.so  Tests/fixtures/plugins/small_structs.c (one struct smaller than 1.0's, by env)
 #   broken plugins       lib{no_entry,wrong_major,newer_minor,create_fails,create_crash,
 #                        bad_describe,missing_lib,not_elf,wrong_machine}.so
 #
@@ -48,6 +50,8 @@ build newer_minor "$FIXTURES/newer_minor.c"
 build create_fails "$FIXTURES/create_fails.c"
 build create_crash "$FIXTURES/create_crash.c"
 build bad_describe "$FIXTURES/bad_describe.c"
+build larger_structs "$FIXTURES/larger_structs.c"
+build small_structs "$FIXTURES/small_structs.c"
 
 # missing_lib: link against libmcpp_gone.so, then delete it, so DT_NEEDED cannot be resolved.
 # --no-as-needed keeps DT_NEEDED even on toolchains that default to --as-needed.

@@ -31,9 +31,9 @@ public struct PluginCheck {
     public var declarations: JSONValue = .null
 
     public static func run(path: String, config: String, timeoutSeconds: Int = 30) -> PluginCheck {
-        var c = PluginCheck(path: path)
-        c.inspect(config: config, timeoutSeconds: timeoutSeconds)
-        return c
+        var check = PluginCheck(path: path)
+        check.inspect(config: config, timeoutSeconds: timeoutSeconds)
+        return check
     }
 
     private mutating func fail(_ name: String, _ detail: String, status: HostFailure.ExitStatus) {
@@ -53,12 +53,12 @@ public struct PluginCheck {
             return fail("file", "cannot open the plugin file: \(String(cString: strerror(errno)))", status: .cannotOpen)
         }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+        var fileStatus = stat()
+        guard fstat(fd, &fileStatus) == 0, (fileStatus.st_mode & S_IFMT) == S_IFREG else {
             return fail("file", "not a regular file", status: .cannotOpen)
         }
-        let writable = st.st_mode & (S_IWGRP | S_IWOTH) != 0
-        pass("file", "\(st.st_size) bytes" + (writable ? "; warning: writable by group or others" : ""))
+        let writable = fileStatus.st_mode & (S_IWGRP | S_IWOTH) != 0
+        pass("file", "\(fileStatus.st_size) bytes" + (writable ? "; warning: writable by group or others" : ""))
 
         var info = mcph_elf_info()
         var reason = [CChar](repeating: 0, count: 512)
@@ -108,10 +108,13 @@ public struct PluginCheck {
         }
         let resolver = LibraryResolver(pluginPath: path, runpath: runpath, rpath: rpath, machine: info.machine)
         var unresolved: [String] = []
-        for n in names {
-            let where_ = resolver.resolve(n)
-            var entry: [String: JSONValue] = ["name": .string(n)]
-            if let w = where_ { entry["resolved"] = .string(w) } else { unresolved.append(n) }
+        for name in names {
+            var entry: [String: JSONValue] = ["name": .string(name)]
+            if let found = resolver.resolve(name) {
+                entry["resolved"] = .string(found)
+            } else {
+                unresolved.append(name)
+            }
             needed.append(.object(entry))
         }
         guard unresolved.isEmpty else {
@@ -124,15 +127,17 @@ public struct PluginCheck {
 
         // Everything readable checks out: load it for real, in a child.
         let (status, out, err) = spawnSelf(["--check-load", "--plugin", path, "--config", config], timeoutSeconds)
-        if status == 0, let v = try? JSONParser.parse(out) {
-            declarations = v
+        if status == 0, let summary = try? JSONParser.parse(out) {
+            declarations = summary
             var abi: Int64 = 0
-            if case .int(let i) = v["abiMinor"] ?? .null { abi = i }
+            if case .int(let minor) = summary["abiMinor"] ?? .null { abi = minor }
             pass("abi", "plugin ABI 1.\(abi) (host implements 1.\(PluginLoader.hostABIMinor))")
-            let threading = v["threading"]?.stringValue ?? "serial"
+            let threading = summary["threading"]?.stringValue ?? "serial"
+            let concurrency = summary["concurrency"].map { JSONWriter.string($0) } ?? "1"
             pass(
                 "create",
-                "\(v["name"]?.stringValue ?? "?") \(v["version"]?.stringValue ?? "?"), \(threading), concurrency \(v["concurrency"].map { JSONWriter.string($0) } ?? "1")"
+                "\(summary["name"]?.stringValue ?? "?") \(summary["version"]?.stringValue ?? "?"), \(threading), "
+                    + "concurrency \(concurrency)"
             )
             loads = true
             hostStatus = 0
@@ -225,28 +230,28 @@ public struct PluginCheck {
     // MARK: Output
 
     public var json: JSONValue {
-        var o: [String: JSONValue] = [
+        var report: [String: JSONValue] = [
             "plugin": .string(path), "loads": .bool(loads), "hostExitStatus": .int(Int64(hostStatus)),
             "elf": elf, "needed": .array(needed),
             "checks": .array(
                 steps.map { ["name": .string($0.name), "ok": .bool($0.ok), "detail": .string($0.detail)] }),
         ]
-        if let problem { o["problem"] = .string(problem) }
-        if case .object = declarations { o["declared"] = declarations }
-        return .object(o)
+        if let problem { report["problem"] = .string(problem) }
+        if case .object = declarations { report["declared"] = declarations }
+        return .object(report)
     }
 
     public var text: String {
         var lines = ["plugin \(path)"]
-        for s in steps { lines.append("  \(s.ok ? "ok  " : "FAIL") \(s.name): \(s.detail)") }
-        if case .object(let d) = declarations {
+        for step in steps { lines.append("  \(step.ok ? "ok  " : "FAIL") \(step.name): \(step.detail)") }
+        if case .object(let declared) = declarations {
             for key in ["tools", "resources", "resourceTemplates", "prompts"] {
-                if case .array(let a) = d[key] ?? .null {
-                    let names = a.compactMap(\.stringValue)
+                if case .array(let items) = declared[key] ?? .null {
+                    let names = items.compactMap(\.stringValue)
                     lines.append("       \(key): " + (names.isEmpty ? "none" : names.joined(separator: ", ")))
                 }
             }
-            lines.append("       completions: \(d["completions"] == .bool(true) ? "yes" : "no")")
+            lines.append("       completions: \(declared["completions"] == .bool(true) ? "yes" : "no")")
         }
         lines.append(loads ? "verdict: loads" : "verdict: will not load: \(problem ?? "unknown")")
         return lines.joined(separator: "\n") + "\n"

@@ -8,8 +8,11 @@ import Synchronization
 #endif
 
 /// The created plugin: its instance pointer, its declarations and the threads its handlers run on.
-public final class PluginInstance: @unchecked Sendable {
-    // @unchecked: the raw pointers are immutable after init and only used under the ABI's thread rules.
+///
+/// Sendable without `@unchecked`: the plugin's table is a `let` copy inside `LoadedPlugin` (whose own note says
+/// why its pointers may cross threads), the instance pointer is an atomic, and every other mutable property is
+/// behind a Mutex.
+public final class PluginInstance: Sendable {
     public let loaded: LoadedPlugin
     public let serverName: String
     public let serverVersion: String
@@ -19,8 +22,9 @@ public final class PluginInstance: @unchecked Sendable {
     public let concurrency: Int
     public let hasCompletions: Bool
 
-    private var instance: UnsafeMutableRawPointer?
-    private var hostTable: UnsafePointer<mcpp_host>?
+    /// What create returned, as its address (a raw pointer is not Sendable; its bits are): set once in init
+    /// before any handler can run, taken back by destroy.
+    private let instanceAddress = Atomic<UInt>(0)
     private let catalogBox = Mutex(Catalog())
     private let pool: HandlerPool
     private let stuckCalls = Mutex<Set<UInt>>([])
@@ -35,7 +39,12 @@ public final class PluginInstance: @unchecked Sendable {
     /// Called when every call slot is held by a call stuck past its deadline.
     public let onHung = Mutex<(@Sendable (String) -> Void)?>(nil)
 
-    var table: mcpp_plugin { loaded.table.pointee }
+    /// The plugin's table, as read up to its `struct_size` when it was loaded.
+    var table: mcpp_plugin { loaded.contents }
+
+    private var instance: UnsafeMutableRawPointer? {
+        UnsafeMutableRawPointer(bitPattern: instanceAddress.load(ordering: .acquiring))
+    }
 
     /// Creates the plugin instance and reads its declarations.
     ///
@@ -49,37 +58,38 @@ public final class PluginInstance: @unchecked Sendable {
     {
         self.loaded = loaded
         self.logSink = log
-        let t = loaded.table.pointee
-        func str(_ s: mcpp_str) -> String? { text(s.ptr, s.len).flatMap { $0.isEmpty ? nil : $0 } }
-        self.serverName = str(t.name) ?? "plugin"
-        self.serverVersion = str(t.version) ?? "0.0.0"
-        self.serverTitle = str(t.title)
-        self.instructions = str(t.instructions)
-        self.hasCompletions = t.complete != nil
-        if t.threading == MCPP_THREADING_CONCURRENT {
-            let declared = t.max_concurrency == 0 ? 16 : Int(t.max_concurrency)
+        let table = loaded.contents
+        func optionalText(_ value: mcpp_str) -> String? {
+            text(value.ptr, value.len).flatMap { $0.isEmpty ? nil : $0 }
+        }
+        self.serverName = optionalText(table.name) ?? "plugin"
+        self.serverVersion = optionalText(table.version) ?? "0.0.0"
+        self.serverTitle = optionalText(table.title)
+        self.instructions = optionalText(table.instructions)
+        self.hasCompletions = table.complete != nil
+        if table.threading == MCPP_THREADING_CONCURRENT {
+            let declared = table.max_concurrency == 0 ? 16 : Int(table.max_concurrency)
             self.concurrency = max(1, min(declared, maxConcurrency))
         } else {
             self.concurrency = 1
         }
         self.pool = HandlerPool(maxThreads: concurrency)
 
-        let ctx = Unmanaged.passUnretained(self).toOpaque()
-        let host = makeHostTable(context: ctx)
-        self.hostTable = host
+        // The host table lives as long as the process (the ABI calls it static); it is never freed.
+        let hostTable = makeHostTable(context: Unmanaged.passUnretained(self).toOpaque())
         var errorText = ""
         var instanceOut: UnsafeMutableRawPointer? = nil
-        let status: mcpp_status = withUnsafeMutablePointer(to: &errorText) { errPtr in
-            var w = mcpp_writer()
-            w.struct_size = UInt32(MemoryLayout<mcpp_writer>.size)
-            w.ctx = UnsafeMutableRawPointer(errPtr)
-            w.write = { ctx, p, n in
-                guard let ctx, let s = text(p, n) else { return }
-                ctx.assumingMemoryBound(to: String.self).pointee += s
+        let status: mcpp_status = withUnsafeMutablePointer(to: &errorText) { errorSink in
+            var writer = mcpp_writer()
+            writer.struct_size = UInt32(MemoryLayout<mcpp_writer>.size)
+            writer.ctx = UnsafeMutableRawPointer(errorSink)
+            writer.write = { ctx, bytes, count in
+                guard let ctx, let piece = text(bytes, count) else { return }
+                ctx.assumingMemoryBound(to: String.self).pointee += piece
             }
-            return config.withCString { c in
+            return config.withCString { configText in
                 withActivity("create") {
-                    t.create(host, c, config.utf8.count, &w, &instanceOut)
+                    table.create(hostTable, configText, config.utf8.count, &writer, &instanceOut)
                 }
             }
         }
@@ -89,7 +99,7 @@ public final class PluginInstance: @unchecked Sendable {
                 .createFailed,
                 "the plugin's create failed (status \(status))" + (reason.isEmpty ? "" : ": " + reason))
         }
-        self.instance = instanceOut
+        instanceAddress.store(UInt(bitPattern: instanceOut), ordering: .releasing)
         do {
             let catalog = try describe()
             catalogBox.withLock { $0 = catalog }
@@ -102,116 +112,127 @@ public final class PluginInstance: @unchecked Sendable {
 
     /// Identity, threading and declared names, for `--check`.
     public var summary: JSONValue {
-        let c = catalog
+        let catalog = catalog
         return [
             "name": .string(serverName), "version": .string(serverVersion),
             "abiMinor": .int(Int64(loaded.abiMinor)),
             "threading": table.threading == MCPP_THREADING_CONCURRENT ? "concurrent" : "serial",
             "concurrency": .int(Int64(concurrency)),
-            "tools": .array(c.tools.map { .string($0.name) }),
-            "resources": .array(c.resources.map { .string($0.uri) }),
-            "resourceTemplates": .array(c.templates.map { .string($0.template.text) }),
-            "prompts": .array(c.prompts.map { .string($0.name) }),
+            "tools": .array(catalog.tools.map { .string($0.name) }),
+            "resources": .array(catalog.resources.map { .string($0.uri) }),
+            "resourceTemplates": .array(catalog.templates.map { .string($0.template.text) }),
+            "prompts": .array(catalog.prompts.map { .string($0.name) }),
             "completions": .bool(hasCompletions),
         ]
     }
 
+    /// Asks the plugin for its declarations. Every struct it passes is read up to its own `struct_size`
+    /// (StructReader); one smaller than ABI 1.0's fails the whole describe, naming the struct.
     private func describe() throws(Catalog.DeclarationError) -> Catalog {
-        final class Box {
+        /// What the registry callbacks build; they are C functions, so they reach it through `ctx`.
+        final class Declarations {
             var catalog = Catalog()
             var error: Catalog.DeclarationError?
+            /// How many add_tool, add_resource, ... calls came so far: the index errors name.
+            var counts: [String: Int] = [:]
+
+            static func from(_ ctx: UnsafeMutableRawPointer?) -> Declarations {
+                Unmanaged<Declarations>.fromOpaque(ctx!).takeUnretainedValue()
+            }
+
+            /// Runs one add_* call: `body` gets the declaration's index among those of `kind`. The first error
+            /// is kept for the describe failure.
+            func declare(_ kind: String, _ body: (Int) throws -> Void) -> mcpp_status {
+                let index = counts[kind, default: 0]
+                counts[kind] = index + 1
+                do {
+                    try body(index)
+                    return MCPP_OK
+                } catch let failure as StructSizeError {
+                    error = error ?? Catalog.DeclarationError(description: failure.description)
+                } catch let failure as Catalog.DeclarationError {
+                    error = error ?? failure
+                } catch {
+                    self.error = self.error ?? Catalog.DeclarationError(description: "\(error)")
+                }
+                return MCPP_E_INVALID
+            }
         }
-        let box = Box()
-        var reg = mcpp_registry()
-        reg.struct_size = UInt32(MemoryLayout<mcpp_registry>.size)
-        reg.ctx = Unmanaged.passUnretained(box).toOpaque()
-        reg.add_tool = { ctx, tool in
-            let box = Unmanaged<Box>.fromOpaque(ctx!).takeUnretainedValue()
-            guard let t = tool?.pointee else { return MCPP_E_INVALID }
-            func s(_ v: mcpp_str) -> String? { text(v.ptr, v.len) }
-            do {
-                guard let name = s(t.name) else {
+        let declarations = Declarations()
+        var registry = mcpp_registry()
+        registry.struct_size = UInt32(MemoryLayout<mcpp_registry>.size)
+        registry.ctx = Unmanaged.passUnretained(declarations).toOpaque()
+        registry.add_tool = { ctx, pointer in
+            guard let pointer else { return MCPP_E_INVALID }
+            return Declarations.from(ctx).declare("tool") { index in
+                let tool = try StructReader.read(
+                    mcpp_tool.self, at: pointer, kind: "tool", index: index, nameField: \.name)
+                func optionalText(_ value: mcpp_str) -> String? { text(value.ptr, value.len) }
+                guard let name = optionalText(tool.name) else {
                     throw Catalog.DeclarationError(description: "a tool name is not valid UTF-8")
                 }
-                try box.catalog.addTool(
-                    name: name, title: s(t.title), description: s(t.description), inputSchema: s(t.input_schema),
-                    outputSchema: s(t.output_schema), annotations: s(t.annotations),
-                    nonblocking: t.flags & UInt32(MCPP_TOOL_NONBLOCKING) != 0)
-                return MCPP_OK
-            } catch {
-                box.error = box.error ?? (error as? Catalog.DeclarationError)
-                return MCPP_E_INVALID
+                try Declarations.from(ctx).catalog.addTool(
+                    name: name, title: optionalText(tool.title), description: optionalText(tool.description),
+                    inputSchema: optionalText(tool.input_schema), outputSchema: optionalText(tool.output_schema),
+                    annotations: optionalText(tool.annotations),
+                    nonblocking: tool.flags & UInt32(MCPP_TOOL_NONBLOCKING) != 0)
             }
         }
-        reg.add_resource = { ctx, res in
-            let box = Unmanaged<Box>.fromOpaque(ctx!).takeUnretainedValue()
-            guard let r = res?.pointee else { return MCPP_E_INVALID }
-            func s(_ v: mcpp_str) -> String? { text(v.ptr, v.len) }
-            do {
-                try box.catalog.addResource(
-                    uri: s(r.uri) ?? "", name: s(r.name) ?? "", title: s(r.title), description: s(r.description),
-                    mimeType: s(r.mime_type), size: r.size >= 0 ? r.size : nil)
-                return MCPP_OK
-            } catch {
-                box.error = box.error ?? (error as? Catalog.DeclarationError)
-                return MCPP_E_INVALID
+        registry.add_resource = { ctx, pointer in
+            guard let pointer else { return MCPP_E_INVALID }
+            return Declarations.from(ctx).declare("resource") { index in
+                let resource = try StructReader.read(
+                    mcpp_resource.self, at: pointer, kind: "resource", index: index, nameField: \.uri)
+                func optionalText(_ value: mcpp_str) -> String? { text(value.ptr, value.len) }
+                try Declarations.from(ctx).catalog.addResource(
+                    uri: optionalText(resource.uri) ?? "", name: optionalText(resource.name) ?? "",
+                    title: optionalText(resource.title), description: optionalText(resource.description),
+                    mimeType: optionalText(resource.mime_type), size: resource.size >= 0 ? resource.size : nil)
             }
         }
-        reg.add_resource_template = { ctx, tmpl in
-            let box = Unmanaged<Box>.fromOpaque(ctx!).takeUnretainedValue()
-            guard let r = tmpl?.pointee else { return MCPP_E_INVALID }
-            func s(_ v: mcpp_str) -> String? { text(v.ptr, v.len) }
-            do {
-                try box.catalog.addTemplate(
-                    uriTemplate: s(r.uri_template) ?? "", name: s(r.name) ?? "", title: s(r.title),
-                    description: s(r.description), mimeType: s(r.mime_type))
-                return MCPP_OK
-            } catch {
-                box.error = box.error ?? (error as? Catalog.DeclarationError)
-                return MCPP_E_INVALID
+        registry.add_resource_template = { ctx, pointer in
+            guard let pointer else { return MCPP_E_INVALID }
+            return Declarations.from(ctx).declare("resource template") { index in
+                let template = try StructReader.read(
+                    mcpp_resource_template.self, at: pointer, kind: "resource template", index: index,
+                    nameField: \.uri_template)
+                func optionalText(_ value: mcpp_str) -> String? { text(value.ptr, value.len) }
+                try Declarations.from(ctx).catalog.addTemplate(
+                    uriTemplate: optionalText(template.uri_template) ?? "", name: optionalText(template.name) ?? "",
+                    title: optionalText(template.title), description: optionalText(template.description),
+                    mimeType: optionalText(template.mime_type))
             }
         }
-        reg.add_prompt = { ctx, prompt in
-            let box = Unmanaged<Box>.fromOpaque(ctx!).takeUnretainedValue()
-            guard let p = prompt?.pointee else { return MCPP_E_INVALID }
-            func s(_ v: mcpp_str) -> String? { text(v.ptr, v.len) }
-            var args: [Catalog.PromptArgument] = []
-            if let a = p.args, p.arg_count > 0 {
-                // Step by the plugin's own struct size: an older plugin's array has a smaller stride.
-                let stride = Int(a.pointee.struct_size)
-                guard stride >= 56 else {  // sizeof(mcpp_prompt_arg) in ABI 1.0
-                    box.error =
-                        box.error ?? Catalog.DeclarationError(description: "prompt arguments have a bad struct_size")
-                    return MCPP_E_INVALID
-                }
-                for i in 0..<Int(p.arg_count) {
-                    var arg = mcpp_prompt_arg()  // fields the plugin's older struct lacks stay zero
-                    withUnsafeMutableBytes(of: &arg) { dst in
-                        dst.copyMemory(
-                            from: UnsafeRawBufferPointer(
-                                start: UnsafeRawPointer(a).advanced(by: i * stride), count: min(stride, dst.count)))
-                    }
-                    args.append(
+        registry.add_prompt = { ctx, pointer in
+            guard let pointer else { return MCPP_E_INVALID }
+            return Declarations.from(ctx).declare("prompt") { index in
+                let prompt = try StructReader.read(
+                    mcpp_prompt.self, at: pointer, kind: "prompt", index: index, nameField: \.name)
+                func optionalText(_ value: mcpp_str) -> String? { text(value.ptr, value.len) }
+                var arguments: [Catalog.PromptArgument] = []
+                if let array = prompt.args, prompt.arg_count > 0 {
+                    let declared = try StructReader.readArray(
+                        mcpp_prompt_arg.self, at: array, count: Int(prompt.arg_count),
+                        kind: StructReader.subject(kind: "prompt", index: index, name: prompt.name) + " argument",
+                        nameField: \.name)
+                    arguments = declared.map { argument in
                         .init(
-                            name: s(arg.name) ?? "", title: s(arg.title), description: s(arg.description),
-                            required: arg.flags & UInt32(MCPP_ARG_REQUIRED) != 0))
+                            name: optionalText(argument.name) ?? "", title: optionalText(argument.title),
+                            description: optionalText(argument.description),
+                            required: argument.flags & UInt32(MCPP_ARG_REQUIRED) != 0)
+                    }
                 }
-            }
-            do {
-                try box.catalog.addPrompt(
-                    name: s(p.name) ?? "", title: s(p.title), description: s(p.description), arguments: args)
-                return MCPP_OK
-            } catch {
-                box.error = box.error ?? (error as? Catalog.DeclarationError)
-                return MCPP_E_INVALID
+                try Declarations.from(ctx).catalog.addPrompt(
+                    name: optionalText(prompt.name) ?? "", title: optionalText(prompt.title),
+                    description: optionalText(prompt.description), arguments: arguments)
             }
         }
-        let status = withActivity("describe") { table.describe(instance, &reg) }
-        if let e = box.error { throw e }
+        let status = withActivity("describe") { table.describe(instance, &registry) }
+        if let error = declarations.error { throw error }
         guard status == MCPP_OK else {
             throw Catalog.DeclarationError(description: "describe returned status \(status)")
         }
-        return box.catalog
+        return declarations.catalog
     }
 
     // MARK: Calls
@@ -251,28 +272,34 @@ public final class PluginInstance: @unchecked Sendable {
             return
         }
         mcph_thread_init()
-        let t = table
+        let table = table
+        let instance = instance
         let handle = CallRegistry.handle(for: call)
         call.setHandlerRunning(true)
         withActivity(call.kind.activity) {
             switch call.kind {
             case .tool(let name):
-                guard let f = t.call_tool else { return missing(call, "tools") }
-                name.withCString { f(instance, handle, $0, name.utf8.count) }
+                guard let callTool = table.call_tool else { return missing(call, "tools") }
+                name.withCString { callTool(instance, handle, $0, name.utf8.count) }
             case .resource(let uri, let template, _):
-                guard let f = t.read_resource else { return missing(call, "resources") }
-                let tmpl = template ?? ""
-                uri.withCString { u in tmpl.withCString { f(instance, handle, u, uri.utf8.count, $0, tmpl.utf8.count) }
+                guard let readResource = table.read_resource else { return missing(call, "resources") }
+                let matched = template ?? ""
+                uri.withCString { uriText in
+                    matched.withCString {
+                        readResource(instance, handle, uriText, uri.utf8.count, $0, matched.utf8.count)
+                    }
                 }
             case .prompt(let name):
-                guard let f = t.get_prompt else { return missing(call, "prompts") }
-                name.withCString { f(instance, handle, $0, name.utf8.count) }
+                guard let getPrompt = table.get_prompt else { return missing(call, "prompts") }
+                name.withCString { getPrompt(instance, handle, $0, name.utf8.count) }
             case .complete(let refKind, let ref, let arg, let value):
-                guard let f = t.complete else { return missing(call, "completion") }
-                ref.withCString { r in
-                    arg.withCString { a in
-                        value.withCString { v in
-                            f(instance, handle, refKind, r, ref.utf8.count, a, arg.utf8.count, v, value.utf8.count)
+                guard let complete = table.complete else { return missing(call, "completion") }
+                ref.withCString { refText in
+                    arg.withCString { argText in
+                        value.withCString { valueText in
+                            complete(
+                                instance, handle, refKind, refText, ref.utf8.count, argText, arg.utf8.count,
+                                valueText, value.utf8.count)
                         }
                     }
                 }
@@ -293,18 +320,18 @@ public final class PluginInstance: @unchecked Sendable {
     /// Cancels a call: the flag the plugin polls, then its cancel callback.
     public func cancel(_ call: PluginCall) {
         guard call.markCancelled(), !call.isFinished else { return }
-        if let f = table.cancel, call.isHandlerRunning || !call.isFinished {
+        if let cancel = table.cancel, call.isHandlerRunning || !call.isFinished {
             let handle = CallRegistry.handle(for: call)
-            withActivity("cancel " + call.kind.activity) { f(instance, handle) }
+            withActivity("cancel " + call.kind.activity) { cancel(instance, handle) }
         }
     }
 
     /// Called `hangGrace` after a call's deadline: if its handler still runs, its slot counts as lost.
     public func checkOverrun(_ call: PluginCall) {
         guard call.isHandlerRunning else { return }
-        let stuck = stuckCalls.withLock { s -> Int in
-            s.insert(call.id)
-            return s.count
+        let stuck = stuckCalls.withLock { stuckIDs -> Int in
+            stuckIDs.insert(call.id)
+            return stuckIDs.count
         }
         log("call \(call.kind.activity) is still running past its deadline; \(stuck) of \(concurrency) slots stuck")
         if stuck >= concurrency {
@@ -329,7 +356,7 @@ public final class PluginInstance: @unchecked Sendable {
             do {
                 let catalog = try describeLock.withLock { _ in try describe() }
                 catalogBox.withLock { $0 = catalog }
-                for h in changeHandlers.withLock({ $0 }) { h(lists, nil) }
+                for handler in changeHandlers.withLock({ $0 }) { handler(lists, nil) }
             } catch {
                 log("the plugin's new declarations are invalid, keeping the previous ones: \(error)")
             }
@@ -337,40 +364,40 @@ public final class PluginInstance: @unchecked Sendable {
     }
 
     func resourceUpdated(_ uri: String) {
-        for h in changeHandlers.withLock({ $0 }) { h(0, uri) }
+        for handler in changeHandlers.withLock({ $0 }) { handler(0, uri) }
     }
 
     /// Runs a text-returning callback with a host writer that collects what it writes.
     private func collect(
-        _ f: (UnsafeMutableRawPointer?, UnsafePointer<mcpp_writer>?) -> mcpp_status, _ activity: String
+        _ callback: (UnsafeMutableRawPointer?, UnsafePointer<mcpp_writer>?) -> mcpp_status, _ activity: String
     )
         -> (mcpp_status, String)
     {
-        var out = ""
-        let st = withUnsafeMutablePointer(to: &out) { d in
-            var w = mcpp_writer()
-            w.struct_size = UInt32(MemoryLayout<mcpp_writer>.size)
-            w.ctx = UnsafeMutableRawPointer(d)
-            w.write = { ctx, p, n in
-                guard let ctx, let s = text(p, n) else { return }
-                ctx.assumingMemoryBound(to: String.self).pointee += s
+        var collected = ""
+        let status = withUnsafeMutablePointer(to: &collected) { sink in
+            var writer = mcpp_writer()
+            writer.struct_size = UInt32(MemoryLayout<mcpp_writer>.size)
+            writer.ctx = UnsafeMutableRawPointer(sink)
+            writer.write = { ctx, bytes, count in
+                guard let ctx, let piece = text(bytes, count) else { return }
+                ctx.assumingMemoryBound(to: String.self).pointee += piece
             }
-            return withActivity(activity) { f(instance, &w) }
+            return withActivity(activity) { callback(instance, &writer) }
         }
-        return (st, out)
+        return (status, collected)
     }
 
     /// Health callback, if the plugin has one: (healthy, detail). Runs on the calling thread.
     public func health() -> (Bool, String)? {
-        guard let f = table.health else { return nil }
-        let (st, detail) = collect(f, "health")
-        return (st == MCPP_OK, detail)
+        guard let health = table.health else { return nil }
+        let (status, detail) = collect(health, "health")
+        return (status == MCPP_OK, detail)
     }
 
     /// Diagnose callback, if the plugin has one: its report. Runs on the calling thread.
     public func diagnose() -> String? {
-        guard let f = table.diagnose else { return nil }
-        return collect(f, "diagnose").1
+        guard let diagnose = table.diagnose else { return nil }
+        return collect(diagnose, "diagnose").1
     }
 
     /// Calls whose handler is still running past their deadline (stuck call slots).
@@ -393,36 +420,36 @@ public final class PluginInstance: @unchecked Sendable {
     /// runs at a time.
     public func checkHealth(diagnose: Bool, _ done: @escaping @Sendable (HealthCheck) -> Void) {
         let now = monotonicSeconds()
-        let refusal: HealthCheck? = healthGate.withLock { g in
-            if g.closed { return .closed }
-            if let since = g.since { return .busy(seconds: now - since) }
-            g.since = now
+        let refusal: HealthCheck? = healthGate.withLock { gate in
+            if gate.closed { return .closed }
+            if let since = gate.since { return .busy(seconds: now - since) }
+            gate.since = now
             return nil
         }
         if let refusal { return done(refusal) }
         healthPool.submit { [self] in
-            let h = health()
+            let verdict = health()
             let report = diagnose ? self.diagnose() : nil
             let seconds = monotonicSeconds() - now
             healthGate.withLock { $0.since = nil }
-            done(.answered(ok: h?.0, detail: h?.1 ?? "", report: report, seconds: seconds))
+            done(.answered(ok: verdict?.0, detail: verdict?.1 ?? "", report: report, seconds: seconds))
         }
     }
 
-    /// Graceful end: destroy the instance (after every call finished).
+    /// Graceful end: destroy the instance (after every call finished). Only the first call destroys it.
     public func destroy() {
-        guard let instance else { return }
-        let healthRunning = healthGate.withLock { g in
-            g.closed = true
-            return g.since != nil
+        let healthRunning = healthGate.withLock { gate in
+            gate.closed = true
+            return gate.since != nil
         }
         if healthRunning {
             // destroy must not overlap a health or diagnose callback (ABI rule); that one has not returned.
             log("the plugin's health callback has not returned; exiting without destroy")
             return
         }
+        let address = instanceAddress.exchange(0, ordering: .acquiringAndReleasing)
+        guard let instance = UnsafeMutableRawPointer(bitPattern: address) else { return }
         withActivity("destroy") { table.destroy?(instance) }
-        self.instance = nil
     }
 }
 

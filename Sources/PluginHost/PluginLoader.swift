@@ -9,8 +9,13 @@ import PluginABI
 
 /// A plugin whose entry point answered: its static table and the minor it was built against.
 public struct LoadedPlugin: @unchecked Sendable {
+    // @unchecked: `table` points at the plugin's static table, which the plugin never changes and the host
+    // never writes; `contents` is the host's own copy. Both hold pointers to code and text that live as long as
+    // the process, used only under the ABI's thread rules.
     public let path: String
     public let table: UnsafePointer<mcpp_plugin>
+    /// The table as read up to its `struct_size` (StructReader): fields a plugin of an older minor lacks are nil.
+    public let contents: mcpp_plugin
     public let abiMinor: UInt32
 }
 
@@ -26,8 +31,8 @@ public enum PluginLoader {
             throw HostFailure(.cannotOpen, "cannot open the plugin file: \(why)")
         }
         // The descriptor stays open for the life of the process: the loaded image is this very file.
-        var st = stat()
-        if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+        var fileStatus = stat()
+        if fstat(fd, &fileStatus) == 0, (fileStatus.st_mode & S_IFMT) != S_IFREG {
             throw HostFailure(.cannotOpen, "not a regular file")
         }
         var reason = [CChar](repeating: 0, count: 512)
@@ -57,40 +62,41 @@ public enum PluginLoader {
         }
         typealias Negotiate = @convention(c) (UnsafeMutablePointer<mcpp_negotiation>?) -> mcpp_status
         let negotiate = unsafeBitCast(sym, to: Negotiate.self)
-        var n = mcpp_negotiation()
-        n.struct_size = UInt32(MemoryLayout<mcpp_negotiation>.size)
-        n.host_abi_major = UInt32(MCPP_ABI_MAJOR)
-        n.host_abi_minor = hostABIMinor
-        let status = withActivity("mcpp_negotiate_v1") { negotiate(&n) }
-        if status == MCPP_E_VERSION || (status == MCPP_OK && n.plugin_abi_minor > hostABIMinor) {
+        var negotiation = mcpp_negotiation()
+        negotiation.struct_size = UInt32(MemoryLayout<mcpp_negotiation>.size)
+        negotiation.host_abi_major = UInt32(MCPP_ABI_MAJOR)
+        negotiation.host_abi_minor = hostABIMinor
+        let status = withActivity("mcpp_negotiate_v1") { negotiate(&negotiation) }
+        if status == MCPP_E_VERSION || (status == MCPP_OK && negotiation.plugin_abi_minor > hostABIMinor) {
             throw HostFailure(
                 .abiMinor,
-                "the plugin needs plugin ABI 1.\(n.plugin_abi_minor); this host implements 1.\(hostABIMinor): "
+                "the plugin needs plugin ABI 1.\(negotiation.plugin_abi_minor); this host implements 1.\(hostABIMinor): "
                     + "upgrade mcp-plugin-host")
         }
         guard status == MCPP_OK else {
             throw HostFailure(.noEntrySymbol, "mcpp_negotiate_v1 failed with status \(status)")
         }
-        guard let table = n.plugin else {
+        guard let table = negotiation.plugin else {
             throw HostFailure(.noEntrySymbol, "mcpp_negotiate_v1 returned no plugin table")
         }
-        let minimum = MemoryLayout<mcpp_plugin>.offset(of: \mcpp_plugin.describe)! + MemoryLayout<Int>.size
-        guard Int(table.pointee.struct_size) >= minimum else {
-            throw HostFailure(
-                .noEntrySymbol, "the plugin table is too small (struct_size \(table.pointee.struct_size))")
+        let contents: mcpp_plugin
+        do {
+            contents = try StructReader.read(at: table, kind: "the plugin table", nameField: \.name)
+        } catch {
+            throw HostFailure(.noEntrySymbol, error.description)
         }
-        guard table.pointee.create != nil, table.pointee.describe != nil else {
+        guard contents.create != nil, contents.describe != nil else {
             throw HostFailure(.noEntrySymbol, "the plugin table has no create or describe function")
         }
-        return LoadedPlugin(path: path, table: table, abiMinor: n.plugin_abi_minor)
+        return LoadedPlugin(path: path, table: table, contents: contents, abiMinor: negotiation.plugin_abi_minor)
     }
 }
 
 /// Runs `body` with the thread's crash activity set, so a crash inside names what the plugin was doing.
 @inline(__always)
 func withActivity<T>(_ activity: String, _ body: () throws -> T) rethrows -> T {
-    var a = activity
-    a.withUTF8 { mcph_set_activity(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), $0.count) }
+    var name = activity
+    name.withUTF8 { mcph_set_activity(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), $0.count) }
     defer { mcph_set_activity(nil, 0) }
     return try body()
 }
@@ -100,10 +106,10 @@ extension String {
         guard !target.isEmpty else { return self }
         var result = ""
         var rest = self[...]
-        while let r = rest.range(of: target) {
-            result += rest[rest.startIndex..<r.lowerBound]
+        while let match = rest.range(of: target) {
+            result += rest[rest.startIndex..<match.lowerBound]
             result += replacement
-            rest = rest[r.upperBound...]
+            rest = rest[match.upperBound...]
         }
         return result + rest
     }

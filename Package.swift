@@ -92,7 +92,9 @@ let package = Package(
             path: "Tests/SupervisorCoreTests"),
         .testTarget(
             name: "ContractsTests",
-            dependencies: ["Contracts", "StructuredLog", "MCPProtocol", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Contracts", "StructuredLog", "MCPProtocol", .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/ContractsTests"),
         .testTarget(name: "MCPProtocolTests", dependencies: ["MCPProtocol"], path: "Tests/MCPProtocolTests"),
     ],

@@ -173,7 +173,9 @@ public enum HostMessage: Sendable, Equatable {
     public static func decode(_ value: JSONValue) -> HostMessage? {
         guard let event = value[Key.event]?.stringValue else { return nil }
         func int(_ key: String) -> Int? { value[key].flatMap(intValue) }
-        func slots() -> SlotUse { SlotUse(inflight: int(Key.inflight) ?? 0, stuck: int(Key.stuck) ?? 0, slots: int(Key.slots) ?? 0) }
+        func slots() -> SlotUse {
+            SlotUse(inflight: int(Key.inflight) ?? 0, stuck: int(Key.stuck) ?? 0, slots: int(Key.slots) ?? 0)
+        }
         switch event {
         case Event.ready:
             return .ready(

@@ -195,7 +195,8 @@ public struct VersionResult: Sendable, Equatable {
     }
 
     public static func decode(_ value: JSONValue) -> VersionResult? {
-        guard let v = value[ControlKey.version]?.stringValue, let p = value[ControlKey.protocolVersion].flatMap(intValue)
+        guard let v = value[ControlKey.version]?.stringValue,
+            let p = value[ControlKey.protocolVersion].flatMap(intValue)
         else { return nil }
         return VersionResult(version: v, protocolVersion: p)
     }

@@ -23,7 +23,8 @@ public struct LineLogHandler: LogHandler {
     /// - Parameters:
     ///   - source: the executable's name, the text line's prefix and the JSON `source`.
     ///   - write: receives each line, newline included (default: stderr).
-    public init(source: String, format: LogFormat, write: @escaping @Sendable (String) -> Void = LineLogHandler.stderr) {
+    public init(source: String, format: LogFormat, write: @escaping @Sendable (String) -> Void = LineLogHandler.stderr)
+    {
         self.source = source
         self.format = format
         self.write = write
@@ -47,7 +48,8 @@ public struct LineLogHandler: LogHandler {
         let line: String
         switch format {
         case .text: line = Self.text(source: source, message: event.message.description, metadata: all)
-        case .json: line = Self.json(source: source, level: event.level, message: event.message.description, metadata: all)
+        case .json:
+            line = Self.json(source: source, level: event.level, message: event.message.description, metadata: all)
         }
         write(line + "\n")
     }

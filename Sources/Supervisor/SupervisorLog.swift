@@ -70,7 +70,8 @@ public struct SupervisorLog: Sendable {
         metadata[LogKey.replica] = replica.shown ? LogValue.of(replica.index) : LogValue.hidden(replica.index)
         metadata[LogKey.pid] = LogValue.of(pid)
         logger.log(level: line.level, "\(line.message)", metadata: metadata)
-        tap?.record(server, LineLogHandler.text(source: LogSource.supervisor, message: line.message, metadata: metadata))
+        tap?.record(
+            server, LineLogHandler.text(source: LogSource.supervisor, message: line.message, metadata: metadata))
     }
 }
 

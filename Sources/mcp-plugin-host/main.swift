@@ -17,7 +17,8 @@ struct PluginHostCommand: ParsableCommand {
         commandName: "mcp-plugin-host",
         abstract: "Serve one MCP plugin (.so built against mcp_plugin.h) over Streamable HTTP at /mcp.",
         discussion:
-            "Exit statuses are listed in docs/plugin-host.md; 10-19 and 30-59 mean the plugin or its configuration is wrong (the supervisor does not restart on them).")
+            "Exit statuses are listed in docs/plugin-host.md; 10-19 and 30-59 mean the plugin or its configuration is wrong (the supervisor does not restart on them)."
+    )
 
     @Option(help: "Path of the plugin shared object.")
     var plugin: String
@@ -71,7 +72,8 @@ struct PluginHostCommand: ParsableCommand {
     var checkLoad = false
 
     @Option(
-        help: "Log lines as text or json (one JSON object per line). Default: $\(ChildEnvironment.logFormat), else text.")
+        help:
+            "Log lines as text or json (one JSON object per line). Default: $\(ChildEnvironment.logFormat), else text.")
     var logFormat: String?
 
     func validate() throws {
@@ -247,7 +249,9 @@ struct HostLog {
 
     init(format: LogFormat, plugin: String) {
         var base: Logger.Metadata = ["plugin": .string(plugin), LogKey.pid: LogValue.hidden(getpid())]
-        if let name = getenv(ChildEnvironment.serverName) { base[LogKey.server] = LogValue.hidden(String(cString: name)) }
+        if let name = getenv(ChildEnvironment.serverName) {
+            base[LogKey.server] = LogValue.hidden(String(cString: name))
+        }
         if let raw = getenv(ChildEnvironment.replica), let index = Int(String(cString: raw)) {
             base[LogKey.replica] = LogValue.hidden(index)
         }

@@ -46,7 +46,8 @@ struct SupervisorCommand: ParsableCommand {
             log.event(
                 .info, LogEventName.configOK,
                 message:
-                    "configuration OK: \(cfg.servers.count) server(s): \(cfg.servers.map(\.name).joined(separator: ", "))")
+                    "configuration OK: \(cfg.servers.count) server(s): \(cfg.servers.map(\.name).joined(separator: ", "))"
+            )
             return
         }
         let exe = host ?? cfg.hostExecutable ?? Self.siblingHost()
@@ -54,7 +55,8 @@ struct SupervisorCommand: ParsableCommand {
             log.event(
                 .error, LogEventName.configError,
                 message:
-                    "cannot run the host \(exe): \(String(cString: strerror(errno))); set `host` in \(config) or pass --host")
+                    "cannot run the host \(exe): \(String(cString: strerror(errno))); set `host` in \(config) or pass --host"
+            )
             throw ExitCode(78)
         }
         let supervisor = Supervisor(config: cfg, hostExecutable: exe, files: files, log: log)

@@ -162,7 +162,8 @@ final class Connection {
                 let code: Int64
                 if case .some(.int(let c)) = err["code"] { code = c } else { code = 0 }
                 let message = err["message"]?.stringValue ?? JSONWriter.string(err)
-                throw Exit.fail(code == ControlErrorCode.permissionDenied ? Exit.permissionDenied : Exit.failed, message)
+                throw Exit.fail(
+                    code == ControlErrorCode.permissionDenied ? Exit.permissionDenied : Exit.failed, message)
             }
             if msg["id"] == .int(id), let result = msg["result"] { return result }
         }

@@ -20,13 +20,17 @@ struct SupervisorMessageTests {
 
     @Test func healthWithoutAKnownLevelIsBasic() {
         #expect(SupervisorMessage.decode(["op": "health", "seq": 2]) == .health(seq: 2, level: .basic))
-        #expect(SupervisorMessage.decode(["op": "health", "seq": 2, "level": "deep"]) == .health(seq: 2, level: .basic))
+        #expect(
+            SupervisorMessage.decode(["op": "health", "seq": 2, "level": "deep"]) == .health(seq: 2, level: .basic))
     }
 
     @Test func theWireKeysAreTheDocumentedOnes() {
         #expect(SupervisorMessage.ping(seq: 9).encode() == ["op": "ping", "seq": 9])
         #expect(SupervisorMessage.stop.encode() == ["op": "stop"])
-        #expect(SupervisorMessage.health(seq: 1, level: .detailed).encode() == ["op": "health", "seq": 1, "level": "detailed"])
+        #expect(
+            SupervisorMessage.health(seq: 1, level: .detailed).encode() == [
+                "op": "health", "seq": 1, "level": "detailed",
+            ])
     }
 }
 
@@ -50,7 +54,8 @@ struct HostMessageTests {
         #expect(ready["protocol"] == .int(Int64(ControlChannelProtocol.version)))
         #expect(ready["event"] == "ready")
         // A host from before the version field counts as version 1.
-        #expect(HostMessage.decode(["event": "ready", "pid": 1, "port": 2]) == .ready(pid: 1, port: 2, protocolVersion: 1))
+        #expect(
+            HostMessage.decode(["event": "ready", "pid": 1, "port": 2]) == .ready(pid: 1, port: 2, protocolVersion: 1))
     }
 
     @Test func aPluginWithoutHealthCallbackSendsNullOK() {

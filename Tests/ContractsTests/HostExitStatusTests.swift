@@ -42,6 +42,7 @@ struct HealthLevelTests {
     @Test func levelsAreOrderedAndNamed() {
         #expect(HealthLevel.basic < .detailed && HealthLevel.detailed < .diagnostic)
         #expect(HealthLevel.choices == "basic, detailed or diagnostic")
-        #expect(HealthState.allCases.map(\.rawValue) == ["initializing", "healthy", "degraded", "unhealthy", "offline"])
+        #expect(
+            HealthState.allCases.map(\.rawValue) == ["initializing", "healthy", "degraded", "unhealthy", "offline"])
     }
 }

@@ -3,6 +3,7 @@ import Contracts
 import Dispatch
 import Logging
 import MCPProtocol
+import StructuredLog
 import SupervisorCore
 
 #if canImport(Glibc)
@@ -141,10 +142,6 @@ public final class Supervisor: @unchecked Sendable {
         return env
     }
 
-    func label(_ rt: ServerRuntime, _ r: ReplicaRuntime) -> String {
-        rt.config.replicas > 1 ? "\(rt.name)#\(r.index)" : rt.name
-    }
-
     /// Logs an event about one replica (and its process, when `pid` is given).
     func logReplica(
         _ level: Logger.Level, _ event: String, _ rt: ServerRuntime, _ r: ReplicaRuntime, pid: Int32? = nil,
@@ -158,7 +155,6 @@ public final class Supervisor: @unchecked Sendable {
     func spawn(_ rt: ServerRuntime, _ r: ReplicaRuntime) {
         guard !shuttingDown, rt.socketFD >= 0 else { return }
         let args = ["--plugin", rt.config.plugin, "--config", rt.config.pluginConfig] + rt.config.hostArguments
-        let name = label(rt, r)
         let result = ChildProcess.spawn(
             executable: hostExecutable, arguments: args, environment: environment(for: rt, r), listenFD: rt.socketFD,
             server: rt.name, replica: .init(r.index, of: rt.config.replicas), queue: queue, log: log,

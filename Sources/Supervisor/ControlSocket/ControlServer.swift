@@ -2,6 +2,7 @@ import Contracts
 import Dispatch
 import Logging
 import MCPProtocol
+import StructuredLog
 import SupervisorCore
 
 #if canImport(Glibc)
@@ -29,7 +30,7 @@ public final class ControlServer: @unchecked Sendable {
     private var log: SupervisorLog { supervisor.log }
 
     /// A line about the control socket itself (who asked what, and the socket's own troubles).
-    private func note(_ level: Logger.Level = .info, _ message: String, fields: Logger.Metadata = [:]) {
+    private func note(_ message: String, level: Logger.Level = .info, fields: Logger.Metadata = [:]) {
         log.event(level, LogEventName.control, message: "control: " + message, fields: fields)
     }
     /// The socket's path once `open()` ran.
@@ -57,29 +58,29 @@ public final class ControlServer: @unchecked Sendable {
                 groupID = gr.pointee.gr_gid
             } else {
                 note(
-                    .warning,
-                    "warning: control_group '\(g)' does not exist; only root and uid \(getuid()) may change servers")
+                    "warning: control_group '\(g)' does not exist; only root and uid \(getuid()) may change servers",
+                    level: .warning)
             }
         }
         guard let addr = UnixSocketAddress.make(path) else {
-            note(.error, "cannot use \(path): longer than \(UnixSocketAddress.maxPathBytes) bytes")
+            note("cannot use \(path): longer than \(UnixSocketAddress.maxPathBytes) bytes", level: .error)
             return
         }
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & 0o170000 == 0o140000 else {
-                note(.error, "\(path) exists and is not a socket; no control socket")
+                note("\(path) exists and is not a socket; no control socket", level: .error)
                 return
             }
             if Self.someoneListens(addr) {
-                note(.error, "another process listens on \(path); no control socket")
+                note("another process listens on \(path); no control socket", level: .error)
                 return
             }
             unlink(path)  // stale: left by a supervisor that did not exit cleanly
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
-            note(.error, "cannot create a socket: \(String(cString: strerror(errno)))")
+            note("cannot create a socket: \(String(cString: strerror(errno)))", level: .error)
             return
         }
         // Never accessible beyond 0660, not even between bind and chmod.
@@ -88,18 +89,19 @@ public final class ControlServer: @unchecked Sendable {
         let bindErrno = errno
         umask(oldMask)
         guard rc == 0 else {
-            note(.error, "cannot bind \(path): \(String(cString: strerror(bindErrno)))")
+            note("cannot bind \(path): \(String(cString: strerror(bindErrno)))", level: .error)
             Glibc.close(fd)
             return
         }
         created = true
         if let gid = groupID, chown(path, uid_t.max, gid) != 0 {
-            note(.warning, "cannot give \(path) to group \(groupName ?? ""): \(String(cString: strerror(errno)))")
+            note(
+                "cannot give \(path) to group \(groupName ?? ""): \(String(cString: strerror(errno)))", level: .warning)
         }
         _ = chmod(path, 0o660)
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         guard listen(fd, 128) == 0 else {
-            note(.error, "cannot listen on \(path): \(String(cString: strerror(errno)))")
+            note("cannot listen on \(path): \(String(cString: strerror(errno)))", level: .error)
             Glibc.close(fd)
             unlink(path)
             created = false
@@ -147,7 +149,7 @@ public final class ControlServer: @unchecked Sendable {
                 let line = JSONWriter.serialize(msg) + [0x0A]
                 _ = line.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 Glibc.close(fd)
-                note(.warning, "refused a connection: \(Self.maxClients) clients already connected")
+                note("refused a connection: \(Self.maxClients) clients already connected", level: .warning)
                 continue
             }
             nextClientID += 1
@@ -294,7 +296,9 @@ public final class ControlServer: @unchecked Sendable {
     }
 
     private func tooLong(_ c: Client) {
-        note(.warning, "uid \(c.peer.uid) (pid \(c.peer.pid)) sent a line over \(Self.maxLineBytes) bytes; closing")
+        note(
+            "uid \(c.peer.uid) (pid \(c.peer.pid)) sent a line over \(Self.maxLineBytes) bytes; closing",
+            level: .warning)
         send(
             c,
             JSONRPC.error(
@@ -311,7 +315,7 @@ public final class ControlServer: @unchecked Sendable {
         c.output.append(0x0A)
         if c.output.count > Self.maxPendingOutput {
             // A reader that does not keep up (a stalled `logs --follow`) is cut off, never waited for.
-            note(.warning, "uid \(c.peer.uid) (pid \(c.peer.pid)) does not read its answers; closing")
+            note("uid \(c.peer.uid) (pid \(c.peer.pid)) does not read its answers; closing", level: .warning)
             drop(c)
             return
         }
@@ -421,7 +425,7 @@ public final class ControlServer: @unchecked Sendable {
             if let server { fields["target"] = .string(server) }
             guard c.admin else {
                 fields["allowed"] = LogValue.of(false)
-                note(.warning, "\(who): \(name)\(target): refused", fields: fields)
+                note("\(who): \(name)\(target): refused", level: .warning, fields: fields)
                 let join: String
                 if let g = groupName {
                     join = "join the group '\(g)' (control_group) to change servers"

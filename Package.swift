@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "mcp-supervisor",
-    platforms: [.macOS(.v14)],
+    // Linux only (pidfds, SO_PEERCRED, posix_spawn file actions, /proc): no Apple platform is claimed.
     products: [
         .executable(name: "mcp-plugin-host", targets: ["mcp-plugin-host"]),
         .executable(name: "mcp-supervisor", targets: ["mcp-supervisor"]),
@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The plugin ABI: one C header and nothing else.
@@ -26,15 +27,24 @@ let package = Package(
         .target(name: "CHostSupport", path: "Sources/CHostSupport"),
         // The MCP protocol engine: JSON, JSON-RPC, protocol revisions, sessions. No I/O.
         .target(name: "MCPProtocol", path: "Sources/MCPProtocol"),
+        // The contracts between the processes (control channel, control socket, exit statuses, health levels,
+        // log keys, line framing): one definition that the host, the supervisor and mcpctl all import. No I/O.
+        .target(name: "Contracts", dependencies: ["MCPProtocol"], path: "Sources/Contracts"),
+        // Our swift-log handler: the readable terminal line or one JSON object per line, for all three executables.
+        .target(
+            name: "StructuredLog",
+            dependencies: ["Contracts", "MCPProtocol", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/StructuredLog"),
         // The plugin host: loads one plugin through the ABI and serves it over Streamable HTTP.
         .target(
             name: "PluginHost",
             dependencies: [
-                "PluginABI", "CHostSupport", "MCPProtocol",
+                "PluginABI", "CHostSupport", "MCPProtocol", "Contracts", "StructuredLog",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
             ],
             path: "Sources/PluginHost"
         ),
@@ -44,32 +54,48 @@ let package = Package(
         .executableTarget(
             name: "mcp-plugin-host",
             dependencies: [
-                "PluginHost", "MCPProtocol",
+                "PluginHost", "MCPProtocol", "Contracts", "StructuredLog",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/mcp-plugin-host"
         ),
         // The supervisor's pure logic: configuration, restart policy, port allocation, ordering. No I/O.
-        .target(name: "SupervisorCore", dependencies: ["MCPProtocol"], path: "Sources/SupervisorCore"),
+        .target(name: "SupervisorCore", dependencies: ["MCPProtocol", "Contracts"], path: "Sources/SupervisorCore"),
         // The supervisor daemon: spawning and reaping children, sockets, timers, signals.
         .target(name: "CSupervisorSupport", path: "Sources/CSupervisorSupport"),
         .target(
-            name: "Supervisor", dependencies: ["SupervisorCore", "CSupervisorSupport", "MCPProtocol"],
+            name: "Supervisor",
+            dependencies: [
+                "SupervisorCore", "CSupervisorSupport", "MCPProtocol", "Contracts", "StructuredLog",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Sources/Supervisor"),
         .executableTarget(
             name: "mcp-supervisor",
             dependencies: [
-                "Supervisor", "SupervisorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Supervisor", "SupervisorCore", "Contracts", "StructuredLog",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/mcp-supervisor"),
         // The admin client of the supervisor's control socket.
         .executableTarget(
             name: "mcpctl",
-            dependencies: ["MCPProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "MCPProtocol", "Contracts", "StructuredLog", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/mcpctl"),
         .testTarget(
-            name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "MCPProtocol"],
+            name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "MCPProtocol", "Contracts"],
             path: "Tests/SupervisorCoreTests"),
+        .testTarget(
+            name: "ContractsTests",
+            dependencies: [
+                "Contracts", "StructuredLog", "MCPProtocol", .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ContractsTests"),
         .testTarget(name: "MCPProtocolTests", dependencies: ["MCPProtocol"], path: "Tests/MCPProtocolTests"),
         // The dispatcher driven without a socket, against a fake plugin; the ABI struct reader.
         .testTarget(

@@ -1,13 +1,21 @@
+import Contracts
 import MCPProtocol
 import NIOCore
+import NIOExtras
 import NIOPosix
 
-/// The host's end of the supervisor's control channel (a socketpair on fd 4, named by MCP_CONTROL_FD):
-/// newline-delimited JSON. The host sends `{"event":"ready",...}` once serving and answers
-/// `{"op":"ping","seq":N}` with `{"event":"pong","seq":N,...}` from its event loop (so an answer proves the loop
-/// runs). `{"op":"health","seq":N,"level":L}` answers `{"event":"health","seq":N,...}` (see `health`).
-/// `{"op":"stop"}`, or the channel closing (the supervisor is gone), starts the graceful drain.
+/// The host's end of the supervisor's control channel (a socketpair on fd 4, named by MCP_CONTROL_FD): the
+/// messages of Contracts' `SupervisorMessage` and `HostMessage`, one JSON object per line. The host sends `ready`
+/// once serving and answers `ping` with `pong` from its event loop (so an answer proves the loop runs); `health`
+/// is answered in parts (see `health`). `stop`, or the channel closing (the supervisor is gone), starts the
+/// graceful drain.
+///
+/// Lines are split by NIOExtras' `LineBasedFrameDecoder`; its `ByteToMessageHandler` caps what it buffers at
+/// `maxLineBytes`: a longer line is not a supervisor speaking, and the channel is closed (which drains the host,
+/// as a supervisor that went away does).
 public final class ControlChannel: Sendable {
+    static let maxLineBytes = 1 << 20
+
     let channel: Channel
 
     private init(channel: Channel) { self.channel = channel }
@@ -19,22 +27,20 @@ public final class ControlChannel: Sendable {
             let ch = try ClientBootstrap(group: group)
                 .channelInitializer { ch in
                     ch.eventLoop.makeCompletedFuture {
-                        try ch.pipeline.syncOperations.addHandler(ControlHandler(engine: engine, onStop: onStop))
+                        try ch.pipeline.syncOperations.addHandlers(
+                            ByteToMessageHandler(LineBasedFrameDecoder(), maximumBufferSize: Self.maxLineBytes),
+                            ControlHandler(engine: engine, onStop: onStop))
                     }
                 }
                 .withConnectedSocket(fd).wait()
             return ControlChannel(channel: ch)
         } catch {
-            throw HostFailure(.listenFailed, "MCP_CONTROL_FD=\(fd) is not a usable control socket: \(error)")
+            throw HostFailure(
+                .listenFailed, "\(ChildEnvironment.controlFD)=\(fd) is not a usable control socket: \(error)")
         }
     }
 
-    public func send(_ message: JSONValue) {
-        var buf = channel.allocator.buffer(capacity: 128)
-        buf.writeBytes(JSONWriter.serialize(message))
-        buf.writeInteger(UInt8(0x0A))
-        channel.writeAndFlush(buf, promise: nil)
-    }
+    public func send(_ message: HostMessage) { ControlHandler.write(message, to: channel) }
 
     public func close() { channel.close(promise: nil) }
 }
@@ -45,7 +51,6 @@ final class ControlHandler: ChannelInboundHandler {
 
     private let engine: MCPEngine
     private let onStop: @Sendable (String) -> Void
-    private var pending: [UInt8] = []
     private var stopped = false
 
     init(engine: MCPEngine, onStop: @escaping @Sendable (String) -> Void) {
@@ -53,81 +58,56 @@ final class ControlHandler: ChannelInboundHandler {
         self.onStop = onStop
     }
 
+    /// One line (the decoder strips its newline).
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buf = unwrapInboundIn(data)
-        pending += buf.readBytes(length: buf.readableBytes) ?? []
-        guard pending.count <= 1 << 20 else {
-            // Not a supervisor speaking: a line this long is garbage. Drop it rather than grow without bound.
-            pending.removeAll()
-            return
-        }
-        while let nl = pending.firstIndex(of: 0x0A) {
-            let line = Array(pending[..<nl])
-            pending.removeSubrange(...nl)
-            handle(line, context: context)
+        let line = unwrapInboundIn(data)
+        guard let value = try? JSONParser.parse(line.readableBytesView),
+            let message = SupervisorMessage.decode(value)
+        else { return }
+        switch message {
+        case .ping(let seq):
+            Self.write(.pong(seq: seq, slots: slotUse()), to: context.channel)
+        case .health(let seq, let level):
+            health(seq: seq, level: level, channel: context.channel)
+        case .stop:
+            stop("stop requested by the supervisor")
         }
     }
 
-    private func handle(_ line: [UInt8], context: ChannelHandlerContext) {
-        guard let msg = try? JSONParser.parse(line), let op = msg["op"]?.stringValue else { return }
-        switch op {
-        case "ping":
-            var reply: [String: JSONValue] = [
-                "event": "pong", "inflight": .int(Int64(engine.callsInFlight)),
-                "stuck": .int(Int64(engine.plugin.stuckCallCount)), "slots": .int(Int64(engine.plugin.concurrency)),
-            ]
-            if let seq = msg["seq"] { reply["seq"] = seq }
-            var out = context.channel.allocator.buffer(capacity: 64)
-            out.writeBytes(JSONWriter.serialize(.object(reply)))
-            out.writeInteger(UInt8(0x0A))
-            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-        case "health":
-            health(msg, channel: context.channel)
-        case "stop":
-            stop("stop requested by the supervisor")
-        default:
-            break
-        }
+    private func slotUse() -> SlotUse {
+        SlotUse(
+            inflight: engine.callsInFlight, stuck: engine.plugin.stuckCallCount, slots: engine.plugin.concurrency)
     }
 
     /// A health probe, answered in two parts. The `loop` part is written at once from the event loop (an answer
     /// at all proves the loop runs) with the call slots' use; at the detailed and diagnostic levels the plugin's
     /// own callbacks then run on the health thread and the `plugin` part follows once they return, so a slow
     /// health callback is told apart from a blocked loop.
-    private func health(_ msg: JSONValue, channel: Channel) {
+    private func health(seq: Int, level: HealthLevel, channel: Channel) {
         let plugin = engine.plugin
-        let seq = msg["seq"] ?? .null
-        Self.write(
-            [
-                "event": "health", "seq": seq, "part": "loop", "inflight": .int(Int64(engine.callsInFlight)),
-                "stuck": .int(Int64(plugin.stuckCallCount)), "slots": .int(Int64(plugin.concurrency)),
-            ], to: channel)
-        let level = msg["level"]?.stringValue ?? "basic"
-        guard level == "detailed" || level == "diagnostic" else { return }
-        plugin.checkHealth(diagnose: level == "diagnostic") { result in
-            var reply: [String: JSONValue] = ["event": "health", "seq": seq, "part": "plugin"]
+        Self.write(.healthLoop(seq: seq, slots: slotUse()), to: channel)
+        guard level >= .detailed else { return }
+        plugin.checkHealth(diagnose: level == .diagnostic) { result in
+            let part: PluginHealth
             switch result {
             case .answered(let ok, let detail, let report, let seconds):
-                reply["ok"] = ok.map { .bool($0) } ?? .null
-                reply["detail"] = .string(detail)
-                reply["ms"] = .double((seconds * 1e4).rounded() / 10)
-                if let report { reply["report"] = .string(report) }
+                part = PluginHealth(
+                    ok: ok, detail: detail, milliseconds: (seconds * 1e4).rounded() / 10, report: report)
             case .busy(let seconds):
-                reply["ok"] = false
-                reply["busy"] = true
-                reply["detail"] = .string(
-                    "the plugin's previous health callback has not returned after \(Int(seconds * 1000)) ms")
+                part = PluginHealth(
+                    ok: false,
+                    detail: "the plugin's previous health callback has not returned after \(Int(seconds * 1000)) ms",
+                    busy: true)
             case .closed:
-                reply["ok"] = false
-                reply["detail"] = "the plugin is shutting down"
+                part = PluginHealth(ok: false, detail: "the plugin is shutting down")
             }
-            Self.write(.object(reply), to: channel)
+            Self.write(.healthPlugin(seq: seq, part), to: channel)
         }
     }
 
-    private static func write(_ message: JSONValue, to channel: Channel) {
+    static func write(_ message: HostMessage, to channel: Channel) {
         var out = channel.allocator.buffer(capacity: 128)
-        out.writeBytes(JSONWriter.serialize(message))
+        out.writeBytes(JSONWriter.serialize(message.encode()))
         out.writeInteger(UInt8(0x0A))
         channel.writeAndFlush(out, promise: nil)
     }

@@ -1,4 +1,5 @@
 import CSupervisorSupport
+import Contracts
 import Dispatch
 import MCPProtocol
 
@@ -13,16 +14,16 @@ final class ChildProcess {
     let pidfd: Int32
     private let controlFD: Int32
     private var sources: [DispatchSourceRead] = []
-    private var controlBuffer: [UInt8] = []
+    private var controlFramer = LineFramer(maxLineBytes: 1 << 20, overflow: .reject)
     private var closed = false
     private var forwarders: [LogForwarder] = []
 
     /// Spawns a host with fd 0 = /dev/null, 1/2 = pipes to the log forwarder, 3 = the server's listening socket,
     /// 4 = a control socketpair. Handlers run on `queue`.
     static func spawn(
-        executable: String, arguments: [String], environment: [String: String], listenFD: Int32, label: String,
-        queue: DispatchQueue, log: SupervisorLog,
-        onExit: @escaping (Int32, Int32) -> Void, onMessage: @escaping (JSONValue) -> Void
+        executable: String, arguments: [String], environment: [String: String], listenFD: Int32, server: String,
+        replica: SupervisorLog.Replica, queue: DispatchQueue, log: SupervisorLog,
+        onExit: @escaping (Int32, Int32) -> Void, onMessage: @escaping (HostMessage) -> Void
     ) -> Result<ChildProcess, SpawnError> {
         var ctl: [Int32] = [-1, -1]
         var out: [Int32] = [-1, -1]
@@ -48,7 +49,7 @@ final class ChildProcess {
             for p in envp { free(p) }
         }
         let src: [Int32] = [devnull, out[1], err[1], listenFD, ctl[1]]
-        let dst: [Int32] = [0, 1, 2, 3, 4]
+        let dst: [Int32] = [0, 1, 2, ChildEnvironment.listenDescriptor, ChildEnvironment.controlDescriptor]
         var pid: pid_t = 0
         var pidfd: Int32 = -1
         rc = mcps_spawn(executable, &argv, &envp, src, dst, Int32(src.count), &pid, &pidfd)
@@ -60,8 +61,10 @@ final class ChildProcess {
         let child = ChildProcess(pid: pid, pidfd: pidfd, controlFD: ctl[0])
         child.watch(queue: queue, onExit: onExit, onMessage: onMessage)
         child.forwarders = [
-            LogForwarder(fd: out[0], label: "\(label)[\(pid)]", queue: queue, log: log),
-            LogForwarder(fd: err[0], label: "\(label)[\(pid)]", queue: queue, log: log),
+            LogForwarder(
+                fd: out[0], server: server, replica: replica, pid: pid, textLevel: .info, queue: queue, log: log),
+            LogForwarder(
+                fd: err[0], server: server, replica: replica, pid: pid, textLevel: .warning, queue: queue, log: log),
         ]
         return .success(child)
     }
@@ -77,7 +80,7 @@ final class ChildProcess {
     }
 
     private func watch(
-        queue: DispatchQueue, onExit: @escaping (Int32, Int32) -> Void, onMessage: @escaping (JSONValue) -> Void
+        queue: DispatchQueue, onExit: @escaping (Int32, Int32) -> Void, onMessage: @escaping (HostMessage) -> Void
     ) {
         // The pidfd becomes readable when the process exits: reap it then, with waitid(P_PIDFD).
         let exit = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: queue)
@@ -99,12 +102,13 @@ final class ChildProcess {
                 if n == 0 || (errno != EAGAIN && errno != EINTR) { control.cancel() }
                 return
             }
-            self.controlBuffer += buf[0..<n]
-            if self.controlBuffer.count > 1 << 20 { self.controlBuffer.removeAll() }
-            while let nl = self.controlBuffer.firstIndex(of: 0x0A) {
-                let line = Array(self.controlBuffer[..<nl])
-                self.controlBuffer.removeSubrange(...nl)
-                if let msg = try? JSONParser.parse(line) { onMessage(msg) }
+            self.controlFramer.append(buf[0..<n])
+            while let frame = self.controlFramer.next() {
+                // An over-long line is skipped (not a host speaking); the lines after it still count.
+                guard case .line(let line) = frame, let value = try? JSONParser.parse(line),
+                    let message = HostMessage.decode(value)
+                else { continue }
+                onMessage(message)
             }
         }
         let controlFD = self.controlFD
@@ -115,9 +119,9 @@ final class ChildProcess {
 
     /// Sends one control message; false if the channel is gone or full (the caller escalates by signal).
     @discardableResult
-    func send(_ message: JSONValue) -> Bool {
+    func send(_ message: SupervisorMessage) -> Bool {
         guard !closed else { return false }
-        let bytes = JSONWriter.serialize(message) + [0x0A]
+        let bytes = JSONWriter.serialize(message.encode()) + [0x0A]
         let n = bytes.withUnsafeBytes { write(controlFD, $0.baseAddress, $0.count) }
         return n == bytes.count
     }

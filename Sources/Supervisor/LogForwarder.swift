@@ -1,20 +1,28 @@
+import Contracts
 import Dispatch
+import Logging
+import StructuredLog
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Forwards a child's stdout or stderr, line by line, into the supervisor's log, tagged with server and pid.
+/// Forwards a child's stdout or stderr, line by line, into the supervisor's log, tagged with server, replica and
+/// pid. A line that is one of the host's JSON log lines keeps its level, event and fields; any other line (a
+/// plugin printing) becomes the message of a `child.output` line, at info from stdout and warning from stderr.
 ///
 /// Reading keeps up with any burst (the pipe applies back-pressure, nothing is lost while the supervisor reads).
 /// A child that floods beyond `linesPerSecond` (after a burst allowance) has the excess dropped, counted, and
 /// reported once per second, so one noisy plugin cannot drown the supervisor or its journal.
 final class LogForwarder {
     private let fd: Int32
-    private let label: String
+    private let server: String
+    private let replica: SupervisorLog.Replica
+    private let pid: Int32
+    private let textLevel: Logger.Level
     private let log: SupervisorLog
     private var source: DispatchSourceRead?
-    private var partial: [UInt8] = []
+    private var framer = LineFramer(maxLineBytes: LogForwarder.maxLineBytes, overflow: .split)
     private var tokens: Double
     private var lastRefill: Double
     private var dropped = 0
@@ -23,11 +31,14 @@ final class LogForwarder {
     static let maxLineBytes = 16 * 1024
 
     init(
-        fd: Int32, label: String, queue: DispatchQueue, log: SupervisorLog, linesPerSecond: Double = 2000,
-        burst: Double = 20000
+        fd: Int32, server: String, replica: SupervisorLog.Replica, pid: Int32, textLevel: Logger.Level,
+        queue: DispatchQueue, log: SupervisorLog, linesPerSecond: Double = 2000, burst: Double = 20000
     ) {
         self.fd = fd
-        self.label = label
+        self.server = server
+        self.replica = replica
+        self.pid = pid
+        self.textLevel = textLevel
         self.log = log
         self.linesPerSecond = linesPerSecond
         self.burst = burst
@@ -64,27 +75,12 @@ final class LogForwarder {
     }
 
     private func consume(_ bytes: ArraySlice<UInt8>) {
-        var start = bytes.startIndex
-        while let nl = bytes[start...].firstIndex(of: 0x0A) {
-            if partial.isEmpty {
-                emit(bytes[start..<nl])
-            } else {
-                partial += bytes[start..<nl]
-                emit(partial[...])
-                partial.removeAll(keepingCapacity: true)
-            }
-            start = bytes.index(after: nl)
-        }
-        partial += bytes[start...]
-        if partial.count >= Self.maxLineBytes {
-            emit(partial[...])  // an endless line is cut, not buffered forever
-            partial.removeAll(keepingCapacity: true)
-        }
+        framer.append(bytes)  // an endless line is cut in pieces, not buffered forever
+        while case .line(let line) = framer.next() { emit(line[...]) }
     }
 
     private func flushPartial() {
-        if !partial.isEmpty { emit(partial[...]) }
-        partial.removeAll()
+        if let last = framer.finish() { emit(last[...]) }
     }
 
     private func emit(_ line: ArraySlice<UInt8>) {
@@ -97,7 +93,7 @@ final class LogForwarder {
         }
         tokens -= 1
         reportDrops(force: false)
-        log.child(label, String(decoding: line, as: UTF8.self))
+        log.child(server: server, replica: replica, pid: pid, ForwardedLine.parse(line, textLevel: textLevel))
     }
 
     private var lastReport = 0.0
@@ -107,7 +103,10 @@ final class LogForwarder {
         let now = Clock.now()
         guard force || now - lastReport >= 1 else { return }
         lastReport = now
-        log.line("\(label): dropped \(dropped) log line(s): more than \(Int(linesPerSecond)) lines/s")
+        log.event(
+            .warning, LogEventName.childLogsDropped, server: server, replica: replica, pid: pid,
+            message: "dropped \(dropped) log line(s): more than \(Int(linesPerSecond)) lines/s",
+            fields: ["dropped": LogValue.of(dropped)])
         dropped = 0
     }
 

@@ -1,6 +1,9 @@
 import CSupervisorSupport
+import Contracts
 import Dispatch
+import Logging
 import MCPProtocol
+import StructuredLog
 import SupervisorCore
 
 #if canImport(Glibc)
@@ -47,11 +50,14 @@ public final class Supervisor: @unchecked Sendable {
     public func start() {
         dispatchPrecondition(condition: .onQueue(queue))
         if mcps_set_subreaper() != 0 {
-            log.line("warning: cannot become a child subreaper; plugin grandchildren may escape")
+            log.event(
+                .warning, LogEventName.supervisorWarning,
+                message: "warning: cannot become a child subreaper; plugin grandchildren may escape")
         }
         loadRegistry()
         for s in config.servers { servers[s.name] = ServerRuntime(config: s) }
-        log.line("starting \(servers.count) server(s) from \(config.mainFile)")
+        log.event(
+            .info, LogEventName.supervisorStart, message: "starting \(servers.count) server(s) from \(config.mainFile)")
         startPending()
     }
 
@@ -74,8 +80,9 @@ public final class Supervisor: @unchecked Sendable {
             return true
         case .failure(let e):
             rt.failure = "\(e)"
-            log.line(
-                "\(rt.name): cannot listen on \(config.listenAddress): \(e); this server stays down, the others run")
+            log.event(
+                .error, LogEventName.serverListenFailed, server: rt.name,
+                message: "cannot listen on \(config.listenAddress): \(e); this server stays down, the others run")
             return false
         }
     }
@@ -89,7 +96,9 @@ public final class Supervisor: @unchecked Sendable {
             let waiting = rt.config.dependsOn.filter { !(servers[$0]?.isReady ?? false) }
             if !waiting.isEmpty {
                 if !rt.announcedWait {
-                    log.line("\(name): waiting for \(waiting.joined(separator: ", ")) to be ready")
+                    log.event(
+                        .info, LogEventName.serverWaiting, server: name,
+                        message: "waiting for \(waiting.joined(separator: ", ")) to be ready")
                     rt.announcedWait = true
                 }
                 continue
@@ -105,7 +114,10 @@ public final class Supervisor: @unchecked Sendable {
         }
         for rt in ready {
             rt.replicas = (0..<rt.config.replicas).map { ReplicaRuntime(index: $0) }
-            log.line("\(rt.name): starting \(rt.config.replicas) replica(s) on \(config.listenAddress):\(rt.port!)")
+            log.event(
+                .info, LogEventName.serverStart, server: rt.name,
+                message: "starting \(rt.config.replicas) replica(s) on \(config.listenAddress):\(rt.port!)",
+                fields: ["port": LogValue.of(rt.port!), "replicas": LogValue.of(rt.config.replicas)])
             for r in rt.replicas { spawn(rt, r) }
         }
     }
@@ -121,24 +133,31 @@ public final class Supervisor: @unchecked Sendable {
         }
         if env["PATH"] == nil { env["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
         for (k, v) in rt.config.environment { env[k] = v }
-        env["MCP_LISTEN_FD"] = "3"
-        env["MCP_CONTROL_FD"] = "4"
-        env["MCP_SERVER_NAME"] = rt.name
-        env["MCP_REPLICA"] = String(r.index)
+        env[ChildEnvironment.listenFD] = String(ChildEnvironment.listenDescriptor)
+        env[ChildEnvironment.controlFD] = String(ChildEnvironment.controlDescriptor)
+        env[ChildEnvironment.serverName] = rt.name
+        env[ChildEnvironment.replica] = String(r.index)
+        // Structured lines, so the forwarder keeps their level and fields.
+        env[ChildEnvironment.logFormat] = LogFormat.json.rawValue
         return env
     }
 
-    func label(_ rt: ServerRuntime, _ r: ReplicaRuntime) -> String {
-        rt.config.replicas > 1 ? "\(rt.name)#\(r.index)" : rt.name
+    /// Logs an event about one replica (and its process, when `pid` is given).
+    func logReplica(
+        _ level: Logger.Level, _ event: String, _ rt: ServerRuntime, _ r: ReplicaRuntime, pid: Int32? = nil,
+        showPID: Bool = true, _ message: String, fields: Logger.Metadata = [:]
+    ) {
+        log.event(
+            level, event, server: rt.name, replica: .init(r.index, of: rt.config.replicas), pid: pid, showPID: showPID,
+            message: message, fields: fields)
     }
 
     func spawn(_ rt: ServerRuntime, _ r: ReplicaRuntime) {
         guard !shuttingDown, rt.socketFD >= 0 else { return }
         let args = ["--plugin", rt.config.plugin, "--config", rt.config.pluginConfig] + rt.config.hostArguments
-        let name = label(rt, r)
         let result = ChildProcess.spawn(
             executable: hostExecutable, arguments: args, environment: environment(for: rt, r), listenFD: rt.socketFD,
-            label: name, queue: queue, log: log,
+            server: rt.name, replica: .init(r.index, of: rt.config.replicas), queue: queue, log: log,
             onExit: { [unowned self, unowned rt, unowned r] code, status in
                 self.exited(rt, r, code: code, status: status)
             },
@@ -146,7 +165,7 @@ public final class Supervisor: @unchecked Sendable {
         let now = Clock.now()
         switch result {
         case .failure(let e):
-            log.line("\(name): \(e.message)")
+            logReplica(.error, LogEventName.childSpawnFailed, rt, r, e.message)
             // Treat like an immediate failed exit so backoff and intensity apply.
             r.lifecycle.spawned(pid: 0, at: now)
             decide(
@@ -161,35 +180,38 @@ public final class Supervisor: @unchecked Sendable {
             r.forcedReason = nil
             r.health.started()
             r.lastProbe = nil
-            log.line("\(name)[\(child.pid)]: starting")
+            logReplica(
+                .info, LogEventName.childStart, rt, r, pid: child.pid, "starting",
+                fields: ["restarts": LogValue.of(r.lifecycle.restarts)])
             r.startTimer = after(rt.config.startTimeout) { [unowned self, unowned rt, unowned r] in
                 guard case .starting = r.lifecycle.phase, let p = r.process else { return }
-                self.log.line(
-                    "\(self.label(rt, r))[\(p.pid)]: not ready within \(rt.config.startTimeout) s; killing it")
+                self.logReplica(
+                    .error, LogEventName.childStartTimeout, rt, r, pid: p.pid,
+                    "not ready within \(rt.config.startTimeout) s; killing it")
                 r.forcedReason = .startTimeout
                 p.killGroup()
             }
         }
     }
 
-    private func message(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ msg: JSONValue) {
-        switch msg["event"]?.stringValue {
-        case "ready":
+    private func message(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ msg: HostMessage) {
+        switch msg {
+        case .ready:
             let now = Clock.now()
             guard r.lifecycle.ready(at: now), let p = r.process else { return }
             r.startTimer?.cancel()
             let ms = Int(((now - r.spawnedAt) * 1000).rounded())
-            log.line("\(label(rt, r))[\(p.pid)]: running (ready in \(ms) ms)")
+            logReplica(
+                .info, LogEventName.childReady, rt, r, pid: p.pid, "running (ready in \(ms) ms)",
+                fields: ["ready_ms": LogValue.of(ms)])
             r.lastPong = now
             scheduleHeartbeat(rt, r)
             scheduleProbe(rt, r, after: 0)  // the first probe right away: initializing ends within one timeout
             startPending()
-        case "pong":
+        case .pong:
             r.lastPong = Clock.now()
-        case "health":
+        case .healthLoop, .healthPlugin:
             healthAnswer(rt, r, msg)
-        default:
-            break
         }
     }
 
@@ -222,9 +244,9 @@ public final class Supervisor: @unchecked Sendable {
             for r in rt.replicas {
                 guard case .running = r.lifecycle.phase, let p = r.process, r.nextPing > 0 else { continue }
                 if now - r.lastPong > rt.config.heartbeatTimeout {
-                    log.line(
-                        "\(label(rt, r))[\(p.pid)]: no heartbeat answer for \(Int(now - r.lastPong)) s; killing it as hung"
-                    )
+                    logReplica(
+                        .error, LogEventName.childHung, rt, r, pid: p.pid,
+                        "no heartbeat answer for \(Int(now - r.lastPong)) s; killing it as hung")
                     r.forcedReason = .hung
                     r.nextPing = 0
                     p.killGroup()
@@ -244,7 +266,7 @@ public final class Supervisor: @unchecked Sendable {
                 // Within a tenth of the interval counts as due, so nearby replicas share this wake-up.
                 if r.nextPing - now <= rt.config.heartbeatInterval * 0.1 {
                     r.pingSeq += 1
-                    p.send(["op": "ping", "seq": .int(Int64(r.pingSeq))])
+                    p.send(.ping(seq: r.pingSeq))
                     r.nextPing = now + rt.config.heartbeatInterval
                 }
             }
@@ -271,23 +293,31 @@ public final class Supervisor: @unchecked Sendable {
         let decision = r.lifecycle.exited(
             reason, at: Clock.now(), mode: rt.config.restart, backoff: rt.config.backoff,
             intensity: rt.config.intensity, random: Double.random(in: 0..<1))
-        log.line("\(label(rt, r))[\(p.pid)]: \(reason)")
+        var exit: Logger.Metadata = ["reason": .string("\(reason)")]
+        if case .exited(let status) = reason { exit["status"] = LogValue.of(status) }
+        if case .signaled(let signal) = reason { exit["signal"] = LogValue.of(signal) }
+        logReplica(.notice, LogEventName.childExit, rt, r, pid: p.pid, "\(reason)", fields: exit)
         endHealth(rt, r, "\(reason)")
-        decide(rt, r, decision)
+        decide(rt, r, decision, pid: p.pid)
         if shuttingDown || rt.stopping { stepStop() }
     }
 
-    private func decide(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ d: ReplicaLifecycle.Decision) {
-        let name = label(rt, r)
+    /// `pid`: the process that exited (in the JSON line, not the text: the decision is about the replica).
+    private func decide(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ d: ReplicaLifecycle.Decision, pid: Int32? = nil) {
         switch d {
         case .none: break
         case .stay(let why):
-            log.line("\(name): \(r.lifecycle.phase.name): \(why)")
+            logReplica(
+                .notice, LogEventName.childStay, rt, r, pid: pid, showPID: false, "\(r.lifecycle.phase.name): \(why)")
         case .restart(let delay, let why):
-            log.line("\(name): backoff: \(why)")
+            logReplica(
+                .notice, LogEventName.childRestart, rt, r, pid: pid, showPID: false, "backoff: \(why)",
+                fields: ["delay_s": LogValue.of(delay), "restarts": LogValue.of(r.lifecycle.restarts)])
             armRetry(rt, r, delay)
         case .fatal(let cooldown, let why):
-            log.line("\(name): fatal: \(why)")
+            logReplica(
+                .error, LogEventName.childFatal, rt, r, pid: pid, showPID: false, "fatal: \(why)",
+                fields: ["cooldown_s": LogValue.of(cooldown)])
             armRetry(rt, r, cooldown)
         }
     }
@@ -310,18 +340,21 @@ public final class Supervisor: @unchecked Sendable {
         r.nextProbe = 0
         r.nextPing = 0
         guard r.lifecycle.stopRequested(at: Clock.now()) != nil, let p = r.process else { return }
-        let name = "\(label(rt, r))[\(p.pid)]"
         let pid = p.pid
         let timeout = rt.config.stopTimeout
-        log.line("\(name): stopping")
-        if !p.send(["op": "stop"]) { p.signal(SIGTERM) }
-        r.stopTimer = after(timeout) { [unowned self, unowned r] in
+        logReplica(.info, LogEventName.childStop, rt, r, pid: pid, "stopping")
+        if !p.send(.stop) { p.signal(SIGTERM) }
+        r.stopTimer = after(timeout) { [unowned self, unowned rt, unowned r] in
             guard let p = r.process, p.pid == pid else { return }
-            self.log.line("\(name): still running \(timeout) s after the stop message; SIGTERM")
+            self.logReplica(
+                .warning, LogEventName.childStopEscalated, rt, r, pid: pid,
+                "still running \(timeout) s after the stop message; SIGTERM", fields: ["signal": "SIGTERM"])
             p.signal(SIGTERM)
-            r.stopTimer = self.after(timeout) { [unowned self, unowned r] in
+            r.stopTimer = self.after(timeout) { [unowned self, unowned rt, unowned r] in
                 guard let p = r.process, p.pid == pid else { return }
-                self.log.line("\(name): still running after SIGTERM; SIGKILL to its process group")
+                self.logReplica(
+                    .warning, LogEventName.childStopEscalated, rt, r, pid: pid,
+                    "still running after SIGTERM; SIGKILL to its process group", fields: ["signal": "SIGKILL"])
                 p.killGroup()
             }
         }
@@ -355,7 +388,7 @@ public final class Supervisor: @unchecked Sendable {
             if rt.removed {
                 rt.closeSocket()
                 servers.removeValue(forKey: name)
-                log.line("\(name): removed")
+                log.event(.info, LogEventName.serverRemoved, server: name, message: "removed")
             } else if let next = rt.pendingConfig {
                 // Changed by a reload: come back with the new configuration (the port is kept unless it changed).
                 if next.port != rt.config.port { rt.closeSocket() }
@@ -369,7 +402,7 @@ public final class Supervisor: @unchecked Sendable {
         if shuttingDown, let done = onStopped, servers.values.allSatisfy(\.isDown) {
             onStopped = nil
             for rt in servers.values { rt.closeSocket() }
-            log.line("all servers stopped")
+            log.event(.info, LogEventName.supervisorStopped, message: "all servers stopped")
             done()
         }
     }
@@ -380,7 +413,7 @@ public final class Supervisor: @unchecked Sendable {
         guard !shuttingDown else { return }
         shuttingDown = true
         onStopped = completion
-        log.line("stopping all servers")
+        log.event(.info, LogEventName.supervisorStop, message: "stopping all servers")
         for rt in servers.values { rt.wanted = false }
         stepStop()
     }
@@ -394,12 +427,13 @@ public final class Supervisor: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         let new: SupervisorConfig
         do { new = try ConfigLoader(source: files).load(mainFile: config.mainFile) } catch {
-            log.line("reload rejected, nothing changed: \(error)")
+            log.event(.error, LogEventName.reloadRejected, message: "reload rejected, nothing changed: \(error)")
             return .failure(error)
         }
         let diff = ConfigDiff(old: config, new: new)
-        log.line(
-            "reload: \(diff.added.count) added, \(diff.removed.count) removed, \(diff.changed.count) changed, "
+        log.event(
+            .info, LogEventName.reload,
+            message: "reload: \(diff.added.count) added, \(diff.removed.count) removed, \(diff.changed.count) changed, "
                 + "\(diff.unchanged.count) unchanged")
         config = new
         for name in diff.removed {
@@ -443,7 +477,9 @@ public final class Supervisor: @unchecked Sendable {
             if let r = PortRegistry.decode(Array(text.utf8)) {
                 registry = r
             } else {
-                log.line("warning: \(registryPath) is damaged; dynamic ports will be assigned anew")
+                log.event(
+                    .warning, LogEventName.supervisorWarning,
+                    message: "warning: \(registryPath) is damaged; dynamic ports will be assigned anew")
             }
         case .failure:
             break  // first start
@@ -453,7 +489,11 @@ public final class Supervisor: @unchecked Sendable {
     private func saveRegistry() {
         let bytes = registry.encoded()
         let rc = bytes.withUnsafeBytes { mcps_write_atomic(registryPath, $0.baseAddress, $0.count, 0o640) }
-        if rc != 0 { log.line("warning: cannot write \(registryPath): \(String(cString: strerror(rc)))") }
+        if rc != 0 {
+            log.event(
+                .warning, LogEventName.supervisorWarning,
+                message: "warning: cannot write \(registryPath): \(String(cString: strerror(rc)))")
+        }
     }
 
     // MARK: Timers

@@ -1,17 +1,9 @@
-/// How deep a health check looks.
-public enum HealthLevel: String, Sendable, Equatable, CaseIterable, Comparable {
-    /// The process is alive and its event loop answers a ping on the control channel in time.
-    case basic
-    /// basic + a real MCP request (`server/discover`) over the server's own port, timed, + the plugin's own
-    /// health callback.
-    case detailed
-    /// detailed + the plugin's diagnostic report + the child's RSS, open descriptors and CPU from /proc.
-    case diagnostic
+import Contracts
 
-    public static func < (a: HealthLevel, b: HealthLevel) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
-    }
-}
+/// The levels and states are the contract between the processes (Contracts); these names keep SupervisorCore's
+/// callers unchanged.
+public typealias HealthLevel = Contracts.HealthLevel
+public typealias HealthState = Contracts.HealthState
 
 /// A server's health probing (`[health]` in its file).
 public struct HealthConfig: Sendable, Equatable {
@@ -30,29 +22,6 @@ public struct HealthConfig: Sendable, Equatable {
     public var successes: Int = 2
 
     public init() {}
-}
-
-/// A child's (or a server's) health state.
-public enum HealthState: String, Sendable, Equatable, CaseIterable {
-    /// Started, not yet shown healthy by a probe.
-    case initializing
-    /// The last probes passed within the latency threshold.
-    case healthy
-    /// Serving, but slow or partially failing (a probe failed, was slow, or some call slots are stuck).
-    case degraded
-    /// `failures` probes in a row failed.
-    case unhealthy
-    /// No process (exited, waiting to restart, stopped).
-    case offline
-
-    /// The contribution of one child to its server's 0–1 score.
-    public var score: Double {
-        switch self {
-        case .healthy: return 1
-        case .degraded: return 0.5
-        case .initializing, .unhealthy, .offline: return 0
-        }
-    }
 }
 
 /// What one probe found.

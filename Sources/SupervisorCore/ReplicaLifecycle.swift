@@ -1,3 +1,5 @@
+import Contracts
+
 /// Why a replica's process ended.
 public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
     case exited(Int32)
@@ -20,8 +22,9 @@ public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Exit statuses 10-19 of mcp-plugin-host: the plugin or its configuration is wrong; restarting cannot help.
-    public static func isPermanent(_ code: Int32) -> Bool { (10...19).contains(code) }
+    /// The permanent ranges of mcp-plugin-host's exit table: the plugin or its configuration is wrong; restarting
+    /// cannot help.
+    public static func isPermanent(_ code: Int32) -> Bool { HostExitStatus.isPermanent(code) }
 
     static let signalNames: [Int32: String] = [
         1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",

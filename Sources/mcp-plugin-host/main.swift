@@ -1,9 +1,12 @@
 import ArgumentParser
 import CHostSupport
+import Contracts
+import Logging
 import MCPProtocol
 import NIOCore
 import NIOPosix
 import PluginHost
+import StructuredLog
 
 #if canImport(Glibc)
     import Glibc
@@ -15,7 +18,8 @@ struct PluginHostCommand: ParsableCommand {
         commandName: "mcp-plugin-host",
         abstract: "Serve one MCP plugin (.so built against mcp_plugin.h) over Streamable HTTP at /mcp.",
         discussion:
-            "Exit statuses are listed in docs/plugin-host.md; 10-19 mean the plugin or its configuration is wrong.")
+            "Exit statuses are listed in docs/plugin-host.md; 10-19 and 30-59 mean the plugin or its configuration is wrong (the supervisor does not restart on them)."
+    )
 
     @Option(help: "Path of the plugin shared object.")
     var plugin: String
@@ -68,6 +72,11 @@ struct PluginHostCommand: ParsableCommand {
     @Flag(help: .hidden)
     var checkLoad = false
 
+    @Option(
+        help:
+            "Log lines as text or json (one JSON object per line). Default: $\(ChildEnvironment.logFormat), else text.")
+    var logFormat: String?
+
     func validate() throws {
         guard config == nil || configFile == nil else {
             throw ValidationError("give --config or --config-file, not both")
@@ -76,12 +85,25 @@ struct PluginHostCommand: ParsableCommand {
         else {
             throw ValidationError("sizes, timeouts and counts must be positive")
         }
+        if let logFormat, LogFormat(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format must be text or json, not '\(logFormat)'")
+        }
+    }
+
+    /// --log-format, else what the supervisor asked for in the environment, else text.
+    var format: LogFormat {
+        if let logFormat, let f = LogFormat(rawValue: logFormat) { return f }
+        if let env = getenv(ChildEnvironment.logFormat), let f = LogFormat(rawValue: String(cString: env)) { return f }
+        return .text
     }
 
     func run() throws {
         let path = plugin
+        let log = HostLog(format: format, plugin: path)
         func fail(_ f: HostFailure) -> ExitCode {
-            writeStderr("mcp-plugin-host: \(path): \(f.message)\n")
+            log.stderr.error(
+                "\(path): \(f.message)",
+                metadata: [LogKey.event: .string(LogEventName.hostFailure), "status": LogValue.of(f.status)])
             return ExitCode(f.status)
         }
         let configText: String
@@ -111,7 +133,7 @@ struct PluginHostCommand: ParsableCommand {
         do {
             let loaded = try PluginLoader.load(path: path)
             instance = try PluginInstance(loaded: loaded, config: configText, maxConcurrency: maxConcurrency) { line in
-                writeStderr("mcp-plugin-host: \(line)\n")
+                log.stderr.info("\(line)", metadata: [LogKey.event: .string(LogEventName.pluginLog)])
             }
         } catch { throw fail(error) }
 
@@ -123,8 +145,13 @@ struct PluginHostCommand: ParsableCommand {
         hc.allowedOrigins = allowedOrigin
         instance.onHung.withLock {
             $0 = { message in
-                writeStderr("mcp-plugin-host: \(path): \(message)\n")
-                Glibc.exit(HostFailure.ExitStatus.hung.rawValue)
+                log.stderr.critical(
+                    "\(path): \(message)",
+                    metadata: [
+                        LogKey.event: .string(LogEventName.hostFailure),
+                        "status": LogValue.of(HostExitStatus.hung.rawValue),
+                    ])
+                Glibc.exit(HostExitStatus.hung.rawValue)
             }
         }
         let engine = MCPEngine(plugin: instance, config: hc)
@@ -134,26 +161,29 @@ struct PluginHostCommand: ParsableCommand {
         do { (listener, port) = try server.start(target) } catch { throw fail(error) }
 
         var control: ControlChannel?
-        if let raw = getenv("MCP_CONTROL_FD") {
+        if let raw = getenv(ChildEnvironment.controlFD) {
             guard let fd = Int32(String(cString: raw)), fd >= 0 else {
-                throw fail(HostFailure(.listenFailed, "MCP_CONTROL_FD is not a file descriptor number"))
+                throw fail(HostFailure(.listenFailed, "\(ChildEnvironment.controlFD) is not a file descriptor number"))
             }
             do {
                 control = try ControlChannel.connect(fd: fd, group: server.group, engine: engine) { why in
-                    writeStderr("mcp-plugin-host: \(why): draining\n")
+                    log.stderr.notice("\(why): draining", metadata: [LogKey.event: .string(LogEventName.hostDrain)])
                     signals.trigger()
                 }
             } catch { throw fail(error) }
-            control?.send(["event": "ready", "pid": .int(Int64(getpid())), "port": .int(Int64(port))])
+            control?.send(.ready(pid: getpid(), port: port, protocolVersion: ControlChannelProtocol.version))
         }
         var shownHost = "127.0.0.1"
         if case .address(let h, _) = target, h != "0.0.0.0", h != "::" { shownHost = h.contains(":") ? "[\(h)]" : h }
-        writeStdout(
-            "mcp-plugin-host: serving \(instance.serverName) \(instance.serverVersion) from \(path) at http://\(shownHost):\(port)/mcp\n"
-        )
+        log.stdout.info(
+            "serving \(instance.serverName) \(instance.serverVersion) from \(path) at http://\(shownHost):\(port)/mcp",
+            metadata: [
+                LogKey.event: .string(LogEventName.hostServing), "port": LogValue.of(port),
+                "name": .string(instance.serverName), "version": .string(instance.serverVersion),
+            ])
         let status = server.runUntilSignalled(
             signals, listener: listener, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9))
-        ) { line in writeStderr("mcp-plugin-host: \(line)\n") }
+        ) { line in log.stderr.notice("\(line)", metadata: [LogKey.event: .string(LogEventName.hostDrain)]) }
         _ = control  // closed with the event loops during the drain
         if status != 0 { throw ExitCode(status) }
     }
@@ -167,21 +197,22 @@ struct PluginHostCommand: ParsableCommand {
             if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             return .address(host: host.isEmpty ? "127.0.0.1" : host, port: port)
         }
-        guard let raw = getenv("MCP_LISTEN_FD") else {
-            throw HostFailure(.usage, "no socket to serve: pass --listen HOST:PORT or set MCP_LISTEN_FD")
+        let variable = ChildEnvironment.listenFD
+        guard let raw = getenv(variable) else {
+            throw HostFailure(.usage, "no socket to serve: pass --listen HOST:PORT or set \(variable)")
         }
         guard let fd = Int32(String(cString: raw)), fd >= 0 else {
-            throw HostFailure(.listenFailed, "MCP_LISTEN_FD is not a file descriptor number")
+            throw HostFailure(.listenFailed, "\(variable) is not a file descriptor number")
         }
         var type: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0, type == Int32(SOCK_STREAM.rawValue) else {
-            throw HostFailure(.listenFailed, "MCP_LISTEN_FD=\(fd) is not a stream socket")
+            throw HostFailure(.listenFailed, "\(variable)=\(fd) is not a stream socket")
         }
         var listening: Int32 = 0
         len = socklen_t(MemoryLayout<Int32>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0, listening == 1 else {
-            throw HostFailure(.listenFailed, "MCP_LISTEN_FD=\(fd) is not a listening socket")
+            throw HostFailure(.listenFailed, "\(variable)=\(fd) is not a listening socket")
         }
         return .inheritedFD(fd)
     }
@@ -210,7 +241,32 @@ struct PluginHostCommand: ParsableCommand {
     }
 }
 
-func writeStderr(_ s: String) { writeFD(2, s) }
+/// The host's loggers: stderr for everything but the one "serving" line, which goes to stdout (docs/plugin-host.md).
+/// Under a supervisor every line carries the server, replica and pid the supervisor gave, out of the text line
+/// (the supervisor prefixes it already) and in the JSON.
+struct HostLog {
+    let stderr: Logger
+    let stdout: Logger
+
+    init(format: LogFormat, plugin: String) {
+        var base: Logger.Metadata = ["plugin": .string(plugin), LogKey.pid: LogValue.hidden(getpid())]
+        if let name = getenv(ChildEnvironment.serverName) {
+            base[LogKey.server] = LogValue.hidden(String(cString: name))
+        }
+        if let raw = getenv(ChildEnvironment.replica), let index = Int(String(cString: raw)) {
+            base[LogKey.replica] = LogValue.hidden(index)
+        }
+        var err = LineLogHandler.logger(source: LogSource.host, format: format, write: LineLogHandler.stderr)
+        var out = LineLogHandler.logger(source: LogSource.host, format: format, write: LineLogHandler.stdout)
+        for (k, v) in base {
+            err[metadataKey: k] = v
+            out[metadataKey: k] = v
+        }
+        stderr = err
+        stdout = out
+    }
+}
+
 func writeStdout(_ s: String) { writeFD(1, s) }
 
 /// Writes the whole string with write(2): unbuffered, so a line is out before the process can die.

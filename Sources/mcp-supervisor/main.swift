@@ -1,4 +1,5 @@
 import ArgumentParser
+import Contracts
 import Dispatch
 import Supervisor
 import SupervisorCore
@@ -24,23 +25,37 @@ struct SupervisorCommand: ParsableCommand {
     @Flag(help: "Check the configuration and exit: 0 when valid, 78 with the errors when not.")
     var checkConfig = false
 
+    @Option(help: "Log lines as text (readable) or json (one object per line, docs/supervisor.md \"Logs\").")
+    var logFormat: String = LogFormat.text.rawValue
+
+    func validate() throws {
+        guard LogFormat(rawValue: logFormat) != nil else {
+            throw ValidationError("--log-format must be text or json, not '\(logFormat)'")
+        }
+    }
+
     func run() throws {
-        let log = SupervisorLog()
+        let log = SupervisorLog(format: LogFormat(rawValue: logFormat) ?? .text)
         let files = LocalFiles()
         let cfg: SupervisorConfig
         do { cfg = try ConfigLoader(source: files).load(mainFile: config) } catch {
-            log.line("configuration error: \(error)")
+            log.event(.error, LogEventName.configError, message: "configuration error: \(error)")
             throw ExitCode(78)  // EX_CONFIG
         }
         if checkConfig {
-            log.line(
-                "configuration OK: \(cfg.servers.count) server(s): \(cfg.servers.map(\.name).joined(separator: ", "))")
+            log.event(
+                .info, LogEventName.configOK,
+                message:
+                    "configuration OK: \(cfg.servers.count) server(s): \(cfg.servers.map(\.name).joined(separator: ", "))"
+            )
             return
         }
         let exe = host ?? cfg.hostExecutable ?? Self.siblingHost()
         guard access(exe, X_OK) == 0 else {
-            log.line(
-                "cannot run the host \(exe): \(String(cString: strerror(errno))); set `host` in \(config) or pass --host"
+            log.event(
+                .error, LogEventName.configError,
+                message:
+                    "cannot run the host \(exe): \(String(cString: strerror(errno))); set `host` in \(config) or pass --host"
             )
             throw ExitCode(78)
         }

@@ -1,5 +1,8 @@
 import ArgumentParser
+import Contracts
+import Logging
 import MCPProtocol
+import StructuredLog
 
 #if canImport(Glibc)
     import Glibc
@@ -21,20 +24,30 @@ struct Mcpctl: ParsableCommand {
         ]
     )
 
-    @Option(help: "The control socket (default: $MCPCTL_SOCKET, else /run/mcp-supervisor/control.sock).")
+    @Option(help: "The control socket (default: $MCPCTL_SOCKET, else \(ControlProtocol.defaultSocketPath)).")
     var socket: String?
 
     @Flag(help: "Print the raw JSON result instead of a table.")
     var json = false
 
+    @Option(help: "Error lines as text (\"mcpctl: …\") or json (one object, docs/supervisor.md \"Logs\").")
+    var logFormat: String = LogFormat.text.rawValue
+
+    func validate() throws {
+        guard let format = LogFormat(rawValue: logFormat) else {
+            throw ValidationError("--log-format must be text or json, not '\(logFormat)'")
+        }
+        Exit.format = format
+    }
+
     var socketPath: String {
         if let socket { return socket }
         if let env = getenv("MCPCTL_SOCKET"), env.pointee != 0 { return String(cString: env) }
-        return "/run/mcp-supervisor/control.sock"
+        return ControlProtocol.defaultSocketPath
     }
 
     /// Connects, sends one request, and returns its result; failures print one line and exit with their status.
-    func call(_ method: String, _ params: [String: JSONValue] = [:]) throws -> (Connection, JSONValue) {
+    func call(_ method: ControlMethod, _ params: [String: JSONValue] = [:]) throws -> (Connection, JSONValue) {
         let conn = try Connection.open(socketPath)
         return (conn, try conn.call(method, params))
     }
@@ -60,11 +73,16 @@ enum Exit {
     /// `health`: the server does not serve (unhealthy, offline).
     static let down: Int32 = 6
 
+    /// How error lines are written (`--log-format`). Set once while the command line is validated, before
+    /// anything is logged; mcpctl has one thread.
+    nonisolated(unsafe) static var format = LogFormat.text
+
     static func fail(_ status: Int32, _ message: String) -> ExitCode {
-        var line = "mcpctl: " + message.split(separator: "\n").joined(separator: " ")
-        line.append("\n")
         fflush(nil)
-        _ = line.withCString { write(2, $0, strlen($0)) }
+        let log = LineLogHandler.logger(source: LogSource.mcpctl, format: format)
+        log.error(
+            "\(message.split(separator: "\n").joined(separator: " "))",
+            metadata: [LogKey.event: .string(LogEventName.ctlError), "status": LogValue.of(status)])
         return ExitCode(status)
     }
 }
@@ -75,7 +93,8 @@ enum Exit {
 final class Connection {
     let fd: Int32
     let path: String
-    private var buffer: [UInt8] = []
+    /// Answers can be large (status of many servers, a thousand log lines) but not endless.
+    private var framer = LineFramer(maxLineBytes: 64 << 20, overflow: .reject)
     private var nextID: Int64 = 1
 
     private init(fd: Int32, path: String) {
@@ -86,24 +105,14 @@ final class Connection {
     deinit { close(fd) }
 
     static func open(_ path: String) throws -> Connection {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        guard let addr = UnixSocketAddress.make(path) else {
             throw Exit.fail(Exit.cannotConnect, "cannot connect to \(path): the path is too long for a socket")
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in
-            for (i, b) in bytes.enumerated() { p[i] = b }
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
             throw Exit.fail(Exit.cannotConnect, "cannot create a socket: \(String(cString: strerror(errno)))")
         }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        let rc = UnixSocketAddress.withSockaddr(addr) { connect(fd, $0, $1) }
         if rc != 0 {
             let e = errno
             close(fd)
@@ -128,10 +137,12 @@ final class Connection {
     }
 
     /// Sends a request and waits for its answer (notifications before it are skipped).
-    func call(_ method: String, _ params: [String: JSONValue]) throws -> JSONValue {
+    func call(_ method: ControlMethod, _ params: [String: JSONValue]) throws -> JSONValue {
         let id = nextID
         nextID += 1
-        let req: JSONValue = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method), "params": .object(params)]
+        let req: JSONValue = [
+            "jsonrpc": "2.0", "id": .int(id), "method": .string(method.rawValue), "params": .object(params),
+        ]
         let bytes = JSONWriter.serialize(req) + [0x0A]
         var off = 0
         while off < bytes.count {
@@ -151,7 +162,8 @@ final class Connection {
                 let code: Int64
                 if case .some(.int(let c)) = err["code"] { code = c } else { code = 0 }
                 let message = err["message"]?.stringValue ?? JSONWriter.string(err)
-                throw Exit.fail(code == -32001 ? Exit.permissionDenied : Exit.failed, message)
+                throw Exit.fail(
+                    code == ControlErrorCode.permissionDenied ? Exit.permissionDenied : Exit.failed, message)
             }
             if msg["id"] == .int(id), let result = msg["result"] { return result }
         }
@@ -159,19 +171,22 @@ final class Connection {
 
     /// The next message, or nil at end of file.
     func readMessage() throws -> JSONValue? {
+        var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            if let nl = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<nl])
-                buffer.removeSubrange(...nl)
+            switch framer.next() {
+            case .line(let line):
                 do { return try JSONParser.parse(line) } catch {
                     throw Exit.fail(Exit.failed, "a malformed answer from \(path): \(error)")
                 }
+            case .tooLong:
+                throw Exit.fail(Exit.failed, "an answer from \(path) longer than \(framer.maxLineBytes) bytes")
+            case nil:
+                break
             }
-            var chunk = [UInt8](repeating: 0, count: 65536)
             let n = read(fd, &chunk, chunk.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return nil }
-            buffer += chunk[0..<n]
+            framer.append(chunk[0..<n])
         }
     }
 }
@@ -219,7 +234,7 @@ struct Status: ParsableCommand {
     @Argument(help: "One server (default: all).") var server: String?
 
     func run() throws {
-        let (_, result) = try root.call("status", server.map { ["server": .string($0)] } ?? [:])
+        let (_, result) = try root.call(.status, StatusParams(server: server).encode())
         if root.json { return root.printJSON(result) }
         var rows: [[String]] = []
         guard case .some(.array(let servers)) = result["servers"] else { return }
@@ -249,19 +264,18 @@ struct Health: ParsableCommand {
         discussion: "Exit status 0 healthy, 5 degraded or initializing, 6 unhealthy or offline.")
     @ParentCommand var root: Mcpctl
     @Argument(help: "The server.") var server: String
-    @Option(help: "basic, detailed or diagnostic (default: the server's configured level).")
+    @Option(help: "\(HealthLevel.choices) (default: the server's configured level).")
     var level: String?
 
     func validate() throws {
-        if let level, !["basic", "detailed", "diagnostic"].contains(level) {
-            throw ValidationError("--level must be basic, detailed or diagnostic")
+        if let level, HealthLevel(rawValue: level) == nil {
+            throw ValidationError("--level must be \(HealthLevel.choices)")
         }
     }
 
     func run() throws {
-        var params: [String: JSONValue] = ["server": .string(server)]
-        if let level { params["level"] = .string(level) }
-        let (_, result) = try root.call("health", params)
+        let params = HealthParams(server: server, level: level.flatMap(HealthLevel.init(rawValue:)))
+        let (_, result) = try root.call(.health, params.encode())
         let state = text(result["state"])
         if root.json {
             root.printJSON(result)
@@ -309,46 +323,46 @@ struct Health: ParsableCommand {
                 }
             }
         }
-        switch state {
-        case "healthy": return
-        case "degraded", "initializing": throw ExitCode(Exit.notHealthy)
-        default: throw ExitCode(Exit.down)
+        switch HealthState(rawValue: state) {
+        case .healthy: return
+        case .degraded, .initializing: throw ExitCode(Exit.notHealthy)
+        case .unhealthy, .offline, nil: throw ExitCode(Exit.down)
         }
     }
 }
 
 /// start, stop and restart: one server each.
 protocol ServerAction: ParsableCommand {
-    static var method: String { get }
+    static var method: ControlMethod { get }
     var root: Mcpctl { get }
     var server: String { get }
 }
 
 extension ServerAction {
     func run() throws {
-        let (_, result) = try root.call(Self.method, ["server": .string(server)])
+        let (_, result) = try root.call(Self.method, ServerActionParams(servers: [server]).encode())
         if root.json { return root.printJSON(result) }
-        print("\(server): \(text(result["servers"]?[server]))")
+        print("\(server): \(ServerActionResult.decode(result)?.outcomes[server] ?? "-")")
     }
 }
 
 struct Start: ServerAction {
     static let configuration = CommandConfiguration(abstract: "Start a stopped server.")
-    static let method = "start"
+    static let method = ControlMethod.start
     @ParentCommand var root: Mcpctl
     @Argument(help: "The server.") var server: String
 }
 
 struct Stop: ServerAction {
     static let configuration = CommandConfiguration(abstract: "Stop a server (it stays stopped until started).")
-    static let method = "stop"
+    static let method = ControlMethod.stop
     @ParentCommand var root: Mcpctl
     @Argument(help: "The server.") var server: String
 }
 
 struct Restart: ServerAction {
     static let configuration = CommandConfiguration(abstract: "Stop a server and start it again on its port.")
-    static let method = "restart"
+    static let method = ControlMethod.restart
     @ParentCommand var root: Mcpctl
     @Argument(help: "The server.") var server: String
 }
@@ -359,15 +373,16 @@ struct Reload: ParsableCommand {
     @ParentCommand var root: Mcpctl
 
     func run() throws {
-        let (_, result) = try root.call("reload")
+        let (_, result) = try root.call(.reload)
         if root.json { return root.printJSON(result) }
+        guard let diff = ReloadResult.decode(result) else {
+            throw Exit.fail(Exit.failed, "a malformed reload answer: \(JSONWriter.string(result))")
+        }
         var parts: [String] = []
-        for key in ["added", "removed", "changed", "unchanged"] {
-            guard case .some(.array(let names)) = result[key] else { continue }
-            let list = names.map { text($0) }
+        for (key, list) in diff.parts {
             parts.append(
                 "\(list.count) \(key)"
-                    + (key != "unchanged" && !list.isEmpty ? " (\(list.joined(separator: ", ")))" : ""))
+                    + (key != ControlKey.unchanged && !list.isEmpty ? " (\(list.joined(separator: ", ")))" : ""))
         }
         print("reload: " + parts.joined(separator: ", "))
     }
@@ -378,12 +393,12 @@ struct Ports: ParsableCommand {
     @ParentCommand var root: Mcpctl
 
     func run() throws {
-        let (_, result) = try root.call("ports")
+        let (_, result) = try root.call(.ports)
         if root.json { return root.printJSON(result) }
-        let entries = result.objectValue ?? [:]
+        let entries = (result.objectValue ?? [:]).compactMapValues(PortEntry.decode)
         table(
             ["SERVER", "PORT", "KIND"],
-            entries.keys.sorted().map { [$0, text(entries[$0]?["port"]), text(entries[$0]?["kind"])] })
+            entries.keys.sorted().map { [$0, entries[$0]!.port.map(String.init) ?? "-", entries[$0]!.kind.rawValue] })
     }
 }
 
@@ -391,7 +406,7 @@ struct Logs: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a server's recent log lines.")
     @ParentCommand var root: Mcpctl
     @Argument(help: "The server.") var server: String
-    @Option(name: .short, help: "How many lines.") var n: Int = 100
+    @Option(name: .short, help: "How many lines.") var n: Int = LogsParams.defaultLines
     @Flag(name: .shortAndLong, help: "Keep printing new lines until interrupted.") var follow = false
 
     func validate() throws {
@@ -399,19 +414,19 @@ struct Logs: ParsableCommand {
     }
 
     func run() throws {
-        var params: [String: JSONValue] = ["server": .string(server), "lines": .int(Int64(n))]
-        if follow { params["follow"] = true }
-        let (conn, result) = try root.call("logs", params)
+        let (conn, result) = try root.call(.logs, LogsParams(server: server, lines: n, follow: follow).encode())
         if root.json {
             root.printJSON(result)  // then, with -f, each notification's params ({server, line}) on its own line
-        } else if case .some(.array(let lines)) = result["lines"] {
-            for l in lines { print(text(l)) }
+        } else if let logs = LogLines.decode(result) {
+            for line in logs.lines { print(line) }
         }
         guard follow else { return }
         fflush(nil)
         while let msg = try conn.readMessage() {
-            guard msg["method"]?.stringValue == "log", let p = msg["params"] else { continue }
-            root.json ? root.printJSON(p) : print(text(p["line"]))
+            guard case .notification(let method, let params) = JSONRPC.decode(msg),
+                method == LogLines.notificationMethod
+            else { continue }
+            root.json ? root.printJSON(.object(params)) : print(LogLines.line(ofNotification: .object(params)) ?? "-")
             fflush(nil)
         }
     }
@@ -422,9 +437,12 @@ struct Version: ParsableCommand {
     @ParentCommand var root: Mcpctl
 
     func run() throws {
-        let (_, result) = try root.call("version")
+        let (_, result) = try root.call(.version)
         if root.json { return root.printJSON(result) }
-        print("mcp-supervisor \(text(result["version"])) (control protocol \(text(result["protocol"])))")
+        guard let v = VersionResult.decode(result) else {
+            throw Exit.fail(Exit.failed, "a malformed version answer: \(JSONWriter.string(result))")
+        }
+        print("mcp-supervisor \(v.version) (control protocol \(v.protocolVersion))")
     }
 }
 

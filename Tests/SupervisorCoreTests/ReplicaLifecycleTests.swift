@@ -529,9 +529,12 @@ struct ReplicaLifecycleTests {
 }
 
 struct ExitReasonTests {
-    @Test func permanentStatusesAreTenToNineteen() {
+    /// The host's load errors (10–19) and the ranges reserved for trust, sandbox and command errors (30–59);
+    /// the environment range (20–29, a listening socket that cannot be used) is retried.
+    @Test func permanentStatusesAreTheHostsLoadRanges() {
         for code in Int32(-1)...300 {
-            #expect(ExitReason.isPermanent(code) == (code >= 10 && code <= 19), "status \(code)")
+            let permanent = (10...19).contains(code) || (30...59).contains(code)
+            #expect(ExitReason.isPermanent(code) == permanent, "status \(code)")
         }
     }
 

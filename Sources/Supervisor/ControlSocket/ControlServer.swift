@@ -1,5 +1,8 @@
+import Contracts
 import Dispatch
+import Logging
 import MCPProtocol
+import StructuredLog
 import SupervisorCore
 
 #if canImport(Glibc)
@@ -7,6 +10,8 @@ import SupervisorCore
 #endif
 
 /// The admin control socket: a Unix stream socket speaking JSON-RPC 2.0, one message per line (docs/mcpctl.md).
+/// Methods, parameters, results, error codes and limits are Contracts' (`ControlMethod`, `ControlErrorCode`, …),
+/// which mcpctl uses too.
 ///
 /// Everything runs on the supervisor's queue, and nothing there blocks on a client: the listening socket and every
 /// client are non-blocking with Dispatch read sources; answers go to a per-client output buffer written as the
@@ -15,25 +20,19 @@ import SupervisorCore
 /// `control_group` may change things; everyone else may only read.
 public final class ControlServer: @unchecked Sendable {
     // @unchecked: every mutable property is touched only on the supervisor's queue.
-    public static let version = "0.1.0"
-    public static let protocolVersion = 2
-    static let maxLineBytes = 64 * 1024
-    static let maxClients = 64
-    static let maxPendingOutput = 4 << 20
-
-    /// JSON-RPC error codes of the control protocol, beyond the standard ones.
-    public enum Code {
-        public static let permissionDenied: Int64 = -32001
-        public static let unknownServer: Int64 = -32002
-        public static let reloadRejected: Int64 = -32003
-        public static let shuttingDown: Int64 = -32004
-        public static let tooManyClients: Int64 = -32005
-        public static let lineTooLong: Int64 = -32006
-    }
+    static let maxLineBytes = ControlProtocol.maxLineBytes
+    static let maxClients = ControlProtocol.maxClients
+    static let maxPendingOutput = ControlProtocol.maxPendingOutput
+    typealias Code = ControlErrorCode
 
     let supervisor: Supervisor
     private var queue: DispatchQueue { supervisor.queue }
     private var log: SupervisorLog { supervisor.log }
+
+    /// A line about the control socket itself (who asked what, and the socket's own troubles).
+    private func note(_ message: String, level: Logger.Level = .info, fields: Logger.Metadata = [:]) {
+        log.event(level, LogEventName.control, message: "control: " + message, fields: fields)
+    }
     /// The socket's path once `open()` ran.
     public private(set) var path = ""
     private var groupName: String?
@@ -52,66 +51,57 @@ public final class ControlServer: @unchecked Sendable {
     public func open() {
         dispatchPrecondition(condition: .onQueue(queue))
         let cfg = supervisor.config
-        path = cfg.controlSocket ?? Path.join(cfg.stateDirectory, "control.sock")
+        path = cfg.controlSocket ?? Path.join(cfg.stateDirectory, ControlProtocol.socketFileName)
         groupName = cfg.controlGroup
         if let g = groupName {
             if let gr = getgrnam(g) {
                 groupID = gr.pointee.gr_gid
             } else {
-                log.line(
-                    "control: warning: control_group '\(g)' does not exist; only root and uid \(getuid()) may change servers"
-                )
+                note(
+                    "warning: control_group '\(g)' does not exist; only root and uid \(getuid()) may change servers",
+                    level: .warning)
             }
         }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            log.line("control: cannot use \(path): longer than \(MemoryLayout.size(ofValue: addr.sun_path) - 1) bytes")
+        guard let addr = UnixSocketAddress.make(path) else {
+            note("cannot use \(path): longer than \(UnixSocketAddress.maxPathBytes) bytes", level: .error)
             return
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in
-            for (i, b) in bytes.enumerated() { p[i] = b }
         }
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & 0o170000 == 0o140000 else {
-                log.line("control: \(path) exists and is not a socket; no control socket")
+                note("\(path) exists and is not a socket; no control socket", level: .error)
                 return
             }
             if Self.someoneListens(addr) {
-                log.line("control: another process listens on \(path); no control socket")
+                note("another process listens on \(path); no control socket", level: .error)
                 return
             }
             unlink(path)  // stale: left by a supervisor that did not exit cleanly
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
-            log.line("control: cannot create a socket: \(String(cString: strerror(errno)))")
+            note("cannot create a socket: \(String(cString: strerror(errno)))", level: .error)
             return
         }
         // Never accessible beyond 0660, not even between bind and chmod.
         let oldMask = umask(0o177)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        let rc = UnixSocketAddress.withSockaddr(addr) { bind(fd, $0, $1) }
         let bindErrno = errno
         umask(oldMask)
         guard rc == 0 else {
-            log.line("control: cannot bind \(path): \(String(cString: strerror(bindErrno)))")
+            note("cannot bind \(path): \(String(cString: strerror(bindErrno)))", level: .error)
             Glibc.close(fd)
             return
         }
         created = true
         if let gid = groupID, chown(path, uid_t.max, gid) != 0 {
-            log.line("control: cannot give \(path) to group \(groupName ?? ""): \(String(cString: strerror(errno)))")
+            note(
+                "cannot give \(path) to group \(groupName ?? ""): \(String(cString: strerror(errno)))", level: .warning)
         }
         _ = chmod(path, 0o660)
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         guard listen(fd, 128) == 0 else {
-            log.line("control: cannot listen on \(path): \(String(cString: strerror(errno)))")
+            note("cannot listen on \(path): \(String(cString: strerror(errno)))", level: .error)
             Glibc.close(fd)
             unlink(path)
             created = false
@@ -122,7 +112,7 @@ public final class ControlServer: @unchecked Sendable {
         s.setCancelHandler { Glibc.close(fd) }
         s.resume()
         listenSource = s
-        log.line("control: listening on \(path)" + (groupName.map { " (group \($0))" } ?? ""))
+        note("listening on \(path)" + (groupName.map { " (group \($0))" } ?? ""), fields: ["path": .string(path)])
     }
 
     /// Closes every client and the socket, and removes the socket file. Call on the queue at exit.
@@ -139,13 +129,7 @@ public final class ControlServer: @unchecked Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { Glibc.close(fd) }
-        var a = addr
-        let rc = withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        return rc == 0
+        return UnixSocketAddress.withSockaddr(addr) { connect(fd, $0, $1) } == 0
     }
 
     private func acceptAll(_ listenFD: Int32) {
@@ -165,7 +149,7 @@ public final class ControlServer: @unchecked Sendable {
                 let line = JSONWriter.serialize(msg) + [0x0A]
                 _ = line.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 Glibc.close(fd)
-                log.line("control: refused a connection: \(Self.maxClients) clients already connected")
+                note("refused a connection: \(Self.maxClients) clients already connected", level: .warning)
                 continue
             }
             nextClientID += 1
@@ -227,7 +211,7 @@ public final class ControlServer: @unchecked Sendable {
         let fd: Int32
         let peer: Peer
         var admin = false
-        var input: [UInt8] = []
+        var input = LineFramer(maxLineBytes: ControlServer.maxLineBytes, overflow: .reject)
         var output: [UInt8] = []
         var readSource: DispatchSourceRead?
         var writeSource: DispatchSourceWrite?
@@ -258,7 +242,7 @@ public final class ControlServer: @unchecked Sendable {
         c.readSource = nil
         c.writeSource?.cancel()
         c.writeSource = nil
-        c.input = []
+        c.input = LineFramer(maxLineBytes: Self.maxLineBytes, overflow: .reject)
         c.output = []
         clients[c.id] = nil
         if c.sources == 0 { Glibc.close(c.fd) }
@@ -275,7 +259,7 @@ public final class ControlServer: @unchecked Sendable {
         unfollowAll(c)
         c.readSource?.cancel()
         c.readSource = nil
-        c.input = []
+        c.input = LineFramer(maxLineBytes: Self.maxLineBytes, overflow: .reject)
         if c.output.isEmpty { drop(c) }
     }
 
@@ -284,17 +268,13 @@ public final class ControlServer: @unchecked Sendable {
         while !c.closed && !c.closeAfterFlush {
             let n = read(c.fd, &buf, buf.count)
             if n > 0 {
-                c.input += buf[0..<n]
+                c.input.append(buf[0..<n])
                 processLines(c)
                 continue
             }
             if n == 0 {
                 // End of input: a last line without a newline still gets its answer (if the peer still reads).
-                if !c.input.isEmpty {
-                    let line = c.input
-                    c.input = []
-                    handleLine(c, line[...])
-                }
+                if let line = c.input.finish() { handleLine(c, line[...]) }
                 if !c.closed { finishAfterFlush(c) }
                 return
             }
@@ -305,22 +285,20 @@ public final class ControlServer: @unchecked Sendable {
     }
 
     private func processLines(_ c: Client) {
-        var start = 0
-        while !c.closed && !c.closeAfterFlush, let nl = c.input[start...].firstIndex(of: 0x0A) {
-            if nl - start > Self.maxLineBytes {
+        while !c.closed && !c.closeAfterFlush, let frame = c.input.next() {
+            switch frame {
+            case .line(let line): handleLine(c, line[...])
+            case .tooLong:
                 tooLong(c)
                 return
             }
-            handleLine(c, c.input[start..<nl])
-            start = nl + 1
         }
-        guard !c.closed && !c.closeAfterFlush else { return }
-        c.input.removeSubrange(0..<start)
-        if c.input.count > Self.maxLineBytes { tooLong(c) }
     }
 
     private func tooLong(_ c: Client) {
-        log.line("control: uid \(c.peer.uid) (pid \(c.peer.pid)) sent a line over \(Self.maxLineBytes) bytes; closing")
+        note(
+            "uid \(c.peer.uid) (pid \(c.peer.pid)) sent a line over \(Self.maxLineBytes) bytes; closing",
+            level: .warning)
         send(
             c,
             JSONRPC.error(
@@ -337,7 +315,7 @@ public final class ControlServer: @unchecked Sendable {
         c.output.append(0x0A)
         if c.output.count > Self.maxPendingOutput {
             // A reader that does not keep up (a stalled `logs --follow`) is cut off, never waited for.
-            log.line("control: uid \(c.peer.uid) (pid \(c.peer.pid)) does not read its answers; closing")
+            note("uid \(c.peer.uid) (pid \(c.peer.pid)) does not read its answers; closing", level: .warning)
             drop(c)
             return
         }
@@ -396,7 +374,9 @@ public final class ControlServer: @unchecked Sendable {
                 switch result {
                 case .success(let result):
                     self.send(c, JSONRPC.result(id: id, result))
-                    if method == "logs", case .some(.bool(true)) = params["follow"] { self.startFollowing(c, params) }
+                    if method == ControlMethod.logs.rawValue, let p = try? LogsParams.decode(params), p.follow {
+                        self.startFollowing(c, p.server)
+                    }
                 case .failure(let e):
                     self.send(c, JSONRPC.error(id: id, code: e.code, message: e.message, data: e.data))
                 }
@@ -418,24 +398,34 @@ public final class ControlServer: @unchecked Sendable {
         var message: String
         var data: JSONValue? = nil
 
-        static func params(_ m: String) -> CallError { CallError(code: JSONRPC.invalidParams, message: m) }
+        static func params(_ e: ControlParamsError) -> CallError {
+            CallError(code: JSONRPC.invalidParams, message: e.message)
+        }
+        static let shuttingDown = CallError(code: Code.shuttingDown, message: "the supervisor is shutting down")
         static func unknown(_ name: String) -> CallError {
             CallError(code: Code.unknownServer, message: "unknown server '\(name)'")
         }
     }
 
-    static let changing: Set<String> = ["start", "stop", "restart", "reload"]
-
     /// The answer to a request, or nil when `later` will be called with it.
     private func call(
-        _ c: Client, _ method: String, _ params: [String: JSONValue],
+        _ c: Client, _ name: String, _ params: [String: JSONValue],
         later: @escaping (Result<JSONValue, CallError>) -> Void
     ) -> Result<JSONValue, CallError>? {
-        if Self.changing.contains(method) {
+        guard let method = ControlMethod(rawValue: name) else {
+            return .failure(CallError(code: JSONRPC.methodNotFound, message: "unknown method '\(name)'"))
+        }
+        if method.isChanging {
             let who = "uid \(c.peer.uid) (pid \(c.peer.pid))"
-            let target = (params["server"]?.stringValue).map { " \($0)" } ?? ""
+            let server = params[ControlKey.server]?.stringValue
+            let target = server.map { " \($0)" } ?? ""
+            var fields: Logger.Metadata = [
+                "uid": LogValue.of(c.peer.uid), "peer_pid": LogValue.of(c.peer.pid), "method": .string(name),
+            ]
+            if let server { fields["target"] = .string(server) }
             guard c.admin else {
-                log.line("control: \(who): \(method)\(target): refused")
+                fields["allowed"] = LogValue.of(false)
+                note("\(who): \(name)\(target): refused", level: .warning, fields: fields)
                 let join: String
                 if let g = groupName {
                     join = "join the group '\(g)' (control_group) to change servers"
@@ -445,115 +435,87 @@ public final class ControlServer: @unchecked Sendable {
                 return .failure(
                     CallError(
                         code: Code.permissionDenied,
-                        message: "permission denied: \(method) needs admin rights; \(join)",
-                        data: ["group": groupName.map { .string($0) } ?? .null]))
+                        message: "permission denied: \(name) needs admin rights; \(join)",
+                        data: [ControlKey.group: groupName.map { .string($0) } ?? .null]))
             }
-            log.line("control: \(who): \(method)\(target): allowed")
-            if supervisor.shuttingDown {
-                return .failure(CallError(code: Code.shuttingDown, message: "the supervisor is shutting down"))
-            }
+            fields["allowed"] = LogValue.of(true)
+            note("\(who): \(name)\(target): allowed", fields: fields)
+            if supervisor.shuttingDown { return .failure(.shuttingDown) }
         }
+        do {
+            return try answer(method, params, later: later)
+        } catch {
+            return .failure(.params(error))
+        }
+    }
+
+    private func answer(
+        _ method: ControlMethod, _ params: [String: JSONValue],
+        later: @escaping (Result<JSONValue, CallError>) -> Void
+    ) throws(ControlParamsError) -> Result<JSONValue, CallError>? {
         switch method {
-        case "version":
-            return .success(["version": .string(Self.version), "protocol": .int(Int64(Self.protocolVersion))])
-        case "status":
-            if let s = params["server"] {
-                guard let name = s.stringValue else { return .failure(.params("params.server must be a string")) }
+        case .version:
+            return .success(VersionResult().encode())
+        case .status:
+            if let name = try StatusParams.decode(params).server {
                 guard let one = supervisor.statusJSON(name) else { return .failure(.unknown(name)) }
-                return .success(["servers": [one]])
+                return .success([ControlKey.servers: [one]])
             }
-            return .success(["servers": .array(supervisor.serverNames.compactMap { supervisor.statusJSON($0) })])
-        case "health":
-            guard let name = params["server"]?.stringValue else {
-                return .failure(.params("params.server (a string) is required"))
-            }
-            guard let rt = supervisor.servers[name] else { return .failure(.unknown(name)) }
-            var level = rt.config.health.level
-            if let l = params["level"] {
-                guard let s = l.stringValue, let v = HealthLevel(rawValue: s) else {
-                    return .failure(.params("params.level must be basic, detailed or diagnostic"))
-                }
-                level = v
-            }
-            supervisor.checkHealth(rt, level: level) { later(.success($0)) }
+            return .success([
+                ControlKey.servers: .array(supervisor.serverNames.compactMap { supervisor.statusJSON($0) })
+            ])
+        case .health:
+            let p = try HealthParams.decode(params)
+            guard let server = supervisor.servers[p.server] else { return .failure(.unknown(p.server)) }
+            supervisor.checkHealth(server, level: p.level ?? server.config.health.level) { later(.success($0)) }
             return nil
-        case "ports":
+        case .ports:
             return .success(supervisor.portsJSON())
-        case "logs":
-            guard let name = params["server"]?.stringValue else {
-                return .failure(.params("params.server (a string) is required"))
-            }
-            var n = 100
-            if let l = params["lines"] {
-                guard case .int(let v) = l, v >= 0 else {
-                    return .failure(.params("params.lines must be a non-negative integer"))
-                }
-                n = Int(min(v, 1_000_000))
-            }
-            if let f = params["follow"], case .bool = f {
-            } else if params["follow"] != nil {
-                return .failure(.params("params.follow must be a boolean"))
-            }
-            guard supervisor.servers[name] != nil else { return .failure(.unknown(name)) }
-            let lines = supervisor.logTap.recent(name, n)
-            return .success(["server": .string(name), "lines": .array(lines.map { .string($0) })])
-        case "start", "stop", "restart":
-            var names: [String]
-            if let s = params["server"] {
-                guard let name = s.stringValue else { return .failure(.params("params.server must be a string")) }
-                names = [name]
-            } else if case .some(.array(let a)) = params["servers"] {
-                names = a.compactMap(\.stringValue)
-                guard names.count == a.count, !names.isEmpty else {
-                    return .failure(.params("params.servers must be a non-empty array of strings"))
-                }
-            } else {
-                return .failure(.params("params.server (a string) or params.servers (an array) is required"))
-            }
+        case .logs:
+            let p = try LogsParams.decode(params)
+            guard supervisor.servers[p.server] != nil else { return .failure(.unknown(p.server)) }
+            return .success(LogLines(server: p.server, lines: supervisor.logTap.recent(p.server, p.lines)).encode())
+        case .start, .stop, .restart:
+            let names = try ServerActionParams.decode(params).servers
             if let missing = names.first(where: { supervisor.servers[$0] == nil }) {
                 return .failure(.unknown(missing))
             }
-            var results: [String: JSONValue] = [:]
+            var outcomes: [String: String] = [:]
             for name in names {
-                let r: Result<String, Supervisor.ControlError>
+                let outcome: Result<String, Supervisor.ControlError>
                 switch method {
-                case "start": r = supervisor.start(server: name)
-                case "stop": r = supervisor.stop(server: name)
-                default: r = supervisor.restart(server: name)
+                case .start: outcome = supervisor.start(server: name)
+                case .stop: outcome = supervisor.stop(server: name)
+                default: outcome = supervisor.restart(server: name)
                 }
-                switch r {
-                case .success(let what): results[name] = .string(what)
+                switch outcome {
+                case .success(let what): outcomes[name] = what
                 case .failure(.unknownServer(let n)): return .failure(.unknown(n))
-                case .failure(.shuttingDown):
-                    return .failure(CallError(code: Code.shuttingDown, message: "the supervisor is shutting down"))
+                case .failure(.shuttingDown): return .failure(.shuttingDown)
                 }
             }
-            return .success(["servers": .object(results)])
-        case "reload":
+            return .success(ServerActionResult(outcomes: outcomes).encode())
+        case .reload:
             switch supervisor.reloadJSON() {
             case .success(let diff): return .success(diff)
             case .failure(let e):
                 return .failure(
                     CallError(
                         code: Code.reloadRejected, message: "reload rejected, nothing changed: \(e)",
-                        data: [
-                            "file": .string(e.file), "line": e.line.map { .int(Int64($0)) } ?? .null,
-                            "key": e.key.map { .string($0) } ?? .null, "message": .string(e.message),
-                        ]))
+                        data: ReloadResult.rejectionData(file: e.file, line: e.line, key: e.key, message: e.message)))
             }
-        default:
-            return .failure(CallError(code: JSONRPC.methodNotFound, message: "unknown method '\(method)'"))
         }
     }
 
-    private func startFollowing(_ c: Client, _ params: [String: JSONValue]) {
-        guard !c.closed, !c.closeAfterFlush, let name = params["server"]?.stringValue,
-            supervisor.servers[name] != nil
-        else { return }
+    private func startFollowing(_ c: Client, _ name: String) {
+        guard !c.closed, !c.closeAfterFlush, supervisor.servers[name] != nil else { return }
         let id = supervisor.logTap.follow(name) { [unowned self, weak c] line in
             guard let c else { return }
             self.send(
-                c, JSONRPC.notification(method: "log", params: ["server": .string(name), "line": .string(line)]))
+                c,
+                JSONRPC.notification(
+                    method: LogLines.notificationMethod,
+                    params: .object(LogLines.notificationParams(server: name, line: line))))
         }
         c.follows.append((name, id))
     }

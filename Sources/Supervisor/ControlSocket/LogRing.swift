@@ -1,8 +1,9 @@
 /// Recent log lines per server, for the control socket's `logs` method, and the live `logs --follow` listeners.
 ///
-/// `SupervisorLog` hands every line to its tap; the tap keeps the lines that concern a known server (a child's
-/// output, `NAME[PID]: …`, and the supervisor's events about it, `mcp-supervisor: NAME…: …`) in a ring of
-/// `capacity` lines per server. Only the supervisor's queue touches it (every log call of the daemon runs there).
+/// `SupervisorLog` hands the tap every line whose metadata names a server (a child's output and the supervisor's
+/// events about it), with that server: nothing is parsed back out of the text. The tap keeps the lines of known
+/// servers, as text, in a ring of `capacity` lines per server. Only the supervisor's queue touches it (every log
+/// call of the daemon runs there).
 final class LogTap: @unchecked Sendable {
     // @unchecked: used only on the supervisor's queue.
     let capacity: Int
@@ -33,21 +34,11 @@ final class LogTap: @unchecked Sendable {
         }
     }
 
-    /// A supervisor event line (without the `mcp-supervisor: ` prefix).
-    func event(_ text: String) {
-        guard let name = Self.serverName(text), isServer(name) else { return }
-        record(name, "mcp-supervisor: " + text)
-    }
-
-    /// A line a child wrote; `label` is `NAME[PID]` or `NAME#i[PID]`.
-    func child(_ label: String, _ text: String) {
-        guard let name = Self.serverName(label + ":"), isServer(name) else { return }
-        record(name, label + ": " + text)
-    }
-
-    private func record(_ name: String, _ line: String) {
-        rings[name, default: Ring()].append(line, capacity: capacity)
-        if let fs = followers[name] {
+    /// A line about `server` (ignored unless it is a configured server).
+    func record(_ server: String, _ line: String) {
+        guard isServer(server) else { return }
+        rings[server, default: Ring()].append(line, capacity: capacity)
+        if let fs = followers[server] {
             for f in fs.values { f(line) }
         }
     }
@@ -65,22 +56,5 @@ final class LogTap: @unchecked Sendable {
     func unfollow(_ name: String, _ id: Int) {
         followers[name]?[id] = nil
         if followers[name]?.isEmpty == true { followers[name] = nil }
-    }
-
-    /// `NAME` of `NAME: …`, `NAME[PID]: …`, `NAME#i[PID]: …` or `NAME#i: …`; nil for other lines.
-    static func serverName(_ text: String) -> String? {
-        var name = ""
-        for c in text.unicodeScalars {
-            switch c {
-            case "a"..."z", "A"..."Z", "0"..."9", "-", "_", ".":
-                name.unicodeScalars.append(c)
-            case ":", "[", "#":
-                return name.isEmpty ? nil : name
-            default:
-                return nil
-            }
-            if name.utf8.count > 64 { return nil }
-        }
-        return nil
     }
 }

@@ -1,3 +1,4 @@
+import Contracts
 import Dispatch
 import MCPProtocol
 import SupervisorCore
@@ -28,7 +29,7 @@ extension Supervisor {
             for r in rt.replicas { r.retryTimer?.cancel() }
             rt.launched = false
         }
-        log.line("\(name): start requested on the control socket")
+        log.event(.info, LogEventName.serverRequest, server: name, message: "start requested on the control socket")
         startPending()
         return .success("started")
     }
@@ -40,7 +41,7 @@ extension Supervisor {
         guard let rt = servers[name] else { return .failure(.unknownServer(name)) }
         rt.pendingConfig = nil
         if !rt.wanted && rt.isDown { return .success("already stopped") }
-        log.line("\(name): stop requested on the control socket")
+        log.event(.info, LogEventName.serverRequest, server: name, message: "stop requested on the control socket")
         stopServer(rt)
         rt.stopIssued = false
         for r in rt.replicas { r.retryTimer?.cancel() }
@@ -54,7 +55,7 @@ extension Supervisor {
         guard !shuttingDown else { return .failure(.shuttingDown) }
         guard let rt = servers[name] else { return .failure(.unknownServer(name)) }
         if rt.isDown && !rt.stopping { return start(server: name).map { _ in "restarted" } }
-        log.line("\(name): restart requested on the control socket")
+        log.event(.info, LogEventName.serverRequest, server: name, message: "restart requested on the control socket")
         stopServer(rt)
         rt.stopIssued = false
         if rt.pendingConfig == nil { rt.pendingConfig = rt.config }
@@ -121,10 +122,7 @@ extension Supervisor {
     func portsJSON() -> JSONValue {
         var o: [String: JSONValue] = [:]
         for (name, rt) in servers {
-            o[name] = [
-                "port": rt.port.map { .int(Int64($0)) } ?? .null,
-                "kind": rt.config.port != nil ? "static" : "dynamic",
-            ]
+            o[name] = PortEntry(port: rt.port, kind: rt.config.port != nil ? .static : .dynamic).encode()
         }
         return .object(o)
     }
@@ -132,12 +130,7 @@ extension Supervisor {
     /// Reload and describe the result: the diff, or the configuration error with file, line and key.
     func reloadJSON() -> Result<JSONValue, ConfigError> {
         reload().map { d in
-            [
-                "added": .array(d.added.map { .string($0) }),
-                "removed": .array(d.removed.map { .string($0) }),
-                "changed": .array(d.changed.map { .string($0) }),
-                "unchanged": .array(d.unchanged.map { .string($0) }),
-            ]
+            ReloadResult(added: d.added, removed: d.removed, changed: d.changed, unchanged: d.unchanged).encode()
         }
     }
 }

@@ -1,3 +1,4 @@
+import Contracts
 import Dispatch
 import MCPProtocol
 import SupervisorCore
@@ -111,7 +112,7 @@ extension Supervisor {
         if level >= .detailed { run.findings.plugin = .some(nil) }
         run.deadline = run.started + rt.config.health.timeout
         armHealthTick()
-        if !p.send(["op": "health", "seq": .int(Int64(run.seq)), "level": .string(level.rawValue)]) {
+        if !p.send(.health(seq: run.seq, level: level)) {
             // The channel is gone or full: the loop cannot answer; the deadline ends the probe.
         }
         if level >= .detailed, let port = rt.port {
@@ -146,29 +147,27 @@ extension Supervisor {
     }
 
     /// A `health` message from a child's control channel.
-    func healthAnswer(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ msg: JSONValue) {
-        guard let run = r.probe, case .int(let seq) = msg["seq"], seq == run.seq else { return }
+    func healthAnswer(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ msg: HostMessage) {
+        let seq: Int
+        switch msg {
+        case .healthLoop(let s, _), .healthPlugin(let s, _): seq = s
+        case .ready, .pong: return
+        }
+        guard let run = r.probe, seq == run.seq else { return }
         let now = Clock.now()
         r.lastPong = now  // an answer from the loop is as good as a heartbeat
-        let part = msg["part"]?.stringValue
-        guard part == "loop" || part == "plugin" else { return }
-        if part == "loop" {
+        if case .healthLoop(_, let use) = msg {
             run.loopAt = now
             run.findings.loopAnswered = true
-            if case .int(let v) = msg["stuck"] { run.findings.stuck = Int(v) }
-            if case .int(let v) = msg["slots"] { run.findings.slots = Int(v) }
-            if case .int(let v) = msg["inflight"] { run.inflight = Int(v) }
+            run.findings.stuck = use.stuck
+            run.findings.slots = use.slots
+            run.inflight = use.inflight
         }
-        if part == "plugin" {
+        if case .healthPlugin(_, let part) = msg {
             run.pluginAt = now
-            let ok: Bool? = if case .bool(let b) = msg["ok"] { b } else { nil }
-            run.findings.plugin = .some(.init(ok: ok, detail: msg["detail"]?.stringValue ?? ""))
-            run.pluginReport = msg["report"]?.stringValue
-            if case .double(let d) = msg["ms"] {
-                run.pluginMS = d
-            } else if case .int(let i) = msg["ms"] {
-                run.pluginMS = Double(i)
-            }
+            run.findings.plugin = .some(.init(ok: part.ok, detail: part.detail))
+            run.pluginReport = part.report
+            run.pluginMS = part.milliseconds
         }
         if run.complete { finishProbe(rt, r, run) }
     }
@@ -237,25 +236,30 @@ extension Supervisor {
         o["state"] = .string(r.health.state.rawValue)
         let json = JSONValue.object(o)
         r.lastProbe = ProbeReport(level: run.level, finished: now, outcome: outcome, json: json)
-        let name = label(rt, r)
         if r.health.state != before {
             let why = r.health.reason.map { ": \($0)" } ?? ""
-            log.line("\(name)[\(run.pid)]: health \(before.rawValue) -> \(r.health.state.rawValue)\(why)")
+            logReplica(
+                r.health.state == .healthy ? .info : .warning, LogEventName.childHealth, rt, r, pid: run.pid,
+                "health \(before.rawValue) -> \(r.health.state.rawValue)\(why)",
+                fields: ["from": .string(before.rawValue), "to": .string(r.health.state.rawValue)])
         }
         // Only a running child is killed for its health: one being stopped already goes down gracefully.
         if case .becameUnhealthy(let why) = verdict, case .running = r.lifecycle.phase, let p = r.process,
             p.pid == run.pid
         {
             if !run.findings.loopAnswered {
-                log.line("\(name)[\(p.pid)]: hung (\(why)); killing it")
+                logReplica(.error, LogEventName.childHung, rt, r, pid: p.pid, "hung (\(why)); killing it")
                 r.forcedReason = .hung
                 p.killGroup()
             } else if rt.config.restart != .never {
-                log.line("\(name)[\(p.pid)]: unhealthy (\(why)); killing it to restart")
+                logReplica(
+                    .error, LogEventName.childUnhealthy, rt, r, pid: p.pid, "unhealthy (\(why)); killing it to restart")
                 r.forcedReason = .unhealthy
                 p.killGroup()
             } else {
-                log.line("\(name)[\(p.pid)]: unhealthy (\(why)); left running (restart = \"never\")")
+                logReplica(
+                    .error, LogEventName.childUnhealthy, rt, r, pid: p.pid,
+                    "unhealthy (\(why)); left running (restart = \"never\")")
             }
         }
         // Waiters satisfied by this level get the answer; the others get a deeper probe next.

@@ -1,0 +1,211 @@
+import MCPProtocol
+
+/// The control channel between the supervisor and one host (fd 4, a socketpair): one JSON object per line,
+/// framed by `LineFramer` on the supervisor's side and NIOExtras' `LineBasedFrameDecoder` on the host's.
+///
+/// Every message is a value of `SupervisorMessage` (supervisor → host, keyed by `op`) or `HostMessage`
+/// (host → supervisor, keyed by `event`); `encode()` and `decode(_:)` are the only places the keys are spelled.
+/// A receiver ignores what it does not know (an unknown op or event, an extra key), so either side can add
+/// messages and fields without breaking the other; `ControlChannelProtocol.version` counts such additions.
+public enum ControlChannelProtocol {
+    /// 1: ready, ping/pong, health (loop and plugin parts), stop. The host sends it in `ready`.
+    public static let version = 1
+}
+
+/// What the supervisor sends a host.
+public enum SupervisorMessage: Sendable, Equatable {
+    /// Answer with `pong` from the event loop (the answer proves the loop runs).
+    case ping(seq: Int)
+    /// Answer with a `health` loop part at once and, at detailed and diagnostic, a plugin part once the plugin's
+    /// health callback returned.
+    case health(seq: Int, level: HealthLevel)
+    /// Drain and exit.
+    case stop
+
+    enum Key {
+        static let op = "op"
+        static let seq = "seq"
+        static let level = "level"
+    }
+
+    enum Op {
+        static let ping = "ping"
+        static let health = "health"
+        static let stop = "stop"
+    }
+
+    public func encode() -> JSONValue {
+        switch self {
+        case .ping(let seq): return .object([Key.op: .string(Op.ping), Key.seq: .int(Int64(seq))])
+        case .health(let seq, let level):
+            return .object([Key.op: .string(Op.health), Key.seq: .int(Int64(seq)), Key.level: .string(level.rawValue)])
+        case .stop: return .object([Key.op: .string(Op.stop)])
+        }
+    }
+
+    /// The message, or nil for anything this version does not know. A `health` op without a known level is a
+    /// basic probe (what version 1 hosts did).
+    public static func decode(_ value: JSONValue) -> SupervisorMessage? {
+        guard let op = value[Key.op]?.stringValue else { return nil }
+        let seq = value[Key.seq].flatMap(intValue) ?? 0
+        switch op {
+        case Op.ping: return .ping(seq: seq)
+        case Op.health:
+            return .health(seq: seq, level: value[Key.level]?.stringValue.flatMap(HealthLevel.init) ?? .basic)
+        case Op.stop: return .stop
+        default: return nil
+        }
+    }
+}
+
+/// The host's call slots as it reports them in `pong` and the loop part of `health`.
+public struct SlotUse: Sendable, Equatable {
+    /// Calls running now.
+    public var inflight: Int
+    /// Slots held by calls past their deadline.
+    public var stuck: Int
+    /// The plugin's slot count.
+    public var slots: Int
+
+    public init(inflight: Int, stuck: Int, slots: Int) {
+        self.inflight = inflight
+        self.stuck = stuck
+        self.slots = slots
+    }
+}
+
+/// The plugin part of a health answer.
+public struct PluginHealth: Sendable, Equatable {
+    /// nil: the plugin has no health callback (counts as healthy).
+    public var ok: Bool?
+    public var detail: String
+    /// How long the plugin's callback took, in milliseconds.
+    public var milliseconds: Double?
+    /// The plugin's diagnostic report (text, or JSON text).
+    public var report: String?
+    /// The previous callback has not returned yet.
+    public var busy: Bool
+
+    public init(ok: Bool?, detail: String, milliseconds: Double? = nil, report: String? = nil, busy: Bool = false) {
+        self.ok = ok
+        self.detail = detail
+        self.milliseconds = milliseconds
+        self.report = report
+        self.busy = busy
+    }
+}
+
+/// What a host sends the supervisor.
+public enum HostMessage: Sendable, Equatable {
+    /// The host serves on its port.
+    case ready(pid: Int32, port: Int, protocolVersion: Int)
+    /// The answer to a ping (`seq` nil when the ping had none).
+    case pong(seq: Int?, slots: SlotUse)
+    /// The event loop's part of a health answer, written at once.
+    case healthLoop(seq: Int, slots: SlotUse)
+    /// The plugin's part, after its health callback returned.
+    case healthPlugin(seq: Int, PluginHealth)
+
+    enum Key {
+        static let event = "event"
+        static let seq = "seq"
+        static let pid = "pid"
+        static let port = "port"
+        static let protocolVersion = "protocol"
+        static let inflight = "inflight"
+        static let stuck = "stuck"
+        static let slots = "slots"
+        static let part = "part"
+        static let ok = "ok"
+        static let detail = "detail"
+        static let ms = "ms"
+        static let report = "report"
+        static let busy = "busy"
+    }
+
+    enum Event {
+        static let ready = "ready"
+        static let pong = "pong"
+        static let health = "health"
+    }
+
+    enum Part {
+        static let loop = "loop"
+        static let plugin = "plugin"
+    }
+
+    public func encode() -> JSONValue {
+        var o: [String: JSONValue] = [:]
+        func put(_ use: SlotUse) {
+            o[Key.inflight] = .int(Int64(use.inflight))
+            o[Key.stuck] = .int(Int64(use.stuck))
+            o[Key.slots] = .int(Int64(use.slots))
+        }
+        switch self {
+        case .ready(let pid, let port, let version):
+            o[Key.event] = .string(Event.ready)
+            o[Key.pid] = .int(Int64(pid))
+            o[Key.port] = .int(Int64(port))
+            o[Key.protocolVersion] = .int(Int64(version))
+        case .pong(let seq, let use):
+            o[Key.event] = .string(Event.pong)
+            if let seq { o[Key.seq] = .int(Int64(seq)) }
+            put(use)
+        case .healthLoop(let seq, let use):
+            o[Key.event] = .string(Event.health)
+            o[Key.part] = .string(Part.loop)
+            o[Key.seq] = .int(Int64(seq))
+            put(use)
+        case .healthPlugin(let seq, let plugin):
+            o[Key.event] = .string(Event.health)
+            o[Key.part] = .string(Part.plugin)
+            o[Key.seq] = .int(Int64(seq))
+            o[Key.ok] = plugin.ok.map { .bool($0) } ?? .null
+            o[Key.detail] = .string(plugin.detail)
+            if let ms = plugin.milliseconds { o[Key.ms] = .double(ms) }
+            if let report = plugin.report { o[Key.report] = .string(report) }
+            if plugin.busy { o[Key.busy] = .bool(true) }
+        }
+        return .object(o)
+    }
+
+    /// The message, or nil for anything this version does not know (or a message missing what it needs).
+    public static func decode(_ value: JSONValue) -> HostMessage? {
+        guard let event = value[Key.event]?.stringValue else { return nil }
+        func int(_ key: String) -> Int? { value[key].flatMap(intValue) }
+        func slots() -> SlotUse {
+            SlotUse(inflight: int(Key.inflight) ?? 0, stuck: int(Key.stuck) ?? 0, slots: int(Key.slots) ?? 0)
+        }
+        switch event {
+        case Event.ready:
+            return .ready(
+                pid: Int32(clamping: int(Key.pid) ?? 0), port: int(Key.port) ?? 0,
+                protocolVersion: int(Key.protocolVersion) ?? 1)
+        case Event.pong:
+            return .pong(seq: int(Key.seq), slots: slots())
+        case Event.health:
+            guard let seq = int(Key.seq) else { return nil }
+            switch value[Key.part]?.stringValue {
+            case Part.loop: return .healthLoop(seq: seq, slots: slots())
+            case Part.plugin:
+                let ok: Bool? = if case .bool(let b) = value[Key.ok] { b } else { nil }
+                return .healthPlugin(
+                    seq: seq,
+                    PluginHealth(
+                        ok: ok, detail: value[Key.detail]?.stringValue ?? "", milliseconds: value[Key.ms]?.numberValue,
+                        report: value[Key.report]?.stringValue, busy: value[Key.busy] == .bool(true)))
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+}
+
+/// An integer from any JSON number that holds one.
+func intValue(_ value: JSONValue) -> Int? {
+    switch value {
+    case .int(let i): return Int(exactly: i)
+    case .double(let d) where d == d.rounded() && abs(d) < 1e15: return Int(d)
+    default: return nil
+    }
+}

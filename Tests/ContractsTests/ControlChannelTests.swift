@@ -1,0 +1,72 @@
+import Contracts
+import MCPProtocol
+import Testing
+
+struct SupervisorMessageTests {
+    @Test(arguments: [
+        SupervisorMessage.ping(seq: 7), .health(seq: 3, level: .basic), .health(seq: 4, level: .detailed),
+        .health(seq: 5, level: .diagnostic), .stop,
+    ])
+    func roundTrips(_ message: SupervisorMessage) throws {
+        let wire = try JSONParser.parse(JSONWriter.serialize(message.encode()))
+        #expect(SupervisorMessage.decode(wire) == message)
+    }
+
+    @Test func unknownOpsAreIgnored() {
+        #expect(SupervisorMessage.decode(["op": "reticulate", "seq": 1]) == nil)
+        #expect(SupervisorMessage.decode(["seq": 1]) == nil)
+        #expect(SupervisorMessage.decode("ping") == nil)
+    }
+
+    @Test func healthWithoutAKnownLevelIsBasic() {
+        #expect(SupervisorMessage.decode(["op": "health", "seq": 2]) == .health(seq: 2, level: .basic))
+        #expect(
+            SupervisorMessage.decode(["op": "health", "seq": 2, "level": "deep"]) == .health(seq: 2, level: .basic))
+    }
+
+    @Test func theWireKeysAreTheDocumentedOnes() {
+        #expect(SupervisorMessage.ping(seq: 9).encode() == ["op": "ping", "seq": 9])
+        #expect(SupervisorMessage.stop.encode() == ["op": "stop"])
+        #expect(
+            SupervisorMessage.health(seq: 1, level: .detailed).encode() == [
+                "op": "health", "seq": 1, "level": "detailed",
+            ])
+    }
+}
+
+struct HostMessageTests {
+    static let use = SlotUse(inflight: 2, stuck: 1, slots: 4)
+
+    @Test(arguments: [
+        HostMessage.ready(pid: 4242, port: 39001, protocolVersion: ControlChannelProtocol.version),
+        .pong(seq: 12, slots: use), .pong(seq: nil, slots: use), .healthLoop(seq: 5, slots: use),
+        .healthPlugin(seq: 5, PluginHealth(ok: true, detail: "fine", milliseconds: 1.5, report: "{\"a\":1}")),
+        .healthPlugin(seq: 6, PluginHealth(ok: nil, detail: "")),
+        .healthPlugin(seq: 7, PluginHealth(ok: false, detail: "still running", busy: true)),
+    ])
+    func roundTrips(_ message: HostMessage) throws {
+        let wire = try JSONParser.parse(JSONWriter.serialize(message.encode()))
+        #expect(HostMessage.decode(wire) == message)
+    }
+
+    @Test func readyCarriesTheProtocolVersion() {
+        let ready = HostMessage.ready(pid: 1, port: 2, protocolVersion: ControlChannelProtocol.version).encode()
+        #expect(ready["protocol"] == .int(Int64(ControlChannelProtocol.version)))
+        #expect(ready["event"] == "ready")
+        // A host from before the version field counts as version 1.
+        #expect(
+            HostMessage.decode(["event": "ready", "pid": 1, "port": 2]) == .ready(pid: 1, port: 2, protocolVersion: 1))
+    }
+
+    @Test func aPluginWithoutHealthCallbackSendsNullOK() {
+        let part = HostMessage.healthPlugin(seq: 1, PluginHealth(ok: nil, detail: "")).encode()
+        #expect(part["ok"] == .null)
+        #expect(part["part"] == "plugin")
+    }
+
+    @Test func healthWithoutSeqOrPartIsDropped() {
+        #expect(HostMessage.decode(["event": "health", "part": "loop"]) == nil)
+        #expect(HostMessage.decode(["event": "health", "seq": 1, "part": "gpu"]) == nil)
+        #expect(HostMessage.decode(["event": "bonjour"]) == nil)
+    }
+}

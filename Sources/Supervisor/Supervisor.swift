@@ -189,7 +189,8 @@ public final class Supervisor: @unchecked Sendable {
         let arguments = ["--plugin", settings.plugin, "--config", settings.pluginConfig] + settings.hostArguments
         reports[id] = nil
         let result = ChildProcess.spawn(
-            executable: hostExecutable, arguments: arguments, environment: environment(for: settings, replica: id.index),
+            executable: hostExecutable, arguments: arguments,
+            environment: environment(for: settings, replica: id.index),
             listenFD: socket, label: server.label(id.index), queue: queue, log: log,
             onExit: { [unowned self] code, status in self.childExited(id, code: code, status: status) },
             onMessage: { [unowned self] message in self.message(id, message) })

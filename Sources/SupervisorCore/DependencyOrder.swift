@@ -61,7 +61,11 @@ public struct ConfigDiff: Sendable, Equatable {
                 added.append(server.name)
                 continue
             }
-            if previous != server || globalChanged { changed.append(server.name) } else { unchanged.append(server.name) }
+            if previous != server || globalChanged {
+                changed.append(server.name)
+            } else {
+                unchanged.append(server.name)
+            }
         }
         removed = old.servers.map(\.name).filter { newByName[$0] == nil }
     }

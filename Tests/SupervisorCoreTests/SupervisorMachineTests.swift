@@ -14,7 +14,8 @@ private struct Harness {
 
     init(_ servers: [ServerConfig]) {
         var config = SupervisorConfig(
-            mainFile: "/etc/mcp/supervisor.toml", stateDirectory: "/var/lib/mcp", serversDirectory: "/etc/mcp/servers.d")
+            mainFile: "/etc/mcp/supervisor.toml", stateDirectory: "/var/lib/mcp", serversDirectory: "/etc/mcp/servers.d"
+        )
         config.servers = servers.sorted { $0.name < $1.name }
         machine = SupervisorMachine(config: config)
     }
@@ -56,7 +57,8 @@ private struct Harness {
         case .cancel(let deadline): return "cancel \(describe(deadline))"
         case .closeSocket(let server): return "close \(server)"
         case .writeRegistry(let registry):
-            return "write-registry " + registry.assignments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            return "write-registry "
+                + registry.assignments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 .joined(separator: ",")
         case .answer(let id, let answer):
             switch answer {
@@ -333,7 +335,10 @@ struct SupervisorMachineTests {
         _ = harness.send(.ready(id("other")), at: 1)
         #expect(
             harness.send(.deadline(.probe(id("svc"))), at: 1) == ["arm probe(svc#0) 3.0", "probe svc#0 1 detailed"])
-        #expect(harness.send(.deadline(.probe(id("other"))), at: 1) == ["arm probe(other#0) 3.0", "probe other#0 1 detailed"])
+        #expect(
+            harness.send(.deadline(.probe(id("other"))), at: 1) == [
+                "arm probe(other#0) 3.0", "probe other#0 1 detailed",
+            ])
         _ = harness.request(.stop("svc"), at: 2)
         var findings = ProbeFindings()
         findings.loopAnswered = false

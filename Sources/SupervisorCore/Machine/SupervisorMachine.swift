@@ -210,8 +210,9 @@ public struct SupervisorMachine {
 
     /// One heartbeat check: kill a replica silent for longer than its timeout, else ping it when due.
     private mutating func heartbeat(_ id: ReplicaID) {
-        guard let server = servers[id.server], let replica = replica(id), case .running(let pid, _) =
-            replica.lifecycle.phase
+        guard let server = servers[id.server], let replica = replica(id),
+            case .running(let pid, _) =
+                replica.lifecycle.phase
         else { return }
         let interval = server.config.heartbeatInterval
         let silent = now - replica.lastAnswer
@@ -299,12 +300,16 @@ public struct SupervisorMachine {
             guard let server = servers[id.server], let replica = replica(id),
                 case .starting(let pid, _) = replica.lifecycle.phase
             else { return }
-            log(.error, "child.start_timeout", id, pid: pid, "not ready within \(server.config.startTimeout) s; killing it")
+            log(
+                .error, "child.start_timeout", id, pid: pid,
+                "not ready within \(server.config.startTimeout) s; killing it")
             kill(id, pid, because: .startTimeout)
         case .stopTimeout(let id):
             guard let server = servers[id.server], let pid = replica(id)?.pid else { return }
             let timeout = server.config.stopTimeout
-            log(.warning, "child.stop_timeout", id, pid: pid, "still running \(timeout) s after the stop message; SIGTERM")
+            log(
+                .warning, "child.stop_timeout", id, pid: pid,
+                "still running \(timeout) s after the stop message; SIGTERM")
             effects.append(.signal(id, pid: pid, .terminate))
             arm(.killTimeout(id), at: now + timeout)
         case .killTimeout(let id):
@@ -456,7 +461,9 @@ public struct SupervisorMachine {
             finishHealth(request)
             return
         }
-        for index in server.replicas.indices { probe(ReplicaID(server: name, index: index), level: level, waiter: request) }
+        for index in server.replicas.indices {
+            probe(ReplicaID(server: name, index: index), level: level, waiter: request)
+        }
     }
 
     /// A replica has its answer for a `health` request; the request is answered once every replica has one.
@@ -472,7 +479,8 @@ public struct SupervisorMachine {
 
     private mutating func finishHealth(_ request: RequestID) {
         guard let pending = healthRequests.removeValue(forKey: request) else { return }
-        let states = servers[pending.server]?.replicas.map(\.health.state) ?? pending.answers.map { $0?.state ?? .offline }
+        let states =
+            servers[pending.server]?.replicas.map(\.health.state) ?? pending.answers.map { $0?.state ?? .offline }
         effects.append(
             .answer(
                 request,

@@ -63,7 +63,7 @@ public final class Supervisor: @unchecked Sendable {
     func feed(_ event: SupervisorEvent) {
         let inputs = SupervisorMachine.Inputs(
             now: Clock.now(), random: { Double.random(in: 0..<1) },
-            bind: { [unowned self] server, port in self.listen(server, port) })
+            bind: { [unowned self] server, address, port in self.listen(server, address, port) })
         for effect in machine.handle(event, inputs) { perform(effect) }
         scheduler.rearm()
     }
@@ -157,9 +157,10 @@ public final class Supervisor: @unchecked Sendable {
     /// Where every supervisor log record is written (a structured handler goes here).
     func write(_ event: LogEvent) { log.line(event.text) }
 
-    private func listen(_ server: String, _ port: Int) -> Bool {
+    /// Binds a server's port (called by the machine in the middle of a decision: it must not read `machine`).
+    private func listen(_ server: String, _ address: String, _ port: Int) -> Bool {
         var fd: Int32 = -1
-        guard mcps_listen_tcp(config.listenAddress, Int32(port), 1024, &fd) == 0 else { return false }
+        guard mcps_listen_tcp(address, Int32(port), 1024, &fd) == 0 else { return false }
         if let old = sockets[server] { close(old) }
         sockets[server] = fd
         return true

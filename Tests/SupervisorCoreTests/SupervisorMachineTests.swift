@@ -26,8 +26,8 @@ private struct Harness {
         var bound = self.bound
         let inputs = SupervisorMachine.Inputs(
             now: now, random: { 0.5 },
-            bind: { server, port in
-                guard !taken.contains(port) else { return false }
+            bind: { server, address, port in
+                guard address == "127.0.0.1", !taken.contains(port) else { return false }
                 bound[server] = port
                 return true
             })

@@ -14,10 +14,13 @@ public struct SupervisorMachine {
         public var now: Double
         /// A number in [0, 1) for the backoff's jitter.
         public var random: () -> Double
-        /// Binds `port` for `server` and keeps the socket; false if the port is taken.
-        public var bind: (_ server: String, _ port: Int) -> Bool
+        /// Binds `port` on `address` for `server` and keeps the socket; false if the port is taken. It must not
+        /// read the machine (it runs in the middle of a decision).
+        public var bind: (_ server: String, _ address: String, _ port: Int) -> Bool
 
-        public init(now: Double, random: @escaping () -> Double, bind: @escaping (String, Int) -> Bool) {
+        public init(
+            now: Double, random: @escaping () -> Double, bind: @escaping (String, String, Int) -> Bool
+        ) {
             self.now = now
             self.random = random
             self.bind = bind
@@ -44,7 +47,7 @@ public struct SupervisorMachine {
     private var effects: [SupervisorEffect] = []
     private var now = 0.0
     private var random: () -> Double = { 0.5 }
-    private var bind: (String, Int) -> Bool = { _, _ in false }
+    private var bind: (String, String, Int) -> Bool = { _, _, _ in false }
 
     private struct PendingHealth {
         var server: String
@@ -80,7 +83,7 @@ public struct SupervisorMachine {
         case .shutdown: shutdown()
         }
         random = { 0.5 }
-        bind = { _, _ in false }
+        bind = { _, _, _ in false }
         defer { effects = [] }
         return effects
     }
@@ -140,8 +143,9 @@ public struct SupervisorMachine {
         reserved.remove(server.config.port ?? -1)
         let before = registry
         let bind = self.bind
+        let address = config.listenAddress
         let result = registry.port(for: server.config, range: config.portRange, reserved: reserved) { port in
-            bind(name, port)
+            bind(name, address, port)
         }
         switch result {
         case .success(let port):

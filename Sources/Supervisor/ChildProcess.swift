@@ -45,8 +45,8 @@ final class ChildProcess {
         var envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") }
         envp.append(nil)
         defer {
-            for p in argv { free(p) }
-            for p in envp { free(p) }
+            for argument in argv { free(argument) }
+            for variable in envp { free(variable) }
         }
         let src: [Int32] = [devnull, out[1], err[1], listenFD, ctl[1]]
         let dst: [Int32] = [0, 1, 2, ChildEnvironment.listenDescriptor, ChildEnvironment.controlDescriptor]
@@ -142,9 +142,9 @@ final class ChildProcess {
     func close() {
         guard !closed else { return }
         closed = true
-        for s in sources { s.cancel() }  // their cancel handlers close the pidfd and the control socket
+        for source in sources { source.cancel() }  // their cancel handlers close the pidfd and the control socket
         sources = []
-        for f in forwarders { f.finish() }
+        for forwarder in forwarders { forwarder.finish() }
         forwarders = []
     }
 

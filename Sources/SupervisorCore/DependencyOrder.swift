@@ -5,13 +5,13 @@ public enum DependencyOrder {
         let byName = Dictionary(uniqueKeysWithValues: servers.map { ($0.name, $0) })
         var done = Set<String>()
         var order: [String] = []
-        func visit(_ n: String) {
-            guard !done.contains(n), let s = byName[n] else { return }
-            done.insert(n)
-            for d in s.dependsOn.sorted() { visit(d) }
-            order.append(n)
+        func visit(_ name: String) {
+            guard !done.contains(name), let server = byName[name] else { return }
+            done.insert(name)
+            for dependency in server.dependsOn.sorted() { visit(dependency) }
+            order.append(name)
         }
-        for s in servers.map(\.name).sorted() { visit(s) }
+        for name in servers.map(\.name).sorted() { visit(name) }
         return order
     }
 
@@ -23,23 +23,23 @@ public enum DependencyOrder {
         let byName = Dictionary(uniqueKeysWithValues: servers.map { ($0.name, $0) })
         var state: [String: Int] = [:]  // 1 visiting, 2 done
         var stack: [String] = []
-        func visit(_ n: String) -> [String]? {
-            if state[n] == 2 { return nil }
-            if state[n] == 1 {
-                let start = stack.firstIndex(of: n)!
-                return Array(stack[start...]) + [n]
+        func visit(_ name: String) -> [String]? {
+            if state[name] == 2 { return nil }
+            if state[name] == 1 {
+                let start = stack.firstIndex(of: name)!
+                return Array(stack[start...]) + [name]
             }
-            state[n] = 1
-            stack.append(n)
-            for d in byName[n]?.dependsOn.sorted() ?? [] {
-                if let c = visit(d) { return c }
+            state[name] = 1
+            stack.append(name)
+            for dependency in byName[name]?.dependsOn.sorted() ?? [] {
+                if let cycle = visit(dependency) { return cycle }
             }
             stack.removeLast()
-            state[n] = 2
+            state[name] = 2
             return nil
         }
-        for n in servers.map(\.name).sorted() {
-            if let c = visit(n) { return c }
+        for name in servers.map(\.name).sorted() {
+            if let cycle = visit(name) { return cycle }
         }
         return nil
     }
@@ -56,12 +56,16 @@ public struct ConfigDiff: Sendable, Equatable {
         let oldByName = Dictionary(uniqueKeysWithValues: old.servers.map { ($0.name, $0) })
         let newByName = Dictionary(uniqueKeysWithValues: new.servers.map { ($0.name, $0) })
         let globalChanged = old.hostExecutable != new.hostExecutable || old.listenAddress != new.listenAddress
-        for s in new.servers {
-            guard let o = oldByName[s.name] else {
-                added.append(s.name)
+        for server in new.servers {
+            guard let previous = oldByName[server.name] else {
+                added.append(server.name)
                 continue
             }
-            if o != s || globalChanged { changed.append(s.name) } else { unchanged.append(s.name) }
+            if previous != server || globalChanged {
+                changed.append(server.name)
+            } else {
+                unchanged.append(server.name)
+            }
         }
         removed = old.servers.map(\.name).filter { newByName[$0] == nil }
     }

@@ -14,21 +14,21 @@ public struct PortRegistry: Sendable, Equatable {
     public mutating func port(
         for server: ServerConfig, range: ClosedRange<Int>, reserved: Set<Int>, tryBind: (Int) -> Bool
     ) -> Result<Int, PortError> {
-        if let p = server.port {
-            return tryBind(p) ? .success(p) : .failure(.inUse(p, static: true))
+        if let port = server.port {
+            return tryBind(port) ? .success(port) : .failure(.inUse(port, static: true))
         }
-        if let p = assignments[server.name] {
-            if !reserved.contains(p) {
-                return tryBind(p) ? .success(p) : .failure(.inUse(p, static: false))
+        if let port = assignments[server.name] {
+            if !reserved.contains(port) {
+                return tryBind(port) ? .success(port) : .failure(.inUse(port, static: false))
             }
             // A static server now claims this port: the static setting wins and this server moves once.
             assignments.removeValue(forKey: server.name)
         }
         let taken = Set(assignments.values).union(reserved)
-        for p in range where !taken.contains(p) {
-            if tryBind(p) {
-                assignments[server.name] = p
-                return .success(p)
+        for port in range where !taken.contains(port) {
+            if tryBind(port) {
+                assignments[server.name] = port
+                return .success(port)
             }
         }
         return .failure(.rangeExhausted(range))

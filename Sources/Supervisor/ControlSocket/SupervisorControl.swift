@@ -4,7 +4,8 @@ import MCPProtocol
 import SupervisorCore
 
 /// What the control socket asks of the supervisor: start, stop and restart one server, and its state as JSON.
-/// Everything here runs on `queue`, like the rest of the supervisor.
+/// Everything here runs on `queue`, like the rest of the supervisor; the machine decides, and answers within
+/// the same event.
 extension Supervisor {
     public enum ControlError: Error, Equatable {
         case unknownServer(String)
@@ -13,54 +14,26 @@ extension Supervisor {
 
     /// Starts a stopped (or exited, or fatal) server again with fresh replicas; a running server is left as is.
     public func start(server name: String) -> Result<String, ControlError> {
-        dispatchPrecondition(condition: .onQueue(queue))
-        guard !shuttingDown else { return .failure(.shuttingDown) }
-        guard let rt = servers[name] else { return .failure(.unknownServer(name)) }
-        rt.stopIssued = false  // only a shutdown reads it
-        if rt.stopping {
-            // Still going down: come back once it is down.
-            if rt.pendingConfig == nil { rt.pendingConfig = rt.config }
-            return .success("starting once stopped")
-        }
-        if rt.wanted && rt.launched && !rt.isDown { return .success("already running") }
-        rt.wanted = true
-        rt.announcedWait = false
-        if rt.launched && rt.isDown {
-            for r in rt.replicas { r.retryTimer?.cancel() }
-            rt.launched = false
-        }
-        log.event(.info, LogEventName.serverRequest, server: name, message: "start requested on the control socket")
-        startPending()
-        return .success("started")
+        control(.start(name))
     }
 
     /// Stops a server (all replicas); it stays stopped until `start(server:)`, a restart or a reload changes it.
     public func stop(server name: String) -> Result<String, ControlError> {
-        dispatchPrecondition(condition: .onQueue(queue))
-        guard !shuttingDown else { return .failure(.shuttingDown) }
-        guard let rt = servers[name] else { return .failure(.unknownServer(name)) }
-        rt.pendingConfig = nil
-        if !rt.wanted && rt.isDown { return .success("already stopped") }
-        log.event(.info, LogEventName.serverRequest, server: name, message: "stop requested on the control socket")
-        stopServer(rt)
-        rt.stopIssued = false
-        for r in rt.replicas { r.retryTimer?.cancel() }
-        stepStop()
-        return .success("stopping")
+        control(.stop(name))
     }
 
     /// Stops a server and starts it again with the same configuration and port.
     public func restart(server name: String) -> Result<String, ControlError> {
+        control(.restart(name))
+    }
+
+    private func control(_ request: ControlRequest) -> Result<String, ControlError> {
         dispatchPrecondition(condition: .onQueue(queue))
-        guard !shuttingDown else { return .failure(.shuttingDown) }
-        guard let rt = servers[name] else { return .failure(.unknownServer(name)) }
-        if rt.isDown && !rt.stopping { return start(server: name).map { _ in "restarted" } }
-        log.event(.info, LogEventName.serverRequest, server: name, message: "restart requested on the control socket")
-        stopServer(rt)
-        rt.stopIssued = false
-        if rt.pendingConfig == nil { rt.pendingConfig = rt.config }
-        stepStop()
-        return .success("restarting")
+        switch self.request({ .control(request, $0) }) {
+        case .done(let what): return .success(what)
+        case .unknownServer(let name): return .failure(.unknownServer(name))
+        default: return .failure(.shuttingDown)
+        }
     }
 
     /// The names of the configured servers, sorted.
@@ -71,66 +44,54 @@ extension Supervisor {
 
     /// One server's state for `status`: port, failure, and each replica's state, pid, restarts, uptime, last exit.
     func statusJSON(_ name: String) -> JSONValue? {
-        guard let rt = servers[name] else { return nil }
+        guard let server = servers[name] else { return nil }
         let now = Clock.now()
-        let replicas: [JSONValue] = rt.replicas.map { r in
-            var o: [String: JSONValue] = [
-                "index": .int(Int64(r.index)),
-                "state": .string(r.lifecycle.phase.name),
-                "restarts": .int(Int64(r.lifecycle.restarts)),
+        let replicas: [JSONValue] = server.replicas.map { replica in
+            var object: [String: JSONValue] = [
+                "index": .int(Int64(replica.index)),
+                "state": .string(replica.lifecycle.phase.name),
+                "restarts": .int(Int64(replica.lifecycle.restarts)),
             ]
-            o["pid"] = r.process.map { .int(Int64($0.pid)) } ?? .null
-            o["uptime"] = r.process != nil ? .double(((now - r.spawnedAt) * 10).rounded() / 10) : .null
-            o["last_exit"] = r.lifecycle.lastExit.map { .string("\($0)") } ?? .null
-            o["health"] = .string(r.health.state.rawValue)
-            o["health_reason"] = r.health.reason.map { .string($0) } ?? .null
-            if let last = r.lastProbe, r.process != nil {
-                o["checked_ago"] = .double(((now - last.finished) * 10).rounded() / 10)
-                o["latency_ms"] = last.json["latency_ms"] ?? .null
+            object["pid"] = replica.pid.map { .int(Int64($0)) } ?? .null
+            object["uptime"] = replica.pid != nil ? .double(((now - replica.spawnedAt) * 10).rounded() / 10) : .null
+            object["last_exit"] = replica.lifecycle.lastExit.map { .string("\($0)") } ?? .null
+            object["health"] = .string(replica.health.state.rawValue)
+            object["health_reason"] = replica.health.reason.map { .string($0) } ?? .null
+            if let last = reports[ReplicaID(server: name, index: replica.index)], replica.pid != nil {
+                object["checked_ago"] = .double(((now - last.finished) * 10).rounded() / 10)
+                object["latency_ms"] = last.json["latency_ms"] ?? .null
             }
-            return .object(o)
+            return .object(object)
         }
-        let state: String
-        if !rt.wanted && rt.isDown {
-            state = "stopped"
-        } else if rt.stopping {
-            state = "stopping"
-        } else if rt.failure != nil {
-            state = "failed"
-        } else if rt.isReady {
-            state = "running"
-        } else if !rt.launched {
-            state = "waiting"
-        } else if rt.isDown {
-            state = "down"
-        } else {
-            state = "starting"
-        }
+        let states = server.replicas.map(\.health.state)
         return [
             "name": .string(name),
-            "state": .string(state),
-            "port": rt.port.map { .int(Int64($0)) } ?? .null,
-            "port_kind": rt.config.port != nil ? "static" : "dynamic",
-            "failure": rt.failure.map { .string($0) } ?? .null,
-            "health": .string(HealthAggregate.state(rt.replicas.map(\.health.state)).rawValue),
-            "score": .double(HealthAggregate.score(rt.replicas.map(\.health.state))),
+            "state": .string(server.statusName),
+            "port": server.port.map { .int(Int64($0)) } ?? .null,
+            "port_kind": server.config.port != nil ? "static" : "dynamic",
+            "failure": server.failure.map { .string($0) } ?? .null,
+            "health": .string(HealthAggregate.state(states).rawValue),
+            "score": .double(HealthAggregate.score(states)),
             "replicas": .array(replicas),
         ]
     }
 
     /// name → {port, kind} for every server.
     func portsJSON() -> JSONValue {
-        var o: [String: JSONValue] = [:]
-        for (name, rt) in servers {
-            o[name] = PortEntry(port: rt.port, kind: rt.config.port != nil ? .static : .dynamic).encode()
+        var object: [String: JSONValue] = [:]
+        for (name, server) in servers {
+            object[name] = PortEntry(port: server.port, kind: server.config.port != nil ? .static : .dynamic).encode()
         }
-        return .object(o)
+        return .object(object)
     }
 
     /// Reload and describe the result: the diff, or the configuration error with file, line and key.
     func reloadJSON() -> Result<JSONValue, ConfigError> {
-        reload().map { d in
-            ReloadResult(added: d.added, removed: d.removed, changed: d.changed, unchanged: d.unchanged).encode()
-        }
+        reload().map(Self.diffJSON)
+    }
+
+    static func diffJSON(_ diff: ConfigDiff) -> JSONValue {
+        ReloadResult(added: diff.added, removed: diff.removed, changed: diff.changed, unchanged: diff.unchanged)
+            .encode()
     }
 }

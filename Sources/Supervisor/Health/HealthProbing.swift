@@ -3,8 +3,9 @@ import Dispatch
 import MCPProtocol
 import SupervisorCore
 
-/// One probe of one child in flight. Its parts run side by side: the control channel's `health` op (the event
-/// loop's answer, then, at detailed and up, the plugin's callbacks) and `server/discover` over the port.
+/// One probe of one child in flight: its parts as they answer. Its parts run side by side: the control channel's
+/// `health` op (the event loop's answer, then, at detailed and up, the plugin's callbacks) and `server/discover`
+/// over the port. The machine decides when a probe starts and ends and what its findings mean; this collects them.
 final class ProbeRun {
     let level: HealthLevel
     let seq: Int
@@ -17,10 +18,6 @@ final class ProbeRun {
     var pluginReport: String?
     var pluginMS: Double?
     var inflight: Int?
-    /// When the probe ends whatever has answered (the health tick checks it).
-    var deadline: Double = 0
-    /// Callers of the `health` method waiting for a probe of at least `level`.
-    var waiters: [(level: HealthLevel, done: (JSONValue) -> Void)] = []
 
     init(level: HealthLevel, seq: Int, pid: Int32, started: Double) {
         self.level = level
@@ -34,318 +31,184 @@ final class ProbeRun {
     }
 }
 
-/// The last finished probe of a child, for status and the `health` method.
+/// The last finished probe of a child, for status and the `health` method (its `state` is the child's current
+/// one, added when reported).
 struct ProbeReport {
     var level: HealthLevel
     var finished: Double
-    var outcome: ProbeOutcome
-    var json: JSONValue
+    var json: [String: JSONValue]
 }
 
 extension Supervisor {
-    // MARK: Scheduling
+    // MARK: Probing (the machine's `startProbe` and `endProbe`)
 
-    /// Sets the next periodic probe of a running replica (none when the interval is 0).
-    func scheduleProbe(_ rt: ServerRuntime, _ r: ReplicaRuntime, after delay: Double) {
-        r.nextProbe = 0
-        guard rt.config.health.interval > 0, r.process != nil else { return }
-        r.nextProbe = Clock.now() + delay
-        armHealthTick()
-    }
-
-    /// One timer for every child's probes and probe deadlines, like the heartbeat's: each tick starts the probes
-    /// that are due (within a tenth of their interval, so nearby children share the wake-up) and ends those past
-    /// their deadline. A timer per probe cost more than the probe itself (a Dispatch source set up and torn down
-    /// twice per probe, measured).
-    func armHealthTick() {
-        var due = Double.infinity
-        for rt in servers.values {
-            for r in rt.replicas where r.process != nil {
-                if let run = r.probe {
-                    due = min(due, run.deadline)
-                } else if r.nextProbe > 0 {
-                    due = min(due, r.nextProbe)
-                }
-            }
-        }
-        guard due.isFinite else { return }
-        if let armed = healthDue, armed <= due + 0.001 { return }
-        healthTick?.cancel()
-        healthDue = due
-        healthTick = after(max(0, due - Clock.now())) { [unowned self] in
-            self.healthDue = nil
-            self.healthTick = nil
-            self.healthRound()
-        }
-    }
-
-    private func healthRound() {
-        let now = Clock.now()
-        for rt in servers.values {
-            for r in rt.replicas where r.process != nil {
-                if let run = r.probe {
-                    if run.deadline <= now + 0.001 { finishProbe(rt, r, run) }
-                } else if r.nextProbe > 0, r.nextProbe - now <= rt.config.health.interval * 0.1 {
-                    r.nextProbe = 0
-                    probe(rt, r, level: rt.config.health.level, waiter: nil)
-                }
-            }
-        }
-        armHealthTick()
-    }
-
-    /// Starts a probe of `level` on a ready replica, or joins the one in flight (probes never pile up: at most
-    /// one per child). A waiter asking for more than the running probe looks at gets the next one.
-    func probe(_ rt: ServerRuntime, _ r: ReplicaRuntime, level: HealthLevel, waiter: ((JSONValue) -> Void)?) {
-        if let run = r.probe {
-            if let waiter { run.waiters.append((level, waiter)) }
-            return
-        }
-        guard case .running = r.lifecycle.phase, let p = r.process else {
-            waiter?(replicaHealthJSON(rt, r))
-            return
-        }
-        r.probeSeq += 1
-        let run = ProbeRun(level: level, seq: r.probeSeq, pid: p.pid, started: Clock.now())
-        if let waiter { run.waiters.append((level, waiter)) }
-        r.probe = run
+    /// Starts the parts of a probe the machine asked for: the `health` op on the control channel and, at
+    /// detailed and up, `server/discover` over the port on the kept-alive connection.
+    func startProbe(_ id: ReplicaID, seq: Int, level: HealthLevel) {
+        guard let server = servers[id.server], server.replicas.indices.contains(id.index),
+            let pid = server.replicas[id.index].pid
+        else { return }
+        let run = ProbeRun(level: level, seq: seq, pid: pid, started: Clock.now())
+        probes[id] = run
+        let settings = server.config.health
         if level >= .detailed { run.findings.plugin = .some(nil) }
-        run.deadline = run.started + rt.config.health.timeout
-        armHealthTick()
-        if !p.send(.health(seq: run.seq, level: level)) {
-            // The channel is gone or full: the loop cannot answer; the deadline ends the probe.
+        // The channel may be gone or full: then the loop cannot answer and the deadline ends the probe.
+        _ = children[id]?.send(.health(seq: seq, level: level))
+        guard level >= .detailed, let port = server.port else { return }
+        run.findings.portError = .some("no answer within \(ProbeFindings.format(settings.timeout))")
+        // The host closes connections idle for 120 s; one idle for half that is not reused (its close may be on the
+        // way, and a probe on it would fail for no fault of the server).
+        if let connection = portConnections[id], !connection.usable || run.started - connection.lastActive > 60 {
+            connection.close()
+            portConnections[id] = nil
         }
-        if level >= .detailed, let port = rt.port {
-            run.findings.portError = .some("no answer within \(ProbeFindings.format(rt.config.health.timeout))")
-            // The host closes connections idle for 120 s; one idle for half that is not reused (its close may be
-            // on the way, and a probe on it would fail for no fault of the server).
-            if let c = r.portConnection, !c.usable || run.started - c.lastActive > 60 {
-                c.close()
-                r.portConnection = nil
-            }
-            if r.portConnection == nil {
-                r.portConnection = nil
-                switch PortConnection.open(
-                    address: PortConnection.connectAddress(config.listenAddress), port: port, queue: queue)
-                {
-                case .success(let c): r.portConnection = c
-                case .failure(let e):
-                    run.findings.portError = .some(e.description)
-                    run.portAt = Clock.now()
-                }
-            }
-            r.portConnection?.probe { [unowned self, unowned rt, unowned r] result in
-                guard r.probe === run else { return }
+        if portConnections[id] == nil {
+            switch PortConnection.open(
+                address: PortConnection.connectAddress(config.listenAddress), port: port, queue: queue)
+            {
+            case .success(let connection): portConnections[id] = connection
+            case .failure(let error):
+                run.findings.portError = .some(error.description)
                 run.portAt = Clock.now()
-                switch result {
-                case .success: run.findings.portError = .some(nil)
-                case .failure(let e): run.findings.portError = .some(e.description)
-                }
-                if run.complete { self.finishProbe(rt, r, run) }
             }
+        }
+        portConnections[id]?.probe { [unowned self] result in
+            guard self.probes[id] === run else { return }
+            run.portAt = Clock.now()
+            switch result {
+            case .success: run.findings.portError = .some(nil)
+            case .failure(let error): run.findings.portError = .some(error.description)
+            }
+            if run.complete { self.finishProbe(id, seq: run.seq) }
         }
     }
 
-    /// A `health` message from a child's control channel.
-    func healthAnswer(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ msg: HostMessage) {
+    /// A `health` message from a child's control channel: a part of the probe in flight.
+    func healthAnswer(_ id: ReplicaID, _ message: HostMessage) {
         let seq: Int
-        switch msg {
-        case .healthLoop(let s, _), .healthPlugin(let s, _): seq = s
+        switch message {
+        case .healthLoop(let part, _), .healthPlugin(let part, _): seq = part
         case .ready, .pong: return
         }
-        guard let run = r.probe, seq == run.seq else { return }
+        guard let run = probes[id], seq == run.seq else { return }
         let now = Clock.now()
-        r.lastPong = now  // an answer from the loop is as good as a heartbeat
-        if case .healthLoop(_, let use) = msg {
+        feed(.answered(id))  // an answer from the loop is as good as a heartbeat
+        if case .healthLoop(_, let use) = message {
             run.loopAt = now
             run.findings.loopAnswered = true
             run.findings.stuck = use.stuck
             run.findings.slots = use.slots
             run.inflight = use.inflight
         }
-        if case .healthPlugin(_, let part) = msg {
+        if case .healthPlugin(_, let part) = message {
             run.pluginAt = now
             run.findings.plugin = .some(.init(ok: part.ok, detail: part.detail))
             run.pluginReport = part.report
             run.pluginMS = part.milliseconds
         }
-        if run.complete { finishProbe(rt, r, run) }
+        if run.complete { finishProbe(id, seq: run.seq) }
     }
 
-    private func finishProbe(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ run: ProbeRun) {
-        r.probe = nil
-        if case .some(let err) = run.findings.portError, err != nil || run.portAt == nil {
+    /// Ends a probe with what has answered: records its report and hands its findings to the machine.
+    func finishProbe(_ id: ReplicaID, seq: Int) {
+        guard let run = probes[id], run.seq == seq, let server = servers[id.server] else { return }
+        probes[id] = nil
+        if case .some(let error) = run.findings.portError, error != nil || run.portAt == nil {
             // Unanswered or failed: this connection is not trusted again.
-            r.portConnection?.close()
-            r.portConnection = nil
+            portConnections.removeValue(forKey: id)?.close()
         }
         let now = Clock.now()
         run.findings.latency =
             [run.loopAt, run.pluginAt, run.portAt].compactMap { $0 }.map { $0 - run.started }.max() ?? 0
-        let outcome = run.findings.outcome(rt.config.health)
-        var o: [String: JSONValue] = [
+        let outcome = run.findings.outcome(server.config.health)
+        var report: [String: JSONValue] = [
             "level": .string(run.level.rawValue),
             "result": .string(Self.name(outcome)),
             "latency_ms": Self.ms(run.findings.latency),
             "event_loop": run.loopAt.map { ["answered": true, "ms": Self.ms($0 - run.started)] } ?? ["answered": false],
             "stuck_slots": .int(Int64(run.findings.stuck)), "slots": .int(Int64(run.findings.slots)),
         ]
-        if case .slow(let why) = outcome { o["detail"] = .string(why) }
-        if case .failed(let why) = outcome { o["detail"] = .string(why) }
-        if let i = run.inflight { o["calls_in_flight"] = .int(Int64(i)) }
+        if case .slow(let why) = outcome { report["detail"] = .string(why) }
+        if case .failed(let why) = outcome { report["detail"] = .string(why) }
+        if let inflight = run.inflight { report["calls_in_flight"] = .int(Int64(inflight)) }
         if case .some(let part) = run.findings.plugin {
-            var pj: [String: JSONValue] = ["answered": .bool(part != nil)]
+            var plugin: [String: JSONValue] = ["answered": .bool(part != nil)]
             if let part {
-                pj["ok"] = part.ok.map { .bool($0) } ?? .null
-                pj["detail"] = .string(part.detail)
-                if let m = run.pluginMS { pj["ms"] = .double(m) }
+                plugin["ok"] = part.ok.map { .bool($0) } ?? .null
+                plugin["detail"] = .string(part.detail)
+                if let ms = run.pluginMS { plugin["ms"] = .double(ms) }
             }
-            o["plugin"] = .object(pj)
+            report["plugin"] = .object(plugin)
         }
-        if case .some(let err) = run.findings.portError {
-            var pj: [String: JSONValue] = ["port": rt.port.map { .int(Int64($0)) } ?? .null, "ok": .bool(err == nil)]
-            if let a = run.portAt, err == nil { pj["ms"] = Self.ms(a - run.started) }
-            if let err { pj["error"] = .string(err) }
-            o["server_discover"] = .object(pj)
+        if case .some(let error) = run.findings.portError {
+            var discover: [String: JSONValue] = [
+                "port": server.port.map { .int(Int64($0)) } ?? .null, "ok": .bool(error == nil),
+            ]
+            if let answeredAt = run.portAt, error == nil { discover["ms"] = Self.ms(answeredAt - run.started) }
+            if let error { discover["error"] = .string(error) }
+            report["server_discover"] = .object(discover)
         }
         if run.level == .diagnostic {
-            if let report = run.pluginReport {
+            if let pluginReport = run.pluginReport {
                 // A JSON report stays structured; anything else is text.
-                o["plugin_report"] = (try? JSONParser.parse(Array(report.utf8))) ?? .string(report)
+                report["plugin_report"] = (try? JSONParser.parse(Array(pluginReport.utf8))) ?? .string(pluginReport)
             }
             if let stats = ProcStats.read(pid: run.pid) {
-                var proc: [String: JSONValue] = [
+                var process: [String: JSONValue] = [
                     "pid": .int(Int64(run.pid)), "rss_bytes": .int(Int64(stats.rssBytes)),
                     "open_fds": .int(Int64(stats.openFDs)), "threads": .int(Int64(stats.threads)),
                     "cpu_seconds": .double((stats.cpuSeconds * 100).rounded() / 100),
                 ]
-                if let last = r.cpuSample, now > last.at {
-                    let pct = (stats.cpuSeconds - last.seconds) / (now - last.at) * 100
-                    proc["cpu_percent"] = .double((max(0, pct) * 10).rounded() / 10)
+                if let last = cpuSamples[id], now > last.at {
+                    let percent = (stats.cpuSeconds - last.seconds) / (now - last.at) * 100
+                    process["cpu_percent"] = .double((max(0, percent) * 10).rounded() / 10)
                 }
-                r.cpuSample = (stats.cpuSeconds, now)
-                o["process"] = .object(proc)
+                cpuSamples[id] = (stats.cpuSeconds, now)
+                report["process"] = .object(process)
             }
         }
-        let before = r.health.state
-        // A pass at a shallower level than the configured one says nothing about the deeper parts (an admin's
-        // `health --level basic` must not reset the failures of the detailed probes); its failures still count.
-        let shallowPass = run.level < rt.config.health.level && outcome == .passed
-        let verdict: HealthTracker.Verdict =
-            shallowPass ? .none : r.health.record(outcome, config: rt.config.health)
-        o["state"] = .string(r.health.state.rawValue)
-        let json = JSONValue.object(o)
-        r.lastProbe = ProbeReport(level: run.level, finished: now, outcome: outcome, json: json)
-        if r.health.state != before {
-            let why = r.health.reason.map { ": \($0)" } ?? ""
-            logReplica(
-                r.health.state == .healthy ? .info : .warning, LogEventName.childHealth, rt, r, pid: run.pid,
-                "health \(before.rawValue) -> \(r.health.state.rawValue)\(why)",
-                fields: ["from": .string(before.rawValue), "to": .string(r.health.state.rawValue)])
-        }
-        // Only a running child is killed for its health: one being stopped already goes down gracefully.
-        if case .becameUnhealthy(let why) = verdict, case .running = r.lifecycle.phase, let p = r.process,
-            p.pid == run.pid
-        {
-            if !run.findings.loopAnswered {
-                logReplica(.error, LogEventName.childHung, rt, r, pid: p.pid, "hung (\(why)); killing it")
-                r.forcedReason = .hung
-                p.killGroup()
-            } else if rt.config.restart != .never {
-                logReplica(
-                    .error, LogEventName.childUnhealthy, rt, r, pid: p.pid, "unhealthy (\(why)); killing it to restart")
-                r.forcedReason = .unhealthy
-                p.killGroup()
-            } else {
-                logReplica(
-                    .error, LogEventName.childUnhealthy, rt, r, pid: p.pid,
-                    "unhealthy (\(why)); left running (restart = \"never\")")
-            }
-        }
-        // Waiters satisfied by this level get the answer; the others get a deeper probe next.
-        var later: [(level: HealthLevel, done: (JSONValue) -> Void)] = []
-        for w in run.waiters {
-            if w.level <= run.level { w.done(replicaHealthJSON(rt, r)) } else { later.append(w) }
-        }
-        if r.process != nil, let deepest = later.map(\.level).max() {
-            probe(rt, r, level: deepest, waiter: nil)
-            if let next = r.probe {
-                next.waiters = later
-            } else {
-                for w in later { w.done(replicaHealthJSON(rt, r)) }  // it is stopping: nothing more to probe
-            }
-        } else {
-            for w in later { w.done(replicaHealthJSON(rt, r)) }
-            if r.process != nil {
-                if run.level >= rt.config.health.level || r.nextProbe == 0 {
-                    // This probe covered the periodic one: the next is an interval after its start.
-                    scheduleProbe(rt, r, after: max(0, rt.config.health.interval - (now - run.started)))
-                } else {
-                    armHealthTick()  // a shallower on-demand probe leaves the periodic one where it was
-                }
-            }
-        }
-    }
-
-    /// The process is gone: any probe in flight ends, its waiters are answered, the state is offline.
-    func endHealth(_ rt: ServerRuntime, _ r: ReplicaRuntime, _ why: String) {
-        r.nextProbe = 0
-        r.cpuSample = nil
-        r.portConnection?.close()
-        r.portConnection = nil
-        r.health.stopped(why)
-        if let run = r.probe {
-            r.probe = nil
-            for w in run.waiters { w.done(replicaHealthJSON(rt, r)) }
-        }
+        reports[id] = ProbeReport(level: run.level, finished: now, json: report)
+        feed(.probeFinished(id, seq: run.seq, run.findings))
     }
 
     // MARK: Reporting
 
-    /// A replica's health for `health` and `status`: state, reason and the last probe.
-    func replicaHealthJSON(_ rt: ServerRuntime, _ r: ReplicaRuntime) -> JSONValue {
-        var o: [String: JSONValue] = [
-            "index": .int(Int64(r.index)), "pid": r.process.map { .int(Int64($0.pid)) } ?? .null,
-            "state": .string(r.health.state.rawValue), "reason": r.health.reason.map { .string($0) } ?? .null,
+    /// A replica's health for `health`: state, reason and the last probe.
+    func replicaHealthJSON(_ id: ReplicaID, _ health: ReplicaHealth) -> JSONValue {
+        var object: [String: JSONValue] = [
+            "index": .int(Int64(health.index)), "pid": health.pid.map { .int(Int64($0)) } ?? .null,
+            "state": .string(health.state.rawValue), "reason": health.reason.map { .string($0) } ?? .null,
         ]
-        if let last = r.lastProbe, r.process?.pid != nil {
-            o["last_probe"] = last.json
-            o["checked_ago"] = .double(((Clock.now() - last.finished) * 10).rounded() / 10)
+        if let last = reports[id], health.pid != nil {
+            var probe = last.json
+            probe["state"] = .string(health.state.rawValue)
+            object["last_probe"] = .object(probe)
+            object["checked_ago"] = .double(((Clock.now() - last.finished) * 10).rounded() / 10)
         }
-        return .object(o)
+        return .object(object)
     }
 
     /// Runs a probe of `level` on every replica of a server now and calls `done` with the server's health
     /// once all have answered (each is bounded by the server's health timeout).
-    func checkHealth(_ rt: ServerRuntime, level: HealthLevel, _ done: @escaping (JSONValue) -> Void) {
+    func checkHealth(_ server: ServerState, level: HealthLevel, _ done: @escaping (JSONValue) -> Void) {
         dispatchPrecondition(condition: .onQueue(queue))
-        let name = rt.name
-        var answers = [JSONValue?](repeating: nil, count: rt.replicas.count)
-        var left = rt.replicas.count
-        let finish = { [unowned rt] in
-            let states = rt.replicas.map(\.health.state)
-            done([
-                "server": .string(name), "level": .string(level.rawValue),
-                "state": .string(HealthAggregate.state(states).rawValue),
-                "score": .double(HealthAggregate.score(states)),
-                "replicas": .array(answers.map { $0 ?? .null }),
-            ])
-        }
-        if left == 0 {
-            finish()
-            return
-        }
-        for (i, r) in rt.replicas.enumerated() {
-            probe(rt, r, level: level) { json in
-                answers[i] = json
-                left -= 1
-                if left == 0 { finish() }
-            }
-        }
+        let id = newRequestID()
+        healthCallbacks[id] = { [unowned self] health in done(self.healthJSON(health)) }
+        feed(.control(.health(server.name, level), id))
     }
 
-    static func name(_ o: ProbeOutcome) -> String {
-        switch o {
+    /// The `health` method's answer.
+    func healthJSON(_ health: ServerHealth) -> JSONValue {
+        [
+            "server": .string(health.server), "level": .string(health.level.rawValue),
+            "state": .string(health.state.rawValue), "score": .double(health.score),
+            "replicas": .array(
+                health.replicas.map { replicaHealthJSON(ReplicaID(server: health.server, index: $0.index), $0) }),
+        ]
+    }
+
+    static func name(_ outcome: ProbeOutcome) -> String {
+        switch outcome {
         case .passed: return "passed"
         case .slow: return "slow"
         case .failed: return "failed"

@@ -1,0 +1,59 @@
+import Dispatch
+import SupervisorCore
+
+/// The supervisor's one timer: every deadline the machine arms (heartbeats, probes, start and stop timeouts,
+/// backoff, cool-down) waits here, and one Dispatch timer source wakes the queue for the earliest. Each wake-up
+/// reports every deadline that is due or within its `early` tolerance, so nearby deadlines share it: 50 idle
+/// servers cost a couple of wake-ups per heartbeat interval, not a hundred. A timer source per deadline cost more
+/// than the probe it timed (set up and torn down twice per probe, measured), and a cancelled one never wakes
+/// the queue again, so an idle supervisor stays asleep.
+final class DeadlineScheduler {
+    private let source: DispatchSourceTimer
+    private var table: [Deadline: (at: Double, early: Double)] = [:]
+    /// When the source will fire next (nil: not armed).
+    private var armedAt: Double?
+    private let now: () -> Double
+
+    /// - Parameters:
+    ///   - now: the monotonic clock the deadlines are measured on.
+    ///   - due: called on `queue` for each deadline reached, earliest first.
+    init(queue: DispatchQueue, now: @escaping () -> Double, due: @escaping (Deadline) -> Void) {
+        self.now = now
+        source = DispatchSource.makeTimerSource(queue: queue)
+        source.setEventHandler { [unowned self] in
+            self.armedAt = nil
+            self.fire(due)
+        }
+        source.schedule(deadline: .distantFuture)
+        source.resume()
+    }
+
+    func arm(_ deadline: Deadline, at: Double, early: Double) { table[deadline] = (at, early) }
+
+    func cancel(_ deadline: Deadline) { table[deadline] = nil }
+
+    /// Sets the source for the earliest deadline. An earlier wake-up already set stays (it finds nothing due and
+    /// sets the source again), so a burst of changes costs no re-arming.
+    func rearm() {
+        guard let due = table.values.map(\.at).min() else { return }
+        if let armed = armedAt, armed <= due + 0.001 { return }
+        armedAt = due
+        let delay = max(0, due - now())
+        source.schedule(deadline: .now() + .nanoseconds(Int(delay * 1e9)), leeway: .milliseconds(1))
+    }
+
+    private func fire(_ due: (Deadline) -> Void) {
+        let current = now()
+        let reached = table.filter { $0.value.at - $0.value.early <= current + 0.000_5 }
+            .sorted { $0.value.at < $1.value.at }
+        for (deadline, entry) in reached {
+            // An earlier one may have moved or cancelled it.
+            guard let still = table[deadline], still == entry else { continue }
+            table[deadline] = nil
+            due(deadline)
+        }
+        rearm()
+    }
+
+    deinit { source.cancel() }
+}

@@ -1,0 +1,102 @@
+/// One configured server as the machine holds it: one phase, its port, its replicas.
+public struct ServerState: Sendable, Equatable {
+    public enum Phase: Sendable, Equatable {
+        /// Wanted and not launched: waiting for its dependencies to be ready, or for its port (`failure`).
+        /// `announced`: the wait was logged once.
+        case waiting(announced: Bool)
+        /// Its replicas exist for the current configuration; each follows its own lifecycle.
+        case launched
+        /// Every replica was asked to stop; `then` says what follows once all are down.
+        case stopping(then: AfterStop)
+        /// Down on request (or by the shutdown); only `start`, `restart` or a reload that changes it bring it back.
+        case stopped
+    }
+
+    public enum AfterStop: Sendable, Equatable {
+        case stayStopped
+        /// Come back with this configuration (a reload changed it, or a restart).
+        case start(ServerConfig)
+        /// A reload removed it: close its socket and forget it.
+        case remove
+    }
+
+    public internal(set) var config: ServerConfig
+    public internal(set) var phase: Phase = .waiting(announced: false)
+    /// The port it listens on (kept while the socket is closed, for status).
+    public internal(set) var port: Int?
+    /// The daemon holds its listening socket.
+    public internal(set) var listening = false
+    /// Why it cannot run (its port is taken, ...); cleared by the next successful bind.
+    public internal(set) var failure: String?
+    public internal(set) var replicas: [ReplicaState] = []
+
+    public var name: String { config.name }
+
+    init(config: ServerConfig) { self.config = config }
+
+    /// At least one replica said ready.
+    public var isReady: Bool {
+        replicas.contains { if case .running = $0.lifecycle.phase { return true } else { return false } }
+    }
+
+    /// No replica has a process.
+    public var isDown: Bool { replicas.allSatisfy { $0.pid == nil } }
+
+    /// The state `status` reports, from the phase alone (and, while launched, from the replicas).
+    public var statusName: String {
+        switch phase {
+        case .stopped: return "stopped"
+        case .stopping: return "stopping"
+        case .waiting: return failure != nil ? "failed" : "waiting"
+        case .launched:
+            if failure != nil { return "failed" }
+            if isReady { return "running" }
+            return isDown ? "down" : "starting"
+        }
+    }
+
+    /// `name` or `name#i`, as logs and child output name a replica.
+    public func label(_ index: Int) -> String { config.replicas > 1 ? "\(name)#\(index)" : name }
+}
+
+/// One replica: its lifecycle (restart policy), its health, its probe and the heartbeat's last answer.
+public struct ReplicaState: Sendable, Equatable {
+    public let index: Int
+    public internal(set) var lifecycle = ReplicaLifecycle()
+    public internal(set) var health = HealthTracker()
+    public internal(set) var probe: ProbeState = .idle(nextDue: nil)
+    /// When the current process was spawned (uptime, "ready in").
+    public internal(set) var spawnedAt = 0.0
+    /// Why the supervisor killed the current process, if it did (the exit then reports this reason).
+    var forcedReason: ExitReason?
+    /// The last answer on the control channel (heartbeat).
+    var lastAnswer = 0.0
+    var pingSeq = 0
+    var probeSeq = 0
+
+    init(index: Int) { self.index = index }
+
+    /// The current process, if there is one.
+    public var pid: Int32? { lifecycle.phase.pid }
+}
+
+/// A replica's probing: idle until the next periodic probe, or one probe in flight (never more).
+public enum ProbeState: Sendable, Equatable {
+    case idle(nextDue: Double?)
+    /// `nextDue`: the periodic probe that a shallower on-demand probe leaves where it was.
+    case inFlight(ProbeInFlight, nextDue: Double?)
+}
+
+public struct ProbeInFlight: Sendable, Equatable {
+    public var seq: Int
+    public var level: HealthLevel
+    public var pid: Int32
+    public var started: Double
+    /// `health` requests waiting on this replica, each for a probe of at least its level.
+    public var waiters: [HealthWaiter] = []
+}
+
+public struct HealthWaiter: Sendable, Equatable {
+    public var request: RequestID
+    public var level: HealthLevel
+}

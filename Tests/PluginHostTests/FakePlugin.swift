@@ -19,6 +19,7 @@ final class FakePlugin: DispatchedPlugin {
     private let state = Mutex<State>(State())
     private let slowStarted = DispatchSemaphore(value: 0)
     private let cancelledCallFinished = DispatchSemaphore(value: 0)
+    private let submittedCallReturned = DispatchSemaphore(value: 0)
 
     struct State {
         var cancelled: [String] = []
@@ -62,7 +63,18 @@ final class FakePlugin: DispatchedPlugin {
 
     func mayRunInline(_ tool: Catalog.Tool) -> Bool { tool.nonblocking }
     func runInline(_ call: PluginCall) { run(call) }
-    func submit(_ call: PluginCall) { DispatchQueue.global().async { self.run(call) } }
+    /// Runs the call on another thread, like a handler thread; `waitForSubmittedCall` waits until it returned.
+    func submit(_ call: PluginCall) {
+        DispatchQueue.global().async {
+            self.run(call)
+            self.submittedCallReturned.signal()
+        }
+    }
+
+    /// Waits until a submitted call's handler returned (for a finished call: after the dispatcher heard of it).
+    func waitForSubmittedCall(seconds: Double = 5) -> Bool {
+        submittedCallReturned.wait(timeout: .now() + seconds) == .success
+    }
 
     private func run(_ call: PluginCall) {
         guard case .tool(let name) = call.kind else {
@@ -107,6 +119,8 @@ final class FakePlugin: DispatchedPlugin {
     }
 
     private func finishCancelled(_ call: PluginCall) {
+        // `ignoreCancel`: a handler that overruns its deadline, so the host's own deadline answer is the one sent.
+        if call.arguments["ignoreCancel"] == true { return }
         let wasRunning = state.withLock { $0.running.removeValue(forKey: call.id) } != nil
         if wasRunning { _ = call.finish(outcome: MCPP_OUTCOME_INTERNAL, message: "cancelled") }
     }

@@ -265,6 +265,7 @@ struct MCPDispatcherTests {
         }
         #expect(messages[3]["id"] == 11)
         #expect(messages[3]["result"]?["content"] == [["type": "text", "text": "finished"]])
+        #expect(plugin.waitForSubmittedCall())
         #expect(dispatcher.callsInFlight == 0)
     }
 
@@ -331,12 +332,13 @@ struct MCPDispatcherTests {
     @Test func aCallPastItsDeadlineIsCancelledAndAnsweredAsAToolError() throws {
         var config = HostConfig()
         config.callTimeout = .milliseconds(50)
+        config.hangGrace = .milliseconds(1)
         let dispatcher = MCPDispatcher(plugin: plugin, config: config)
         let sink = RecordingSink()
         let body: JSONValue = [
             "jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": [
-                "name": "slow",
+                "name": "slow", "arguments": ["ignoreCancel": true],
                 "_meta": [
                     ModernRequestRules.metaVersionKey: .string(Self.modern),
                     ModernRequestRules.metaCapabilitiesKey: [:],

@@ -28,7 +28,7 @@ struct StructReaderTests {
         let tool = StructReader.readPrefix(mcpp_tool.self, from: buffer.baseAddress!, declaredSize: declared)
         #expect(tool.struct_size == UInt32(declared))
         #expect(tool.flags == 0xABAB_ABAB)
-        #expect(tool.name.len == 0xABAB_ABAB_ABAB_ABAB)
+        #expect(UInt(bitPattern: tool.name.len) == 0xABAB_ABAB_ABAB_ABAB)
         #expect(tool.title.ptr == nil && tool.title.len == 0)
         #expect(tool.annotations.ptr == nil && tool.annotations.len == 0)
     }

@@ -75,46 +75,46 @@ extension Supervisor {
         let now = Clock.now()
         let replicas: [JSONValue] = rt.replicas.map { r in
             var o: [String: JSONValue] = [
-                "index": .int(Int64(r.index)),
-                "state": .string(r.lifecycle.phase.name),
-                "restarts": .int(Int64(r.lifecycle.restarts)),
+                StatusKey.index: .int(Int64(r.index)),
+                StatusKey.state: .string(r.lifecycle.phase.name),
+                StatusKey.restarts: .int(Int64(r.lifecycle.restarts)),
             ]
-            o["pid"] = r.process.map { .int(Int64($0.pid)) } ?? .null
-            o["uptime"] = r.process != nil ? .double(((now - r.spawnedAt) * 10).rounded() / 10) : .null
-            o["last_exit"] = r.lifecycle.lastExit.map { .string("\($0)") } ?? .null
-            o["health"] = .string(r.health.state.rawValue)
-            o["health_reason"] = r.health.reason.map { .string($0) } ?? .null
+            o[StatusKey.pid] = r.process.map { .int(Int64($0.pid)) } ?? .null
+            o[StatusKey.uptime] = r.process != nil ? .double(((now - r.spawnedAt) * 10).rounded() / 10) : .null
+            o[StatusKey.lastExit] = r.lifecycle.lastExit.map { .string("\($0)") } ?? .null
+            o[StatusKey.health] = .string(r.health.state.rawValue)
+            o[StatusKey.healthReason] = r.health.reason.map { .string($0) } ?? .null
             if let last = r.lastProbe, r.process != nil {
-                o["checked_ago"] = .double(((now - last.finished) * 10).rounded() / 10)
-                o["latency_ms"] = last.json["latency_ms"] ?? .null
+                o[StatusKey.checkedAgo] = .double(((now - last.finished) * 10).rounded() / 10)
+                o[StatusKey.latencyMS] = last.json[ProbeKey.latencyMS] ?? .null
             }
             return .object(o)
         }
-        let state: String
+        let state: ServerState
         if !rt.wanted && rt.isDown {
-            state = "stopped"
+            state = .stopped
         } else if rt.stopping {
-            state = "stopping"
+            state = .stopping
         } else if rt.failure != nil {
-            state = "failed"
+            state = .failed
         } else if rt.isReady {
-            state = "running"
+            state = .running
         } else if !rt.launched {
-            state = "waiting"
+            state = .waiting
         } else if rt.isDown {
-            state = "down"
+            state = .down
         } else {
-            state = "starting"
+            state = .starting
         }
         return [
-            "name": .string(name),
-            "state": .string(state),
-            "port": rt.port.map { .int(Int64($0)) } ?? .null,
-            "port_kind": rt.config.port != nil ? "static" : "dynamic",
-            "failure": rt.failure.map { .string($0) } ?? .null,
-            "health": .string(HealthAggregate.state(rt.replicas.map(\.health.state)).rawValue),
-            "score": .double(HealthAggregate.score(rt.replicas.map(\.health.state))),
-            "replicas": .array(replicas),
+            StatusKey.name: .string(name),
+            StatusKey.state: .string(state.rawValue),
+            StatusKey.port: rt.port.map { .int(Int64($0)) } ?? .null,
+            StatusKey.portKind: .string((rt.config.port != nil ? PortEntry.Kind.static : .dynamic).rawValue),
+            StatusKey.failure: rt.failure.map { .string($0) } ?? .null,
+            StatusKey.health: .string(HealthAggregate.state(rt.replicas.map(\.health.state)).rawValue),
+            StatusKey.score: .double(HealthAggregate.score(rt.replicas.map(\.health.state))),
+            StatusKey.replicas: .array(replicas),
         ]
     }
 

@@ -184,47 +184,50 @@ extension Supervisor {
             [run.loopAt, run.pluginAt, run.portAt].compactMap { $0 }.map { $0 - run.started }.max() ?? 0
         let outcome = run.findings.outcome(rt.config.health)
         var o: [String: JSONValue] = [
-            "level": .string(run.level.rawValue),
-            "result": .string(Self.name(outcome)),
-            "latency_ms": Self.ms(run.findings.latency),
-            "event_loop": run.loopAt.map { ["answered": true, "ms": Self.ms($0 - run.started)] } ?? ["answered": false],
-            "stuck_slots": .int(Int64(run.findings.stuck)), "slots": .int(Int64(run.findings.slots)),
+            ProbeKey.level: .string(run.level.rawValue),
+            ProbeKey.result: .string(Self.name(outcome)),
+            ProbeKey.latencyMS: Self.ms(run.findings.latency),
+            ProbeKey.eventLoop: run.loopAt.map { [ProbeKey.answered: true, ProbeKey.ms: Self.ms($0 - run.started)] }
+                ?? [ProbeKey.answered: false],
+            ProbeKey.stuckSlots: .int(Int64(run.findings.stuck)), ProbeKey.slots: .int(Int64(run.findings.slots)),
         ]
-        if case .slow(let why) = outcome { o["detail"] = .string(why) }
-        if case .failed(let why) = outcome { o["detail"] = .string(why) }
-        if let i = run.inflight { o["calls_in_flight"] = .int(Int64(i)) }
+        if case .slow(let why) = outcome { o[ProbeKey.detail] = .string(why) }
+        if case .failed(let why) = outcome { o[ProbeKey.detail] = .string(why) }
+        if let i = run.inflight { o[ProbeKey.callsInFlight] = .int(Int64(i)) }
         if case .some(let part) = run.findings.plugin {
-            var pj: [String: JSONValue] = ["answered": .bool(part != nil)]
+            var pj: [String: JSONValue] = [ProbeKey.answered: .bool(part != nil)]
             if let part {
-                pj["ok"] = part.ok.map { .bool($0) } ?? .null
-                pj["detail"] = .string(part.detail)
-                if let m = run.pluginMS { pj["ms"] = .double(m) }
+                pj[ProbeKey.ok] = part.ok.map { .bool($0) } ?? .null
+                pj[ProbeKey.detail] = .string(part.detail)
+                if let m = run.pluginMS { pj[ProbeKey.ms] = .double(m) }
             }
-            o["plugin"] = .object(pj)
+            o[ProbeKey.plugin] = .object(pj)
         }
         if case .some(let err) = run.findings.portError {
-            var pj: [String: JSONValue] = ["port": rt.port.map { .int(Int64($0)) } ?? .null, "ok": .bool(err == nil)]
-            if let a = run.portAt, err == nil { pj["ms"] = Self.ms(a - run.started) }
-            if let err { pj["error"] = .string(err) }
-            o["server_discover"] = .object(pj)
+            var pj: [String: JSONValue] = [
+                ProbeKey.port: rt.port.map { .int(Int64($0)) } ?? .null, ProbeKey.ok: .bool(err == nil),
+            ]
+            if let a = run.portAt, err == nil { pj[ProbeKey.ms] = Self.ms(a - run.started) }
+            if let err { pj[ProbeKey.error] = .string(err) }
+            o[ProbeKey.serverDiscover] = .object(pj)
         }
         if run.level == .diagnostic {
             if let report = run.pluginReport {
                 // A JSON report stays structured; anything else is text.
-                o["plugin_report"] = (try? JSONParser.parse(Array(report.utf8))) ?? .string(report)
+                o[ProbeKey.pluginReport] = (try? JSONParser.parse(Array(report.utf8))) ?? .string(report)
             }
             if let stats = ProcStats.read(pid: run.pid) {
                 var proc: [String: JSONValue] = [
-                    "pid": .int(Int64(run.pid)), "rss_bytes": .int(Int64(stats.rssBytes)),
-                    "open_fds": .int(Int64(stats.openFDs)), "threads": .int(Int64(stats.threads)),
-                    "cpu_seconds": .double((stats.cpuSeconds * 100).rounded() / 100),
+                    ProbeKey.pid: .int(Int64(run.pid)), ProbeKey.rssBytes: .int(Int64(stats.rssBytes)),
+                    ProbeKey.openFDs: .int(Int64(stats.openFDs)), ProbeKey.threads: .int(Int64(stats.threads)),
+                    ProbeKey.cpuSeconds: .double((stats.cpuSeconds * 100).rounded() / 100),
                 ]
                 if let last = r.cpuSample, now > last.at {
                     let pct = (stats.cpuSeconds - last.seconds) / (now - last.at) * 100
-                    proc["cpu_percent"] = .double((max(0, pct) * 10).rounded() / 10)
+                    proc[ProbeKey.cpuPercent] = .double((max(0, pct) * 10).rounded() / 10)
                 }
                 r.cpuSample = (stats.cpuSeconds, now)
-                o["process"] = .object(proc)
+                o[ProbeKey.process] = .object(proc)
             }
         }
         let before = r.health.state
@@ -233,7 +236,7 @@ extension Supervisor {
         let shallowPass = run.level < rt.config.health.level && outcome == .passed
         let verdict: HealthTracker.Verdict =
             shallowPass ? .none : r.health.record(outcome, config: rt.config.health)
-        o["state"] = .string(r.health.state.rawValue)
+        o[ProbeKey.state] = .string(r.health.state.rawValue)
         let json = JSONValue.object(o)
         r.lastProbe = ProbeReport(level: run.level, finished: now, outcome: outcome, json: json)
         if r.health.state != before {
@@ -305,12 +308,13 @@ extension Supervisor {
     /// A replica's health for `health` and `status`: state, reason and the last probe.
     func replicaHealthJSON(_ rt: ServerRuntime, _ r: ReplicaRuntime) -> JSONValue {
         var o: [String: JSONValue] = [
-            "index": .int(Int64(r.index)), "pid": r.process.map { .int(Int64($0.pid)) } ?? .null,
-            "state": .string(r.health.state.rawValue), "reason": r.health.reason.map { .string($0) } ?? .null,
+            StatusKey.index: .int(Int64(r.index)), StatusKey.pid: r.process.map { .int(Int64($0.pid)) } ?? .null,
+            StatusKey.state: .string(r.health.state.rawValue),
+            StatusKey.reason: r.health.reason.map { .string($0) } ?? .null,
         ]
         if let last = r.lastProbe, r.process?.pid != nil {
-            o["last_probe"] = last.json
-            o["checked_ago"] = .double(((Clock.now() - last.finished) * 10).rounded() / 10)
+            o[StatusKey.lastProbe] = last.json
+            o[StatusKey.checkedAgo] = .double(((Clock.now() - last.finished) * 10).rounded() / 10)
         }
         return .object(o)
     }
@@ -325,10 +329,10 @@ extension Supervisor {
         let finish = { [unowned rt] in
             let states = rt.replicas.map(\.health.state)
             done([
-                "server": .string(name), "level": .string(level.rawValue),
-                "state": .string(HealthAggregate.state(states).rawValue),
-                "score": .double(HealthAggregate.score(states)),
-                "replicas": .array(answers.map { $0 ?? .null }),
+                StatusKey.server: .string(name), StatusKey.level: .string(level.rawValue),
+                StatusKey.state: .string(HealthAggregate.state(states).rawValue),
+                StatusKey.score: .double(HealthAggregate.score(states)),
+                StatusKey.replicas: .array(answers.map { $0 ?? .null }),
             ])
         }
         if left == 0 {

@@ -237,20 +237,27 @@ struct Status: ParsableCommand {
         let (_, result) = try root.call(.status, StatusParams(server: server).encode())
         if root.json { return root.printJSON(result) }
         var rows: [[String]] = []
-        guard case .some(.array(let servers)) = result["servers"] else { return }
+        guard case .some(.array(let servers)) = result[ControlKey.servers] else { return }
         for s in servers {
-            let name = text(s["name"])
-            let port = s["port"]?.isNull == false ? "\(text(s["port"])) (\(text(s["port_kind"])))" : "-"
-            guard case .some(.array(let replicas)) = s["replicas"], !replicas.isEmpty else {
-                rows.append([name, text(s["state"]), text(s["health"]), port, "-", "-", "-", text(s["failure"])])
+            let name = text(s[StatusKey.name])
+            let port =
+                s[StatusKey.port]?.isNull == false ? "\(text(s[StatusKey.port])) (\(text(s[StatusKey.portKind])))" : "-"
+            guard case .some(.array(let replicas)) = s[StatusKey.replicas], !replicas.isEmpty else {
+                rows.append([
+                    name, text(s[StatusKey.state]), text(s[StatusKey.health]), port, "-", "-", "-",
+                    text(s[StatusKey.failure]),
+                ])
                 continue
             }
             for r in replicas {
-                let label = replicas.count > 1 ? "\(name)#\(text(r["index"]))" : name
-                let state = text(s["state"]) == "stopped" ? "stopped" : text(r["state"])
+                let label = replicas.count > 1 ? "\(name)#\(text(r[StatusKey.index]))" : name
+                let state =
+                    text(s[StatusKey.state]) == ServerStatus.stopped.rawValue
+                    ? ServerStatus.stopped.rawValue : text(r[StatusKey.state])
                 rows.append([
-                    label, state, text(r["health"]), port, text(r["pid"]), text(r["restarts"]),
-                    duration(r["uptime"]), s["failure"]?.isNull == false ? text(s["failure"]) : text(r["last_exit"]),
+                    label, state, text(r[StatusKey.health]), port, text(r[StatusKey.pid]), text(r[StatusKey.restarts]),
+                    duration(r[StatusKey.uptime]),
+                    s[StatusKey.failure]?.isNull == false ? text(s[StatusKey.failure]) : text(r[StatusKey.lastExit]),
                 ])
             }
         }
@@ -276,50 +283,54 @@ struct Health: ParsableCommand {
     func run() throws {
         let params = HealthParams(server: server, level: level.flatMap(HealthLevel.init(rawValue:)))
         let (_, result) = try root.call(.health, params.encode())
-        let state = text(result["state"])
+        let state = text(result[StatusKey.state])
         if root.json {
             root.printJSON(result)
         } else {
-            print("\(server): \(state) (score \(text(result["score"])), \(text(result["level"])) probe)")
+            print(
+                "\(server): \(state) (score \(text(result[StatusKey.score])), \(text(result[StatusKey.level])) probe)")
             var rows: [[String]] = []
-            guard case .some(.array(let replicas)) = result["replicas"] else { return }
+            guard case .some(.array(let replicas)) = result[StatusKey.replicas] else { return }
             for r in replicas {
-                let p = r["last_probe"]
+                let p = r[StatusKey.lastProbe]
                 var parts: [String] = []
-                if let l = p?["event_loop"] {
-                    parts.append(l["answered"] == .bool(true) ? "loop \(text(l["ms"])) ms" : "loop silent")
+                if let l = p?[ProbeKey.eventLoop] {
+                    parts.append(
+                        l[ProbeKey.answered] == .bool(true) ? "loop \(text(l[ProbeKey.ms])) ms" : "loop silent")
                 }
-                if let d = p?["server_discover"] {
-                    parts.append(d["ok"] == .bool(true) ? "discover \(text(d["ms"])) ms" : "discover failed")
+                if let d = p?[ProbeKey.serverDiscover] {
+                    parts.append(
+                        d[ProbeKey.ok] == .bool(true) ? "discover \(text(d[ProbeKey.ms])) ms" : "discover failed")
                 }
-                if let pl = p?["plugin"] {
+                if let pl = p?[ProbeKey.plugin] {
                     let ok: String
-                    switch pl["ok"] {
+                    switch pl[ProbeKey.ok] {
                     case .some(.bool(true)): ok = "ok"
                     case .some(.bool(false)): ok = "failing"
                     case .some(.null): ok = "no callback"
                     default: ok = "no answer"
                     }
-                    parts.append("plugin \(ok)" + (pl["ms"].map { " \(text($0)) ms" } ?? ""))
+                    parts.append("plugin \(ok)" + (pl[ProbeKey.ms].map { " \(text($0)) ms" } ?? ""))
                 }
-                if let proc = p?["process"] {
-                    let rss = (proc["rss_bytes"]?.numberValue ?? 0) / 1_048_576
+                if let proc = p?[ProbeKey.process] {
+                    let rss = (proc[ProbeKey.rssBytes]?.numberValue ?? 0) / 1_048_576
                     parts.append(
-                        "rss \((rss * 10).rounded() / 10) MiB, \(text(proc["open_fds"])) fds, "
-                            + "\(text(proc["threads"])) threads, cpu \(text(proc["cpu_seconds"])) s"
-                            + (proc["cpu_percent"].map { " (\(text($0)) %)" } ?? ""))
+                        "rss \((rss * 10).rounded() / 10) MiB, \(text(proc[ProbeKey.openFDs])) fds, "
+                            + "\(text(proc[ProbeKey.threads])) threads, cpu \(text(proc[ProbeKey.cpuSeconds])) s"
+                            + (proc[ProbeKey.cpuPercent].map { " (\(text($0)) %)" } ?? ""))
                 }
                 rows.append([
-                    "#\(text(r["index"]))", text(r["pid"]), text(r["state"]), text(p?["result"]),
-                    p.map { "\(text($0["latency_ms"])) ms" } ?? "-",
-                    (parts + [p?["detail"].map { text($0) } ?? r["reason"].map { text($0) } ?? ""])
+                    "#\(text(r[StatusKey.index]))", text(r[StatusKey.pid]), text(r[StatusKey.state]),
+                    text(p?[ProbeKey.result]),
+                    p.map { "\(text($0[ProbeKey.latencyMS])) ms" } ?? "-",
+                    (parts + [p?[ProbeKey.detail].map { text($0) } ?? r[StatusKey.reason].map { text($0) } ?? ""])
                         .filter { !$0.isEmpty && $0 != "-" }.joined(separator: "; "),
                 ])
             }
             table(["REPLICA", "PID", "HEALTH", "PROBE", "LATENCY", "FINDINGS"], rows)
             for r in replicas {
-                if let report = r["last_probe"]?["plugin_report"] {
-                    print("plugin report #\(text(r["index"])): \(text(report))")
+                if let report = r[StatusKey.lastProbe]?[ProbeKey.pluginReport] {
+                    print("plugin report #\(text(r[StatusKey.index])): \(text(report))")
                 }
             }
         }

@@ -46,3 +46,13 @@ struct HealthLevelTests {
             HealthState.allCases.map(\.rawValue) == ["initializing", "healthy", "degraded", "unhealthy", "offline"])
     }
 }
+
+struct ServerStateTests {
+    @Test func statesAreTheDocumentedNames() {
+        #expect(
+            ServerStatus.allCases.map(\.rawValue) == [
+                "running", "starting", "stopping", "stopped", "waiting", "failed", "down",
+            ])
+        #expect(StatusKey.portKind == "port_kind" && ProbeKey.serverDiscover == "server_discover")
+    }
+}

@@ -148,10 +148,10 @@ struct SupervisorMachineTests {
                 "arm retry(mid#0) 11.75",
             ])
         #expect(harness.send(.deadline(.retry(id("mid"))), at: 11.75) == ["spawn mid#0"])
-        #expect(harness.server("top").statusName == "waiting")
+        #expect(harness.server("top").status.rawValue == "waiting")
         #expect(harness.server("top").replicas.isEmpty)
-        #expect(harness.server("mid").statusName == "down")
-        #expect(harness.server("base").statusName == "running")
+        #expect(harness.server("mid").status.rawValue == "down")
+        #expect(harness.server("base").status.rawValue == "running")
     }
 
     @Test func reloadAddsRemovesAndChangesServersWhileAnotherIsInBackoff() {
@@ -214,7 +214,7 @@ struct SupervisorMachineTests {
             ])
         // A ready that arrives now changes nothing: the child is going down.
         #expect(harness.send(.ready(id("svc")), at: 2) == [])
-        #expect(harness.server("svc").statusName == "stopping")
+        #expect(harness.server("svc").status.rawValue == "stopping")
         #expect(
             harness.send(.deadline(.stopTimeout(id("svc"))), at: 11) == [
                 "log child.stop_escalated svc[100]: still running 10.0 s after the stop message; SIGTERM",
@@ -225,7 +225,7 @@ struct SupervisorMachineTests {
                 "cancel kill(svc#0)", "log child.exit svc[100]: killed by signal 15 (SIGTERM)",
                 "log child.stay svc: stopped: stopped on request (killed by signal 15 (SIGTERM))",
             ])
-        #expect(harness.server("svc").statusName == "stopped")
+        #expect(harness.server("svc").status.rawValue == "stopped")
         #expect(harness.request(.stop("svc")) == ["answer 2 already stopped"])
     }
 
@@ -427,6 +427,6 @@ struct SupervisorMachineTests {
                 "write-registry dyn=39000",
                 "log server.start dyn: starting 1 replica(s) on 127.0.0.1:39000", "spawn dyn#0",
             ])
-        #expect(harness.server("fixed").statusName == "failed")
+        #expect(harness.server("fixed").status.rawValue == "failed")
     }
 }

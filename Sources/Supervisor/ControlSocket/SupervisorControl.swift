@@ -48,31 +48,32 @@ extension Supervisor {
         let now = Clock.now()
         let replicas: [JSONValue] = server.replicas.map { replica in
             var object: [String: JSONValue] = [
-                "index": .int(Int64(replica.index)),
-                "state": .string(replica.lifecycle.phase.name),
-                "restarts": .int(Int64(replica.lifecycle.restarts)),
+                StatusKey.index: .int(Int64(replica.index)),
+                StatusKey.state: .string(replica.lifecycle.phase.name),
+                StatusKey.restarts: .int(Int64(replica.lifecycle.restarts)),
             ]
-            object["pid"] = replica.pid.map { .int(Int64($0)) } ?? .null
-            object["uptime"] = replica.pid != nil ? .double(((now - replica.spawnedAt) * 10).rounded() / 10) : .null
-            object["last_exit"] = replica.lifecycle.lastExit.map { .string("\($0)") } ?? .null
-            object["health"] = .string(replica.health.state.rawValue)
-            object["health_reason"] = replica.health.reason.map { .string($0) } ?? .null
+            object[StatusKey.pid] = replica.pid.map { .int(Int64($0)) } ?? .null
+            object[StatusKey.uptime] =
+                replica.pid != nil ? .double(((now - replica.spawnedAt) * 10).rounded() / 10) : .null
+            object[StatusKey.lastExit] = replica.lifecycle.lastExit.map { .string("\($0)") } ?? .null
+            object[StatusKey.health] = .string(replica.health.state.rawValue)
+            object[StatusKey.healthReason] = replica.health.reason.map { .string($0) } ?? .null
             if let last = reports[ReplicaID(server: name, index: replica.index)], replica.pid != nil {
-                object["checked_ago"] = .double(((now - last.finished) * 10).rounded() / 10)
-                object["latency_ms"] = last.json["latency_ms"] ?? .null
+                object[StatusKey.checkedAgo] = .double(((now - last.finished) * 10).rounded() / 10)
+                object[StatusKey.latencyMS] = last.json[ProbeKey.latencyMS] ?? .null
             }
             return .object(object)
         }
         let states = server.replicas.map(\.health.state)
         return [
-            "name": .string(name),
-            "state": .string(server.statusName),
-            "port": server.port.map { .int(Int64($0)) } ?? .null,
-            "port_kind": server.config.port != nil ? "static" : "dynamic",
-            "failure": server.failure.map { .string($0) } ?? .null,
-            "health": .string(HealthAggregate.state(states).rawValue),
-            "score": .double(HealthAggregate.score(states)),
-            "replicas": .array(replicas),
+            StatusKey.name: .string(name),
+            StatusKey.state: .string(server.status.rawValue),
+            StatusKey.port: server.port.map { .int(Int64($0)) } ?? .null,
+            StatusKey.portKind: .string((server.config.port != nil ? PortEntry.Kind.static : .dynamic).rawValue),
+            StatusKey.failure: server.failure.map { .string($0) } ?? .null,
+            StatusKey.health: .string(HealthAggregate.state(states).rawValue),
+            StatusKey.score: .double(HealthAggregate.score(states)),
+            StatusKey.replicas: .array(replicas),
         ]
     }
 

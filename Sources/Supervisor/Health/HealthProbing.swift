@@ -122,49 +122,51 @@ extension Supervisor {
             [run.loopAt, run.pluginAt, run.portAt].compactMap { $0 }.map { $0 - run.started }.max() ?? 0
         let outcome = run.findings.outcome(server.config.health)
         var report: [String: JSONValue] = [
-            "level": .string(run.level.rawValue),
-            "result": .string(Self.name(outcome)),
-            "latency_ms": Self.ms(run.findings.latency),
-            "event_loop": run.loopAt.map { ["answered": true, "ms": Self.ms($0 - run.started)] } ?? ["answered": false],
-            "stuck_slots": .int(Int64(run.findings.stuck)), "slots": .int(Int64(run.findings.slots)),
+            ProbeKey.level: .string(run.level.rawValue),
+            ProbeKey.result: .string(Self.name(outcome)),
+            ProbeKey.latencyMS: Self.ms(run.findings.latency),
+            ProbeKey.eventLoop: run.loopAt.map { [ProbeKey.answered: true, ProbeKey.ms: Self.ms($0 - run.started)] }
+                ?? [ProbeKey.answered: false],
+            ProbeKey.stuckSlots: .int(Int64(run.findings.stuck)), ProbeKey.slots: .int(Int64(run.findings.slots)),
         ]
-        if case .slow(let why) = outcome { report["detail"] = .string(why) }
-        if case .failed(let why) = outcome { report["detail"] = .string(why) }
-        if let inflight = run.inflight { report["calls_in_flight"] = .int(Int64(inflight)) }
+        if case .slow(let why) = outcome { report[ProbeKey.detail] = .string(why) }
+        if case .failed(let why) = outcome { report[ProbeKey.detail] = .string(why) }
+        if let inflight = run.inflight { report[ProbeKey.callsInFlight] = .int(Int64(inflight)) }
         if case .some(let part) = run.findings.plugin {
-            var plugin: [String: JSONValue] = ["answered": .bool(part != nil)]
+            var plugin: [String: JSONValue] = [ProbeKey.answered: .bool(part != nil)]
             if let part {
-                plugin["ok"] = part.ok.map { .bool($0) } ?? .null
-                plugin["detail"] = .string(part.detail)
-                if let ms = run.pluginMS { plugin["ms"] = .double(ms) }
+                plugin[ProbeKey.ok] = part.ok.map { .bool($0) } ?? .null
+                plugin[ProbeKey.detail] = .string(part.detail)
+                if let ms = run.pluginMS { plugin[ProbeKey.ms] = .double(ms) }
             }
-            report["plugin"] = .object(plugin)
+            report[ProbeKey.plugin] = .object(plugin)
         }
         if case .some(let error) = run.findings.portError {
             var discover: [String: JSONValue] = [
-                "port": server.port.map { .int(Int64($0)) } ?? .null, "ok": .bool(error == nil),
+                ProbeKey.port: server.port.map { .int(Int64($0)) } ?? .null, ProbeKey.ok: .bool(error == nil),
             ]
-            if let answeredAt = run.portAt, error == nil { discover["ms"] = Self.ms(answeredAt - run.started) }
-            if let error { discover["error"] = .string(error) }
-            report["server_discover"] = .object(discover)
+            if let answeredAt = run.portAt, error == nil { discover[ProbeKey.ms] = Self.ms(answeredAt - run.started) }
+            if let error { discover[ProbeKey.error] = .string(error) }
+            report[ProbeKey.serverDiscover] = .object(discover)
         }
         if run.level == .diagnostic {
             if let pluginReport = run.pluginReport {
                 // A JSON report stays structured; anything else is text.
-                report["plugin_report"] = (try? JSONParser.parse(Array(pluginReport.utf8))) ?? .string(pluginReport)
+                report[ProbeKey.pluginReport] =
+                    (try? JSONParser.parse(Array(pluginReport.utf8))) ?? .string(pluginReport)
             }
             if let stats = ProcStats.read(pid: run.pid) {
                 var process: [String: JSONValue] = [
-                    "pid": .int(Int64(run.pid)), "rss_bytes": .int(Int64(stats.rssBytes)),
-                    "open_fds": .int(Int64(stats.openFDs)), "threads": .int(Int64(stats.threads)),
-                    "cpu_seconds": .double((stats.cpuSeconds * 100).rounded() / 100),
+                    ProbeKey.pid: .int(Int64(run.pid)), ProbeKey.rssBytes: .int(Int64(stats.rssBytes)),
+                    ProbeKey.openFDs: .int(Int64(stats.openFDs)), ProbeKey.threads: .int(Int64(stats.threads)),
+                    ProbeKey.cpuSeconds: .double((stats.cpuSeconds * 100).rounded() / 100),
                 ]
                 if let last = cpuSamples[id], now > last.at {
                     let percent = (stats.cpuSeconds - last.seconds) / (now - last.at) * 100
-                    process["cpu_percent"] = .double((max(0, percent) * 10).rounded() / 10)
+                    process[ProbeKey.cpuPercent] = .double((max(0, percent) * 10).rounded() / 10)
                 }
                 cpuSamples[id] = (stats.cpuSeconds, now)
-                report["process"] = .object(process)
+                report[ProbeKey.process] = .object(process)
             }
         }
         reports[id] = ProbeReport(level: run.level, finished: now, json: report)
@@ -176,14 +178,15 @@ extension Supervisor {
     /// A replica's health for `health`: state, reason and the last probe.
     func replicaHealthJSON(_ id: ReplicaID, _ health: ReplicaHealth) -> JSONValue {
         var object: [String: JSONValue] = [
-            "index": .int(Int64(health.index)), "pid": health.pid.map { .int(Int64($0)) } ?? .null,
-            "state": .string(health.state.rawValue), "reason": health.reason.map { .string($0) } ?? .null,
+            StatusKey.index: .int(Int64(health.index)), StatusKey.pid: health.pid.map { .int(Int64($0)) } ?? .null,
+            StatusKey.state: .string(health.state.rawValue),
+            StatusKey.reason: health.reason.map { .string($0) } ?? .null,
         ]
         if let last = reports[id], health.pid != nil {
             var probe = last.json
-            probe["state"] = .string(health.state.rawValue)
-            object["last_probe"] = .object(probe)
-            object["checked_ago"] = .double(((Clock.now() - last.finished) * 10).rounded() / 10)
+            probe[ProbeKey.state] = .string(health.state.rawValue)
+            object[StatusKey.lastProbe] = .object(probe)
+            object[StatusKey.checkedAgo] = .double(((Clock.now() - last.finished) * 10).rounded() / 10)
         }
         return .object(object)
     }
@@ -200,9 +203,9 @@ extension Supervisor {
     /// The `health` method's answer.
     func healthJSON(_ health: ServerHealth) -> JSONValue {
         [
-            "server": .string(health.server), "level": .string(health.level.rawValue),
-            "state": .string(health.state.rawValue), "score": .double(health.score),
-            "replicas": .array(
+            StatusKey.server: .string(health.server), StatusKey.level: .string(health.level.rawValue),
+            StatusKey.state: .string(health.state.rawValue), StatusKey.score: .double(health.score),
+            StatusKey.replicas: .array(
                 health.replicas.map { replicaHealthJSON(ReplicaID(server: health.server, index: $0.index), $0) }),
         ]
     }

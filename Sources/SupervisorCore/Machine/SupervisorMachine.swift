@@ -211,7 +211,9 @@ public struct SupervisorMachine {
         servers[id.server]?.replicas[id.index] = replica
         cancel(.startTimeout(id))
         let ms = Int(((now - replica.spawnedAt) * 1000).rounded())
-        log(.info, LogEventName.childReady, id, pid: pid, "running (ready in \(ms) ms)", fields: ["ready_ms": .int(Int64(ms))])
+        log(
+            .info, LogEventName.childReady, id, pid: pid, "running (ready in \(ms) ms)",
+            fields: ["ready_ms": .int(Int64(ms))])
         arm(.heartbeat(id), at: now + server.config.heartbeatInterval, early: server.config.heartbeatInterval * 0.1)
         scheduleProbe(id, after: 0)  // the first probe right away: initializing ends within one timeout
         startPending()
@@ -227,7 +229,8 @@ public struct SupervisorMachine {
         let silent = now - replica.lastAnswer
         if silent > server.config.heartbeatTimeout {
             log(
-                .error, LogEventName.childHung, id, pid: pid, "no heartbeat answer for \(Int(silent)) s; killing it as hung")
+                .error, LogEventName.childHung, id, pid: pid,
+                "no heartbeat answer for \(Int(silent)) s; killing it as hung")
             kill(id, pid, because: .hung)
             return
         }
@@ -332,7 +335,9 @@ public struct SupervisorMachine {
             arm(.killTimeout(id), at: now + timeout)
         case .killTimeout(let id):
             guard let pid = replica(id)?.pid else { return }
-            log(.warning, LogEventName.childStopEscalated, id, pid: pid, "still running after SIGTERM; SIGKILL to its process group",
+            log(
+                .warning, LogEventName.childStopEscalated, id, pid: pid,
+                "still running after SIGTERM; SIGKILL to its process group",
                 fields: ["signal": "SIGKILL"])
             effects.append(.signal(id, pid: pid, .killGroup))
         case .retry(let id):
@@ -442,7 +447,9 @@ public struct SupervisorMachine {
                 log(.error, LogEventName.childUnhealthy, id, pid: pid, "unhealthy (\(why)); killing it to restart")
                 kill(id, pid, because: .unhealthy)
             } else {
-                log(.warning, LogEventName.childUnhealthy, id, pid: pid, "unhealthy (\(why)); left running (restart = \"never\")")
+                log(
+                    .warning, LogEventName.childUnhealthy, id, pid: pid,
+                    "unhealthy (\(why)); left running (restart = \"never\")")
             }
         }
         // Waiters satisfied by this level get the answer; the others get a deeper probe next.
@@ -692,7 +699,9 @@ public struct SupervisorMachine {
             break
         }
         servers[name]?.phase = .waiting(announced: false)
-        log(.notice, LogEventName.serverRequest, server: name, "start requested on the control socket", fields: ["op": "start"])
+        log(
+            .notice, LogEventName.serverRequest, server: name, "start requested on the control socket",
+            fields: ["op": "start"])
         startPending()
         return .done("started")
     }
@@ -706,7 +715,9 @@ public struct SupervisorMachine {
         case .stopping: servers[name]?.phase = .stopping(then: .stayStopped)
         case .waiting, .launched: break
         }
-        log(.notice, LogEventName.serverRequest, server: name, "stop requested on the control socket", fields: ["op": "stop"])
+        log(
+            .notice, LogEventName.serverRequest, server: name, "stop requested on the control socket",
+            fields: ["op": "stop"])
         if case .stopping(let next) = servers[name]?.phase {
             stopServer(name, then: next)
         } else {

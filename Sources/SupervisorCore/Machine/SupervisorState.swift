@@ -1,3 +1,5 @@
+import Contracts
+
 /// One configured server as the machine holds it: one phase, its port, its replicas.
 public struct ServerState: Sendable, Equatable {
     public enum Phase: Sendable, Equatable {
@@ -43,15 +45,15 @@ public struct ServerState: Sendable, Equatable {
     public var isDown: Bool { replicas.allSatisfy { $0.pid == nil } }
 
     /// The state `status` reports, from the phase alone (and, while launched, from the replicas).
-    public var statusName: String {
+    public var status: ServerStatus {
         switch phase {
-        case .stopped: return "stopped"
-        case .stopping: return "stopping"
-        case .waiting: return failure != nil ? "failed" : "waiting"
+        case .stopped: return .stopped
+        case .stopping: return .stopping
+        case .waiting: return failure != nil ? .failed : .waiting
         case .launched:
-            if failure != nil { return "failed" }
-            if isReady { return "running" }
-            return isDown ? "down" : "starting"
+            if failure != nil { return .failed }
+            if isReady { return .running }
+            return isDown ? .down : .starting
         }
     }
 

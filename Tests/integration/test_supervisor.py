@@ -621,7 +621,18 @@ def test_check_config_accepts_a_valid_configuration(env, faulty):
     r = env.check_config()
     assert r.returncode == 0, r.stderr
     assert "configuration OK: 1 server(s): one" in r.stderr
-    assert subprocess.run([str(supervisor_binary()), "--help"], capture_output=True, timeout=30).returncode == 0
+    # --check-config only reads: nothing was started, no port bound, no state written.
+    assert not (env.state_dir / "ports.json").exists()
+    # ... and it can fail: the same folder with a broken file is rejected with 78 and names it.
+    bad = env.write_raw("two", f'plugin = "{faulty}"\nreplicas = 0\n')
+    r = env.check_config()
+    assert r.returncode == 78, r.stdout + r.stderr
+    assert re.search(re.escape(str(bad)) + r":2: replicas: ", r.stderr), r.stderr
+    # --help documents the options the tests and docs/supervisor.md rely on.
+    help_run = subprocess.run([str(supervisor_binary()), "--help"], capture_output=True, text=True, timeout=30)
+    assert help_run.returncode == 0, help_run.stderr
+    for option in ("--config", "--host", "--check-config"):
+        assert option in help_run.stdout + help_run.stderr, f"--help does not mention {option}"
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -340,9 +340,8 @@ def test_reload_applies_the_difference_and_keeps_untouched_pids(env, faulty):
     assert connect_refused(ports["drop"])
     assert run.find_all(r"\]: (starting|stopping)$|: reload: ", mark) == []
 
-    # Valid again, with two servers removed at once: both stop and close their ports, `keep` stays as it is.
-    # (This also leaves one server for the teardown's shutdown: with three, the shutdown itself can crash,
-    # see test_shutdown_after_some_servers_are_down.)
+    # Valid again, with two servers removed at once: both stop and close their ports, `keep` stays as it is,
+    # and the teardown's shutdown then stops the one left.
     env.remove_server("change")
     env.remove_server("added")
     mark = run.mark()
@@ -440,7 +439,8 @@ def test_dependency_order_start_and_stop(env, faulty):
 
 
 def test_dependency_pair_starts_and_stops_in_order(env, faulty):
-    """The two-server case of the test above (b depends on c), which does not hit the recursion."""
+    """The two-server case of the test above (b depends on c): the smallest chain, where the dependency is the
+    last server to stop."""
     env.write_server("b", faulty, depends_on=["c"])
     env.write_server("c", faulty)
     run = env.start()

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -218,11 +219,16 @@ def test_intensity_makes_fatal_then_cooldown_retries(env, faulty):
                      config={"exit_after_ms": 100, "exit_status": 3},
                      backoff={"initial": 0.1, "max": 1, "multiplier": 1, "jitter": 0},
                      intensity={"max_restarts": 2, "window": 30, "cooldown": 2})
+    env.enable_control()
     run = env.start()
     pat_exit = r"^mcp-supervisor: burst\[(\d+)\]: exited with status 3$"
     exits = run.wait_count(pat_exit, 3, 20)
     fatal = run.wait_for(r"^mcp-supervisor: burst: fatal: exited with status 3; 3 exits within 30 s: fatal, "
                          r"retrying in 2 s$", 5)
+    # The state itself, from the control socket: fatal, no process, the server down (not only a log line).
+    s = env.status("burst")
+    assert s["replicas"][0]["state"] == "fatal" and s["replicas"][0]["pid"] is None, s
+    assert s["state"] == "down" and s["health"] == "offline", s
     assert fatal.index > exits[2].index
     backoffs = run.find_all(r"^mcp-supervisor: burst: backoff: ", 0)
     assert len([b for b in backoffs if b.index < fatal.index]) == 2, "exactly two restarts before fatal"
@@ -235,6 +241,7 @@ def test_intensity_makes_fatal_then_cooldown_retries(env, faulty):
     # A fresh window: the next exit is restarted with a backoff, not fatal again.
     after = run.wait_for(r"^mcp-supervisor: burst: (backoff|fatal): ", 10, retry.index + 1)
     assert after.group(1) == "backoff", after.line.text
+    assert env.status("burst")["replicas"][0]["state"] != "fatal"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -245,6 +252,7 @@ def test_intensity_makes_fatal_then_cooldown_retries(env, faulty):
 def test_permanent_exit_status_is_not_restarted(env, faulty):
     env.write_server("broken", plugin_path("create_fails"), restart="always", backoff=FAST_BACKOFF)
     env.write_server("healthy", faulty, config=EXTRA, backoff=FAST_BACKOFF)
+    env.enable_control()
     run = env.start()
     hit = run.wait_for(r"^mcp-supervisor: broken\[(\d+)\]: exited with status 16 \(plugin or configuration error\)$")
     broken_pid = int(hit.group(1))
@@ -255,6 +263,11 @@ def test_permanent_exit_status_is_not_restarted(env, faulty):
     assert len(starts) == 1
     # Well past the backoff (0.1 s, even under restart = always): no second start.
     run.assert_absent(r"^mcp-supervisor: broken\[\d+\]: starting$", 1.5, hit.index + 1)
+    # The state the control socket reports: exited for good (not in backoff), its status kept, no restart.
+    s = env.status("broken")
+    r = s["replicas"][0]
+    assert (s["state"], r["state"], r["pid"], r["restarts"]) == ("down", "exited", None, 0), s
+    assert "16" in json.dumps(r["last_exit"]), r
     hport = run.port_of("healthy")
     hpid, _ = run.running("healthy")
     assert call_tool(hport, "pid") == str(hpid)
@@ -318,6 +331,10 @@ def test_reload_applies_the_difference_and_keeps_untouched_pids(env, faulty):
     new_change, _ = run.running("change", 20, mark)
     assert new_change != pids["change"]
     assert not pid_alive(pids["change"])
+    # The new child runs with the new settings: the [env] addition and the new plugin configuration.
+    assert child_environ(new_change).get("CHANGED") == "yes"
+    assert json.loads(child_config(new_change)) == {**EXTRA, "generation": 2}
+    assert "CHANGED" not in child_environ(pids["keep"])
     added_pid, _ = run.running("added", 20, mark)
     run.wait_for(r"^mcp-supervisor: drop: removed$", 20, mark)
     assert not pid_alive(pids["drop"]), "the removed server's host still exists"
@@ -358,6 +375,38 @@ def test_reload_applies_the_difference_and_keeps_untouched_pids(env, faulty):
 # ------------------------------------------------------------------------------------------------------------
 # 8. dynamic ports survive a supervisor restart
 # ------------------------------------------------------------------------------------------------------------
+
+
+def child_environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.decode().split("=", 1) for item in raw.split(b"\0") if b"=" in item)
+
+
+def child_config(pid: int) -> str:
+    """The --config JSON on the child's command line (the plugin configuration it was started with)."""
+    argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    return argv[argv.index("--config") + 1]
+
+
+def test_reload_changed_server_with_a_dynamic_port_keeps_it(env, faulty):
+    env.write_server("dyn", faulty, config=EXTRA)
+    env.enable_control()
+    run = env.start()
+    port = run.port_of("dyn")
+    pid, _ = run.running("dyn")
+    env.write_server("dyn", faulty, config={**EXTRA, "generation": 3}, env={"GENERATION": "3"})
+    mark = run.mark()
+    reply = env.control("reload")
+    assert reply.get("result") == {"added": [], "removed": [], "changed": ["dyn"], "unchanged": []}, reply
+    wait_until(lambda: (r := env.status("dyn")["replicas"][0])["state"] == "running" and r["pid"] not in (pid, None),
+               20, "the changed server restarted")
+    s = env.status("dyn")
+    new_pid = s["replicas"][0]["pid"]
+    assert (s["port"], s["port_kind"]) == (port, "dynamic"), s
+    assert child_environ(new_pid).get("GENERATION") == "3"
+    assert json.loads(child_config(new_pid))["generation"] == 3
+    assert call_tool(port, "pid") == str(new_pid)
+    assert json.loads((env.state_dir / "ports.json").read_text())["ports"] == {"dyn": port}
 
 
 def test_dynamic_port_survives_a_supervisor_restart(env, faulty):

@@ -198,5 +198,5 @@ extension StringProtocol {
         String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
     }
 
-    fileprivate var trimmingQuotes: String { filter { $0 != "\"" } }
+    fileprivate var trimmingQuotes: String { String(filter { $0 != "\"" }) }
 }

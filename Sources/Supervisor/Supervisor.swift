@@ -20,6 +20,8 @@ public final class Supervisor: @unchecked Sendable {
     var servers: [String: ServerRuntime] = [:]
     var registry = PortRegistry()
     var shuttingDown = false
+    /// The follow-up orphan reaps after a child exit (see `reapOrphans`).
+    private var orphanReap: OneShotTimer?
     /// The port registry changed and is not yet on disk.
     private var registryDirty = false
     private var heartbeatTick: OneShotTimer?
@@ -216,7 +218,20 @@ public final class Supervisor: @unchecked Sendable {
         }
     }
 
+    /// Orphans that left their host's process group, or were still dying of the group's SIGKILL when the group
+    /// was reaped, exit on their own time, and no SIGCHLD handler tells us: they are reaped at every child exit
+    /// (and `again` seconds after it), and at every heartbeat round.
+    private func reapOrphans(again: [Double] = []) {
+        let tracked = servers.values.flatMap { rt in rt.replicas.compactMap { $0.process?.pid } }
+        _ = tracked.withUnsafeBufferPointer { mcps_reap_orphans($0.baseAddress, Int32($0.count)) }
+        guard let next = again.first else { return }
+        orphanReap = after(next) { [unowned self] in
+            self.reapOrphans(again: again.dropFirst().map { $0 - next })
+        }
+    }
+
     private func heartbeatRound() {
+        reapOrphans()
         let now = Clock.now()
         for rt in servers.values {
             for r in rt.replicas {
@@ -257,6 +272,7 @@ public final class Supervisor: @unchecked Sendable {
         // Anything the plugin started dies with it; orphans re-parented to us are reaped here.
         _ = kill(-p.pid, SIGKILL)
         _ = mcps_reap_group(p.pid)
+        reapOrphans(again: [0.1, 1, 5])
         p.close()
         r.process = nil
         r.cancelTimers()

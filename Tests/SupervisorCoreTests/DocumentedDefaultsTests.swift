@@ -167,7 +167,9 @@ struct DocTable {
         var out: [String: Double] = [:]
         for span in try cell(key).split(separator: "`").map(String.init) where span.contains("=") {
             let parts = span.split(separator: "=", maxSplits: 1).map { $0.trimmingSpaces }
-            if let v = Double(parts[1]) { out[parts[0]] = v } else if !parts[1].hasPrefix("\"") {
+            if let v = Double(parts[1]) {
+                out[parts[0]] = v
+            } else if !parts[1].hasPrefix("\"") {
                 throw Missing(description: "\(document): \(key): cannot read \(span)")
             }
         }

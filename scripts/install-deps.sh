@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc g++ make pkg-config python3 python3-venv curl procps iproute2 file)
+# passwd (useradd, groupadd) and util-linux (setpriv): the authorization tests create users and run as them.
+packages=(gcc g++ make pkg-config python3 python3-venv curl procps iproute2 file passwd util-linux)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

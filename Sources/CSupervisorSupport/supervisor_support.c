@@ -102,6 +102,40 @@ int mcps_reap_group(pid_t pgid) {
     return n;
 }
 
+int mcps_reap_orphans(const pid_t *tracked, int count) {
+    pid_t self = getpid();
+    int n = 0;
+    DIR *proc = opendir("/proc");
+    if (!proc) return 0;
+    struct dirent *e;
+    while ((e = readdir(proc))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+        pid_t pid = (pid_t)atoi(e->d_name);
+        int mine = 0;
+        for (int i = 0; i < count; i++) if (tracked[i] == pid) mine = 1;
+        if (mine) continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t len = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (len <= 0) continue;
+        buf[len] = 0;
+        /* pid (comm) state ppid ...: comm may hold anything, so parse after the last ')'. */
+        char *rpar = strrchr(buf, ')');
+        char state = 0;
+        int ppid = 0;
+        if (!rpar || sscanf(rpar + 1, " %c %d", &state, &ppid) != 2) continue;
+        if (ppid != self || state != 'Z') continue;
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG) == 0 && info.si_pid != 0) n++;
+    }
+    closedir(proc);
+    return n;
+}
+
 /* A numeric IPv4 or IPv6 address and a port as a socket address; returns the family, or -1. */
 static int parse_address(const char *address, int port, struct sockaddr_storage *ss, socklen_t *len) {
     memset(ss, 0, sizeof *ss);

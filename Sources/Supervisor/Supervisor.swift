@@ -31,6 +31,8 @@ public final class Supervisor: @unchecked Sendable {
     var portConnections: [ReplicaID: PortConnection] = [:]
     var cpuSamples: [ReplicaID: (seconds: Double, at: Double)] = [:]
     private var scheduler: DeadlineScheduler!
+    /// When the follow-up orphan reaps after a child exit are due (see `reapOrphans`).
+    private var orphanReaps: [Double] = []
     private var onStopped: (() -> Void)?
     private var nextRequest = 0
     /// Answers the machine gave for requests whose callers wait synchronously (start, stop, restart, reload).
@@ -49,7 +51,7 @@ public final class Supervisor: @unchecked Sendable {
         log.tap = logTap
         self.log = log
         scheduler = DeadlineScheduler(queue: queue, now: Clock.now) { [unowned self] deadline in
-            self.feed(.deadline(deadline))
+            if deadline == .orphanReap { self.reapOrphans() } else { self.feed(.deadline(deadline)) }
         }
         logTap.isServer = { [unowned self] in self.machine.servers[$0] != nil }
     }
@@ -130,7 +132,9 @@ public final class Supervisor: @unchecked Sendable {
         case .spawn(let id): spawn(id)
         case .sendStop(let id):
             if children[id]?.send(.stop) != true { feed(.stopMessageFailed(id)) }
-        case .sendPing(let id, let seq): _ = children[id]?.send(.ping(seq: seq))
+        case .sendPing(let id, let seq):
+            _ = children[id]?.send(.ping(seq: seq))
+            reapOrphans()
         case .startProbe(let id, let seq, let level): startProbe(id, seq: seq, level: level)
         case .endProbe(let id, let seq): finishProbe(id, seq: seq)
         case .signal(let id, let pid, let signal):
@@ -252,12 +256,25 @@ public final class Supervisor: @unchecked Sendable {
         // Anything the plugin started dies with it; orphans re-parented to us are reaped here.
         _ = kill(-child.pid, SIGKILL)
         _ = mcps_reap_group(child.pid)
+        orphanReaps = [0.1, 1, 5].map { Clock.now() + $0 }
+        reapOrphans()
         child.close()
         probes[id] = nil
         cpuSamples[id] = nil
         portConnections.removeValue(forKey: id)?.close()
         let how: ChildStatus = code == 1 /* CLD_EXITED */ ? .exited(status) : .signaled(status)
         feed(.exited(id, pid: child.pid, how))
+    }
+
+    /// Orphans that left their host's process group, or were still dying of the group's SIGKILL when the group
+    /// was reaped, exit on their own time, and no SIGCHLD handler tells us: they are reaped at every child exit,
+    /// again 0.1, 1 and 5 s after it (`orphanReaps`), and at every heartbeat ping.
+    private func reapOrphans() {
+        let tracked = children.values.map(\.pid)
+        _ = tracked.withUnsafeBufferPointer { mcps_reap_orphans($0.baseAddress, Int32($0.count)) }
+        let now = Clock.now()
+        orphanReaps.removeAll { $0 <= now + 0.000_5 }
+        if let next = orphanReaps.first { scheduler.arm(.orphanReap, at: next, early: 0.05) }
     }
 
     // MARK: State folder

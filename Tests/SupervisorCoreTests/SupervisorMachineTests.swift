@@ -84,6 +84,7 @@ private struct Harness {
         case .retry(let id): return "retry(\(id))"
         case .heartbeat(let id): return "heartbeat(\(id))"
         case .probe(let id): return "probe(\(id))"
+        case .orphanReap: return "orphan-reap"
         }
     }
 }

@@ -284,16 +284,20 @@ def test_cancel_in_flight_call(host_factory, reference_plugin, mode):
         task = asyncio.create_task(c.call_tool("slow_count", {"seconds": 30}, progress_callback=on_progress))
         with anyio.fail_after(10):
             await started.wait()  # the call is running in the plugin
+        at_cancel = max(progress)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         t0 = time.monotonic()
         with anyio.fail_after(10):
             after = await c.call_tool("slow_count", {"seconds": 0})
-        return after, time.monotonic() - t0
+        return after, time.monotonic() - t0, at_cancel
 
-    (after, elapsed), seen = run(run_client(host.url, mode, body))
-    assert progress and max(progress) < 300, "slow_count ran to the end although it was cancelled"
+    (after, elapsed, at_cancel), seen = run(run_client(host.url, mode, body))
     assert not after.is_error and after.content[0].text == "counted to 0"
-    assert elapsed < 10.0
+    # slow_count counts 10 steps a second to 300: had it gone on, the only handler thread would have been busy
+    # for the (300 - at_cancel) steps left, and the second call could not have started before they were done.
+    left = (300 - at_cancel) / 10
+    assert left > 10, f"the cancel came late in the count ({at_cancel} of 300): the test proves nothing"
+    assert elapsed < left, f"the second call waited {elapsed:.2f} s: the cancelled count ran on ({left:.1f} s left)"
     assert seen["tools/call"] >= 1

@@ -26,6 +26,11 @@ int mcps_set_subreaper(void);
  * that were re-parented to us). Returns how many were reaped. */
 int mcps_reap_group(pid_t pgid);
 
+/* Reaps, without blocking, every exited child of this process that is not one of the `count` pids in `tracked`
+ * (the hosts, which their pidfds reap): orphans re-parented to us that left their host's process group, or
+ * that were still dying when the group was reaped. Returns how many were reaped. */
+int mcps_reap_orphans(const pid_t *tracked, int count);
+
 /* Creates a TCP listening socket (CLOEXEC, SO_REUSEADDR) bound to address:port with the backlog.
  * Returns 0 and the fd, or an errno value (EADDRINUSE when the port is taken). */
 int mcps_listen_tcp(const char *address, int port, int backlog, int *fd_out);

@@ -29,6 +29,9 @@ public enum Deadline: Hashable, Sendable {
     case heartbeat(ReplicaID)
     /// The next periodic probe, or the end of the probe in flight.
     case probe(ReplicaID)
+    /// The daemon's own, never armed by the machine: reap orphans of exited hosts again (they die on their own
+    /// time and nothing reports it), on the one scheduler like every other wait.
+    case orphanReap
 }
 
 /// Names a control request that waits for its answer (the control socket's call, a reload).

@@ -359,6 +359,8 @@ public struct SupervisorMachine {
             case .idle(.none):
                 break
             }
+        case .orphanReap:
+            break  // the daemon's, not a decision
         }
     }
 

@@ -185,7 +185,10 @@ struct PluginHostCommand: ParsableCommand {
             signals, listener: listener, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9))
         ) { line in log.stderr.notice("\(line)", metadata: [LogKey.event: .string(LogEventName.hostDrain)]) }
         _ = control  // closed with the event loops during the drain
-        if status != 0 { throw ExitCode(status) }
+        // The process ends here, without tearing down the server's objects one by one: they outlive the event
+        // loops, and ServerQuiescingHelper's deinit completes a promise on a loop that has shut down (NIO then
+        // prints "Cannot schedule tasks on an EventLoop that has already shut down", a future crash).
+        Glibc.exit(status)
     }
 
     private func listenTarget() throws(HostFailure) -> ListenTarget {

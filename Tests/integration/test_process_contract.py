@@ -134,7 +134,8 @@ def test_child_gets_exactly_fds_0_to_4_and_an_explicit_environment(env, faulty, 
         # Environment: the listed variables from the supervisor, the server's [env], the MCP_* ones; nothing else.
         expected = {k: v for k, v in environ.items() if k in INHERITED}
         expected.update({"PROBE_OUT": str(out), "FROM_SERVER_ENV": "yes", "MCP_LISTEN_FD": "3",
-                         "MCP_CONTROL_FD": "4", "MCP_SERVER_NAME": "probe", "MCP_REPLICA": str(replica)})
+                         "MCP_CONTROL_FD": "4", "MCP_SERVER_NAME": "probe", "MCP_REPLICA": str(replica),
+                         "MCP_LOG_FORMAT": "json"})
         assert rec["env"] == expected, f"replica {replica}: environment differs: {rec['env']}"
         for leaked in (*SYSTEMD_VARS, "NOT_FOR_CHILDREN"):
             assert leaked not in rec["env"]

@@ -118,7 +118,7 @@ public final class ControlServer: @unchecked Sendable {
     /// Closes every client and the socket, and removes the socket file. Call on the queue at exit.
     public func close() {
         dispatchPrecondition(condition: .onQueue(queue))
-        for c in Array(clients.values) { drop(c) }
+        for client in Array(clients.values) { drop(client) }
         listenSource?.cancel()
         listenSource = nil
         if created { unlink(path) }
@@ -153,14 +153,14 @@ public final class ControlServer: @unchecked Sendable {
                 continue
             }
             nextClientID += 1
-            let c = Client(id: nextClientID, fd: fd, peer: Self.peer(fd))
-            c.admin = isAdmin(c.peer)
-            clients[c.id] = c
+            let client = Client(id: nextClientID, fd: fd, peer: Self.peer(fd))
+            client.admin = isAdmin(client.peer)
+            clients[client.id] = client
             let rs = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-            rs.setEventHandler { [unowned self, weak c] in if let c { self.readAvailable(c) } }
-            rs.setCancelHandler { [unowned self] in self.release(c) }
-            c.sources += 1
-            c.readSource = rs
+            rs.setEventHandler { [unowned self, weak client] in if let client { self.readAvailable(client) } }
+            rs.setCancelHandler { [unowned self] in self.release(client) }
+            client.sources += 1
+            client.readSource = rs
             rs.resume()
         }
     }
@@ -228,105 +228,105 @@ public final class ControlServer: @unchecked Sendable {
         }
     }
 
-    private func release(_ c: Client) {
-        c.sources -= 1
-        if c.sources == 0 && c.closed { Glibc.close(c.fd) }
+    private func release(_ client: Client) {
+        client.sources -= 1
+        if client.sources == 0 && client.closed { Glibc.close(client.fd) }
     }
 
     /// Forgets a client at once: sources cancelled (the fd closes with the last), buffers and follows dropped.
-    private func drop(_ c: Client) {
-        guard !c.closed else { return }
-        c.closed = true
-        unfollowAll(c)
-        c.readSource?.cancel()
-        c.readSource = nil
-        c.writeSource?.cancel()
-        c.writeSource = nil
-        c.input = LineFramer(maxLineBytes: Self.maxLineBytes, overflow: .reject)
-        c.output = []
-        clients[c.id] = nil
-        if c.sources == 0 { Glibc.close(c.fd) }
+    private func drop(_ client: Client) {
+        guard !client.closed else { return }
+        client.closed = true
+        unfollowAll(client)
+        client.readSource?.cancel()
+        client.readSource = nil
+        client.writeSource?.cancel()
+        client.writeSource = nil
+        client.input = LineFramer(maxLineBytes: Self.maxLineBytes, overflow: .reject)
+        client.output = []
+        clients[client.id] = nil
+        if client.sources == 0 { Glibc.close(client.fd) }
     }
 
-    private func unfollowAll(_ c: Client) {
-        for f in c.follows { supervisor.logTap.unfollow(f.server, f.id) }
-        c.follows = []
+    private func unfollowAll(_ client: Client) {
+        for f in client.follows { supervisor.logTap.unfollow(f.server, f.id) }
+        client.follows = []
     }
 
     /// No more reading: answer what is queued, then close.
-    private func finishAfterFlush(_ c: Client) {
-        c.closeAfterFlush = true
-        unfollowAll(c)
-        c.readSource?.cancel()
-        c.readSource = nil
-        c.input = LineFramer(maxLineBytes: Self.maxLineBytes, overflow: .reject)
-        if c.output.isEmpty { drop(c) }
+    private func finishAfterFlush(_ client: Client) {
+        client.closeAfterFlush = true
+        unfollowAll(client)
+        client.readSource?.cancel()
+        client.readSource = nil
+        client.input = LineFramer(maxLineBytes: Self.maxLineBytes, overflow: .reject)
+        if client.output.isEmpty { drop(client) }
     }
 
-    private func readAvailable(_ c: Client) {
+    private func readAvailable(_ client: Client) {
         var buf = [UInt8](repeating: 0, count: 65536)
-        while !c.closed && !c.closeAfterFlush {
-            let n = read(c.fd, &buf, buf.count)
+        while !client.closed && !client.closeAfterFlush {
+            let n = read(client.fd, &buf, buf.count)
             if n > 0 {
-                c.input.append(buf[0..<n])
-                processLines(c)
+                client.input.append(buf[0..<n])
+                processLines(client)
                 continue
             }
             if n == 0 {
                 // End of input: a last line without a newline still gets its answer (if the peer still reads).
-                if let line = c.input.finish() { handleLine(c, line[...]) }
-                if !c.closed { finishAfterFlush(c) }
+                if let line = client.input.finish() { handleLine(client, line[...]) }
+                if !client.closed { finishAfterFlush(client) }
                 return
             }
             if errno == EINTR { continue }
-            if errno != EAGAIN && errno != EWOULDBLOCK { drop(c) }
+            if errno != EAGAIN && errno != EWOULDBLOCK { drop(client) }
             return
         }
     }
 
-    private func processLines(_ c: Client) {
-        while !c.closed && !c.closeAfterFlush, let frame = c.input.next() {
+    private func processLines(_ client: Client) {
+        while !client.closed && !client.closeAfterFlush, let frame = client.input.next() {
             switch frame {
-            case .line(let line): handleLine(c, line[...])
+            case .line(let line): handleLine(client, line[...])
             case .tooLong:
-                tooLong(c)
+                tooLong(client)
                 return
             }
         }
     }
 
-    private func tooLong(_ c: Client) {
+    private func tooLong(_ client: Client) {
         note(
-            "uid \(c.peer.uid) (pid \(c.peer.pid)) sent a line over \(Self.maxLineBytes) bytes; closing",
+            "uid \(client.peer.uid) (pid \(client.peer.pid)) sent a line over \(Self.maxLineBytes) bytes; closing",
             level: .warning)
         send(
-            c,
+            client,
             JSONRPC.error(
                 id: nil, code: Code.lineTooLong,
                 message: "request line longer than \(Self.maxLineBytes) bytes; closing the connection"))
-        if !c.closed { finishAfterFlush(c) }
+        if !client.closed { finishAfterFlush(client) }
     }
 
     // MARK: Output
 
-    private func send(_ c: Client, _ message: JSONValue) {
-        guard !c.closed else { return }
-        c.output += JSONWriter.serialize(message)
-        c.output.append(0x0A)
-        if c.output.count > Self.maxPendingOutput {
+    private func send(_ client: Client, _ message: JSONValue) {
+        guard !client.closed else { return }
+        client.output += JSONWriter.serialize(message)
+        client.output.append(0x0A)
+        if client.output.count > Self.maxPendingOutput {
             // A reader that does not keep up (a stalled `logs --follow`) is cut off, never waited for.
-            note("uid \(c.peer.uid) (pid \(c.peer.pid)) does not read its answers; closing", level: .warning)
-            drop(c)
+            note("uid \(client.peer.uid) (pid \(client.peer.pid)) does not read its answers; closing", level: .warning)
+            drop(client)
             return
         }
-        if c.writeSource == nil { flush(c) }
+        if client.writeSource == nil { flush(client) }
     }
 
-    private func flush(_ c: Client) {
+    private func flush(_ client: Client) {
         var sent = 0
-        while sent < c.output.count {
-            let n = c.output[sent...].withUnsafeBytes {
-                Glibc.send(c.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+        while sent < client.output.count {
+            let n = client.output[sent...].withUnsafeBytes {
+                Glibc.send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
             }
             if n > 0 {
                 sent += n
@@ -334,62 +334,64 @@ public final class ControlServer: @unchecked Sendable {
             }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                c.output.removeSubrange(0..<sent)
-                if c.writeSource == nil {
-                    let ws = DispatchSource.makeWriteSource(fileDescriptor: c.fd, queue: queue)
-                    ws.setEventHandler { [unowned self, weak c] in if let c, !c.closed { self.flush(c) } }
-                    ws.setCancelHandler { [unowned self] in self.release(c) }
-                    c.sources += 1
-                    c.writeSource = ws
+                client.output.removeSubrange(0..<sent)
+                if client.writeSource == nil {
+                    let ws = DispatchSource.makeWriteSource(fileDescriptor: client.fd, queue: queue)
+                    ws.setEventHandler { [unowned self, weak client] in
+                        if let client, !client.closed { self.flush(client) }
+                    }
+                    ws.setCancelHandler { [unowned self] in self.release(client) }
+                    client.sources += 1
+                    client.writeSource = ws
                     ws.resume()
                 }
                 return
             }
-            drop(c)  // the peer is gone
+            drop(client)  // the peer is gone
             return
         }
-        c.output.removeAll(keepingCapacity: c.output.count < 65536)
-        c.writeSource?.cancel()
-        c.writeSource = nil
-        if c.closeAfterFlush { drop(c) }
+        client.output.removeAll(keepingCapacity: client.output.count < 65536)
+        client.writeSource?.cancel()
+        client.writeSource = nil
+        if client.closeAfterFlush { drop(client) }
     }
 
     // MARK: Requests
 
-    private func handleLine(_ c: Client, _ raw: ArraySlice<UInt8>) {
+    private func handleLine(_ client: Client, _ raw: ArraySlice<UInt8>) {
         var line = raw
         while let last = line.last, last == 0x0D || last == 0x20 || last == 0x09 { line = line.dropLast() }
         guard line.contains(where: { $0 != 0x20 && $0 != 0x09 }) else { return }
         let value: JSONValue
         do { value = try JSONParser.parse(line) } catch {
-            send(c, JSONRPC.error(id: nil, code: JSONRPC.parseError, message: "parse error: \(error)"))
+            send(client, JSONRPC.error(id: nil, code: JSONRPC.parseError, message: "parse error: \(error)"))
             return
         }
         switch JSONRPC.decode(value) {
         case .request(let id, let method, let params):
             // Most methods answer at once; `health` answers when its probes end (each bounded by the server's
             // health timeout) while the supervisor and this client's other requests go on.
-            let answer = { [weak self, weak c] (result: Result<JSONValue, CallError>) in
-                guard let self, let c, !c.closed else { return }  // the client left: nothing to answer
+            let answer = { [weak self, weak client] (result: Result<JSONValue, CallError>) in
+                guard let self, let client, !client.closed else { return }  // the client left: nothing to answer
                 switch result {
                 case .success(let result):
-                    self.send(c, JSONRPC.result(id: id, result))
+                    self.send(client, JSONRPC.result(id: id, result))
                     if method == ControlMethod.logs.rawValue, let p = try? LogsParams.decode(params), p.follow {
-                        self.startFollowing(c, p.server)
+                        self.startFollowing(client, p.server)
                     }
                 case .failure(let e):
-                    self.send(c, JSONRPC.error(id: id, code: e.code, message: e.message, data: e.data))
+                    self.send(client, JSONRPC.error(id: id, code: e.code, message: e.message, data: e.data))
                 }
             }
-            if let now = call(c, method, params, later: answer) { answer(now) }
+            if let now = call(client, method, params, later: answer) { answer(now) }
         case .notification:
             break  // nothing to answer
         case .batch:
-            send(c, JSONRPC.error(id: nil, code: JSONRPC.invalidRequest, message: "batches are not supported"))
+            send(client, JSONRPC.error(id: nil, code: JSONRPC.invalidRequest, message: "batches are not supported"))
         case .response:
-            send(c, JSONRPC.error(id: nil, code: JSONRPC.invalidRequest, message: "unexpected response"))
+            send(client, JSONRPC.error(id: nil, code: JSONRPC.invalidRequest, message: "unexpected response"))
         case .invalid(let reason, let id):
-            send(c, JSONRPC.error(id: id, code: JSONRPC.invalidRequest, message: "invalid request: \(reason)"))
+            send(client, JSONRPC.error(id: id, code: JSONRPC.invalidRequest, message: "invalid request: \(reason)"))
         }
     }
 
@@ -409,21 +411,21 @@ public final class ControlServer: @unchecked Sendable {
 
     /// The answer to a request, or nil when `later` will be called with it.
     private func call(
-        _ c: Client, _ name: String, _ params: [String: JSONValue],
+        _ client: Client, _ name: String, _ params: [String: JSONValue],
         later: @escaping (Result<JSONValue, CallError>) -> Void
     ) -> Result<JSONValue, CallError>? {
         guard let method = ControlMethod(rawValue: name) else {
             return .failure(CallError(code: JSONRPC.methodNotFound, message: "unknown method '\(name)'"))
         }
         if method.isChanging {
-            let who = "uid \(c.peer.uid) (pid \(c.peer.pid))"
+            let who = "uid \(client.peer.uid) (pid \(client.peer.pid))"
             let server = params[ControlKey.server]?.stringValue
             let target = server.map { " \($0)" } ?? ""
             var fields: Logger.Metadata = [
-                "uid": LogValue.of(c.peer.uid), "peer_pid": LogValue.of(c.peer.pid), "method": .string(name),
+                "uid": LogValue.of(client.peer.uid), "peer_pid": LogValue.of(client.peer.pid), "method": .string(name),
             ]
             if let server { fields["target"] = .string(server) }
-            guard c.admin else {
+            guard client.admin else {
                 fields["allowed"] = LogValue.of(false)
                 note("\(who): \(name)\(target): refused", level: .warning, fields: fields)
                 let join: String
@@ -507,16 +509,16 @@ public final class ControlServer: @unchecked Sendable {
         }
     }
 
-    private func startFollowing(_ c: Client, _ name: String) {
-        guard !c.closed, !c.closeAfterFlush, supervisor.servers[name] != nil else { return }
-        let id = supervisor.logTap.follow(name) { [unowned self, weak c] line in
-            guard let c else { return }
+    private func startFollowing(_ client: Client, _ name: String) {
+        guard !client.closed, !client.closeAfterFlush, supervisor.servers[name] != nil else { return }
+        let id = supervisor.logTap.follow(name) { [unowned self, weak client] line in
+            guard let client else { return }
             self.send(
-                c,
+                client,
                 JSONRPC.notification(
                     method: LogLines.notificationMethod,
                     params: .object(LogLines.notificationParams(server: name, line: line))))
         }
-        c.follows.append((name, id))
+        client.follows.append((name, id))
     }
 }

@@ -102,7 +102,14 @@ int mcps_reap_group(pid_t pgid) {
     return n;
 }
 
-int mcps_reap_orphans(const pid_t *tracked, int count) {
+static int is_tracked(pid_t pid, const pid_t *tracked, int count) {
+    for (int i = 0; i < count; i++)
+        if (tracked[i] == pid) return 1;
+    return 0;
+}
+
+/* The slow way: every process in /proc whose parent is us and that is a zombie, except the tracked ones. */
+static int reap_orphans_by_scan(const pid_t *tracked, int count) {
     pid_t self = getpid();
     int n = 0;
     DIR *proc = opendir("/proc");
@@ -111,9 +118,7 @@ int mcps_reap_orphans(const pid_t *tracked, int count) {
     while ((e = readdir(proc))) {
         if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
         pid_t pid = (pid_t)atoi(e->d_name);
-        int mine = 0;
-        for (int i = 0; i < count; i++) if (tracked[i] == pid) mine = 1;
-        if (mine) continue;
+        if (is_tracked(pid, tracked, count)) continue;
         char path[64], buf[512];
         snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -134,6 +139,25 @@ int mcps_reap_orphans(const pid_t *tracked, int count) {
     }
     closedir(proc);
     return n;
+}
+
+/* Reaps zombie children that are not tracked (orphans re-parented to us as subreaper). The kernel names one
+ * waitable child without reaping it (WNOWAIT); an untracked one is reaped and the next one asked for. Only when
+ * the first waitable child is a tracked one (its pidfd event not handled yet, so it hides the others) does this
+ * fall back to scanning /proc: a scan reads every process's stat, about 1 ms with a few hundred processes, which
+ * is too slow for the path from a child's exit to its replacement (measured: kill -> exec p50 +0.9 ms). */
+int mcps_reap_orphans(const pid_t *tracked, int count) {
+    int n = 0;
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return n;
+        if (is_tracked(info.si_pid, tracked, count)) return n + reap_orphans_by_scan(tracked, count);
+        siginfo_t reaped;
+        memset(&reaped, 0, sizeof reaped);
+        if (waitid(P_PID, (id_t)info.si_pid, &reaped, WEXITED | WNOHANG) != 0 || reaped.si_pid == 0) return n;
+        n++;
+    }
 }
 
 /* A numeric IPv4 or IPv6 address and a port as a socket address; returns the family, or -1. */

@@ -35,7 +35,9 @@ final class DeadlineScheduler {
     /// Sets the source for the earliest deadline. An earlier wake-up already set stays (it finds nothing due and
     /// sets the source again), so a burst of changes costs no re-arming.
     func rearm() {
-        guard let due = table.values.map(\.at).min() else { return }
+        var earliest: Double?
+        for entry in table.values where earliest == nil || entry.at < earliest! { earliest = entry.at }
+        guard let due = earliest else { return }
         if let armed = armedAt, armed <= due + 0.001 { return }
         armedAt = due
         let delay = max(0, due - now())
@@ -44,8 +46,11 @@ final class DeadlineScheduler {
 
     private func fire(_ due: (Deadline) -> Void) {
         let current = now()
-        let reached = table.filter { $0.value.at - $0.value.early <= current + 0.000_5 }
-            .sorted { $0.value.at < $1.value.at }
+        var reached: [(deadline: Deadline, entry: (at: Double, early: Double))] = []
+        for (deadline, entry) in table where entry.at - entry.early <= current + 0.000_5 {
+            reached.append((deadline, entry))
+        }
+        reached.sort { $0.entry.at < $1.entry.at }
         for (deadline, entry) in reached {
             // An earlier one may have moved or cancelled it.
             guard let still = table[deadline], still == entry else { continue }

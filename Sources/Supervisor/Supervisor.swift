@@ -33,6 +33,8 @@ public final class Supervisor: @unchecked Sendable {
     private var scheduler: DeadlineScheduler!
     /// When the follow-up orphan reaps after a child exit are due (see `reapOrphans`).
     private var orphanReaps: [Double] = []
+    /// How often the heartbeat pings also reap orphans: once per round of the shortest heartbeat interval.
+    private var orphanRound = 18.0
     /// When /proc was last scanned for orphans (the scan reads every process's stat: not on every ping).
     private var lastOrphanScan = -Double.infinity
     private var onStopped: (() -> Void)?
@@ -72,6 +74,10 @@ public final class Supervisor: @unchecked Sendable {
             now: Clock.now(), random: { Double.random(in: 0..<1) },
             bind: { [unowned self] server, address, port in self.listen(server, address, port) })
         for effect in machine.handle(event, inputs) { perform(effect) }
+        switch event {
+        case .start, .reloaded: orphanRound = (config.servers.map(\.heartbeatInterval).min() ?? 20) * 0.9
+        default: break
+        }
         scheduler.rearm()
     }
 
@@ -136,10 +142,9 @@ public final class Supervisor: @unchecked Sendable {
             if children[id]?.send(.stop) != true { feed(.stopMessageFailed(id)) }
         case .sendPing(let id, let seq):
             _ = children[id]?.send(.ping(seq: seq))
-            // One /proc scan per heartbeat round, not per ping: a scan per ping cost 15 times the idle supervisor's
-            // CPU with 50 servers (bench/compare.sh, probing off: 0.005 % -> 0.076 % of a core).
-            let round = (config.servers.map(\.heartbeatInterval).min() ?? 20) * 0.9
-            if Clock.now() - lastOrphanScan >= round { reapOrphans() }
+            // One orphan reap per heartbeat round, not per ping (a /proc scan per ping cost 15 times the idle
+            // supervisor's CPU with 50 servers; the reap is now one waitid in the common case, but still per round).
+            if Clock.now() - lastOrphanScan >= orphanRound { reapOrphans() }
         case .startProbe(let id, let seq, let level): startProbe(id, seq: seq, level: level)
         case .endProbe(let id, let seq): finishProbe(id, seq: seq)
         case .signal(let id, let pid, let signal):
@@ -261,14 +266,15 @@ public final class Supervisor: @unchecked Sendable {
         // Anything the plugin started dies with it; orphans re-parented to us are reaped here.
         _ = kill(-child.pid, SIGKILL)
         _ = mcps_reap_group(child.pid)
-        orphanReaps = [0.1, 1, 5].map { Clock.now() + $0 }
-        reapOrphans()
         child.close()
         probes[id] = nil
         cpuSamples[id] = nil
         portConnections.removeValue(forKey: id)?.close()
         let how: ChildStatus = code == 1 /* CLD_EXITED */ ? .exited(status) : .signaled(status)
         feed(.exited(id, pid: child.pid, how))
+        // After the machine decided (a replacement is spawned first), then again later for slow dyers.
+        orphanReaps = [0.1, 1, 5].map { Clock.now() + $0 }
+        reapOrphans()
     }
 
     /// Orphans that left their host's process group, or were still dying of the group's SIGKILL when the group

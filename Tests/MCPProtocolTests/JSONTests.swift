@@ -44,6 +44,18 @@ struct JSONParserTests {
         #expect(text.contains("\\u0001"))
     }
 
+    @Test func writerEscapesExactlyWhatJSONRequires() {
+        #expect(JSONWriter.string(.string("plain é 😀")) == "\"plain é 😀\"")
+        #expect(JSONWriter.string(.string("\"a\\b\"")) == #""\"a\\b\"""#)
+        #expect(JSONWriter.string(.string("\n\r\t\u{1f}x")) == #""\n\r\t\u001fx""#)
+        #expect(JSONWriter.string(.string("")) == "\"\"")
+    }
+
+    @Test func writerSortsObjectKeys() {
+        let v: JSONValue = ["b": 1, "a": ["z": true, "y": nil], "c": "x"]
+        #expect(JSONWriter.string(v) == #"{"a":{"y":null,"z":true},"b":1,"c":"x"}"#)
+    }
+
     @Test func writerInsertsRawFragmentsVerbatim() {
         let v: JSONValue = .array([.raw(Array("{\"type\":\"object\"}".utf8))])
         #expect(JSONWriter.string(v) == "[{\"type\":\"object\"}]")

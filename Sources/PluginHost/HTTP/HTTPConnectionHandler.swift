@@ -57,8 +57,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     /// The endpoint's transport rules (one path, DNS rebinding protection), then the dispatcher.
     private func serve(_ head: HTTPRequestHead, _ body: [UInt8], _ out: HTTPResponder) {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        guard path == "/mcp" else {
+        let uri = head.uri.utf8
+        guard uri[uri.startIndex..<(uri.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex)].elementsEqual("/mcp".utf8)
+        else {
             return out.respond(
                 status: 404, headers: [("Content-Type", "text/plain; charset=utf-8")],
                 body: Array("not found: the MCP endpoint is /mcp\n".utf8))

@@ -65,15 +65,20 @@ final class HTTPResponder: ReplySink {
         for h in handlers { h() }
     }
 
-    /// Sends a whole response. Ignored if a response was already completed.
-    func respond(status: Int, headers extra: [(String, String)], body: [UInt8]) {
-        let ok = state.withLock { s -> Bool in
-            guard !s.finished, !s.streaming else { return false }
+    /// Marks the response complete if it is unfinished and streaming is as given (a whole response: not
+    /// streaming; the end of a stream: streaming); false if it is not.
+    private func finish(streaming: Bool) -> Bool {
+        state.withLock { s -> Bool in
+            guard !s.finished, s.streaming == streaming else { return false }
             s.finished = true
             s.closeHandlers = []
             return true
         }
-        guard ok else { return }
+    }
+
+    /// Sends a whole response. Ignored if a response was already completed.
+    func respond(status: Int, headers extra: [(String, String)], body: [UInt8]) {
+        guard finish(streaming: false) else { return }
         let keepAlive = self.keepAlive
         let channel = self.channel
         onLoop {
@@ -89,9 +94,14 @@ final class HTTPResponder: ReplySink {
                 buf.writeBytes(body)
                 channel.write(HTTPServerResponsePart.body(.byteBuffer(buf)), promise: nil)
             }
-            let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
-            if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
+            Self.end(channel, keepAlive: keepAlive)
         }
+    }
+
+    /// The end of a response; the connection closes after it unless kept alive.
+    private static func end(_ channel: Channel, keepAlive: Bool) {
+        let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+        if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
     }
 
     @discardableResult
@@ -136,19 +146,10 @@ final class HTTPResponder: ReplySink {
     }
 
     func endStream() {
-        let ok = state.withLock { s -> Bool in
-            guard s.streaming, !s.finished else { return false }
-            s.finished = true
-            s.closeHandlers = []
-            return true
-        }
-        guard ok else { return }
+        guard finish(streaming: true) else { return }
         let keepAlive = self.keepAlive
         let channel = self.channel
-        onLoop {
-            let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
-            if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
-        }
+        onLoop { Self.end(channel, keepAlive: keepAlive) }
     }
 }
 

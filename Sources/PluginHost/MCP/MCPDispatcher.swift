@@ -91,8 +91,7 @@ final class MCPDispatcher: Sendable {
         if values.isEmpty { return Accepts(json: true, sse: true) }
         var acc = Accepts(json: false, sse: false)
         for value in values {
-            let type = value.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() } ?? ""
-            switch type {
+            switch RequestHeaders.mediaType(value) {
             case "application/json", "application/*": acc.json = true
             case "text/event-stream", "text/*": acc.sse = true
             case "*/*":
@@ -105,8 +104,7 @@ final class MCPDispatcher: Sendable {
     }
 
     private func handlePost(_ req: MCPRequest, _ out: any ReplySink) {
-        let contentType = req.headers.first("Content-Type")?.split(separator: ";").first?.trimmingSpaces()
-            .lowercased()
+        let contentType = req.headers.first("Content-Type").map(RequestHeaders.mediaType)
         guard contentType == "application/json" else {
             return reply(
                 out, status: 415,

@@ -13,6 +13,10 @@ final class DeadlineScheduler {
     /// When the source will fire next (nil: not armed).
     private var armedAt: Double?
     private let now: () -> Double
+    /// A deadline was armed or cancelled since the last `rearm`.
+    private var changed = false
+    /// `fire` is handing out the deadlines reached.
+    private var firing = false
 
     /// - Parameters:
     ///   - now: the monotonic clock the deadlines are measured on.
@@ -28,13 +32,24 @@ final class DeadlineScheduler {
         source.resume()
     }
 
-    func arm(_ deadline: Deadline, at: Double, early: Double) { table[deadline] = (at, early) }
+    func arm(_ deadline: Deadline, at: Double, early: Double) {
+        table[deadline] = (at, early)
+        changed = true
+    }
 
-    func cancel(_ deadline: Deadline) { table[deadline] = nil }
+    func cancel(_ deadline: Deadline) {
+        guard table.removeValue(forKey: deadline) != nil else { return }
+        changed = true
+    }
 
     /// Sets the source for the earliest deadline. An earlier wake-up already set stays (it finds nothing due and
-    /// sets the source again), so a burst of changes costs no re-arming.
+    /// sets the source again), so a burst of changes costs no re-arming; nothing is done when no deadline changed
+    /// since the last call (a pong), or while the deadlines reached are being handed out (the wake-up's own
+    /// rearm at its end sees them all: re-arming in between set the source for a deadline about to be handed
+    /// out, one wasted wake-up per heartbeat round).
     func rearm() {
+        guard changed, !firing else { return }
+        changed = false
         var earliest: Double?
         for entry in table.values where earliest == nil || entry.at < earliest! { earliest = entry.at }
         guard let due = earliest else { return }
@@ -51,12 +66,15 @@ final class DeadlineScheduler {
             reached.append((deadline, entry))
         }
         reached.sort { $0.entry.at < $1.entry.at }
+        firing = true
         for (deadline, entry) in reached {
             // An earlier one may have moved or cancelled it.
             guard let still = table[deadline], still == entry else { continue }
             table[deadline] = nil
             due(deadline)
         }
+        firing = false
+        changed = true
         rearm()
     }
 

@@ -286,7 +286,10 @@ public final class Supervisor: @unchecked Sendable {
         _ = tracked.withUnsafeBufferPointer { mcps_reap_orphans($0.baseAddress, Int32($0.count)) }
         let now = Clock.now()
         orphanReaps.removeAll { $0 <= now + 0.000_5 }
-        if let next = orphanReaps.first { scheduler.arm(.orphanReap, at: next, early: 0.05) }
+        if let next = orphanReaps.first {
+            scheduler.arm(.orphanReap, at: next, early: 0.05)
+            scheduler.rearm()
+        }
     }
 
     // MARK: State folder

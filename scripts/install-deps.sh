@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # passwd (useradd, groupadd) and util-linux (setpriv): the authorization tests create users and run as them.
-packages=(gcc g++ make pkg-config python3 python3-venv curl procps iproute2 file passwd util-linux)
+# libsystemd-dev: sd_notify, the fd store and the journal (the CSystemd system library target); systemd:
+# systemd-socket-activate for the fd adoption tests.
+packages=(gcc g++ make pkg-config python3 python3-venv curl procps iproute2 file passwd util-linux libsystemd-dev
+    systemd)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -32,6 +32,8 @@ public enum Deadline: Hashable, Sendable {
     /// The daemon's own, never armed by the machine: reap orphans of exited hosts again (they die on their own
     /// time and nothing reports it), on the one scheduler like every other wait.
     case orphanReap
+    /// The daemon's own too: the watchdog's self-check of the one timer (docs/systemd.md, "Watchdog").
+    case selfCheck
 }
 
 /// Names a control request that waits for its answer (the control socket's call, a reload).
@@ -59,6 +61,8 @@ public enum ControlRequest: Equatable, Sendable {
     case start(String)
     case stop(String)
     case restart(String)
+    /// Replace the replicas one at a time, each old one stopped only after a successor serves (docs/mcpctl.md).
+    case rollingRestart(String)
     /// Probe every replica of a server at `level`; answered once all have answered.
     case health(String, HealthLevel)
 }
@@ -102,7 +106,9 @@ public enum ControlAnswer: Equatable, Sendable {
 /// Everything that happens to the supervisor, as the machine sees it.
 public enum SupervisorEvent: Sendable {
     /// The daemon starts with the configuration the machine was made with and the ports recorded on disk.
-    case start(registry: PortRegistry)
+    /// `stopped`: servers an admin stopped before the supervisor restarted (kept in the state directory); they
+    /// come up stopped, their port bound.
+    case start(registry: PortRegistry, stopped: Set<String> = [])
     /// The configuration was loaded again (SIGHUP or `reload`): the new one, or why it is rejected.
     case reloaded(Result<SupervisorConfig, ConfigError>, RequestID?)
     /// A `spawn` effect started a process.

@@ -26,6 +26,8 @@ mkdir -p "$STAGE/src/Sources/PluginABI" "$STAGE/src/Plugins"
 cp -a "$REPO/debian" "$REPO/packaging" "$REPO/docs" "$STAGE/src/"
 cp -a "$REPO/Sources/PluginABI/include" "$STAGE/src/Sources/PluginABI/"
 cp -a "$REPO/Plugins/reference-c" "$STAGE/src/Plugins/"
+# The Swift version the executables were built with: a Swift plugin must be built with the same (docs/packaging.md).
+{ swift --version 2>/dev/null || echo "unknown (swift not on PATH at package build)"; } | head -n 1 >"$STAGE/src/debian/swift-version"
 if [ -n "${MCP_DEB_VERSION:-}" ]; then
     sed -i "1s/(.*)/($MCP_DEB_VERSION)/" "$STAGE/src/debian/changelog"
 fi

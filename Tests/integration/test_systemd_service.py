@@ -98,7 +98,7 @@ def installed():
     try:
         ns.write(f"/etc/systemd/system/{UNIT}.d/50-test.conf", DROPIN)
         inside = ns.copy_in(deb)
-        out = ns.run("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "--no-download",
+        out = ns.run("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
                      inside, timeout=300, check=False)
         assert out.returncode == 0, f"apt-get install {inside} failed:\n{out.stdout}\n{out.stderr}"
         yield Installed(ns, inside)
@@ -266,7 +266,7 @@ def test_upgrade_under_load_keeps_ports_and_refuses_nothing(installed):
     pid = installed.main_pid()
     with Load(list(installed.ports.values())) as load:
         wait_for(lambda: load.calls_ok() > 20, 10, "the load generator's first calls")
-        out = ns.run("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "--no-download", inside,
+        out = ns.run("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", inside,
                      timeout=300, check=False)
         assert out.returncode == 0, out.stdout + out.stderr
         wait_for(lambda: installed.main_pid() not in (0, pid) and installed.all_running(), 30,

@@ -64,10 +64,13 @@ let package = Package(
         .target(name: "SupervisorCore", dependencies: ["MCPProtocol", "Contracts"], path: "Sources/SupervisorCore"),
         // The supervisor daemon: spawning and reaping children, sockets, timers, signals.
         .target(name: "CSupervisorSupport", path: "Sources/CSupervisorSupport"),
+        // libsystemd (apt libsystemd-dev): sd_notify, the fd store, socket activation, the journal.
+        .systemLibrary(
+            name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(
             name: "Supervisor",
             dependencies: [
-                "SupervisorCore", "CSupervisorSupport", "MCPProtocol", "Contracts", "StructuredLog",
+                "SupervisorCore", "CSupervisorSupport", "CSystemd", "MCPProtocol", "Contracts", "StructuredLog",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Supervisor"),

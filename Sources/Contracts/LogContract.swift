@@ -45,6 +45,10 @@ public enum LogEventName {
     public static let reload = "config.reload"
     public static let reloadRejected = "config.reload_rejected"
     public static let control = "control"
+    /// The systemd watchdog: a self-check failed (pings stop) or passes again (`check`: what failed).
+    public static let watchdog = "supervisor.watchdog"
+    /// systemd's fd store: a socket adopted, stored or dropped (`fdname`).
+    public static let fdStore = "supervisor.fdstore"
     /// A line from code not yet given an event of its own.
     public static let message = "message"
 

@@ -1,4 +1,5 @@
 import CSupervisorSupport
+import CSystemd
 import Contracts
 import Dispatch
 import Logging
@@ -45,6 +46,18 @@ public final class Supervisor: @unchecked Sendable {
     /// Recent log lines per server (the control socket's `logs`); see ControlSocket/.
     let logTap = LogTap()
 
+    /// systemd: readiness, status, the fd store (Systemd/; no-ops without NOTIFY_SOCKET).
+    public let notifier = SystemdNotifier()
+    /// Listening sockets systemd handed back from its fd store (`LISTEN_FDNAMES`), by server, until claimed.
+    private var adopted: [String: Int32] = [:]
+    /// The control socket listens (set by `controlOpened`); READY=1 waits for it.
+    private var controlReady = false
+    private var readySent = false
+    private var reloading = false
+    private var watchdog: Watchdog?
+    /// The watchdog's timer checks waiting for the scheduler to fire `.selfCheck`.
+    private var selfChecks: [@Sendable () -> Void] = []
+
     public init(config: SupervisorConfig, hostExecutable: String, files: any ConfigFileSource, log: SupervisorLog) {
         machine = SupervisorMachine(config: config)
         self.hostExecutable = hostExecutable
@@ -53,7 +66,14 @@ public final class Supervisor: @unchecked Sendable {
         log.tap = logTap
         self.log = log
         scheduler = DeadlineScheduler(queue: queue, now: Clock.now) { [unowned self] deadline in
-            if deadline == .orphanReap { self.reapOrphans() } else { self.feed(.deadline(deadline)) }
+            switch deadline {
+            case .orphanReap: self.reapOrphans()
+            case .selfCheck:
+                let checks = self.selfChecks
+                self.selfChecks = []
+                for check in checks { check() }
+            default: self.feed(.deadline(deadline))
+            }
         }
         logTap.isServer = { [unowned self] in self.machine.servers[$0] != nil }
     }
@@ -72,7 +92,76 @@ public final class Supervisor: @unchecked Sendable {
             now: Clock.now(), random: { Double.random(in: 0..<1) },
             bind: { [unowned self] server, address, port in self.listen(server, address, port) })
         for effect in machine.handle(event, inputs) { perform(effect) }
+        if !pendingLogs.isEmpty {
+            let records = pendingLogs
+            pendingLogs = []
+            for record in records { write(record) }
+        }
         scheduler.rearm()
+        if notifier.enabled { notifySystemd() }
+    }
+
+    /// READY=1 once the control socket listens and the boot has settled; after it, STATUS= when it changes.
+    private func notifySystemd() {
+        guard !reloading, !shuttingDown else { return }
+        if readySent {
+            notifier.status(StatusLine.make(servers))
+        } else if controlReady, bootSettled {
+            readySent = true
+            notifier.ready(status: StatusLine.make(servers))
+        }
+    }
+
+    /// Every server that starts at boot is running (one replica ready), failed (its port), down (its first start
+    /// failed: an exit, a spawn failure or its start timeout) or stopped; a server waiting for its dependencies
+    /// counts once one of them has settled without running. A server stuck in start holds READY=1 back for its
+    /// `start_timeout` at most: then it is killed, which counts as a failed start.
+    var bootSettled: Bool {
+        func settled(_ name: String, _ depth: Int) -> Bool {
+            guard let server = servers[name], depth < 64 else { return true }
+            switch server.status {
+            case .running, .failed, .stopped, .down: return true
+            case .starting, .stopping: return false
+            case .waiting:
+                return server.config.dependsOn.contains { dep in
+                    guard let other = servers[dep] else { return true }
+                    return other.status != .running && settled(dep, depth + 1)
+                }
+            }
+        }
+        return servers.keys.allSatisfy { settled($0, 0) }
+    }
+
+    /// The control socket listens at `path` (nil: it could not be opened): READY=1 may follow, and the watchdog
+    /// (when systemd asked for one) starts. Call on `queue`.
+    public func controlOpened(path: String?) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        controlReady = true
+        if let interval = SystemdNotifier.watchdogInterval(), watchdog == nil {
+            let dog = Watchdog(interval: interval, notifier: notifier, log: log) { [unowned self] loop, timer in
+                self.queue.async {
+                    loop()
+                    self.selfChecks.append(timer)
+                    self.scheduler.arm(.selfCheck, at: Clock.now(), early: 0)
+                    self.scheduler.rearm()
+                }
+            }
+            watchdog = dog
+            dog.start(controlPath: path)
+            write(
+                LogRecord(
+                    .info, LogEventName.watchdog,
+                    "watchdog: every \(Self.seconds(interval / 2)) s while the self-check passes (WatchdogSec=\(Self.seconds(interval)))"
+                ))
+        }
+        if notifier.enabled { notifySystemd() }
+    }
+
+    /// Stops the watchdog's pings (the supervisor is exiting).
+    public func stopWatchdog() { watchdog?.stop() }
+
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String((value * 1000).rounded() / 1000)
     }
 
     /// A request whose answer the caller waits for; the machine answers it within the same event.
@@ -97,6 +186,7 @@ public final class Supervisor: @unchecked Sendable {
                     .warning, LogEventName.supervisorWarning,
                     "warning: cannot become a child subreaper; plugin grandchildren may escape"))
         }
+        adoptInherited()
         feed(.start(registry: loadRegistry()))
     }
 
@@ -105,6 +195,7 @@ public final class Supervisor: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         guard !shuttingDown else { return }
         onStopped = completion
+        notifier.stopping()
         feed(.shutdown)
     }
 
@@ -113,6 +204,12 @@ public final class Supervisor: @unchecked Sendable {
     @discardableResult
     public func reload() -> Result<ConfigDiff, ConfigError> {
         dispatchPrecondition(condition: .onQueue(queue))
+        notifier.reloading()
+        reloading = true
+        defer {
+            reloading = false
+            if readySent { notifier.ready(status: StatusLine.make(servers)) }
+        }
         let loaded: Result<SupervisorConfig, ConfigError>
         do { loaded = .success(try ConfigLoader(source: files).load(mainFile: config.mainFile)) } catch {
             loaded = .failure(error)
@@ -152,6 +249,14 @@ public final class Supervisor: @unchecked Sendable {
         case .cancel(let deadline): scheduler.cancel(deadline)
         case .closeSocket(let server):
             if let fd = sockets.removeValue(forKey: server) { close(fd) }
+            // Gone or moved: not wanted back after a restart. (At shutdown the store keeps it for the next one.)
+            if !shuttingDown, notifier.enabled {
+                notifier.removeStored(name: server)
+                write(
+                    LogRecord(
+                        .info, LogEventName.fdStore, server: server, "socket dropped from the fd store",
+                        fields: ["fdname": .string(server)]))
+            }
         case .writeRegistry(let registry): saveRegistry(registry)
         case .answer(let id, let answer):
             if case .health(let health) = answer, let done = healthCallbacks.removeValue(forKey: id) {
@@ -201,11 +306,59 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Binds a server's port (called by the machine in the middle of a decision: it must not read `machine`).
     private func listen(_ server: String, _ address: String, _ port: Int) -> Bool {
+        if let fd = adopted.removeValue(forKey: server) {
+            // Kept by systemd across our restart: the same socket, so connections waiting in its backlog are
+            // served. Only when it still listens on the port the server now has.
+            if port > 0, port <= 65535, sd_is_socket_inet(fd, AF_UNSPEC, Int32(SOCK_STREAM.rawValue), 1, UInt16(port)) > 0 {
+                if let old = sockets[server] { close(old) }
+                sockets[server] = fd
+                pendingLogs.append(
+                    LogRecord(
+                        .info, LogEventName.fdStore, server: server,
+                        "adopted the listening socket on port \(port) from the fd store",
+                        fields: ["fdname": .string(server), "port": .int(Int64(port))]))
+                return true
+            }
+            close(fd)
+            notifier.removeStored(name: server)
+            pendingLogs.append(
+                LogRecord(
+                    .info, LogEventName.fdStore, server: server,
+                    "the stored socket does not listen on port \(port); dropped, binding anew",
+                    fields: ["fdname": .string(server), "port": .int(Int64(port))]))
+        }
         var fd: Int32 = -1
         guard mcps_listen_tcp(address, Int32(port), 1024, &fd) == 0 else { return false }
         if let old = sockets[server] { close(old) }
         sockets[server] = fd
+        if notifier.store(fd: fd, name: server) {
+            pendingLogs.append(
+                LogRecord(
+                    .info, LogEventName.fdStore, server: server, "socket on port \(port) kept in the fd store",
+                    fields: ["fdname": .string(server), "port": .int(Int64(port))]))
+        }
         return true
+    }
+
+    /// Log records made while the machine decides (by `listen`), written after its effects.
+    private var pendingLogs: [LogRecord] = []
+
+    /// Takes the sockets systemd passed back (LISTEN_FDS/LISTEN_FDNAMES): those of configured servers wait to be
+    /// claimed by their bind; the others are closed and dropped from the store (FDSTOREREMOVE=1).
+    private func adoptInherited() {
+        for (name, fd) in SystemdNotifier.inheritedSockets() {
+            if config.servers.contains(where: { $0.name == name }), adopted[name] == nil {
+                adopted[name] = fd
+            } else {
+                close(fd)
+                notifier.removeStored(name: name)
+                write(
+                    LogRecord(
+                        .info, LogEventName.fdStore,
+                        "stored socket '\(name)' belongs to no configured server; dropped from the fd store",
+                        fields: ["fdname": .string(name)]))
+            }
+        }
     }
 
     // MARK: Children

@@ -80,8 +80,10 @@ struct SupervisorCommand: ParsableCommand {
         supervisor.queue.async {
             supervisor.start()
             control.open()
+            supervisor.controlOpened(path: control.isListening ? control.path : nil)
         }
         done.wait()
+        supervisor.stopWatchdog()
         supervisor.queue.sync { control.close() }
         for s in sources { s.cancel() }
     }

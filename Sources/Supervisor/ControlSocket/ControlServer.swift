@@ -41,6 +41,8 @@ public final class ControlServer: @unchecked Sendable {
     private var clients: [Int: Client] = [:]
     private var nextClientID = 0
     private var created = false
+    /// The socket listens (`open()` succeeded).
+    public var isListening: Bool { listenSource != nil }
 
     public init(supervisor: Supervisor) { self.supervisor = supervisor }
 

@@ -32,6 +32,8 @@ public enum Deadline: Hashable, Sendable {
     /// The daemon's own, never armed by the machine: reap orphans of exited hosts again (they die on their own
     /// time and nothing reports it), on the one scheduler like every other wait.
     case orphanReap
+    /// The daemon's own too: the watchdog's self-check of the one timer (docs/systemd.md, "Watchdog").
+    case selfCheck
 }
 
 /// Names a control request that waits for its answer (the control socket's call, a reload).

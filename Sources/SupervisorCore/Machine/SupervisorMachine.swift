@@ -359,7 +359,7 @@ public struct SupervisorMachine {
             case .idle(.none):
                 break
             }
-        case .orphanReap:
+        case .orphanReap, .selfCheck:
             break  // the daemon's, not a decision
         }
     }

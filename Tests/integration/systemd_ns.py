@@ -79,7 +79,7 @@ class BootedSystemd:
         if user is not None:
             argv = ["runuser", "-u", user, "--", *argv]
         out = subprocess.run([str(NS_SCRIPT), "run", str(self.rundir), *argv], capture_output=True, text=True,
-                             timeout=timeout, input=input)
+                             timeout=timeout, input=input, start_new_session=True)
         if check and out.returncode != 0:
             raise AssertionError(f"inside: {' '.join(argv)}: exit {out.returncode}\nstdout: {out.stdout}\n"
                                  f"stderr: {out.stderr}")
@@ -101,6 +101,26 @@ class BootedSystemd:
     def journal(self, *args: str) -> list[dict]:
         out = self.run("journalctl", "--no-pager", "-o", "json", *args, check=False).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def host_pids(self, inside_pids) -> list[int]:
+        """The host's pids of processes inside, found through NSpid in /proc/PID/status (the host sees every
+        process of the namespace), so the host can wait for them to end without a round trip inside."""
+        pidns = os.readlink(f"/proc/{self.pid}/ns/pid")
+        wanted = {str(p) for p in inside_pids}
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") != pidns:
+                    continue
+                with open(f"/proc/{entry}/status") as f:
+                    nspid = next(line.split()[1:] for line in f if line.startswith("NSpid:"))
+            except (OSError, StopIteration):
+                continue
+            if nspid and nspid[-1] in wanted:
+                found.append(int(entry))
+        return found
 
     def close(self) -> None:
         subprocess.run([str(NS_SCRIPT), "kill", str(self.rundir)], capture_output=True, timeout=60)

@@ -22,7 +22,7 @@ final class ChildProcess {
     /// 4 = a control socketpair. Handlers run on `queue`.
     static func spawn(
         executable: String, arguments: [String], environment: [String: String], listenFD: Int32, server: String,
-        replica: SupervisorLog.Replica, queue: DispatchQueue, log: SupervisorLog,
+        replica: SupervisorLog.Replica, queue: DispatchQueue, log: SupervisorLog, budgets: [LineBudget],
         onExit: @escaping (Int32, Int32) -> Void, onMessage: @escaping (HostMessage) -> Void
     ) -> Result<ChildProcess, SpawnError> {
         var ctl: [Int32] = [-1, -1]
@@ -62,9 +62,11 @@ final class ChildProcess {
         child.watch(queue: queue, onExit: onExit, onMessage: onMessage)
         child.forwarders = [
             LogForwarder(
-                fd: out[0], server: server, replica: replica, pid: pid, textLevel: .info, queue: queue, log: log),
+                fd: out[0], server: server, replica: replica, pid: pid, textLevel: .info, queue: queue, log: log,
+                budgets: budgets),
             LogForwarder(
-                fd: err[0], server: server, replica: replica, pid: pid, textLevel: .warning, queue: queue, log: log),
+                fd: err[0], server: server, replica: replica, pid: pid, textLevel: .warning, queue: queue, log: log,
+                budgets: budgets),
         ]
         return .success(child)
     }

@@ -7,6 +7,44 @@ import StructuredLog
     import Glibc
 #endif
 
+/// A token bucket of forwarded lines. Each server has one, shared by every replica's stdout and stderr; when the
+/// log goes to the journal, every server's also draws on one bucket for all servers (`ForwardingLimits`).
+final class LineBudget {
+    let linesPerSecond: Double
+    let burst: Double
+    private var tokens: Double
+    private var lastRefill: Double
+
+    init(linesPerSecond: Double, burst: Double) {
+        self.linesPerSecond = linesPerSecond
+        self.burst = burst
+        tokens = burst
+        lastRefill = Clock.now()
+    }
+
+    /// Refills for the time passed; true when a line may go now (it is then counted).
+    func available(_ now: Double) -> Bool {
+        tokens = min(burst, tokens + (now - lastRefill) * linesPerSecond)
+        lastRefill = now
+        return tokens >= 1
+    }
+
+    func take() { tokens -= 1 }
+}
+
+/// How many forwarded child lines the log takes. To stderr as text: 2,000 lines/s per server after a burst of
+/// 20,000. To the journal, whose per-unit rate limit (RateLimitIntervalSec=30s, RateLimitBurst=10000 by default)
+/// would otherwise drop the supervisor's own lines along with a chatty plugin's: 50 lines/s per server after a
+/// burst of 1,000, and all servers together 150 lines/s after a burst of 3,000 — at most 7,500 forwarded lines in
+/// any 30 s, leaving journald's remaining quarter to the supervisor itself.
+public struct ForwardingLimits: Sendable {
+    public var perServer: (linesPerSecond: Double, burst: Double)
+    public var total: (linesPerSecond: Double, burst: Double)?
+
+    public static let text = ForwardingLimits(perServer: (2000, 20000), total: nil)
+    public static let journal = ForwardingLimits(perServer: (50, 1000), total: (150, 3000))
+}
+
 /// Forwards a child's stdout or stderr, line by line, into the supervisor's log, tagged with server, replica and
 /// pid. A line that is one of the host's JSON log lines keeps its level, event and fields; any other line (a
 /// plugin printing) becomes the message of a `child.output` line, at info from stdout and warning from stderr.
@@ -23,16 +61,14 @@ final class LogForwarder {
     private let log: SupervisorLog
     private var source: DispatchSourceRead?
     private var framer = LineFramer(maxLineBytes: LogForwarder.maxLineBytes, overflow: .split)
-    private var tokens: Double
-    private var lastRefill: Double
     private var dropped = 0
-    private let linesPerSecond: Double
-    private let burst: Double
+    private let budgets: [LineBudget]
     static let maxLineBytes = 16 * 1024
 
+    /// - Parameter budgets: the buckets a line must find room in (the server's, and the journal's total).
     init(
         fd: Int32, server: String, replica: SupervisorLog.Replica, pid: Int32, textLevel: Logger.Level,
-        queue: DispatchQueue, log: SupervisorLog, linesPerSecond: Double = 2000, burst: Double = 20000
+        queue: DispatchQueue, log: SupervisorLog, budgets: [LineBudget]
     ) {
         self.fd = fd
         self.server = server
@@ -40,10 +76,7 @@ final class LogForwarder {
         self.pid = pid
         self.textLevel = textLevel
         self.log = log
-        self.linesPerSecond = linesPerSecond
-        self.burst = burst
-        self.tokens = burst
-        self.lastRefill = Clock.now()
+        self.budgets = budgets
         let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         s.setEventHandler { [weak self] in self?.readAvailable() }
         s.setCancelHandler { Glibc.close(fd) }
@@ -85,13 +118,11 @@ final class LogForwarder {
 
     private func emit(_ line: ArraySlice<UInt8>) {
         let now = Clock.now()
-        tokens = min(burst, tokens + (now - lastRefill) * linesPerSecond)
-        lastRefill = now
-        guard tokens >= 1 else {
+        guard budgets.allSatisfy({ $0.available(now) }) else {
             dropped += 1
             return
         }
-        tokens -= 1
+        for budget in budgets { budget.take() }
         reportDrops(force: false)
         log.child(server: server, replica: replica, pid: pid, ForwardedLine.parse(line, textLevel: textLevel))
     }
@@ -105,7 +136,7 @@ final class LogForwarder {
         lastReport = now
         log.event(
             .warning, LogEventName.childLogsDropped, server: server, replica: replica, pid: pid,
-            message: "dropped \(dropped) log line(s): more than \(Int(linesPerSecond)) lines/s",
+            message: "dropped \(dropped) log line(s): more than \(Int(budgets[0].linesPerSecond)) lines/s",
             fields: ["dropped": LogValue.of(dropped)])
         dropped = 0
     }

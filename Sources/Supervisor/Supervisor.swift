@@ -46,6 +46,12 @@ public final class Supervisor: @unchecked Sendable {
     /// Recent log lines per server (the control socket's `logs`); see ControlSocket/.
     let logTap = LogTap()
 
+    /// Forwarded-line budgets: one per server, and the total when the log is the journal.
+    private var budgets: [String: LineBudget] = [:]
+    private lazy var totalBudget: LineBudget? = log.limits.total.map {
+        LineBudget(linesPerSecond: $0.linesPerSecond, burst: $0.burst)
+    }
+
     /// systemd: readiness, status, the fd store (Systemd/; no-ops without NOTIFY_SOCKET).
     public let notifier = SystemdNotifier()
     /// Listening sockets systemd handed back from its fd store (`LISTEN_FDNAMES`), by server, until claimed.
@@ -187,7 +193,8 @@ public final class Supervisor: @unchecked Sendable {
                     "warning: cannot become a child subreaper; plugin grandchildren may escape"))
         }
         adoptInherited()
-        feed(.start(registry: loadRegistry()))
+        adminStopped = loadStopped()
+        feed(.start(registry: loadRegistry(), stopped: adminStopped))
     }
 
     /// Graceful shutdown in reverse dependency order; `completion` runs on `queue` once every child is reaped.
@@ -215,7 +222,9 @@ public final class Supervisor: @unchecked Sendable {
             loaded = .failure(error)
         }
         switch request({ .reloaded(loaded, $0) }) {
-        case .reloaded(let diff): return .success(diff)
+        case .reloaded(let diff):
+            recordAdminStops()
+            return .success(diff)
         case .reloadRejected(let error): return .failure(error)
         default:
             return .failure(
@@ -390,7 +399,7 @@ public final class Supervisor: @unchecked Sendable {
             executable: hostExecutable, arguments: arguments,
             environment: environment(for: settings, replica: id.index),
             listenFD: socket, server: id.server, replica: SupervisorLog.Replica(id.index, of: settings.replicas),
-            queue: queue, log: log,
+            queue: queue, log: log, budgets: budgets(for: id.server),
             onExit: { [unowned self] code, status in self.childExited(id, code: code, status: status) },
             onMessage: { [unowned self] message in self.message(id, message) })
         switch result {
@@ -399,6 +408,17 @@ public final class Supervisor: @unchecked Sendable {
             children[id] = child
             feed(.spawned(id, pid: child.pid))
         }
+    }
+
+    private func budgets(for server: String) -> [LineBudget] {
+        let own: LineBudget
+        if let existing = budgets[server] {
+            own = existing
+        } else {
+            own = LineBudget(linesPerSecond: log.limits.perServer.linesPerSecond, burst: log.limits.perServer.burst)
+            budgets[server] = own
+        }
+        return [own] + (totalBudget.map { [$0] } ?? [])
     }
 
     private func message(_ id: ReplicaID, _ message: HostMessage) {
@@ -437,6 +457,47 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     // MARK: State folder
+
+    /// Servers an admin stopped (`mcpctl stop`), kept in `state_dir/stopped.json` so that they stay stopped across
+    /// a supervisor restart; `start`, `restart` and a reload that changes or removes one take it out.
+    var adminStopped: Set<String> = []
+    private var stoppedPath: String { Path.join(config.stateDirectory, "stopped.json") }
+
+    private func loadStopped() -> Set<String> {
+        guard case .success(let text) = files.read(stoppedPath) else { return [] }
+        guard let value = try? JSONParser.parse(text), case .array(let items) = value["stopped"] ?? .null else {
+            write(
+                LogRecord(
+                    .warning, LogEventName.supervisorWarning,
+                    "warning: \(stoppedPath) is damaged; no server is kept stopped"))
+            return []
+        }
+        return Set(items.compactMap(\.stringValue))
+    }
+
+    /// An admin's stop or start changed the set, or a reload may have: keep what still holds and write it.
+    func recordAdminStops(stopped: String? = nil, started: String? = nil) {
+        var set = adminStopped
+        if let stopped { set.insert(stopped) }
+        if let started { set.remove(started) }
+        set = set.filter { name in
+            switch servers[name]?.phase {
+            case .stopped, .stopping(then: .stayStopped): return true
+            default: return false
+            }
+        }
+        guard set != adminStopped else { return }
+        adminStopped = set
+        let text = JSONWriter.string(.object(["stopped": .array(set.sorted().map { .string($0) })])) + "\n"
+        let bytes = Array(text.utf8)
+        let rc = bytes.withUnsafeBytes { mcps_write_atomic(stoppedPath, $0.baseAddress, $0.count, 0o640) }
+        if rc != 0 {
+            write(
+                LogRecord(
+                    .warning, LogEventName.supervisorWarning,
+                    "warning: cannot write \(stoppedPath): \(String(cString: strerror(rc)))"))
+        }
+    }
 
     private var registryPath: String { Path.join(config.stateDirectory, "ports.json") }
 

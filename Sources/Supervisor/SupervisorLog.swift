@@ -13,12 +13,22 @@ public struct SupervisorLog: Sendable {
     public var logger: Logger
     /// Keeps recent lines per server for the control socket (set by the supervisor; used on its queue only).
     var tap: LogTap?
+    /// How many forwarded child lines it takes (stricter for the journal).
+    public var limits = ForwardingLimits.text
 
     public init(format: LogFormat = .text) {
         logger = LineLogHandler.logger(source: LogSource.supervisor, format: format)
     }
 
-    public init(logger: Logger) { self.logger = logger }
+    public init(logger: Logger, limits: ForwardingLimits = .text) {
+        self.logger = logger
+        self.limits = limits
+    }
+
+    /// To the journal with fields (stderr is the journal's stream, `JOURNAL_STREAM`): docs/systemd.md.
+    public static func journal() -> SupervisorLog {
+        SupervisorLog(logger: JournalLogHandler.logger(source: LogSource.supervisor), limits: .journal)
+    }
 
     /// The replica a line is about: its index, shown as `NAME#i` in the text only when the server has more than
     /// one replica (the JSON always carries it).

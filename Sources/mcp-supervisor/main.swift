@@ -35,7 +35,10 @@ struct SupervisorCommand: ParsableCommand {
     }
 
     func run() throws {
-        let log = SupervisorLog(format: LogFormat(rawValue: logFormat) ?? .text)
+        // Under systemd with stderr connected to the journal: lines with fields (docs/systemd.md, "Journal").
+        let log =
+            JournalStream.isStderr()
+            ? SupervisorLog.journal() : SupervisorLog(format: LogFormat(rawValue: logFormat) ?? .text)
         let files = LocalFiles()
         let cfg: SupervisorConfig
         do { cfg = try ConfigLoader(source: files).load(mainFile: config) } catch {

@@ -248,16 +248,19 @@ class SupervisorRun:
     # -- process ------------------------------------------------------------------------------------------
 
     def start(self, *extra: str, host: Path | str | None = None, environ: dict[str, str] | None = None,
-              user: tuple[int, int] | None = None) -> "SupervisorRun":
+              user: tuple[int, int] | None = None, prefix: tuple[str, ...] = (),
+              pass_fds: tuple[int, ...] = ()) -> "SupervisorRun":
         """`host` replaces the mcp-plugin-host given with --host; `environ` is the supervisor's whole environment
         (default: the test's); `user` (uid, gid) runs it as that user, for the non-root cases (setpriv execs, so
-        the pid is the supervisor's)."""
+        the pid is the supervisor's). `prefix` runs it through a wrapper that execs it (the pid stays the
+        supervisor's), `pass_fds` are kept open for it (the systemd tests' LISTEN_FDS)."""
         assert self.proc is None, "already started"
         args = [str(supervisor_binary()), "-c", str(self.main_file), "--host", str(host or host_binary()), *extra]
         if user is not None:
             args = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", "--", *args]
+        args = [*prefix, *args]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, cwd=self.root, env=environ)
+                                     stderr=subprocess.STDOUT, cwd=self.root, env=environ, pass_fds=pass_fds)
         self._reader = threading.Thread(target=self._read, name=f"supervisor-{self.proc.pid}", daemon=True)
         self._reader.start()
         return self

@@ -37,6 +37,9 @@ public final class ControlServer: @unchecked Sendable {
     public private(set) var path = ""
     private var groupName: String?
     private var groupID: gid_t?
+    /// `control_read_group`: when set, reading needs it too (or admin rights), and the socket file is 0666.
+    private var readGroupName: String?
+    private var readGroupID: gid_t?
     private var listenSource: DispatchSourceRead?
     private var clients: [Int: Client] = [:]
     private var nextClientID = 0
@@ -62,6 +65,15 @@ public final class ControlServer: @unchecked Sendable {
                 note(
                     "warning: control_group '\(g)' does not exist; only root and uid \(getuid()) may change servers",
                     level: .warning)
+            }
+        }
+        readGroupName = cfg.controlReadGroup
+        if let g = readGroupName {
+            if let gr = getgrnam(g) {
+                readGroupID = gr.pointee.gr_gid
+            } else {
+                note(
+                    "warning: control_read_group '\(g)' does not exist; only admins may read status", level: .warning)
             }
         }
         guard let addr = UnixSocketAddress.make(path) else {
@@ -100,7 +112,8 @@ public final class ControlServer: @unchecked Sendable {
             note(
                 "cannot give \(path) to group \(groupName ?? ""): \(String(cString: strerror(errno)))", level: .warning)
         }
-        _ = chmod(path, 0o660)
+        // With a read group, every local user may connect and each call is checked by the caller's groups.
+        _ = chmod(path, readGroupName != nil ? 0o666 : 0o660)
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         guard listen(fd, 128) == 0 else {
             note("cannot listen on \(path): \(String(cString: strerror(errno)))", level: .error)
@@ -157,6 +170,7 @@ public final class ControlServer: @unchecked Sendable {
             nextClientID += 1
             let client = Client(id: nextClientID, fd: fd, peer: Self.peer(fd))
             client.admin = isAdmin(client.peer)
+            client.reader = client.admin || isReader(client.peer)
             clients[client.id] = client
             let rs = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
             rs.setEventHandler { [unowned self, weak client] in if let client { self.readAvailable(client) } }
@@ -200,6 +214,13 @@ public final class ControlServer: @unchecked Sendable {
         return p
     }
 
+    /// May read: everyone who can connect, unless `control_read_group` is set; then its members.
+    private func isReader(_ p: Peer) -> Bool {
+        guard readGroupName != nil else { return true }
+        guard let g = readGroupID else { return false }
+        return p.gid == g || p.groups.contains(g)
+    }
+
     private func isAdmin(_ p: Peer) -> Bool {
         if p.uid == 0 || p.uid == getuid() { return true }
         guard let g = groupID else { return false }
@@ -213,6 +234,7 @@ public final class ControlServer: @unchecked Sendable {
         let fd: Int32
         let peer: Peer
         var admin = false
+        var reader = false
         var input = LineFramer(maxLineBytes: ControlServer.maxLineBytes, overflow: .reject)
         var output: [UInt8] = []
         var readSource: DispatchSourceRead?
@@ -418,6 +440,19 @@ public final class ControlServer: @unchecked Sendable {
     ) -> Result<JSONValue, CallError>? {
         guard let method = ControlMethod(rawValue: name) else {
             return .failure(CallError(code: JSONRPC.methodNotFound, message: "unknown method '\(name)'"))
+        }
+        if !method.isChanging, !client.reader {
+            let fields: Logger.Metadata = [
+                "uid": LogValue.of(client.peer.uid), "peer_pid": LogValue.of(client.peer.pid), "method": .string(name),
+                "allowed": LogValue.of(false),
+            ]
+            note("uid \(client.peer.uid) (pid \(client.peer.pid)): \(name): refused", level: .warning, fields: fields)
+            let g = readGroupName ?? ""
+            return .failure(
+                CallError(
+                    code: Code.permissionDenied,
+                    message: "permission denied: \(name) needs read rights; join the group '\(g)' (control_read_group)",
+                    data: [ControlKey.group: .string(g)]))
         }
         if method.isChanging {
             let who = "uid \(client.peer.uid) (pid \(client.peer.pid))"

@@ -30,7 +30,13 @@ extension Supervisor {
     private func control(_ request: ControlRequest) -> Result<String, ControlError> {
         dispatchPrecondition(condition: .onQueue(queue))
         switch self.request({ .control(request, $0) }) {
-        case .done(let what): return .success(what)
+        case .done(let what):
+            switch request {
+            case .stop(let name): recordAdminStops(stopped: name)
+            case .start(let name), .restart(let name): recordAdminStops(started: name)
+            case .health: break
+            }
+            return .success(what)
         case .unknownServer(let name): return .failure(.unknownServer(name))
         default: return .failure(.shuttingDown)
         }

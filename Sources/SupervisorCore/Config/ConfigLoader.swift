@@ -31,6 +31,7 @@ public struct ConfigLoader {
         config.listenAddress = try r.string("listen_address") ?? "127.0.0.1"
         config.controlSocket = try r.string("control_socket").map { Path.resolve($0, relativeTo: base) }
         config.controlGroup = try r.string("control_group")
+        config.controlReadGroup = try r.string("control_read_group")
         if let range = try r.intArray("port_range") {
             guard range.values.count == 2, range.values[0] >= 1, range.values[1] <= 65535,
                 range.values[0] <= range.values[1]

@@ -91,6 +91,10 @@ public struct SupervisorConfig: Sendable, Equatable {
     public var controlSocket: String?
     /// The group whose members may call changing methods on the control socket (`control_group`).
     public var controlGroup: String?
+    /// The group whose members may read (version, status, health, ports, logs) through the control socket
+    /// (`control_read_group`). When set, the socket is open to every local user (0666) and the supervisor checks
+    /// each caller's groups: admins may do everything, members of this group read, anyone else nothing.
+    public var controlReadGroup: String?
     /// Servers sorted by name.
     public var servers: [ServerConfig] = []
 

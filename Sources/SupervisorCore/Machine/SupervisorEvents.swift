@@ -104,7 +104,9 @@ public enum ControlAnswer: Equatable, Sendable {
 /// Everything that happens to the supervisor, as the machine sees it.
 public enum SupervisorEvent: Sendable {
     /// The daemon starts with the configuration the machine was made with and the ports recorded on disk.
-    case start(registry: PortRegistry)
+    /// `stopped`: servers an admin stopped before the supervisor restarted (kept in the state directory); they
+    /// come up stopped, their port bound.
+    case start(registry: PortRegistry, stopped: Set<String> = [])
     /// The configuration was loaded again (SIGHUP or `reload`): the new one, or why it is rejected.
     case reloaded(Result<SupervisorConfig, ConfigError>, RequestID?)
     /// A `spawn` effect started a process.

@@ -69,7 +69,7 @@ public struct SupervisorMachine {
         bind = inputs.bind
         effects = []
         switch event {
-        case .start(let recorded): start(recorded)
+        case .start(let recorded, let stopped): start(recorded, stopped: stopped)
         case .reloaded(let result, let request): reload(result, request)
         case .spawned(let id, let pid): spawned(id, pid)
         case .spawnFailed(let id, let message): spawnFailed(id, message)
@@ -93,12 +93,23 @@ public struct SupervisorMachine {
 
     // MARK: Start
 
-    private mutating func start(_ recorded: PortRegistry) {
+    private mutating func start(_ recorded: PortRegistry, stopped: Set<String>) {
         guard phase == .idle else { return }
         phase = .running
         registry = recorded
         for server in config.servers { servers[server.name] = ServerState(config: server) }
         log(.info, LogEventName.supervisorStart, "starting \(servers.count) server(s) from \(config.mainFile)")
+        // Stopped by an admin before this start: stay stopped, with the port bound as `stop` leaves it.
+        var registryChanged = false
+        for name in stopped.sorted() where servers[name] != nil {
+            _ = bindPort(name, registryChanged: &registryChanged)
+            servers[name]?.phase = .stopped
+            log(
+                .notice, LogEventName.serverRequest, server: name,
+                "kept stopped: an admin stopped it before the supervisor restarted (mcpctl start brings it back)",
+                fields: ["op": "stop"])
+        }
+        if registryChanged { effects.append(.writeRegistry(registry)) }
         startPending()
     }
 

@@ -268,6 +268,11 @@ def test_sigkill_under_load_refuses_no_connection(installed):
     environ = ns.run("cat", f"/proc/{installed.main_pid()}/environ").stdout.split("\0")
     names = next((e.split("=", 1)[1] for e in environ if e.startswith("LISTEN_FDNAMES=")), "")
     assert sorted(names.split(":")) == ["alpha", "beta"], environ
+    # ... and none of systemd's variables reached the children.
+    for child in [*installed.child_pids()["alpha"], *installed.child_pids()["beta"]]:
+        env = ns.run("cat", f"/proc/{child}/environ").stdout.split("\0")
+        leaked = [e for e in env if e.startswith(("NOTIFY_SOCKET=", "WATCHDOG_", "LISTEN_"))]
+        assert leaked == [], (child, leaked)
 
 
 def test_journal_has_each_servers_story(installed):

@@ -290,6 +290,39 @@ def test_journal_has_each_servers_story(installed):
     assert ns.journal("MCP_SERVER=beta"), "beta's lines are missing"
 
 
+def test_chatty_plugin_does_not_drown_the_supervisor_in_the_journal(installed):
+    """journald's per-unit rate limit (10,000 lines in 30 s on Debian 12) would suppress the supervisor's own lines
+    along with a chatty plugin's; the forwarder's per-server budget for the journal keeps below it."""
+    from conftest import plugin_path
+
+    ns = installed.ns
+    plugin = ns.copy_in(plugin_path("faulty"))
+    port = installed.ports["alpha"] + 2
+    ns.write("/etc/mcp-supervisor/servers.d/chatty.toml",
+             f'plugin = "{plugin}"\nport = {port}\n[config]\nextra_tools = true\n')
+    try:
+        ns.run("systemctl", "reload", UNIT, timeout=60)
+        wait_for(lambda: installed.all_running(("alpha", "beta", "chatty")), 20, "chatty running")
+        cursor = installed.cursor()
+        count = 30000
+        assert call_tool(port, "spam", {"count": count}, timeout=60) == f"spammed {count}"
+        # The supervisor's own lines right after the flood must reach the journal.
+        ns.run("mcpctl", "restart", "beta")
+        wait_for(installed.all_running, 20, "beta running after restart")
+        entries = ns.journal("--after-cursor", cursor)
+        suppressed = [e["MESSAGE"] for e in entries if "Suppressed" in str(e.get("MESSAGE", ""))]
+        assert suppressed == [], suppressed
+        chatty = [e for e in entries if e.get("MCP_SERVER") == "chatty"]
+        spam = [e for e in chatty if "spam " in str(e.get("MESSAGE", ""))]
+        assert 0 < len(spam) < count, len(spam)
+        assert any(e.get("MCP_EVENT") == "child.logs_dropped" for e in chatty), "no child.logs_dropped line"
+        beta = {e.get("MCP_EVENT") for e in entries if e.get("MCP_SERVER") == "beta"}
+        assert {"child.start", "child.ready"} <= beta, beta
+    finally:
+        ns.run("rm", "-f", "/etc/mcp-supervisor/servers.d/chatty.toml")
+        ns.run("systemctl", "reload", UNIT, timeout=60)
+
+
 def test_upgrade_under_load_keeps_ports_and_refuses_nothing(installed):
     ns = installed.ns
     newer = build_deb(version="0.1.0+1")
@@ -308,6 +341,10 @@ def test_upgrade_under_load_keeps_ports_and_refuses_nothing(installed):
         load.stop()
     assert ns.run("dpkg-query", "-W", "-f=${Version}", "mcp-supervisor").stdout == "0.1.0+1"
     assert load.refused == [], f"{len(load.refused)} refused connections during the upgrade"
+    # The upgraded supervisor got the sockets from the fd store: a restart, not a stop and a start.
+    environ = ns.run("cat", f"/proc/{installed.running_main_pid()}/environ").stdout.split("\0")
+    names = next((e.split("=", 1)[1] for e in environ if e.startswith("LISTEN_FDNAMES=")), "")
+    assert sorted(names.split(":")) == ["alpha", "beta"], environ
     for name in installed.ports:
         assert installed.serves(name)
 

@@ -318,7 +318,9 @@ public final class Supervisor: @unchecked Sendable {
         if let fd = adopted.removeValue(forKey: server) {
             // Kept by systemd across our restart: the same socket, so connections waiting in its backlog are
             // served. Only when it still listens on the port the server now has.
-            if port > 0, port <= 65535, sd_is_socket_inet(fd, AF_UNSPEC, Int32(SOCK_STREAM.rawValue), 1, UInt16(port)) > 0 {
+            if port > 0, port <= 65535,
+                sd_is_socket_inet(fd, AF_UNSPEC, Int32(SOCK_STREAM.rawValue), 1, UInt16(port)) > 0
+            {
                 if let old = sockets[server] { close(old) }
                 sockets[server] = fd
                 pendingLogs.append(

@@ -85,6 +85,7 @@ private struct Harness {
         case .heartbeat(let id): return "heartbeat(\(id))"
         case .probe(let id): return "probe(\(id))"
         case .orphanReap: return "orphan-reap"
+        case .selfCheck: return "self-check"
         }
     }
 }
@@ -153,6 +154,23 @@ struct SupervisorMachineTests {
         #expect(harness.server("top").replicas.isEmpty)
         #expect(harness.server("mid").status.rawValue == "down")
         #expect(harness.server("base").status.rawValue == "running")
+    }
+
+    @Test func serversAnAdminStoppedComeUpStoppedWithTheirPortBoundAndStartBringsThemBack() {
+        var harness = Harness([server("kept", port: 7001), server("runs", port: 7002)])
+        #expect(
+            harness.send(.start(registry: PortRegistry(), stopped: ["kept", "gone"])) == [
+                "log supervisor.start starting 2 server(s) from /etc/mcp/supervisor.toml",
+                "log server.request kept: kept stopped: an admin stopped it before the supervisor restarted "
+                    + "(mcpctl start brings it back)",
+                "log server.start runs: starting 1 replica(s) on 127.0.0.1:7002",
+                "spawn runs#0",
+            ])
+        // Its port is bound (connections wait in the backlog), no replica is spawned; a name no server has is
+        // ignored.
+        #expect(harness.bound == ["kept": 7001, "runs": 7002])
+        #expect(harness.server("kept").status.rawValue == "stopped")
+        #expect(harness.request(.start("kept")).contains("spawn kept#0"))
     }
 
     @Test func reloadAddsRemovesAndChangesServersWhileAnotherIsInBackoff() {

@@ -58,13 +58,8 @@ def status_counts(line: str) -> tuple[int, dict[str, list[str]]]:
     m = STATUS_RX.match(line)
     assert m, f"STATUS= is not one '<n> servers: <count> <state> (<names>), ...' line: {line!r}"
     groups = {}
-    for part in m.group(2).split(", "):
-        pm = re.match(r"^(\d+) ([a-z]+)(?: \(([^)]*)\))?$", part)
-        if pm is None:  # a name list of more than one name holds ", ": join it back
-            last = list(groups)[-1]
-            groups[last].append(part.rstrip(")"))
-            continue
-        groups[pm.group(2)] = pm.group(3).split(", ") if pm.group(3) else [None] * int(pm.group(1))
+    for count, state, names in re.findall(r"(\d+) ([a-z]+)(?: \(([^)]*)\))?", m.group(2)):
+        groups[state] = names.split(", ") if names else [""] * int(count)
     return int(m.group(1)), groups
 
 
@@ -93,9 +88,17 @@ def test_ready_waits_for_control_socket_and_boot_status_and_stopping(env, sink):
     assert total == 3 and sum(len(v) for v in groups.values()) == 3, ready.fields["STATUS"]
     assert "slow" in groups.get("down", []) and "broken" in groups.get("down", []), ready.fields["STATUS"]
     # Kept current: the good server's first probe makes it healthy.
-    healthy = sink.wait_for(lambda m: "STATUS" in m.fields and m.fields["STATUS"].startswith("3 servers: 1 healthy"),
-                            15, "STATUS= with 1 healthy", start=ready.index)
-    assert "READY" not in healthy.fields
+    if not ready.fields["STATUS"].startswith("3 servers: 1 healthy"):
+        sink.wait_for(lambda m: m.fields.get("STATUS", "").startswith("3 servers: 1 healthy"), 15,
+                      "STATUS= with 1 healthy", start=ready.index + 1)
+    # Kept current, and only sent when it changes: stop one server and the line says so, once.
+    mark = sink.mark()
+    assert env.control("stop", {"server": "good"})["result"]
+    stopped = sink.wait_for(lambda m: "(good)" in m.fields.get("STATUS", ""), 15, "STATUS= naming good",
+                            start=mark)
+    assert "1 stopped (good)" in stopped.fields["STATUS"] or "1 stopping (good)" in stopped.fields["STATUS"]
+    statuses = [m.fields["STATUS"] for m in sink.all() if "STATUS" in m.fields]
+    assert all(a != b for a, b in zip(statuses, statuses[1:])), f"an unchanged STATUS= was sent again: {statuses}"
     assert len([m for m in sink.all() if m.fields.get("READY") == "1"]) == 1
     mark = sink.mark()
     run.signal(signal.SIGTERM)
@@ -218,7 +221,9 @@ fds = [int(x) for x in sys.argv[1].split(",")]
 names = sys.argv[2]
 moved = [os.dup(fd) for fd in fds]
 for i, fd in enumerate(moved):
-    os.dup2(fd, 3 + i, inheritable=True)
+    if fd != 3 + i:
+        os.dup2(fd, 3 + i)
+    os.set_inheritable(3 + i, True)  # dup2 onto itself would keep the copy's close-on-exec
 for fd in moved + fds:
     if fd >= 3 + len(fds):
         os.close(fd)

@@ -27,6 +27,7 @@ final class Watchdog: @unchecked Sendable {
     private var controlPath: String?
     /// What failed at the last tick (logged once per change).
     private var failing: [String] = []
+    private var ticks = 0
     /// Asks the supervisor's queue to run a block and arm a timer check: set by the supervisor.
     private let probeLoop: (@escaping @Sendable () -> Void, @escaping @Sendable () -> Void) -> Void
 
@@ -48,7 +49,10 @@ final class Watchdog: @unchecked Sendable {
             let t = DispatchSource.makeTimerSource(queue: queue)
             let half = Int(interval / 2 * 1e6)
             t.schedule(deadline: .now(), repeating: .microseconds(half), leeway: .microseconds(max(1, half / 20)))
-            t.setEventHandler { [unowned self] in self.tick(first: self.timer == nil) }
+            t.setEventHandler { [unowned self] in
+                self.ticks += 1
+                self.tick(first: self.ticks == 1)
+            }
             t.resume()
             timer = t
         }
@@ -82,7 +86,6 @@ final class Watchdog: @unchecked Sendable {
             }
             failing = missing
         }
-        if timer == nil && !first { return }
         loopAnswered = false
         timerAnswered = false
         probeLoop(

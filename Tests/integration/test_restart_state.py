@@ -1,0 +1,95 @@
+"""What survives a supervisor restart now that restarts are routine under systemd (issue 11, item 6), and who may
+read status (`control_read_group`, docs/mcpctl.md "Who may do what").
+
+- An admin's `stop` is kept in state_dir/stopped.json: after a supervisor restart the server is still stopped,
+  its port bound (a connection waits in the backlog instead of being refused), the others run; `start` clears it.
+- With `control_read_group` the socket is 0666 and each caller is checked: members of that group read (status)
+  and are refused changes (exit 4); anyone in neither group is refused everything, with the group to join named.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from conftest import plugin_path
+from supervisor_fixtures import SupervisorEnv, connect_refused
+from test_control_socket import accounts, as_user, ctl, ctl_fails, sockdir  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = SupervisorEnv(tmp_path)
+    e.enable_control()
+    yield e
+    errors = e.cleanup()
+    if errors:
+        pytest.fail("supervisor teardown: " + "\n".join(errors), pytrace=False)
+
+
+def stopped_file(env) -> list[str]:
+    return json.loads((env.state_dir / "stopped.json").read_text())["stopped"]
+
+
+def test_admin_stop_holds_across_a_supervisor_restart_until_start(env):
+    faulty = plugin_path("faulty")
+    env.write_server("a", faulty)
+    env.write_server("b", faulty)
+    run = env.start()
+    run.running("a")
+    run.running("b")
+    port = env.status("a")["port"]
+    assert env.control("stop", {"server": "a"})["result"]
+    run.wait_for(r"^mcp-supervisor: a\[\d+\]: exited", 20)
+    assert stopped_file(env) == ["a"]
+    run.stop()
+
+    again = env.start()
+    again.wait_for(r"^mcp-supervisor: a: kept stopped: an admin stopped it before the supervisor restarted", 10)
+    again.running("b")
+    status = env.status("a")
+    assert status["state"] == "stopped" and all(r["pid"] is None for r in status["replicas"]), status
+    assert status["port"] == port
+    # Its port is bound (the kernel accepts into the backlog), not refused.
+    assert not connect_refused(port)
+    assert env.control("start", {"server": "a"})["result"]
+    again.running("a")
+    assert stopped_file(env) == []
+    again.stop()
+
+    third = env.start()
+    third.running("a")
+    third.running("b")
+    third.assert_absent(r"kept stopped", 0.2)
+
+
+def test_control_read_group_reads_and_others_are_refused(tmp_path, sockdir, accounts):  # noqa: F811
+    admins, readers = accounts.group(), accounts.group()
+    reader, outsider, admin = accounts.user(), accounts.user(), accounts.user()
+    e = SupervisorEnv(tmp_path)
+    sock = sockdir / "control.sock"
+    e.write_main(control_socket=str(sock), control_group=admins["name"], control_read_group=readers["name"])
+    e.write_server("svc", plugin_path("faulty"))
+    try:
+        run = e.start()
+        run.wait_for(rf"^mcp-supervisor: control: listening on {sock}", 10)
+        run.running("svc")
+        assert sock.stat().st_mode & 0o777 == 0o666
+        as_reader = as_user(reader, readers["gid"])
+        r = ctl(sock, "--json", "status", prefix=as_reader)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["servers"][0]["name"] == "svc"
+        err = ctl_fails(sock, 4, "stop", "svc", prefix=as_reader)
+        assert admins["name"] in err, err
+        err = ctl_fails(sock, 4, "status", prefix=as_user(outsider))
+        assert readers["name"] in err and "control_read_group" in err, err
+        r = ctl(sock, "stop", "svc", prefix=as_user(admin, admins["gid"]))
+        assert r.returncode == 0, r.stderr
+        run.wait_for(r"^mcp-supervisor: svc\[\d+\]: exited", 20)
+    finally:
+        errors = e.cleanup()
+    assert not errors, errors

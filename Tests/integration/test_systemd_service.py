@@ -309,6 +309,10 @@ def test_chatty_plugin_does_not_drown_the_supervisor_in_the_journal(installed):
         # The supervisor's own lines right after the flood must reach the journal.
         ns.run("mcpctl", "restart", "beta")
         wait_for(installed.all_running, 20, "beta running after restart")
+        # The forwarder reports what it dropped once per second (docs/supervisor.md).
+        wait_for(lambda: any(e.get("MCP_EVENT") == "child.logs_dropped"
+                             for e in ns.journal("--after-cursor", cursor, "MCP_SERVER=chatty")),
+                 2 + 2 * LATE, "chatty's child.logs_dropped in the journal", interval=0.2)
         entries = ns.journal("--after-cursor", cursor)
         suppressed = [e["MESSAGE"] for e in entries if "Suppressed" in str(e.get("MESSAGE", ""))]
         assert suppressed == [], suppressed

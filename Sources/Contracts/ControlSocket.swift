@@ -56,6 +56,8 @@ public struct ControlParamsError: Error, Sendable, Equatable, CustomStringConver
 /// The parameter and result keys, spelled once.
 public enum ControlKey {
     public static let server = "server"
+    /// `restart`'s flag: replace the replicas one at a time behind a spare (`mcpctl restart --rolling`).
+    public static let rolling = "rolling"
     public static let servers = "servers"
     public static let level = "level"
     public static let lines = "lines"

@@ -52,7 +52,8 @@ public struct ForwardingLimits: Sendable {
 /// Reading keeps up with any burst (the pipe applies back-pressure, nothing is lost while the supervisor reads).
 /// A child that floods beyond `linesPerSecond` (after a burst allowance) has the excess dropped, counted, and
 /// reported once per second, so one noisy plugin cannot drown the supervisor or its journal.
-final class LogForwarder {
+final class LogForwarder: @unchecked Sendable {
+    // @unchecked: used only on the supervisor's queue (its read source and the drop report both run there).
     private let fd: Int32
     private let server: String
     private let replica: SupervisorLog.Replica
@@ -62,6 +63,10 @@ final class LogForwarder {
     private var source: DispatchSourceRead?
     private var framer = LineFramer(maxLineBytes: LogForwarder.maxLineBytes, overflow: .split)
     private var dropped = 0
+    /// A drop report is due within a second even when no further line comes (a burst that ends while over
+    /// budget would otherwise be reported only at the child's exit).
+    private var reportPending = false
+    private let queue: DispatchQueue
     private let budgets: [LineBudget]
     static let maxLineBytes = 16 * 1024
 
@@ -77,6 +82,7 @@ final class LogForwarder {
         self.textLevel = textLevel
         self.log = log
         self.budgets = budgets
+        self.queue = queue
         let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         s.setEventHandler { [weak self] in self?.readAvailable() }
         s.setCancelHandler { Glibc.close(fd) }
@@ -120,6 +126,14 @@ final class LogForwarder {
         let now = Clock.now()
         guard budgets.allSatisfy({ $0.available(now) }) else {
             dropped += 1
+            if !reportPending {
+                reportPending = true
+                queue.asyncAfter(deadline: .now() + .seconds(1)) { [weak self] in
+                    guard let self else { return }
+                    self.reportPending = false
+                    self.reportDrops(force: true)
+                }
+            }
             return
         }
         for budget in budgets { budget.take() }

@@ -372,10 +372,23 @@ struct Stop: ServerAction {
 }
 
 struct Restart: ServerAction {
-    static let configuration = CommandConfiguration(abstract: "Stop a server and start it again on its port.")
+    static let configuration = CommandConfiguration(
+        abstract: "Stop a server and start it again on its port.",
+        discussion:
+            "With --rolling: a spare replica starts first, then each replica in turn is stopped (its calls finish) and started again, and the spare stops once the last is ready: no connection or call is dropped (e.g. after upgrading the plugin file). Returns when the rolling restart has begun; the log says when it is done."
+    )
     static let method = ControlMethod.restart
     @ParentCommand var root: Mcpctl
     @Argument(help: "The server.") var server: String
+    @Flag(help: "Replace the replicas one at a time behind a spare replica.") var rolling = false
+
+    func run() throws {
+        var params = ServerActionParams(servers: [server]).encode()
+        if rolling { params[ControlKey.rolling] = .bool(true) }
+        let (_, result) = try root.call(Self.method, params)
+        if root.json { return root.printJSON(result) }
+        print("\(server): \(ServerActionResult.decode(result)?.outcomes[server] ?? "-")")
+    }
 }
 
 struct Reload: ParsableCommand {

@@ -156,6 +156,36 @@ struct SupervisorMachineTests {
         #expect(harness.server("base").status.rawValue == "running")
     }
 
+    @Test func rollingRestartStopsEachReplicaOnlyWhileASpareServesAndDropsTheSpareAtTheEnd() {
+        var harness = Harness([server("web", port: 7001, replicas: 2)])
+        _ = harness.send(.start(registry: PortRegistry()))
+        for (index, pid) in [(0, Int32(100)), (1, 101)] {
+            _ = harness.send(.spawned(id("web", index), pid: pid), at: 1)
+            _ = harness.send(.ready(id("web", index)), at: 1)
+        }
+        var t = 2.0
+        #expect(harness.request(.rollingRestart("web"), at: t).contains("spawn web#2"))
+        #expect(harness.server("web").replicas.count == 3)
+        // Nothing is stopped until the spare is ready.
+        #expect(!harness.send(.spawned(id("web", 2), pid: 102), at: t).contains { $0.hasPrefix("send-stop") })
+        #expect(harness.send(.ready(id("web", 2)), at: t).contains("send-stop web#0"))
+        var pid: Int32 = 200
+        for index in 0..<2 {
+            t += 1
+            let old: Int32 = index == 0 ? 100 : 101
+            #expect(harness.send(.exited(id("web", index), pid: old, .exited(0)), at: t).contains("spawn web#\(index)"))
+            _ = harness.send(.spawned(id("web", index), pid: pid), at: t)
+            let next = index == 0 ? "send-stop web#1" : "send-stop web#2"
+            #expect(harness.send(.ready(id("web", index)), at: t).contains(next))
+            pid += 1
+        }
+        let end = harness.send(.exited(id("web", 2), pid: 102, .exited(0)), at: t + 1)
+        #expect(end.contains("log server.request web: rolling restart done: 2 replica(s) replaced"))
+        #expect(harness.server("web").replicas.count == 2)
+        #expect(harness.server("web").replicas.map(\.pid) == [200, 201])
+        #expect(harness.server("web").rolling == nil)
+    }
+
     @Test func serversAnAdminStoppedComeUpStoppedWithTheirPortBoundAndStartBringsThemBack() {
         var harness = Harness([server("kept", port: 7001), server("runs", port: 7002)])
         #expect(

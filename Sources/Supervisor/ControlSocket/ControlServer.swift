@@ -525,7 +525,10 @@ public final class ControlServer: @unchecked Sendable {
                 switch method {
                 case .start: outcome = supervisor.start(server: name)
                 case .stop: outcome = supervisor.stop(server: name)
-                default: outcome = supervisor.restart(server: name)
+                default:
+                    outcome =
+                        params[ControlKey.rolling] == .bool(true)
+                        ? supervisor.rollingRestart(server: name) : supervisor.restart(server: name)
                 }
                 switch outcome {
                 case .success(let what): outcomes[name] = what

@@ -27,13 +27,18 @@ extension Supervisor {
         control(.restart(name))
     }
 
+    /// Replaces the replicas one at a time behind a spare, without dropping a connection or a call.
+    public func rollingRestart(server name: String) -> Result<String, ControlError> {
+        control(.rollingRestart(name))
+    }
+
     private func control(_ request: ControlRequest) -> Result<String, ControlError> {
         dispatchPrecondition(condition: .onQueue(queue))
         switch self.request({ .control(request, $0) }) {
         case .done(let what):
             switch request {
             case .stop(let name): recordAdminStops(stopped: name)
-            case .start(let name), .restart(let name): recordAdminStops(started: name)
+            case .start(let name), .restart(let name), .rollingRestart(let name): recordAdminStops(started: name)
             case .health: break
             }
             return .success(what)

@@ -61,6 +61,8 @@ public enum ControlRequest: Equatable, Sendable {
     case start(String)
     case stop(String)
     case restart(String)
+    /// Replace the replicas one at a time, each old one stopped only after a successor serves (docs/mcpctl.md).
+    case rollingRestart(String)
     /// Probe every replica of a server at `level`; answered once all have answered.
     case health(String, HealthLevel)
 }

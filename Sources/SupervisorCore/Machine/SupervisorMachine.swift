@@ -228,6 +228,7 @@ public struct SupervisorMachine {
         arm(.heartbeat(id), at: now + server.config.heartbeatInterval, early: server.config.heartbeatInterval * 0.1)
         scheduleProbe(id, after: 0)  // the first probe right away: initializing ends within one timeout
         startPending()
+        advanceRolling(id.server)
     }
 
     /// One heartbeat check: kill a replica silent for longer than its timeout, else ping it when due.
@@ -297,6 +298,7 @@ public struct SupervisorMachine {
         for waiter in waiters { answered(waiter.request, id) }
         decide(id, decision, exitedPID: pid)
         if phase == .shuttingDown || isStopping(id.server) { stepStop() }
+        advanceRolling(id.server)
     }
 
     /// `exitedPID`: the process whose end this decides about, a field of the line but not in its text (the
@@ -556,6 +558,10 @@ public struct SupervisorMachine {
     /// Stops a whole server; `stepStop` finishes the job as exits arrive.
     private mutating func stopServer(_ name: String, then next: ServerState.AfterStop) {
         guard let server = servers[name] else { return }
+        if server.rolling != nil {
+            servers[name]?.rolling = nil  // the spare is stopped with the others and dropped at the relaunch
+            log(.notice, LogEventName.serverRequest, server: name, "rolling restart abandoned: the server stops")
+        }
         servers[name]?.phase = .stopping(then: next)
         for index in server.replicas.indices { stopReplica(ReplicaID(server: name, index: index)) }
     }
@@ -691,6 +697,7 @@ public struct SupervisorMachine {
         case .start(let name): answer = startServer(name)
         case .stop(let name): answer = stopOnRequest(name)
         case .restart(let name): answer = restartServer(name)
+        case .rollingRestart(let name): answer = rollingRestart(name)
         case .health: return
         }
         effects.append(.answer(id, answer))
@@ -759,6 +766,66 @@ public struct SupervisorMachine {
         stopServer(name, then: next)
         stepStop()
         return .done("restarting")
+    }
+
+    /// `mcpctl restart --rolling`: see `RollingStage`. A server that is not running restarts as by `restart`.
+    private mutating func rollingRestart(_ name: String) -> ControlAnswer {
+        guard let server = servers[name] else { return .unknownServer(name) }
+        guard case .launched = server.phase, !server.isDown else { return restartServer(name) }
+        if server.rolling != nil { return .done("already rolling") }
+        let spare = server.replicas.count
+        log(
+            .notice, LogEventName.serverRequest, server: name,
+            "rolling restart requested on the control socket: a spare replica first, then each of "
+                + "\(server.config.replicas) in turn",
+            fields: ["op": "rolling_restart"])
+        servers[name]?.replicas.append(ReplicaState(index: spare))
+        servers[name]?.rolling = .spareStarting
+        spawn(ReplicaID(server: name, index: spare))
+        return .done("rolling")
+    }
+
+    /// Moves a rolling restart on when the replica it waits for is ready (or, when stopping, gone).
+    private mutating func advanceRolling(_ name: String) {
+        guard let server = servers[name], let stage = server.rolling, case .launched = server.phase else { return }
+        let count = server.config.replicas
+        func running(_ index: Int) -> Bool {
+            guard server.replicas.indices.contains(index) else { return false }
+            if case .running = server.replicas[index].lifecycle.phase { return true }
+            return false
+        }
+        switch stage {
+        case .spareStarting:
+            guard running(count) else { return }
+            servers[name]?.rolling = .replacing(index: 0, stopping: true)
+            stopReplica(ReplicaID(server: name, index: 0))
+        case .replacing(let index, true):
+            guard server.replicas[index].pid == nil else { return }
+            var fresh = ReplicaState(index: index)
+            fresh.lifecycle = ReplicaLifecycle()
+            servers[name]?.replicas[index] = fresh
+            servers[name]?.rolling = .replacing(index: index, stopping: false)
+            spawn(ReplicaID(server: name, index: index))
+        case .replacing(let index, false):
+            guard running(index) else { return }
+            if index + 1 < count {
+                servers[name]?.rolling = .replacing(index: index + 1, stopping: true)
+                stopReplica(ReplicaID(server: name, index: index + 1))
+            } else {
+                servers[name]?.rolling = .spareStopping
+                stopReplica(ReplicaID(server: name, index: count))
+            }
+        case .spareStopping:
+            guard server.replicas.indices.contains(count), server.replicas[count].pid == nil else { return }
+            for deadline in [
+                Deadline.retry(ReplicaID(server: name, index: count)), .probe(ReplicaID(server: name, index: count)),
+            ] { cancel(deadline) }
+            servers[name]?.replicas.removeLast()
+            servers[name]?.rolling = nil
+            log(
+                .notice, LogEventName.serverRequest, server: name,
+                "rolling restart done: \(count) replica(s) replaced", fields: ["op": "rolling_restart"])
+        }
     }
 
     // MARK: Helpers

@@ -31,6 +31,8 @@ public struct ServerState: Sendable, Equatable {
     /// Why it cannot run (its port is taken, ...); cleared by the next successful bind.
     public internal(set) var failure: String?
     public internal(set) var replicas: [ReplicaState] = []
+    /// A rolling restart in progress (`mcpctl restart --rolling`).
+    public internal(set) var rolling: RollingStage?
 
     public var name: String { config.name }
 
@@ -59,6 +61,16 @@ public struct ServerState: Sendable, Equatable {
 
     /// `name` or `name#i`, as logs and child output name a replica.
     public func label(_ index: Int) -> String { config.replicas > 1 ? "\(name)#\(index)" : name }
+}
+
+/// Where a rolling restart is. A spare replica (index `replicas`, one past the configured ones) is started first
+/// and serves on the shared socket while each replica in turn is stopped (it drains: calls in flight finish) and
+/// started again; the spare is stopped once the last one is ready. Serving processes never drop below the
+/// configured count, and an old process is stopped only after the spare is ready.
+public enum RollingStage: Sendable, Equatable {
+    case spareStarting
+    case replacing(index: Int, stopping: Bool)
+    case spareStopping
 }
 
 /// One replica: its lifecycle (restart policy), its health, its probe and the heartbeat's last answer.

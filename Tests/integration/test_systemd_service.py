@@ -275,6 +275,26 @@ def test_sigkill_under_load_refuses_no_connection(installed):
         assert leaked == [], (child, leaked)
 
 
+@pytest.mark.xfail(strict=True, reason="known defect (2026-12-02): a replica stopped by the rolling restart answers "
+                   "connections it had already accepted with 503 'shutting down; retry' or closes them: no connection "
+                   "is refused, but a few calls fail (issue 11 item 6 asks for none)")
+def test_rolling_restart_under_load_drops_no_connection_and_no_call(installed):
+    ns = installed.ns
+    wait_for(installed.all_running, 20, "every server running")
+    before = installed.child_pids()
+    with Load(list(installed.ports.values())) as load:
+        wait_for(lambda: load.calls_ok() > 20, 10, "the load generator's first calls")
+        ns.run("mcpctl", "restart", "--rolling", "alpha", timeout=60)
+        wait_for(lambda: installed.all_running() and not set(installed.child_pids()["alpha"]) & set(before["alpha"]),
+                 30, "every replica of alpha replaced")
+        calls_before = load.calls_ok()
+        wait_for(lambda: load.calls_ok() > calls_before + 20, 10, "calls after the rolling restart")
+        load.stop()
+    assert load.refused == [], f"{len(load.refused)} refused connections"
+    assert load.failed == [], f"{len(load.failed)} failed calls: {load.failed[:3]}"
+    assert installed.child_pids()["beta"] == before["beta"]
+
+
 def test_journal_has_each_servers_story(installed):
     ns = installed.ns
     ns.run("mcpctl", "restart", "alpha")

@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 # passwd (useradd, groupadd) and util-linux (setpriv): the authorization tests create users and run as them.
 # libsystemd-dev: sd_notify, the fd store and the journal (the CSystemd system library target); systemd:
-# systemd-socket-activate for the fd adoption tests.
+# systemd-socket-activate for the fd adoption tests. The system service (docs/systemd.md, docs/packaging.md):
+# debhelper, dpkg-dev, fakeroot, lintian, help2man and patchelf to build and check the .deb (scripts/build-deb.sh);
+# debootstrap for the Debian 12 tree the real-systemd tests boot (scripts/systemd-ns.sh); wrk for the benchmark.
 packages=(gcc g++ make pkg-config python3 python3-venv curl procps iproute2 file passwd util-linux libsystemd-dev
-    systemd)
+    systemd debhelper dpkg-dev fakeroot lintian help2man patchelf debootstrap wrk)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

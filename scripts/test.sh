@@ -17,7 +17,10 @@ echo "== plugins"
 scripts/build-plugins.sh
 echo "== swift test"
 swift test
-echo "== integration tests (pytest)"
+echo "== Debian package (from .build/release, no second build; lintian)"
+MCP_DEB="$(scripts/build-deb.sh | tail -n 1)"
+export MCP_DEB
+echo "== integration tests (pytest; test_systemd_service.py boots systemd 252 in a Debian 12 tree, docs/systemd.md)"
 export MCP_PLUGIN_HOST="$PWD/.build/release/mcp-plugin-host"
 export MCP_SUPERVISOR="$PWD/.build/release/mcp-supervisor"
 export MCP_PLUGIN_DIR="$PWD/.build-plugins"

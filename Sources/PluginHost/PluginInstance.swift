@@ -1,4 +1,5 @@
 import CHostSupport
+import Dispatch
 import MCPProtocol
 import PluginABI
 import Synchronization
@@ -29,7 +30,10 @@ public final class PluginInstance: Sendable {
     private let pool: HandlerPool
     private let stuckCalls = Mutex<Set<UInt>>([])
     /// The health check in progress (its start, monotonic seconds) and whether destroy has begun.
-    private let healthGate = Mutex<(since: Double?, closed: Bool)>((nil, false))
+    /// When the health or diagnose callback in progress started (nil: none), whether no new one may start
+    /// (destroy began), and the destroy waiting for the one in progress to return.
+    private let healthGate = Mutex<(since: Double?, closed: Bool, destroyWaiting: DispatchSemaphore?)>(
+        (nil, false, nil))
     /// One lazily started thread for health and diagnose callbacks.
     private let healthPool = HandlerPool(maxThreads: 1)
     private let describeLock = Mutex<Void>(())
@@ -431,20 +435,34 @@ public final class PluginInstance: Sendable {
             let verdict = health()
             let report = diagnose ? self.diagnose() : nil
             let seconds = monotonicSeconds() - now
-            healthGate.withLock { $0.since = nil }
+            let waiting = healthGate.withLock { gate in
+                gate.since = nil
+                defer { gate.destroyWaiting = nil }
+                return gate.destroyWaiting
+            }
+            waiting?.signal()
             done(.answered(ok: verdict?.0, detail: verdict?.1 ?? "", report: report, seconds: seconds))
         }
     }
 
-    /// Graceful end: destroy the instance (after every call finished). Only the first call destroys it.
-    public func destroy() {
+    /// Graceful end: destroy the instance (after every call finished). Only the first call destroys it. A
+    /// health or diagnose callback in progress (a probe that arrived with the stop) is waited for, up to
+    /// `healthWait`: destroy must not overlap it (ABI rule), and skipping destroy for a probe that returns a
+    /// moment later lost the plugin's own cleanup.
+    public func destroy(healthWait: Duration = .seconds(5)) {
+        let returned = DispatchSemaphore(value: 0)
         let healthRunning = healthGate.withLock { gate in
             gate.closed = true
-            return gate.since != nil
+            if gate.since == nil { return false }
+            gate.destroyWaiting = returned
+            return true
         }
-        if healthRunning {
-            // destroy must not overlap a health or diagnose callback (ABI rule); that one has not returned.
-            log("the plugin's health callback has not returned; exiting without destroy")
+        if healthRunning,
+            returned.wait(timeout: .now() + .nanoseconds(Int(healthWait.wholeNanoseconds))) == .timedOut
+        {
+            log(
+                "the plugin's health callback has not returned within \(healthWait.components.seconds) s; exiting without destroy"
+            )
             return
         }
         let address = instanceAddress.exchange(0, ordering: .acquiringAndReleasing)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import modern_post, plugin_path
+from conftest import LATE, modern_post, plugin_path
 from supervisor_fixtures import call_tool, pid_alive, proc_info, wait_until
 from test_control_socket import (  # noqa: F401 (env and sockdir are fixtures)
     connect, ctl, ctl_fails, ctl_json, ctl_ok, env, rpc, settle_fds, sockdir)
@@ -347,3 +347,19 @@ def test_shallow_on_demand_probes_do_not_hold_off_the_periodic_probe(env, hs):
         found.set()
         t.join(10)
     assert "the plugin reports unhealthy" in s["replicas"][0]["health_reason"]
+
+
+def test_a_stop_during_a_health_callback_waits_for_it_then_destroys(env, hs):
+    # The callback takes 1.5 s and the next starts 0.2 s after one ends, so the stop almost always arrives while
+    # one runs. destroy must not overlap it (ABI rule) and must still run once it returned (it used to be skipped:
+    # "exiting without destroy", and the plugin lost its cleanup).
+    serve(env, hs, restart="never", config={"health_delay_ms": 1500}, host_args=("--threads", "2"))
+    run, pid, port = start(env)
+    wait_until(lambda: int(call_tool(port, "health_calls")) >= 1, 10, "a health callback entered")
+    mark = run.mark()
+    t0 = time.monotonic()
+    ctl_ok(env.sock, "stop", "hs")
+    destroyed = run.wait_for(rf"^hs\[{pid}\]: health_states: destroy after \d+ health call\(s\)$", 10, mark)
+    run.wait_for(rf"^mcp-supervisor: hs\[{pid}\]: exited with status 0$", 10, mark)
+    assert not run.find_all("exiting without destroy", mark)
+    assert destroyed.t - t0 < 1.5 + LATE, f"destroy {destroyed.t - t0:.3f} s after the stop"

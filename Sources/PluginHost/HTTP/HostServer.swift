@@ -96,6 +96,7 @@ public final class HostServer: Sendable {
         log("draining: no new requests, \(engine.callsInFlight) call(s) in flight")
         engine.beginDrain()
         grace.begin(until: .now() + .nanoseconds(Int64(graceLength.wholeNanoseconds)))
+        stopAccepting(listener)
         // Closes the listener now, and every connection as soon as it has no request in progress after the grace.
         let closed = DispatchSemaphore(value: 0)
         let allClosed = group.next().makePromise(of: Void.self)
@@ -118,6 +119,18 @@ public final class HostServer: Sendable {
             log("drain deadline passed with \(left) call(s) still running; exiting without destroy")
         }
         return 0
+    }
+
+    /// Stops reading the listening socket and lets the connections it accepted last finish their setup.
+    /// ServerBootstrap sets an accepted connection up on its own event loop and then hands it on from the
+    /// listener's loop only if the listener is still open; one caught by the listener closing is closed unread
+    /// (a reset for its client, whose request another replica could have served). So the listener pauses first,
+    /// and every loop runs the tasks queued before (twice: the setup, then the hand-on) before it closes.
+    private func stopAccepting(_ listener: Channel) {
+        try? listener.setOption(ChannelOptions.autoRead, value: false).wait()
+        for _ in 0..<2 {
+            for loop in group.makeIterator() { try? loop.submit {}.wait() }
+        }
     }
 
     private static func dispatchNanos(_ d: Duration) -> DispatchTimeInterval {

@@ -13,8 +13,12 @@ public final class MCPEngine: Sendable {
     public var isDraining: Bool { dispatcher.isDraining }
     public var callsInFlight: Int { dispatcher.callsInFlight }
 
-    /// Stops taking requests: legacy GET streams end, calls in flight run on.
+    /// Starts the drain: legacy GET streams end, calls in flight run on, and every response from now on closes
+    /// its connection.
     public func beginDrain() { dispatcher.beginDrain() }
+
+    /// Ends the drain's grace period: new requests are answered 503 with Retry-After from now on.
+    public func refuseNewRequests() { dispatcher.refuseNewRequests() }
 
     /// Waits until no call is in flight (after `beginDrain`), or `timeout` passed; returns the calls left.
     public func waitForCalls(timeout: Duration) -> Int { dispatcher.waitForCalls(timeout: timeout) }

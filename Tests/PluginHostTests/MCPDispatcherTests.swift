@@ -361,7 +361,7 @@ struct MCPDispatcherTests {
 
     // MARK: Transport-independent rules
 
-    @Test func drainingAnswers503AndEndsSessionStreams() throws {
+    @Test func drainingEndsSessionStreamsServesDuringTheGraceThenAnswers503() throws {
         let session = try openSession()
         let stream = RecordingSink()
         dispatcher.handle(
@@ -371,6 +371,17 @@ struct MCPDispatcherTests {
         #expect(stream.reply.comments == 1)
         dispatcher.beginDrain()
         #expect(stream.reply.finished)
+        // The grace: requests on accepted connections are still served (the transport closes each connection
+        // after its response); a new GET stream is refused, since it would only be ended.
+        #expect(dispatcher.isDraining)
+        let inGrace = modernRequest("tools/list")
+        #expect(inGrace.reply.status == 200)
+        let newStream = RecordingSink()
+        dispatcher.handle(
+            MCPRequest(verb: .get, headers: ["Mcp-Session-Id": session, "Accept": "text/event-stream"], body: []),
+            newStream)
+        #expect(newStream.reply.status == 503)
+        dispatcher.refuseNewRequests()
         let late = modernRequest("tools/list")
         #expect(late.reply.status == 503)
         #expect(late.header("Retry-After") == "1")

@@ -146,11 +146,12 @@ def test_rolling_restart_replaces_every_replica_without_a_refused_connection_or_
             w.join(30)
     # The port never refuses: the socket is the supervisor's and some replica always accepts.
     assert not refused, f"{len(refused)} refused connection(s) of {calls[0] + len(failures) + len(refused)}"
-    # Not yet met (docs/mcpctl.md): a stopping host closes connections it accepted but had not read yet and
-    # answers 503 "shutting down; retry" to requests that reach it while it drains, so a few calls racing a
-    # replica's stop fail. Reported, not hidden:
-    print(f"rolling restart, {replicas} replica(s): {calls[0]} calls served, {len(failures)} failed "
-          f"({sorted(set(f.split('(')[0] for f in failures))})")
+    # No call fails either: a stopping replica stops accepting at once (the others take the new connections
+    # from the shared backlog) and, for its drain's grace period, still serves the requests on connections it
+    # had accepted, each with `Connection: close` (docs/plugin-host.md, "Drain").
+    print(f"rolling restart, {replicas} replica(s): {calls[0]} calls served, {len(failures)} failed")
+    assert not failures, (f"{len(failures)} failed call(s) of {calls[0] + len(failures)}: "
+                          f"{sorted(set(failures))[:10]}")
     status = env.status("web")
     new = {r["pid"] for r in status["replicas"]}
     assert len(status["replicas"]) == replicas and None not in new, status

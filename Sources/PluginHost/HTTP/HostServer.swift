@@ -4,6 +4,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -23,7 +24,16 @@ public final class HostServer: Sendable {
     public let group: MultiThreadedEventLoopGroup
     /// The drain of the connections: closes the listener, then each connection once it has no request in
     /// progress (NIOHTTP1's pipeline handler does the waiting, and marks the last response `Connection: close`).
+    /// `QuiesceGraceHandler` holds that second step back until the grace period ends.
     let quiescing: ServerQuiescingHelper
+    let grace = DrainGrace()
+
+    /// How long a draining host keeps serving requests that arrive on connections it had already accepted
+    /// (each answered with `Connection: close`) before it closes its idle connections and answers 503 to the
+    /// rest; at most `--drain-timeout`. Replicas share one listening socket, and a connection the kernel handed
+    /// to this host just before it stopped accepting may carry its request only a moment later: closing it
+    /// unread, or answering 503, would fail a call that another replica could have served. docs/plugin-host.md.
+    public static let drainGrace: Duration = .seconds(1)
 
     public init(engine: MCPEngine, threads: Int) {
         self.engine = engine
@@ -35,6 +45,7 @@ public final class HostServer: Sendable {
     public func start(_ target: ListenTarget) throws(HostFailure) -> (Channel, Int) {
         let dispatcher = engine.dispatcher
         let quiescing = self.quiescing
+        let grace = self.grace
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -52,6 +63,7 @@ public final class HostServer: Sendable {
                         // stalled clients cannot pin descriptors forever.
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(120)))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(dispatcher: dispatcher))
+                        try channel.pipeline.syncOperations.addHandler(QuiesceGraceHandler(grace), position: .first)
                     }
             }
         do {
@@ -68,25 +80,38 @@ public final class HostServer: Sendable {
         }
     }
 
-    /// Blocks until a termination signal, then drains: no new requests, in-flight calls get `drainTimeout`.
+    /// Blocks until a termination signal, then drains: the listener closes at once (the other replicas sharing
+    /// it take the new connections); for `drainGrace` requests on connections already accepted are still served,
+    /// each with `Connection: close`; then idle connections close, new requests get 503, and the calls in
+    /// flight get what is left of `drainTimeout`.
     public func runUntilSignalled(
         _ signals: TerminationSignals, listener: Channel, drainTimeout: TimeAmount,
         log: @escaping @Sendable (String) -> Void
     ) -> Int32 {
         signals.wait()
-        let deadline = ContinuousClock.now + .nanoseconds(drainTimeout.nanoseconds)
+        let drain = Duration.nanoseconds(drainTimeout.nanoseconds)
+        let deadline = ContinuousClock.now + drain
+        let graceLength = min(Self.drainGrace, drain)
+        let graceEnd = ContinuousClock.now + graceLength
         log("draining: no new requests, \(engine.callsInFlight) call(s) in flight")
         engine.beginDrain()
-        // Closes the listener, and every connection as soon as it has no request in progress.
+        grace.begin(until: .now() + .nanoseconds(Int64(graceLength.wholeNanoseconds)))
+        stopAccepting(listener)
+        // Closes the listener now, and every connection as soon as it has no request in progress after the grace.
         let closed = DispatchSemaphore(value: 0)
         let allClosed = group.next().makePromise(of: Void.self)
         allClosed.futureResult.whenComplete { _ in closed.signal() }
         quiescing.initiateShutdown(promise: allClosed)
+        // No connection left (the listener is closed, so none can come): the grace is over early.
+        let allGone =
+            closed.wait(timeout: .now() + Self.dispatchNanos(ContinuousClock.now.duration(to: graceEnd))) == .success
+        engine.refuseNewRequests()
         let left = engine.waitForCalls(timeout: ContinuousClock.now.duration(to: deadline))
         if left == 0 {
             // The last responses are being written; their connections close right after.
-            _ = closed.wait(
-                timeout: .now() + .nanoseconds(Int(ContinuousClock.now.duration(to: deadline).wholeNanoseconds)))
+            if !allGone {
+                _ = closed.wait(timeout: .now() + Self.dispatchNanos(ContinuousClock.now.duration(to: deadline)))
+            }
             engine.plugin.destroy()
         }
         try? group.syncShutdownGracefully()
@@ -94,6 +119,65 @@ public final class HostServer: Sendable {
             log("drain deadline passed with \(left) call(s) still running; exiting without destroy")
         }
         return 0
+    }
+
+    /// Stops reading the listening socket and lets the connections it accepted last finish their setup.
+    /// ServerBootstrap sets an accepted connection up on its own event loop and then hands it on from the
+    /// listener's loop only if the listener is still open; one caught by the listener closing is closed unread
+    /// (a reset for its client, whose request another replica could have served). So the listener pauses first,
+    /// and every loop runs the tasks queued before (twice: the setup, then the hand-on) before it closes.
+    private func stopAccepting(_ listener: Channel) {
+        try? listener.setOption(ChannelOptions.autoRead, value: false).wait()
+        for _ in 0..<2 {
+            for loop in group.makeIterator() { try? loop.submit {}.wait() }
+        }
+    }
+
+    private static func dispatchNanos(_ d: Duration) -> DispatchTimeInterval {
+        .nanoseconds(Int(max(d, .zero).wholeNanoseconds))
+    }
+}
+
+/// When the drain's grace period ends (none before the drain starts).
+final class DrainGrace: Sendable {
+    private let end = Atomic<UInt64>(0)
+
+    func begin(until deadline: NIODeadline) { end.store(max(deadline.uptimeNanoseconds, 1), ordering: .releasing) }
+
+    /// The end of the grace period, if the drain has started and it is still to come.
+    var pendingEnd: NIODeadline? {
+        let nanos = end.load(ordering: .acquiring)
+        guard nanos != 0 else { return nil }
+        let deadline = NIODeadline.uptimeNanoseconds(nanos)
+        return deadline > .now() ? deadline : nil
+    }
+}
+
+/// First in a connection's pipeline: holds the quiescing helper's `ChannelShouldQuiesceEvent` back until the
+/// drain's grace period ends, so a request arriving on an accepted connection during the grace is served
+/// (with `Connection: close`) rather than finding its connection closed.
+final class QuiesceGraceHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let grace: DrainGrace
+    private var delayed: Scheduled<Void>?
+
+    init(_ grace: DrainGrace) { self.grace = grace }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent, let end = grace.pendingEnd {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            delayed = context.eventLoop.scheduleTask(deadline: end) {
+                bound.value.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        delayed?.cancel()
+        delayed = nil
     }
 }
 

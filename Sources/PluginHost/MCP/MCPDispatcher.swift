@@ -12,6 +12,7 @@ final class MCPDispatcher: Sendable {
     let config: HostConfig
     let sessions: SessionStore
     private let draining = Atomic<Bool>(false)
+    private let refusing = Atomic<Bool>(false)
     private let activeCalls = Atomic<Int>(0)
     private let serverInfo: JSONValue
     /// Signalled when the last call ends while draining.
@@ -29,13 +30,23 @@ final class MCPDispatcher: Sendable {
         plugin.onChange { [weak self] lists, uri in self?.broadcastChange(lists: lists, uri: uri) }
     }
 
+    /// Draining: every response closes its connection (clients reconnect to another replica), GET streams end.
     var isDraining: Bool { draining.load(ordering: .relaxed) }
+    /// After the drain's grace period: new requests are answered 503 with Retry-After.
+    var isRefusing: Bool { refusing.load(ordering: .relaxed) }
     var callsInFlight: Int { activeCalls.load(ordering: .relaxed) }
 
-    /// Stops taking requests: legacy GET streams end, sessions' calls keep running until they finish.
+    /// Starts the drain: legacy GET streams end, sessions' calls keep running until they finish, and requests
+    /// still arriving on accepted connections are served with `Connection: close` (a new GET stream is refused,
+    /// since it would only be ended) until `refuseNewRequests`.
     func beginDrain() {
         draining.store(true, ordering: .relaxed)
         for stream in sessions.allStreams() { stream.endStream() }
+    }
+
+    /// Ends the drain's grace period: from now on a new request is answered 503 with Retry-After.
+    func refuseNewRequests() {
+        refusing.store(true, ordering: .relaxed)
     }
 
     /// Waits until no call is in flight (after `beginDrain`), or `timeout` passed; returns the calls left.
@@ -58,7 +69,7 @@ final class MCPDispatcher: Sendable {
 
     /// Serves one request that the transport accepted (path, Host, Origin and size already checked).
     func handle(_ req: MCPRequest, _ out: any ReplySink) {
-        if isDraining {
+        if isRefusing || (isDraining && req.verb == .get) {
             return reply(
                 out, status: 503,
                 Self.errorBody(id: nil, code: JSONRPC.internalError, message: "server is shutting down; retry"),

@@ -275,9 +275,6 @@ def test_sigkill_under_load_refuses_no_connection(installed):
         assert leaked == [], (child, leaked)
 
 
-@pytest.mark.xfail(strict=False, reason="known defect (2026-12-02): a replica stopped by the rolling restart answers "
-                   "connections it had already accepted with 503 'shutting down; retry' or closes them: no connection "
-                   "is refused, but a few calls fail (issue 11 item 6 asks for none)")
 def test_rolling_restart_under_load_drops_no_connection_and_no_call(installed):
     ns = installed.ns
     wait_for(installed.all_running, 20, "every server running")

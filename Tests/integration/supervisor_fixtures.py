@@ -19,6 +19,8 @@ import socket
 import subprocess
 import threading
 import time
+
+import pytest
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -551,3 +553,14 @@ class SupervisorEnv:
             shutil.rmtree(self._control_dir, ignore_errors=True)
         return errors
 
+
+
+@pytest.fixture(name="env")
+def control_env(tmp_path):
+    """A SupervisorEnv with the control socket enabled, torn down (and checked for leftovers) after the test."""
+    e = SupervisorEnv(tmp_path)
+    e.enable_control()
+    yield e
+    errors = e.cleanup()
+    if errors:
+        pytest.fail("supervisor teardown: " + "\n".join(errors), pytrace=False)

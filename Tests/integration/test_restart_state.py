@@ -17,20 +17,10 @@ import socket
 import pytest
 
 from conftest import plugin_path
-from supervisor_fixtures import SupervisorEnv, connect_refused
+from supervisor_fixtures import SupervisorEnv, connect_refused, control_env  # noqa: F401 (fixture env)
 from test_control_socket import accounts, as_user, ctl, ctl_fails, sockdir  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def env(tmp_path):
-    e = SupervisorEnv(tmp_path)
-    e.enable_control()
-    yield e
-    errors = e.cleanup()
-    if errors:
-        pytest.fail("supervisor teardown: " + "\n".join(errors), pytrace=False)
 
 
 def stopped_file(env) -> list[str]:

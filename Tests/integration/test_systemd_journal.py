@@ -23,7 +23,7 @@ import time
 import pytest
 
 from conftest import plugin_path
-from supervisor_fixtures import SupervisorEnv, call_tool
+from supervisor_fixtures import call_tool, control_env  # noqa: F401 (fixture env)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -106,16 +106,6 @@ def journal():
     j = JournalSink()
     yield j
     j.close()
-
-
-@pytest.fixture
-def env(tmp_path):
-    e = SupervisorEnv(tmp_path)
-    e.enable_control()
-    yield e
-    errors = e.cleanup()
-    if errors:
-        pytest.fail("supervisor teardown: " + "\n".join(errors), pytrace=False)
 
 
 def test_lines_go_to_the_journal_with_fields_and_a_chatty_plugin_is_cut_to_the_budget(env, journal):

@@ -29,7 +29,8 @@ import time
 import pytest
 
 from conftest import plugin_path
-from supervisor_fixtures import SupervisorEnv, call_tool, free_port, raw_tools_call, wait_until
+from supervisor_fixtures import (  # noqa: F401 (control_env is the fixture env)
+    call_tool, control_env, free_port, raw_tools_call, wait_until)
 from systemd_sink import NotifySink
 
 pytestmark = pytest.mark.timeout(120)
@@ -42,16 +43,6 @@ def sink():
     s = NotifySink()
     yield s
     s.close()
-
-
-@pytest.fixture
-def env(tmp_path):
-    e = SupervisorEnv(tmp_path)
-    e.enable_control()
-    yield e
-    errors = e.cleanup()
-    if errors:
-        pytest.fail("supervisor teardown: " + "\n".join(errors), pytrace=False)
 
 
 def status_counts(line: str) -> tuple[int, dict[str, list[str]]]:

@@ -19,6 +19,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // Observability (docs/metrics.md): the metrics API and its Prometheus registry and text rendering.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The plugin ABI: one C header and nothing else.
@@ -72,6 +75,12 @@ let package = Package(
             dependencies: [
                 "SupervisorCore", "CSupervisorSupport", "CSystemd", "MCPProtocol", "Contracts", "StructuredLog",
                 .product(name: "Logging", package: "swift-log"),
+                // The metrics listener (Metrics/): served with SwiftNIO, rendered with swift-prometheus.
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Sources/Supervisor"),
         .executableTarget(

@@ -8,8 +8,9 @@ import MCPProtocol
 /// A receiver ignores what it does not know (an unknown op or event, an extra key), so either side can add
 /// messages and fields without breaking the other; `ControlChannelProtocol.version` counts such additions.
 public enum ControlChannelProtocol {
-    /// 1: ready, ping/pong, health (loop and plugin parts), stop. The host sends it in `ready`.
-    public static let version = 1
+    /// 1: ready, ping/pong, health (loop and plugin parts), stop. 2: metrics (a `TrafficSnapshot`). The host
+    /// sends it in `ready`; the supervisor asks a host for metrics only when its `ready` said 2 or more.
+    public static let version = 2
 }
 
 /// What the supervisor sends a host.
@@ -21,6 +22,8 @@ public enum SupervisorMessage: Sendable, Equatable {
     case health(seq: Int, level: HealthLevel)
     /// Drain and exit.
     case stop
+    /// Answer with `metrics` (a `TrafficSnapshot`) from the event loop (version 2).
+    case metrics(seq: Int)
 
     enum Key {
         static let op = "op"
@@ -32,6 +35,7 @@ public enum SupervisorMessage: Sendable, Equatable {
         static let ping = "ping"
         static let health = "health"
         static let stop = "stop"
+        static let metrics = "metrics"
     }
 
     public func encode() -> JSONValue {
@@ -40,6 +44,7 @@ public enum SupervisorMessage: Sendable, Equatable {
         case .health(let seq, let level):
             return .object([Key.op: .string(Op.health), Key.seq: .int(Int64(seq)), Key.level: .string(level.rawValue)])
         case .stop: return .object([Key.op: .string(Op.stop)])
+        case .metrics(let seq): return .object([Key.op: .string(Op.metrics), Key.seq: .int(Int64(seq))])
         }
     }
 
@@ -53,6 +58,7 @@ public enum SupervisorMessage: Sendable, Equatable {
         case Op.health:
             return .health(seq: seq, level: value[Key.level]?.stringValue.flatMap(HealthLevel.init) ?? .basic)
         case Op.stop: return .stop
+        case Op.metrics: return .metrics(seq: seq)
         default: return nil
         }
     }
@@ -105,6 +111,8 @@ public enum HostMessage: Sendable, Equatable {
     case healthLoop(seq: Int, slots: SlotUse)
     /// The plugin's part, after its health callback returned.
     case healthPlugin(seq: Int, PluginHealth)
+    /// The answer to `metrics`: the host's traffic counters now.
+    case metrics(seq: Int, TrafficSnapshot)
 
     enum Key {
         static let event = "event"
@@ -127,6 +135,7 @@ public enum HostMessage: Sendable, Equatable {
         static let ready = "ready"
         static let pong = "pong"
         static let health = "health"
+        static let metrics = "metrics"
     }
 
     enum Part {
@@ -165,6 +174,10 @@ public enum HostMessage: Sendable, Equatable {
             if let ms = plugin.milliseconds { o[Key.ms] = .double(ms) }
             if let report = plugin.report { o[Key.report] = .string(report) }
             if plugin.busy { o[Key.busy] = .bool(true) }
+        case .metrics(let seq, let snapshot):
+            o[Key.event] = .string(Event.metrics)
+            o[Key.seq] = .int(Int64(seq))
+            snapshot.encode(into: &o)
         }
         return .object(o)
     }
@@ -196,6 +209,9 @@ public enum HostMessage: Sendable, Equatable {
                         report: value[Key.report]?.stringValue, busy: value[Key.busy] == .bool(true)))
             default: return nil
             }
+        case Event.metrics:
+            guard let seq = int(Key.seq) else { return nil }
+            return .metrics(seq: seq, TrafficSnapshot.decode(value))
         default: return nil
         }
     }

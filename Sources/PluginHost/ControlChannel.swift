@@ -71,6 +71,14 @@ final class ControlHandler: ChannelInboundHandler {
             health(seq: seq, level: level, channel: context.channel)
         case .stop:
             stop("stop requested by the supervisor")
+        case .metrics(let seq):
+            // Traffic counters (docs/metrics.md); the counting itself is issue 12's host part.
+            var snapshot = TrafficSnapshot()
+            let use = slotUse()
+            snapshot.callsInFlight = use.inflight
+            snapshot.slotsBusy = use.inflight
+            snapshot.slotsTotal = use.slots
+            Self.write(.metrics(seq: seq, snapshot), to: context.channel)
         }
     }
 

@@ -433,6 +433,7 @@ public final class Supervisor: @unchecked Sendable {
         case .ready: feed(.ready(id))
         case .pong: feed(.answered(id))
         case .healthLoop, .healthPlugin: healthAnswer(id, message)
+        case .metrics: break  // Metrics/ (issue 12)
         }
     }
 

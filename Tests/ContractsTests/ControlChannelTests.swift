@@ -5,7 +5,7 @@ import Testing
 struct SupervisorMessageTests {
     @Test(arguments: [
         SupervisorMessage.ping(seq: 7), .health(seq: 3, level: .basic), .health(seq: 4, level: .detailed),
-        .health(seq: 5, level: .diagnostic), .stop,
+        .health(seq: 5, level: .diagnostic), .stop, .metrics(seq: 11),
     ])
     func roundTrips(_ message: SupervisorMessage) throws {
         let wire = try JSONParser.parse(JSONWriter.serialize(message.encode()))
@@ -36,6 +36,40 @@ struct SupervisorMessageTests {
 
 struct HostMessageTests {
     static let use = SlotUse(inflight: 2, stuck: 1, slots: 4)
+    static let sampleSnapshot: TrafficSnapshot = {
+        var s = TrafficSnapshot()
+        s.requests = [RequestCount(method: "tools/call", outcome: "ok", count: 5)]
+        var buckets = [Int](repeating: 0, count: TrafficMetrics.durationBuckets.count + 1)
+        buckets[2] = 4
+        buckets[buckets.count - 1] = 1
+        s.operations = [
+            OperationHistogram(method: "tools/call", tool: "echo", errorType: "", buckets: buckets, sum: 31.5, count: 5)
+        ]
+        s.callsInFlight = 1
+        s.errors = ["tool_error": 2]
+        s.cancellations = 3
+        s.deadlineExpiries = 4
+        s.bytesIn = 1000
+        s.bytesOut = 2000
+        s.slotsBusy = 1
+        s.slotsTotal = 8
+        s.sessionsOpen = 2
+        return s
+    }()
+
+    @Test func aMetricsAnswerWithAWrongBucketCountDropsThatHistogramOnly() throws {
+        var wire = HostMessage.metrics(seq: 1, Self.sampleSnapshot).encode()
+        guard case .object(var o) = wire else { return }
+        o["ops"] = [["m": "tools/call", "t": "echo", "e": "", "b": [1, 2], "s": 1.0, "n": 3]]
+        wire = .object(o)
+        guard case .metrics(_, let s) = HostMessage.decode(wire) else {
+            Issue.record("not decoded as metrics")
+            return
+        }
+        #expect(s.operations.isEmpty)
+        #expect(s.requests == Self.sampleSnapshot.requests)
+        #expect(s.slotsTotal == 8)
+    }
 
     @Test(arguments: [
         HostMessage.ready(pid: 4242, port: 39001, protocolVersion: ControlChannelProtocol.version),
@@ -43,6 +77,7 @@ struct HostMessageTests {
         .healthPlugin(seq: 5, PluginHealth(ok: true, detail: "fine", milliseconds: 1.5, report: "{\"a\":1}")),
         .healthPlugin(seq: 6, PluginHealth(ok: nil, detail: "")),
         .healthPlugin(seq: 7, PluginHealth(ok: false, detail: "still running", busy: true)),
+        .metrics(seq: 8, TrafficSnapshot()), .metrics(seq: 9, sampleSnapshot),
     ])
     func roundTrips(_ message: HostMessage) throws {
         let wire = try JSONParser.parse(JSONWriter.serialize(message.encode()))

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import host_binary, modern_post, supervisor_binary
+from conftest import host_binary, modern_post, plugin_path, supervisor_binary
 
 # `NAME[PID]: ...` (a forwarded child line) or `mcp-supervisor: NAME[PID]: ...` (an event about a child).
 PID_RX = re.compile(r"^(?:mcp-supervisor: )?([A-Za-z0-9_.-]+(?:#\d+)?)\[(\d+)\]: ")
@@ -472,7 +472,9 @@ class SupervisorEnv:
         import tempfile
 
         self._control_dir = Path(tempfile.mkdtemp(prefix="mcpsv-", dir="/tmp"))
+        self._control_dir.chmod(0o755)  # the unprivileged users of the authorization tests must reach the socket
         self.control_socket = self._control_dir / "control.sock"
+        self.sock = self.control_socket
         self.write_main(control_socket=str(self.control_socket))
         return self.control_socket
 
@@ -553,6 +555,25 @@ class SupervisorEnv:
             shutil.rmtree(self._control_dir, ignore_errors=True)
         return errors
 
+
+
+@pytest.fixture
+def sockdir():
+    """A short folder under /tmp for a control socket (a Unix socket path is limited to 107 bytes, which tmp_path
+    can exceed), reachable by other users (the authorization tests), removed after the test."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="mcpctl-", dir="/tmp"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def faulty():
+    """The faulty test plugin (Tests/fixtures/plugins): commands to crash, hang or misbehave on demand."""
+    return plugin_path("faulty")
 
 
 @pytest.fixture(name="env")

@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, plugin_path
-from supervisor_fixtures import SupervisorEnv, call_tool, free_port_range, pid_alive, proc_info, wait_until
+from supervisor_fixtures import (  # noqa: F401 (control_env is the fixture env; sockdir and faulty are fixtures)
+    SupervisorEnv, call_tool, control_env, faulty, free_port_range, pid_alive, proc_info, sockdir, wait_until)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,30 +39,6 @@ def mcpctl_binary() -> Path:
     if not path.exists():
         pytest.fail(f"mcpctl not built at {path} (swift build -c release)")
     return path
-
-
-@pytest.fixture
-def sockdir():
-    d = Path(tempfile.mkdtemp(prefix="mcpctl-", dir="/tmp"))
-    d.chmod(0o755)  # the unprivileged user of the authorization test must reach the socket
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def env(tmp_path, sockdir):
-    e = SupervisorEnv(tmp_path)
-    e.sock = sockdir / "control.sock"
-    e.write_main(control_socket=str(e.sock))
-    yield e
-    errors = e.cleanup()
-    if errors:
-        pytest.fail("supervisor teardown: " + "\n".join(errors), pytrace=False)
-
-
-@pytest.fixture
-def faulty():
-    return plugin_path("faulty")
 
 
 def ctl(sock: Path, *args: str, prefix: tuple[str, ...] = (), timeout: float = 30) -> subprocess.CompletedProcess:

@@ -19,14 +19,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO, plugin_path, start_host, wait_exit, assert_reaped
-from supervisor_fixtures import SupervisorEnv, call_tool, pid_alive, proc_info, wait_until
+from supervisor_fixtures import (  # noqa: F401 (control_env is the fixture env; faulty is a fixture)
+    SupervisorEnv, call_tool, control_env, faulty, pid_alive, proc_info, wait_until)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,29 +47,6 @@ def exec_probe(tmp_path_factory) -> Path:
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     return out
-
-
-@pytest.fixture
-def sockdir():
-    d = Path(tempfile.mkdtemp(prefix="mcpctl-", dir="/tmp"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def env(tmp_path, sockdir):
-    e = SupervisorEnv(tmp_path)
-    e.sock = sockdir / "control.sock"
-    e.write_main(control_socket=str(e.sock))
-    yield e
-    errors = e.cleanup()
-    if errors:
-        pytest.fail("supervisor teardown: " + "\n".join(errors), pytrace=False)
-
-
-@pytest.fixture
-def faulty():
-    return plugin_path("faulty")
 
 
 def rpc(sock: Path, method: str, params: dict | None = None) -> dict:

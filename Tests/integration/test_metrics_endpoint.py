@@ -183,6 +183,7 @@ def test_group_in_status_and_mcpctl(env):
 
 def test_openmetrics_when_asked(env):
     run, port = start(env, replicas=1)
+    names_before = {n for n, _, _ in scrape(port)}
     status, headers, body = get(port, "/metrics", headers={
         "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
                   "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"})
@@ -196,10 +197,10 @@ def test_openmetrics_when_asked(env):
         assert not family.endswith("_total"), family
         own = [l for l in text.splitlines() if l.startswith(family) and not l.startswith("#")]
         assert all(re.match(re.escape(family) + r"_total[{ ]", l) for l in own), own[:3]
-    # The same samples as the text page (counters keep their _total sample names).
+    # The same samples as the text page (counters keep their _total sample names); a series may appear between
+    # two scrapes (a health probe's first duration), none goes: text before <= OpenMetrics <= text after.
     names_om = {n for n, _, _ in parse(text.replace("# EOF\n", ""))}
-    names_text = {n for n, _, _ in scrape(port)}
-    assert names_om == names_text
+    assert names_before <= names_om <= {n for n, _, _ in scrape(port)}, (names_before ^ names_om)
     # Refused with q=0, or not asked: text 0.0.4, no # EOF.
     for accept in ["application/openmetrics-text;q=0,text/plain", "text/plain", "*/*"]:
         status, headers, body = get(port, "/metrics", headers={"Accept": accept})
@@ -432,3 +433,65 @@ def test_descriptors_are_stable_across_200_scrapes(env):
         assert traffic_replicas(samples, "ref") == {"0", "1"}
     wait_until(lambda: run.fd_count() <= base, 5, f"fd count back to {base} (now {run.fd_count()})")
     assert run.fd_count() == base
+
+
+# -- with the host's counters (branch metrics-host) ---------------------------------------------------------------
+
+
+async def _sdk_calls(url: str, echoes: int) -> None:
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    http = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=60.0))
+    with anyio.fail_after(60):
+        async with http:
+            async with Client(streamable_http_client(url, http_client=http), mode="auto") as c:
+                for i in range(echoes):
+                    r = await c.call_tool("echo", {"text": f"call {i}"})
+                    assert not r.is_error and r.content[0].text == f"call {i}"
+                r = await c.call_tool("fail", {"message": "on purpose"})
+                assert r.is_error
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_sdk_tool_calls_show_as_exact_counts(env):
+    from sdk_recorder import run as run_async
+
+    run, port = start(env)
+    server_port = env.status("ref")["port"]
+
+    def calls(samples, outcome: str) -> float:
+        return sum(v for _, v in series(samples, "mcp_server_requests_total", server="ref", group="blue",
+                                        mcp_method_name="tools/call", outcome=outcome))
+
+    def histogram_count(samples, tool: str, error_type: str) -> float:
+        return sum(v for _, v in series(samples, "mcp_server_operation_duration_seconds_count", server="ref",
+                                        mcp_method_name="tools/call", gen_ai_tool_name=tool, error_type=error_type))
+
+    before = scrape(port)
+    assert calls(before, "ok") == 0 and calls(before, "error") == 0
+    k = 9
+    run_async(_sdk_calls(f"http://127.0.0.1:{server_port}/mcp", k))
+    after = scrape(port)
+    assert traffic_replicas(after, "ref") == {"0", "1"}
+    assert calls(after, "ok") == k
+    assert calls(after, "error") == 1
+    assert histogram_count(after, "echo", "") == k
+    assert histogram_count(after, "fail", "tool_error") == 1
+    assert sum(v for _, v in series(after, "mcp_server_errors_total", server="ref", error_type="tool_error")) == 1
+    # Cumulative buckets: +Inf equals _count for every histogram series, and no bucket exceeds the next.
+    buckets: dict = {}
+    for l, v in series(after, "mcp_server_operation_duration_seconds_bucket", server="ref"):
+        key = tuple(sorted((a, b) for a, b in l.items() if a != "le"))
+        buckets.setdefault(key, []).append((float("inf") if l["le"] == "+Inf" else float(l["le"]), v))
+    assert buckets
+    for key, rows in buckets.items():
+        values = [v for _, v in sorted(rows)]
+        assert values == sorted(values), (key, rows)
+        count = series(after, "mcp_server_operation_duration_seconds_count", **dict(key))
+        assert len(count) == 1 and count[0][1] == values[-1], (key, count, values)
+    check = subprocess.run(["promtool", "check", "metrics"], input=get(port, "/metrics")[2], capture_output=True,
+                           timeout=30)
+    assert check.returncode == 0 and not check.stdout.strip(), check.stdout.decode()

@@ -80,8 +80,7 @@ extension Supervisor {
             return
         }
         let old = st.server
-        // Same port on another address of the same family may conflict with the old socket only if it is a
-        // wildcard; try the new one first and keep the old on failure.
+        // The new one first: on failure the old one stays (`bindMetrics` logs which).
         if bindMetrics(address) {
             old?.close()
             startHistory()
@@ -111,9 +110,6 @@ extension Supervisor {
     }
 
     var metricsListenerStopped: Bool { metricsState.stopped }
-
-    /// The address the listener is bound to, and its port (tests, logs).
-    public var metricsListenerAddress: String? { metricsState.server.map { "\($0.address)" } }
 
     private func bindMetrics(_ address: MetricsAddress) -> Bool {
         let st = metricsState

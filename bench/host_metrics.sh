@@ -2,13 +2,15 @@
 # Benchmark: what the host's traffic counters cost (docs/plugin-host.md "Metrics"). Two hosts serve the C
 # reference plugin side by side, one counting (the default) and one with --no-metrics; wrk drives 2026-07-28
 # tools/call echo (bench/echo_call.lua, as bench/run.sh) at each in turn, in interleaved rounds (on/off, then
-# off/on, ...) so drift in the machine's load hits both alike. Reported: req/s per round, the medians, and the
-# ratio on/off (target >= 0.97). The counting host runs with the supervisor's control channel, and its `metrics`
-# answer at the end must hold at least every request wrk completed: a host that counted nothing cannot post a
-# good ratio. Writes bench/results/host-metrics.md and prints it.
+# off/on, ...) so drift in the machine's load hits both alike. Reported: req/s per round; the throughput ratio
+# on/off (target >= 0.97), as the median of the rounds' paired ratios; and the host's CPU time per request
+# (utime + stime from /proc, which a machine busy with other work disturbs far less than throughput). The counting
+# host runs with the supervisor's control channel, and its `metrics` answer at the end must hold at least every
+# request wrk completed: a host that counted nothing cannot post a good ratio. Writes
+# bench/results/host-metrics.md and prints it.
 #
 #   bench/host_metrics.sh [--short] [ROUNDS] [SECONDS] [CONNECTIONS]
-#     defaults: 7 rounds of 10 s per host, 16 connections; --short: 3 rounds of 3 s, results in
+#     defaults: 20 rounds of 3 s per host, 16 connections; --short: 3 rounds of 3 s, results in
 #     bench/results/host-metrics-short.md (a quick check, not the number to quote)
 #   PYTHON selects the interpreter (default .venv/bin/python, which scripts/test.sh creates); SKIP_BUILD=1
 #   measures the release build as it is.
@@ -19,7 +21,7 @@ export PATH
 
 SHORT=0
 if [ "${1:-}" = "--short" ]; then SHORT=1; shift; fi
-if [ "$SHORT" = 1 ]; then ROUNDS="${1:-3}"; DURATION="${2:-3}"; else ROUNDS="${1:-7}"; DURATION="${2:-10}"; fi
+if [ "$SHORT" = 1 ]; then ROUNDS="${1:-3}"; DURATION="${2:-3}"; else ROUNDS="${1:-20}"; DURATION="${2:-3}"; fi
 CONNS="${3:-16}"
 OUT=bench/results/host-metrics.md
 [ "$SHORT" = 1 ] && OUT=bench/results/host-metrics-short.md
@@ -88,7 +90,16 @@ def check_echo(port):
         sys.exit(f"host on {port} does not answer the echo call correctly: {out[:200]}")
 
 
-def wrk(port, seconds):
+def cpu_ticks(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port, seconds, pid=None):
+    before = cpu_ticks(pid) if pid else 0
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "-s", "bench/echo_call.lua",
                           f"http://127.0.0.1:{port}/mcp"], capture_output=True, text=True, timeout=seconds + 60)
     m = re.search(r"^RESULT (.*)$", out.stdout, re.M)
@@ -96,11 +107,14 @@ def wrk(port, seconds):
         sys.exit(f"wrk printed no result: {out.stdout} {out.stderr}")
     r = dict(kv.split("=") for kv in m.group(1).split())
     r = {k: int(v) for k, v in r.items()}
+    if pid:
+        r["cpu_us"] = (cpu_ticks(pid) - before) / TICK * 1e6
     if r["non2xx"]:
         sys.exit(f"{r['non2xx']} non-2xx answers from port {port}")
     return r
 
 
+load_before = os.getloadavg()
 try:
     on_port, on_ctl = start()
     off_port, off_ctl = start("--no-metrics")
@@ -111,11 +125,12 @@ try:
     base = sum(r[2] for r in metrics(on_ctl)["requests"])
     rows, on_total = [], 0
     for i in range(rounds):
-        order = [("on", on_port), ("off", off_port)] if i % 2 == 0 else [("off", off_port), ("on", on_port)]
+        on, off = ("on", on_port, procs[0].pid), ("off", off_port, procs[1].pid)
         got = {}
-        for name, port in order:
-            r = wrk(port, duration)
-            got[name] = (r["requests"] / (r["duration_us"] / 1e6), r["p50_us"], r["p99_us"])
+        for name, port, pid in ([on, off] if i % 2 == 0 else [off, on]):
+            r = wrk(port, duration, pid)
+            got[name] = (r["requests"] / (r["duration_us"] / 1e6), r["p50_us"], r["p99_us"],
+                         r["cpu_us"] / max(1, r["requests"]))
             if name == "on":
                 on_total += r["requests"]
         rows.append(got)
@@ -136,20 +151,28 @@ finally:
 on = [r["on"][0] for r in rows]
 off = [r["off"][0] for r in rows]
 ratios = [r["on"][0] / r["off"][0] for r in rows]
-ratio = statistics.median(on) / statistics.median(off)
+ratio = statistics.median(ratios)  # paired: each round's two runs saw nearly the same machine
+load_after = os.getloadavg()
 mode = " --short" if short else ""
 print(f"`bench/host_metrics.sh{mode} {rounds} {duration} {conns}`: wrk -t1 -c{conns} -d{duration}s per host per round, "
       f"2026-07-28 tools/call echo on the C reference plugin, {rounds} interleaved rounds, "
-      f"{os.cpu_count()} cores, {platform.machine()}\n")
-print("| round | order | metrics on req/s | --no-metrics req/s | on/off | p50 on/off ms | p99 on/off ms |")
-print("|---:|---|---:|---:|---:|---:|---:|")
+      f"{os.cpu_count()} cores, {platform.machine()}; load average {load_before[0]:.1f} before, "
+      f"{load_after[0]:.1f} after (other work on the machine counts in it)\n")
+print("| round | order | metrics on req/s | --no-metrics req/s | on/off | host CPU µs/req on / off | "
+      "p50 on/off ms | p99 on/off ms |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|")
 for i, r in enumerate(rows):
     print(f"| {i + 1} | {'on, off' if i % 2 == 0 else 'off, on'} | {r['on'][0]:,.0f} | {r['off'][0]:,.0f} | "
-          f"{ratios[i]:.3f} | {r['on'][1] / 1000:.2f} / {r['off'][1] / 1000:.2f} | "
-          f"{r['on'][2] / 1000:.2f} / {r['off'][2] / 1000:.2f} |")
-print(f"\nMedian req/s: metrics on {statistics.median(on):,.0f}, --no-metrics {statistics.median(off):,.0f}; "
-      f"**ratio {ratio:.3f}** (target >= 0.97: {'met' if ratio >= 0.97 else 'NOT met'}); "
-      f"per-round ratios: median {statistics.median(ratios):.3f}, min {min(ratios):.3f}, max {max(ratios):.3f}.")
+          f"{ratios[i]:.3f} | {r['on'][3]:.1f} / {r['off'][3]:.1f} | "
+          f"{r['on'][1] / 1000:.2f} / {r['off'][1] / 1000:.2f} | {r['on'][2] / 1000:.2f} / {r['off'][2] / 1000:.2f} |")
+cpu_on = statistics.median(r["on"][3] for r in rows)
+cpu_off = statistics.median(r["off"][3] for r in rows)
+print(f"\nThroughput on/off, the median of the rounds' ratios: **{ratio:.3f}** (target >= 0.97: "
+      f"{'met' if ratio >= 0.97 else 'NOT met'}); min {min(ratios):.3f}, max {max(ratios):.3f}. Ratio of the "
+      f"median req/s (on {statistics.median(on):,.0f}, off {statistics.median(off):,.0f}): "
+      f"{statistics.median(on) / statistics.median(off):.3f}.")
+print(f"\nHost CPU time per request (median of rounds): metrics on {cpu_on:.2f} µs, --no-metrics {cpu_off:.2f} µs; "
+      f"**off/on {cpu_off / cpu_on:.3f}** (the throughput the counting leaves, were the host CPU-bound alone).")
 print(f"\nThe counting host's `metrics` answer after the run: {counted:,} requests counted, "
       f"wrk completed {on_total:,} in the measured rounds; calls in flight {snap['inflight']}.")
 PY

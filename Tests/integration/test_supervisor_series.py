@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import plugin_path
-from supervisor_fixtures import control_env, free_port, pid_alive, wait_until  # noqa: F401 (fixture env)
+from supervisor_fixtures import call_tool, control_env, free_port, pid_alive, wait_until  # noqa: F401 (fixture env)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -202,4 +203,37 @@ def test_reloads_by_result_and_the_series_of_what_a_reload_removed_leave(metrics
     # SIGHUP reloads count too.
     os.kill(run.pid, signal.SIGHUP)
     wait_page(port, lambda p: p[series("mcp_supervisor_reloads_total", result="ok")] == 2, "a SIGHUP reload counted")
+    run.stop()
+
+
+def test_calls_in_flight_when_a_replica_is_killed_count_as_crash_errors(metrics_env):
+    env = metrics_env
+    env.write_server("ref", plugin_path("reference"))
+    run, pids, _ = start(env, "ref")
+    port = env.metrics_port
+    server_port = run.port_of("ref")
+    crash = series("mcp_server_errors_total", server="ref", group="", replica="0", error_type="crash")
+    outcome: list[object] = []
+
+    def slow_call():
+        try:
+            outcome.append(call_tool(server_port, "slow_count", {"seconds": 20}, timeout=60))
+        except Exception as e:  # the host dies under the call: the connection ends
+            outcome.append(e)
+
+    caller = threading.Thread(target=slow_call, daemon=True)
+    caller.start()
+    # A scrape sees the call in flight (the host's metrics answer), which the supervisor keeps for the replica.
+    page = wait_page(port, lambda p: p.get(series("mcp_server_calls_in_flight", server="ref", group="", replica="0"))
+                     == 1, "the call in flight on the page")
+    assert page.get(crash, 0) == 0
+    mark = run.mark()
+    os.kill(pids["ref"], signal.SIGKILL)
+    run.running("ref", 20, mark)
+    page = wait_page(port, lambda p: p.get(crash) == 1, "the lost call counted as a crash error")
+    assert restarts(page, "ref")["crash"] == 1
+    caller.join(60)
+    assert not caller.is_alive() and outcome and isinstance(outcome[0], Exception), outcome
+    # Held across the replica's lives: a later page still has it (the new host reports 0 of its own).
+    assert scrape(port)[crash] == 1
     run.stop()

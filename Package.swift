@@ -113,6 +113,10 @@ let package = Package(
         .testTarget(
             name: "PluginHostTests", dependencies: ["PluginHost", "MCPProtocol", "PluginABI"],
             path: "Tests/PluginHostTests"),
+        // The supervisor daemon's pure pieces: the status page's history and renderer.
+        .testTarget(
+            name: "SupervisorTests", dependencies: ["Supervisor", "Contracts", "MCPProtocol"],
+            path: "Tests/SupervisorTests"),
     ],
     swiftLanguageModes: [.v6]
 )

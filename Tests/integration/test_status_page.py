@@ -84,9 +84,19 @@ def _reap_group(pgid: int) -> None:
     os.killpg(pgid, signal.SIGKILL)
 
 
+JS_OFF = "--blink-settings=scriptEnabled=false"
+
+
 def dump_dom(profile: Path, url: str, *, js: bool = True) -> str:
-    extra = [] if js else ["--blink-settings=scriptEnabled=false"]
-    return run_chromium(profile, *extra, "--dump-dom", url).stdout.decode()
+    """The DOM after load. With JavaScript on, `--dump-dom`; with it off, --dump-dom prints nothing (it reads the
+    DOM with script), so the DevTools protocol's DOM.getOuterHTML reads it instead."""
+    if js:
+        return run_chromium(profile, "--dump-dom", url).stdout.decode()
+    devtools = DevTools(profile, url, JS_OFF)
+    try:
+        return wait_for(lambda: (lambda t: t if "</footer>" in t else None)(devtools.outer_html()), 15, "the page")
+    finally:
+        devtools.close()
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -298,6 +308,16 @@ class DevTools:
         assert "error" not in answer, f"{method}: {answer['error']}"
         return answer["result"]
 
+    def outer_html(self) -> str:
+        """The document as the DOM holds it now (DOM.getOuterHTML needs no page script)."""
+        doc = self.call("DOM.getDocument", session=self.session, depth=0)
+        try:
+            return self.call("DOM.getOuterHTML", session=self.session, nodeId=doc["root"]["nodeId"])["outerHTML"]
+        except AssertionError as e:
+            if "Could not find node" in str(e):
+                return ""  # the document was replaced in between (loading, or the no-script reload): ask again
+            raise
+
     def evaluate(self, expression: str):
         r = self.call("Runtime.evaluate", session=self.session, expression=expression, returnByValue=True)
         assert "exceptionDetails" not in r, r["exceptionDetails"]
@@ -408,11 +428,12 @@ def test_every_server_its_state_and_sparklines_are_in_the_dom(rendered, tmp_path
     assert len(dom.find_all("script")) == 1
     note = dom.by_id("noscript-note")
     if js:
-        assert note is None  # <noscript> content is not parsed as elements when scripting is on
+        # (<noscript> is serialised as its source text either way, so only the script's note tells.)
         assert dom.by_id("refresh-note").text().startswith("Refreshes every 5 s")
     else:
         assert note is not None and "reloads itself every 5 s" in note.text()
         assert "reload it to refresh" in dom.by_id("refresh-note").text()
+        assert dom.find_all("meta", **{"http-equiv": "refresh"})[0].attrs["content"] == str(REFRESH_SECONDS)
     # The header's counts and the groups.
     assert dom.by_id("count-servers").attrs["data-count"] == "4"
     assert dom.by_id("count-healthy").attrs["data-count"] == "1"
@@ -525,6 +546,38 @@ def test_a_failed_refresh_keeps_the_page_and_says_so(rendered, tmp_path):
             "the refresh-failed note")
         assert "HTTP 503" in note, note
         assert devtools.evaluate(ROW_STATE_JS % json.dumps("server-alpha"))["state"] == "running"
+    finally:
+        if devtools is not None:
+            devtools.close()
+        server.close()
+
+
+def test_with_javascript_off_the_page_reloads_itself_within_one_refresh(rendered, tmp_path):
+    pages = {p: (rendered / f"{p}.html").read_bytes() for p in ("page", "killed")}
+    server = _PageServer(pages, "page")
+    devtools = None
+    try:
+        devtools = DevTools(tmp_path / "profile", server.url, JS_OFF)
+
+        def alpha():
+            html = devtools.outer_html()
+            if "</footer>" not in html:
+                return None
+            return parse_dom(html).by_id("server-alpha")
+
+        first = wait_for(alpha, 15, "alpha's row")
+        assert first.attrs["data-state"] == "running"
+        assert devtools.evaluate("document.documentElement.dataset.js === undefined")  # the page's script is off
+        server.current = "killed"
+        switched = time.monotonic()
+        after = wait_for(lambda: (lambda r: r if r is not None and r.attrs["data-state"] != "running" else None)(
+            alpha()), REFRESH_SECONDS + 3, "alpha's new state")
+        took = time.monotonic() - switched
+        assert took <= REFRESH_SECONDS + 1, f"the page changed {took:.1f} s after the server did"
+        assert after.attrs["data-state"] == "down" and after.attrs["data-health"] == "offline"
+        colour = devtools.evaluate(
+            "getComputedStyle(document.querySelector('#server-alpha .badge.state')).backgroundColor")
+        assert rgb(colour) == RED, colour
     finally:
         if devtools is not None:
             devtools.close()

@@ -49,8 +49,9 @@ struct TrafficTotals: Sendable, Equatable {
 /// - p95 is `histogram_quantile(0.95, ...)` over the interval's bucket increases: linear interpolation inside the
 ///   bucket holding the rank, the lower bound of the first bucket being 0; a rank in the +Inf bucket gives the
 ///   highest finite bound (30 s).
-/// - Calls closer than 0.9 × `interval` to the server's last sample are ignored (so a caller may call on every
-///   scrape and the spacing stays one interval); a clock that went backwards re-takes the baseline.
+/// - Calls closer than half an `interval` to the server's last sample are ignored (so calls on every scrape do not
+///   crowd the 10 minutes into less; a caller that gates on its own clock at 0.9 × `interval` is never second-
+///   guessed); a clock that went backwards re-takes the baseline.
 ///
 /// Memory is bounded: each server keeps a ring of `capacity` `PageSample`s, allocated once (40 bytes each, 2,400
 /// bytes), and one `TrafficTotals` per replica (2 counters and 17 buckets, about 210 bytes with the array's
@@ -110,7 +111,7 @@ struct PageHistory: Sendable {
                 tracks[name] = Track(time: time, replicas: replicas)
                 continue
             }
-            if elapsed < 0.9 * interval { continue }
+            if elapsed < 0.5 * interval { continue }
             var increase = TrafficTotals(
                 requests: 0, errors: 0, buckets: [Int](repeating: 0, count: TrafficMetrics.durationBuckets.count + 1))
             for (index, totals) in replicas {

@@ -64,6 +64,9 @@ enum StatusPage {
             html += group.isEmpty ? "<h2>No group</h2>\n" : "<h2>Group <q>\(escape(group))</q></h2>\n"
             html += """
                 <table>
+                <colgroup><col class="c-name"><col class="c-state"><col class="c-health"><col class="c-score">\
+                <col class="c-port"><col class="c-replicas"><col class="c-restarts"><col class="c-exit">\
+                <col class="c-metric"><col class="c-metric"><col class="c-metric"></colgroup>
                 <thead><tr><th>Server</th><th>State</th><th>Health</th><th>Score</th><th>Port</th><th>Replicas</th>\
                 <th>Restarts</th><th>Last exit</th><th>Requests</th><th>Errors</th><th>p95</th></tr></thead>
                 <tbody>
@@ -99,7 +102,7 @@ enum StatusPage {
         html += "<td><span class=\"badge state\" data-v=\"\(escape(server.state))\">\(escape(server.state))</span></td>"
         html += "<td><span class=\"badge health\" data-v=\"\(escape(server.health))\">"
         html += "<span aria-hidden=\"true\">\(healthSymbol(server.health))</span> \(escape(server.health))</span></td>"
-        html += "<td class=\"score num\">\(number(server.score, digits: 2))</td>"
+        html += "<td class=\"score num\">\(fixed(server.score, digits: 2))</td>"
         html += "<td class=\"port num\">\(server.port.map(String.init) ?? "—")</td>"
         html += "<td class=\"replicas\">"
         if server.replicas.isEmpty {
@@ -108,7 +111,8 @@ enum StatusPage {
             html += "<ul>"
             for replica in server.replicas {
                 html +=
-                    "<li id=\"replica-\(name)-\(replica.index)\" class=\"replica\" data-state=\"\(escape(replica.state))\">"
+                    "<li id=\"replica-\(name)-\(replica.index)\" class=\"replica\""
+                    + " data-state=\"\(escape(replica.state))\">"
                 html += "#\(replica.index) <span class=\"rstate\" data-v=\"\(escape(replica.state))\">"
                 html += "\(escape(replica.state))</span>"
                 if let health = replica.health { html += " <span class=\"rhealth\">\(escape(health))</span>" }
@@ -144,13 +148,16 @@ enum StatusPage {
         html += "<td class=\"metric \(metric)\"><svg class=\"spark\" data-metric=\"\(metric)\""
         html +=
             " data-samples=\"\(values.count)\" data-max=\"\(number(peak, digits: 6))\" width=\"\(w)\" height=\"\(h)\""
-        html += " viewBox=\"0 0 \(w) \(h)\" role=\"img\" aria-label=\"\(label), peak \(number(peak, digits: 6))\">"
+        html +=
+            " viewBox=\"0 0 \(w) \(h)\" preserveAspectRatio=\"none\" role=\"img\""
+            + " aria-label=\"\(label), peak \(number(peak, digits: 6))\">"
         html += "<title>\(label)</title><line class=\"base\" x1=\"0\" y1=\"\(h)\" x2=\"\(w)\" y2=\"\(h)\"/>"
         for segment in sparkSegments(values) {
             let points = segment.map { "\(number($0.x, digits: 1)),\(number($0.y, digits: 1))" }.joined(separator: " ")
             html +=
                 segment.count == 1
-                ? "<circle cx=\"\(number(segment[0].x, digits: 1))\" cy=\"\(number(segment[0].y, digits: 1))\" r=\"1.5\"/>"
+                ? "<circle cx=\"\(number(segment[0].x, digits: 1))\" cy=\"\(number(segment[0].y, digits: 1))\""
+                    + " r=\"1.5\"/>"
                 : "<polyline points=\"\(points)\"/>"
         }
         html += "</svg> <span class=\"value\">\(escape(current))</span></td>"
@@ -322,8 +329,11 @@ enum StatusPage {
         .counts{list-style:none;display:flex;gap:16px;padding:0;margin:8px 0}
         .counts li{padding:4px 10px;border:1px solid #d0d7de;border-radius:6px}
         #count-healthy b{color:var(--ok)}#count-degraded b{color:var(--warn)}#count-down b{color:var(--bad)}
-        table{border-collapse:collapse;width:100%}
-        th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #d0d7de;vertical-align:top}
+        table{border-collapse:collapse;width:100%;table-layout:fixed}
+        .c-name{width:15%}.c-state{width:7%}.c-health{width:9.5%}.c-score{width:4.5%}.c-port{width:5%}\
+        .c-replicas{width:17%}.c-restarts{width:5.5%}.c-exit{width:8%}.c-metric{width:9.5%}
+        th,td{text-align:left;padding:6px 5px;border-bottom:1px solid #d0d7de;vertical-align:top;\
+        overflow-wrap:anywhere}
         thead th{font-size:12px;color:var(--off);font-weight:600}
         tr.server>th{border-left:5px solid var(--off)}
         tr.server[data-health=healthy]>th{border-left-color:var(--ok)}
@@ -331,7 +341,8 @@ enum StatusPage {
         tr.server[data-health=unhealthy]>th,tr.server[data-state=down]>th,tr.server[data-state=failed]>th{\
         border-left-color:var(--bad)}
         tr.server[data-health=initializing]>th{border-left-color:var(--info)}
-        .badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;background:var(--off);\
+        .badge{display:inline-block;white-space:nowrap;padding:1px 8px;border-radius:10px;color:#fff;\
+        background:var(--off);\
         font-weight:600;font-size:12px}
         .badge[data-v=running],.badge[data-v=healthy]{background:var(--ok)}
         .badge[data-v=degraded]{background:var(--warn)}
@@ -339,11 +350,13 @@ enum StatusPage {
         .badge[data-v=starting],.badge[data-v=waiting],.badge[data-v=initializing]{background:var(--info)}
         .failure{font-weight:normal;color:var(--bad);font-size:12px}
         .num{font-variant-numeric:tabular-nums}
-        .replicas ul{list-style:none;margin:0;padding:0}.replicas li{white-space:nowrap;font-size:12px}
-        .rstate[data-v=ready],.rstate[data-v=running]{color:var(--ok)}.pid,.uptime,.rhealth{color:var(--off)}
-        .metric{white-space:nowrap}.metric .value{font-variant-numeric:tabular-nums;font-size:12px}
-        svg.spark{vertical-align:middle;color:var(--info)}
-        svg.spark polyline{fill:none;stroke:currentColor;stroke-width:1.5;stroke-linejoin:round}
+        .replicas ul{list-style:none;margin:0;padding:0}.replicas li{font-size:12px}
+        .rstate[data-v=ready],.rstate[data-v=running]{color:var(--ok)}\
+        .pid,.uptime,.rhealth{color:var(--off);white-space:nowrap}
+        .metric .value{display:block;font-variant-numeric:tabular-nums;font-size:12px}
+        svg.spark{display:block;width:100%;max-width:\(number(sparkWidth, digits: 1))px;color:var(--info)}
+        svg.spark polyline{fill:none;stroke:currentColor;stroke-width:1.5;stroke-linejoin:round;\
+        vector-effect:non-scaling-stroke}
         svg.spark circle{fill:currentColor}svg.spark .base{stroke:#d0d7de;stroke-width:1}
         td.errors svg.spark{color:var(--bad)}td.p95 svg.spark{color:var(--warn)}
         """

@@ -66,6 +66,11 @@ public final class Supervisor: @unchecked Sendable {
     /// The watchdog's timer checks waiting for the scheduler to fire `.selfCheck`.
     private var selfChecks: [@Sendable () -> Void] = []
 
+    /// The supervisor's own series (Metrics/SupervisorMetrics.swift) and the metrics listener's state
+    /// (Metrics/Scrape.swift, Metrics/MetricsServer.swift: `metrics_listen`, docs/metrics.md).
+    let metrics = SupervisorMetrics()
+    let metricsState = MetricsListenerState()
+
     public init(config: SupervisorConfig, hostExecutable: String, files: any ConfigFileSource, log: SupervisorLog) {
         machine = SupervisorMachine(config: config)
         self.hostExecutable = hostExecutable
@@ -230,6 +235,7 @@ public final class Supervisor: @unchecked Sendable {
         switch request({ .reloaded(loaded, $0) }) {
         case .reloaded(let diff):
             recordAdminStops()
+            reconfigureMetricsListener()
             return .success(diff)
         case .reloadRejected(let error): return .failure(error)
         default:
@@ -430,10 +436,12 @@ public final class Supervisor: @unchecked Sendable {
 
     private func message(_ id: ReplicaID, _ message: HostMessage) {
         switch message {
-        case .ready: feed(.ready(id))
+        case .ready(_, _, let version):
+            metricsReady(id, protocolVersion: version)
+            feed(.ready(id))
         case .pong: feed(.answered(id))
         case .healthLoop, .healthPlugin: healthAnswer(id, message)
-        case .metrics: break  // Metrics/ (issue 12)
+        case .metrics(let seq, let snapshot): metricsAnswered(id, seq: seq, snapshot)
         }
     }
 
@@ -446,6 +454,7 @@ public final class Supervisor: @unchecked Sendable {
         probes[id] = nil
         cpuSamples[id] = nil
         portConnections.removeValue(forKey: id)?.close()
+        metricsReplicaGone(id)
         let how: ChildStatus = code == 1 /* CLD_EXITED */ ? .exited(status) : .signaled(status)
         feed(.exited(id, pid: child.pid, how))
         // After the machine decided (a replacement is spawned first), then again later for slow dyers.

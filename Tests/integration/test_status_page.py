@@ -266,7 +266,8 @@ class DevTools:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._stderr: list[bytes] = []
-        threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr), daemon=True).start()
+        self._stderr_reader = threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr), daemon=True)
+        self._stderr_reader.start()
         targets = wait_for(lambda: [t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page"],
                            10, "a page target")
         self.session = self.call("Target.attachToTarget", targetId=targets[0]["targetId"], flatten=True)["sessionId"]
@@ -337,6 +338,8 @@ class DevTools:
         os.close(self._to_child)
         self._reader.join(5)
         os.close(self._from_child)
+        self._stderr_reader.join(5)
+        self.proc.stderr.close()
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
@@ -582,3 +585,94 @@ def test_with_javascript_off_the_page_reloads_itself_within_one_refresh(rendered
         if devtools is not None:
             devtools.close()
         server.close()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The live page: a real supervisor with metrics_listen, real hosts, a real kill
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def _live_state(devtools: DevTools, name: str):
+    return devtools.evaluate(ROW_STATE_JS % json.dumps("server-" + name))
+
+
+def test_live_page_from_a_supervisor_and_a_killed_server(env, tmp_path):
+    from conftest import plugin_path
+    from supervisor_fixtures import call_tool, free_port
+
+    metrics_port = free_port()
+    env.write_main(control_socket=str(env.control_socket), metrics_listen=f"127.0.0.1:{metrics_port}")
+    # alpha waits 30 s before its restart, so a kill leaves it down long enough to be seen.
+    env.write_server("alpha", plugin_path("reference"), group="search",
+                     backoff={"initial": 30, "max": 30, "multiplier": 1, "jitter": 0})
+    env.write_server("beta", plugin_path("reference"), group="search")
+    env.write_server("gamma", plugin_path("reference"))
+    run = env.start()
+    pids = {name: run.running(name)[0] for name in ("alpha", "beta", "gamma")}
+    alpha_port = run.port_of("alpha")
+    wait_for(lambda: _get(metrics_port, "/healthz")[0] == 200, 20, "the metrics listener")
+    status, body = _get(metrics_port, "/")
+    assert status == 200 and body.startswith(b"<!doctype html>")
+
+    # Every server, its state word and its three sparklines, with JavaScript on and off.
+    for js in (True, False):
+        dom = parse_dom(dump_dom(tmp_path / f"profile-{js}", f"http://127.0.0.1:{metrics_port}/", js=js))
+        rows = dom.find_all("tr", **{"class": "server"})
+        assert sorted(r.attrs["id"] for r in rows) == ["server-alpha", "server-beta", "server-gamma"]
+        for r in rows:
+            assert r.attrs["data-state"] == "running"
+            assert [b.text() for b in r.iter() if b.tag == "span" and b.has_class("state")] == ["running"]
+            assert len([n for n in r.iter() if n.tag == "svg" and n.has_class("spark")]) == 3
+        assert [s.attrs["data-group"] for s in dom.find_all("section")] == ["search", ""]
+        assert dom.by_id("server-alpha").attrs["data-group"] == "search"
+        assert dom.by_id("replica-alpha-0").attrs["data-state"] == "running"
+
+    # A non-blank screenshot of the live page.
+    png = tmp_path / "live.png"
+    run_chromium(tmp_path / "profile-shot", f"--screenshot={png}", "--window-size=1280,900",
+                 f"http://127.0.0.1:{metrics_port}/")
+    _, _, counts = colour_counts(png.read_bytes())
+    assert len(counts) > 50 and near(counts, GREEN) > 200
+
+    devtools = DevTools(tmp_path / "profile-live", f"http://127.0.0.1:{metrics_port}/")
+    try:
+        first = wait_for(lambda: _live_state(devtools, "alpha"), 15, "alpha's row")
+        assert first["state"] == "running" and rgb(first["colour"]) == GREEN, first
+        # Traffic reaches the page's history: a sample with requests within two sample intervals.
+        for i in range(20):
+            assert call_tool(alpha_port, "echo", {"text": f"hi {i}"}, id=i + 1) == f"hi {i}"
+        wait_for(lambda: devtools.evaluate(
+            "(() => { const s = document.querySelector('#server-alpha svg.spark[data-metric=rate]');"
+            " return s && Number(s.dataset.max) > 0; })()"), 25 + REFRESH_SECONDS, "alpha's request-rate sample")
+        devtools.evaluate("window.__statusPageMarker = 'same document'")
+
+        os.kill(pids["alpha"], signal.SIGKILL)
+        # When the supervisor knows (its control socket says so), the page follows within one refresh.
+        down = wait_for(lambda: (lambda s: s if s["state"] != "running" else None)(env.status("alpha")), 15,
+                        "the supervisor to see alpha's exit")
+        known = time.monotonic()
+        after = wait_for(lambda: (lambda s: s if s and s["state"] == down["state"] else None)(
+            _live_state(devtools, "alpha")), REFRESH_SECONDS + 3, f"alpha {down['state']} on the page")
+        took = time.monotonic() - known
+        assert took <= REFRESH_SECONDS + 1.5, f"the page showed it {took:.1f} s after the supervisor knew"
+        assert after["word"] == down["state"] and after["health"] == "offline", after
+        assert rgb(after["colour"]) != GREEN and rgb(after["border"]) != GREEN, after
+        assert after["marker"] == "same document" and after["refreshes"] >= 1
+        beta = _live_state(devtools, "beta")
+        assert beta["state"] == "running" and rgb(beta["colour"]) == GREEN
+        exit_text = devtools.evaluate("document.querySelector('#server-alpha .last-exit').textContent")
+        assert "9" in exit_text, exit_text  # SIGKILL
+    finally:
+        devtools.close()

@@ -4,8 +4,8 @@ import Testing
 @testable import Supervisor
 
 /// Writes rendered pages for Tests/integration/test_status_page.py, which opens them in headless Chromium: run with
-/// `STATUS_PAGE_OUT=DIR swift test --skip-build --filter StatusPageFileTests`. Without the variable it only checks
-/// that the pages render.
+/// `STATUS_PAGE_OUT=DIR` (test_status_page.py runs the test bundle with `--filter StatusPageFileTests`). Without
+/// the variable it only checks that the pages render.
 ///
 /// DIR/page.html: four servers in two groups with histories (one named like a script, which must show and not
 /// run); DIR/killed.html: the same a moment later, when `alpha` was killed; DIR/expected.tsv: one line per server

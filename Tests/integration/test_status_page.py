@@ -2,8 +2,8 @@
 
 Two sources of pages:
 - rendered by StatusPage.render from fixed models, written by the Swift test StatusPageFileTests
-  (`STATUS_PAGE_OUT=DIR swift test --skip-build --filter StatusPageFileTests`, so this needs the debug test build
-  that scripts/test.sh makes before the integration tests): page.html (four servers in two groups, one named like a
+  (`STATUS_PAGE_OUT=DIR .build/debug/mcp-supervisorPackageTests.xctest --testing-library swift-testing --filter
+  StatusPageFileTests`, so this needs the debug test build that scripts/test.sh makes before the integration tests): page.html (four servers in two groups, one named like a
   script) and killed.html (the same once `alpha` was killed), with expected.tsv listing what each page shows;
 - (the live test) served by a real supervisor on metrics_listen.
 
@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, plugin_path
+from supervisor_fixtures import call_tool, control_env, free_port  # noqa: F401 (fixture env)
 
 REFRESH_SECONDS = 5  # StatusPage.refreshSeconds
 
@@ -381,8 +382,10 @@ def rendered(tmp_path_factory) -> Path:
     bundle = REPO / ".build" / "debug" / "mcp-supervisorPackageTests.xctest"
     if not bundle.exists():
         pytest.fail(f"{bundle} is missing: run `swift build --build-tests` first (scripts/test.sh does)", pytrace=False)
-    r = subprocess.run(["swift", "test", "--skip-build", "--filter", "StatusPageFileTests"], cwd=REPO,
-                       env={**os.environ, "STATUS_PAGE_OUT": str(out)}, capture_output=True, text=True, timeout=300)
+    # The test bundle itself rather than `swift test --skip-build`, which waits for any SwiftPM build holding .build.
+    r = subprocess.run([str(bundle), "--testing-library", "swift-testing", "--filter", "StatusPageFileTests"],
+                       cwd=REPO, env={**os.environ, "STATUS_PAGE_OUT": str(out)}, capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     for name in ("page.html", "killed.html", "expected.tsv"):
         assert (out / name).is_file(), f"StatusPageFileTests did not write {name}:\n{r.stdout[-2000:]}"
@@ -609,9 +612,6 @@ def _live_state(devtools: DevTools, name: str):
 
 
 def test_live_page_from_a_supervisor_and_a_killed_server(env, tmp_path):
-    from conftest import plugin_path
-    from supervisor_fixtures import call_tool, free_port
-
     metrics_port = free_port()
     env.write_main(control_socket=str(env.control_socket), metrics_listen=f"127.0.0.1:{metrics_port}")
     # alpha waits 30 s before its restart, so a kill leaves it down long enough to be seen.

@@ -234,10 +234,13 @@ public final class Supervisor: @unchecked Sendable {
         }
         switch request({ .reloaded(loaded, $0) }) {
         case .reloaded(let diff):
+            metrics.reload(accepted: true)
             recordAdminStops()
             reconfigureMetricsListener()
             return .success(diff)
-        case .reloadRejected(let error): return .failure(error)
+        case .reloadRejected(let error):
+            metrics.reload(accepted: false)
+            return .failure(error)
         default:
             return .failure(
                 ConfigError(file: config.mainFile, line: nil, key: nil, message: "the supervisor is shutting down"))
@@ -288,6 +291,8 @@ public final class Supervisor: @unchecked Sendable {
             let done = onStopped
             onStopped = nil
             done?()
+        case .count(let event):
+            metrics.count(event, group: servers[event.replica.server]?.config.metricsGroup ?? "")
         }
     }
 
@@ -439,9 +444,13 @@ public final class Supervisor: @unchecked Sendable {
         case .ready(_, _, let version):
             metricsReady(id, protocolVersion: version)
             feed(.ready(id))
-        case .pong: feed(.answered(id))
+        case .pong(_, let use):
+            metrics.slotUse(id, inflight: use.inflight)
+            feed(.answered(id))
         case .healthLoop, .healthPlugin: healthAnswer(id, message)
-        case .metrics(let seq, let snapshot): metricsAnswered(id, seq: seq, snapshot)
+        case .metrics(let seq, let snapshot):
+            metrics.slotUse(id, inflight: snapshot.callsInFlight)
+            metricsAnswered(id, seq: seq, snapshot)
         }
     }
 
@@ -456,6 +465,7 @@ public final class Supervisor: @unchecked Sendable {
         portConnections.removeValue(forKey: id)?.close()
         metricsReplicaGone(id)
         let how: ChildStatus = code == 1 /* CLD_EXITED */ ? .exited(status) : .signaled(status)
+        metrics.exited(id, group: servers[id.server]?.config.metricsGroup ?? "", status: how)
         feed(.exited(id, pid: child.pid, how))
         // After the machine decided (a replacement is spawned first), then again later for slow dyers.
         orphanReaps = [0.1, 1, 5].map { Clock.now() + $0 }

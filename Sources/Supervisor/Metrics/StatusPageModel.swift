@@ -26,6 +26,8 @@ struct StatusPageModel: Sendable, Equatable {
         var lastExit: String?
         /// Oldest first, at most `PageHistory.capacity` samples.
         var history: [PageSample]
+        /// Why it cannot run (status's `failure`: its port is taken, ...), nil when it can.
+        var failure: String? = nil
     }
 
     struct Replica: Sendable, Equatable {
@@ -33,6 +35,8 @@ struct StatusPageModel: Sendable, Equatable {
         var state: String
         var pid: Int32?
         var uptime: Double?
+        /// The replica's `HealthState` raw value, when known.
+        var health: String? = nil
     }
 }
 

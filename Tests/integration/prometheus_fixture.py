@@ -153,7 +153,7 @@ class PrometheusRun:
             "--storage.tsdb.retention.time=1d",
             "--log.level=info",
         ]
-        self._log = open(self.log_file, "ab")
+        self._log = open(self.log_file, "wb")  # a retry starts a fresh log
         try:
             # A session of its own: at teardown its whole process group is checked and, if need be, killed.
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,

@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from prometheus_fixture import MetricsScenario, PromQueryError, Target, prometheus, promtool  # noqa: F401
-from supervisor_fixtures import control_env  # noqa: F401 (the env fixture)
+from prometheus_fixture import (MetricsScenario, PromQueryError, PrometheusRun, Target, prometheus,  # noqa: F401
+                                promtool)
+from supervisor_fixtures import all_processes, control_env, proc_info  # noqa: F401 (control_env: the env fixture)
 
 MONITORING = REPO / "packaging" / "monitoring"
 RECORDING = MONITORING / "recording-rules.yml"
@@ -309,6 +310,35 @@ def test_rules_use_only_contract_series_and_their_own_records():
 # ------------------------------------------------------------------------------------------------------------
 # A real Prometheus parses every expression
 # ------------------------------------------------------------------------------------------------------------
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_prometheus_fixture_leaves_nothing(tmp_path):
+    """The fixture's own contract: a stopped Prometheus is gone (exit 0, no process, storage removed), and one
+    that cannot start fails the test with its log and is not left running."""
+    run = PrometheusRun(tmp_path / "ok", [Target("self", "127.0.0.1:1")]).start()
+    pid = run.proc.pid
+    assert run.query("vector(1)")[0]["value"][1] == "1"
+    assert run.storage.is_dir()
+    assert run.stop() == 0
+    assert proc_info(pid) is None, f"prometheus {pid} is still there"
+    assert not run.storage.exists()
+
+    broken = PrometheusRun(tmp_path / "broken", [])
+    broken.root.mkdir()
+    broken.storage.write_text("not a folder")  # Prometheus cannot open its TSDB here and exits
+    with pytest.raises(AssertionError, match="exited with .* before it was ready"):
+        broken.start()
+    assert broken.proc is None
+    left = [p for p in all_processes() if p.comm == "prometheus" and str(broken.storage) in
+            _cmdline(p.pid)]
+    assert not left, f"a Prometheus that failed to start is left: {left}"
 
 
 def all_exprs() -> list[tuple[str, str]]:

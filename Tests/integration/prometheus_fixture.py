@@ -409,7 +409,13 @@ class MetricsScenario:
 
     def wait_running(self, name: str, replicas: int, timeout: float = 30.0) -> dict:
         def ready():
-            s = self.status(name)
+            if self.run is not None and self.run.proc is not None and self.run.proc.poll() is not None:
+                raise AssertionError(f"mcp-supervisor exited with {self.run.proc.returncode} before {name} ran:\n"
+                                     + self.run.log_text()[-3000:])
+            try:
+                s = self.status(name)
+            except OSError:  # the control socket is not there yet (the supervisor is starting)
+                return None
             rs = s.get("replicas", [])
             ok = s.get("state") == "running" and len(rs) == replicas and all(
                 r.get("state") == "running" and r.get("pid") for r in rs)

@@ -72,13 +72,8 @@ final class ControlHandler: ChannelInboundHandler {
         case .stop:
             stop("stop requested by the supervisor")
         case .metrics(let seq):
-            // Traffic counters (docs/metrics.md); the counting itself is issue 12's host part.
-            var snapshot = TrafficSnapshot()
-            let use = slotUse()
-            snapshot.callsInFlight = use.inflight
-            snapshot.slotsBusy = use.inflight
-            snapshot.slotsTotal = use.slots
-            Self.write(.metrics(seq: seq, snapshot), to: context.channel)
+            // Answered here on the event loop: the snapshot only reads counters (docs/plugin-host.md "Metrics").
+            Self.write(.metrics(seq: seq, engine.trafficSnapshot()), to: context.channel)
         }
     }
 

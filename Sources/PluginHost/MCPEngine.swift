@@ -1,5 +1,7 @@
+import Contracts
+
 /// The host's MCP side: one loaded plugin and the dispatcher serving it. The HTTP server feeds the dispatcher;
-/// the supervisor's control channel reads the plugin's health and the calls in flight from here.
+/// the supervisor's control channel reads the plugin's health, the calls in flight and the traffic from here.
 public final class MCPEngine: Sendable {
     public let plugin: PluginInstance
     let dispatcher: MCPDispatcher
@@ -12,6 +14,16 @@ public final class MCPEngine: Sendable {
     public var config: HostConfig { dispatcher.config }
     public var isDraining: Bool { dispatcher.isDraining }
     public var callsInFlight: Int { dispatcher.callsInFlight }
+
+    /// The traffic counters and the handler slots now, for the `metrics` op. Reads atomics (and the session
+    /// table's size), never waits for a plugin call. With `--no-metrics` only the slots and the calls in flight.
+    public func trafficSnapshot() -> TrafficSnapshot {
+        var s = dispatcher.trafficSnapshot() ?? TrafficSnapshot()
+        if dispatcher.traffic == nil { s.callsInFlight = callsInFlight }
+        s.slotsBusy = plugin.slotsBusy
+        s.slotsTotal = plugin.concurrency
+        return s
+    }
 
     /// Starts the drain: legacy GET streams end, calls in flight run on, and every response from now on closes
     /// its connection.

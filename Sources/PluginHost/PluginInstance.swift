@@ -29,6 +29,7 @@ public final class PluginInstance: Sendable {
     private let catalogBox = Mutex(Catalog())
     private let pool: HandlerPool
     private let stuckCalls = Mutex<Set<UInt>>([])
+    private let busyHandlers = Atomic<Int>(0)
     /// The health check in progress (its start, monotonic seconds) and whether destroy has begun.
     /// When the health or diagnose callback in progress started (nil: none), whether no new one may start
     /// (destroy began), and the destroy waiting for the one in progress to return.
@@ -264,8 +265,15 @@ public final class PluginInstance: Sendable {
 
     /// Runs a call on a handler thread. The observer hears progress, logs and the outcome.
     public func submit(_ call: PluginCall) {
-        pool.submit { [self] in self.run(call) }
+        pool.submit { [self] in
+            busyHandlers.add(1, ordering: .relaxed)
+            self.run(call)
+            busyHandlers.subtract(1, ordering: .relaxed)
+        }
     }
+
+    /// Handler slots in use now: submitted calls running on a handler thread (stuck ones included).
+    public var slotsBusy: Int { busyHandlers.load(ordering: .relaxed) }
 
     private func run(_ call: PluginCall) {
         if call.isCancelled {

@@ -47,6 +47,8 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Recent log lines per server (the control socket's `logs`); see ControlSocket/.
     let logTap = LogTap()
+    /// The supervisor's own series (Metrics/): counted here as things happen, set from the machine when scraped.
+    let metrics = SupervisorMetrics()
 
     /// Forwarded-line budgets: one per server, and the total when the log is the journal.
     private var budgets: [String: LineBudget] = [:]
@@ -229,9 +231,12 @@ public final class Supervisor: @unchecked Sendable {
         }
         switch request({ .reloaded(loaded, $0) }) {
         case .reloaded(let diff):
+            metrics.reload(accepted: true)
             recordAdminStops()
             return .success(diff)
-        case .reloadRejected(let error): return .failure(error)
+        case .reloadRejected(let error):
+            metrics.reload(accepted: false)
+            return .failure(error)
         default:
             return .failure(
                 ConfigError(file: config.mainFile, line: nil, key: nil, message: "the supervisor is shutting down"))
@@ -282,6 +287,8 @@ public final class Supervisor: @unchecked Sendable {
             let done = onStopped
             onStopped = nil
             done?()
+        case .count(let event):
+            metrics.count(event, group: servers[event.replica.server]?.config.metricsGroup ?? "")
         }
     }
 
@@ -431,7 +438,9 @@ public final class Supervisor: @unchecked Sendable {
     private func message(_ id: ReplicaID, _ message: HostMessage) {
         switch message {
         case .ready: feed(.ready(id))
-        case .pong: feed(.answered(id))
+        case .pong(_, let use):
+            metrics.slotUse(id, inflight: use.inflight)
+            feed(.answered(id))
         case .healthLoop, .healthPlugin: healthAnswer(id, message)
         case .metrics: break  // Metrics/ (issue 12)
         }
@@ -447,6 +456,7 @@ public final class Supervisor: @unchecked Sendable {
         cpuSamples[id] = nil
         portConnections.removeValue(forKey: id)?.close()
         let how: ChildStatus = code == 1 /* CLD_EXITED */ ? .exited(status) : .signaled(status)
+        metrics.exited(id, group: servers[id.server]?.config.metricsGroup ?? "", status: how)
         feed(.exited(id, pid: child.pid, how))
         // After the machine decided (a replacement is spawned first), then again later for slow dyers.
         orphanReaps = [0.1, 1, 5].map { Clock.now() + $0 }

@@ -62,6 +62,12 @@ struct PluginHostCommand: ParsableCommand {
 
     @Flag(
         help:
+            "Count no traffic: the control channel's metrics op then answers only the handler slots and the calls in flight (to measure what counting costs)."
+    )
+    var noMetrics = false
+
+    @Flag(
+        help:
             "Check whether the plugin will load, without serving: ELF, entry symbol, libraries, ABI, declarations. Exit 0 if it loads, 1 if not."
     )
     var check = false
@@ -143,6 +149,7 @@ struct PluginHostCommand: ParsableCommand {
         hc.hangGrace = .nanoseconds(Int64(hangGrace * 1e9))
         hc.allowedHosts = allowedHost.map { $0.lowercased() }
         hc.allowedOrigins = allowedOrigin
+        hc.metrics = !noMetrics
         instance.onHung.withLock {
             $0 = { message in
                 log.stderr.critical(

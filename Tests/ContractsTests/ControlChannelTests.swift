@@ -60,7 +60,7 @@ struct HostMessageTests {
     @Test func aMetricsAnswerWithAWrongBucketCountDropsThatHistogramOnly() throws {
         var wire = HostMessage.metrics(seq: 1, Self.sampleSnapshot).encode()
         guard case .object(var o) = wire else { return }
-        o["ops"] = [["m": "tools/call", "t": "echo", "e": "", "b": [1, 2], "s": 1.0, "n": 3]]
+        o["ops"] = [["m": "tools/call", "t": "echo", "e": "", "b": [1, 2], "s": .double(1.0), "n": 3]]
         wire = .object(o)
         guard case .metrics(_, let s) = HostMessage.decode(wire) else {
             Issue.record("not decoded as metrics")

@@ -6,14 +6,16 @@ import Synchronization
 @testable import PluginHost
 
 /// A plugin made of Swift closures instead of a `.so`, so the dispatcher is tested alone. Its tools:
-/// `echo` (runs inline, returns its `text`), `progress` (reports `steps` progress events from another thread,
-/// then finishes), `slow` (finishes only when cancelled), and `tool-000`… for pagination.
+/// `echo` (runs inline, returns its `text`; with `outcome` "toolError", "notFound" or "internal" it finishes with
+/// that outcome instead), `progress` (reports `steps` progress events from another thread, then finishes), `slow`
+/// (finishes only when cancelled), and `tool-000`… for pagination. `addTool` declares one more later (as a
+/// plugin's list-changed event does).
 final class FakePlugin: DispatchedPlugin {
     let serverName = "fake"
     let serverVersion = "1.2.3"
     let serverTitle: String? = "Fake Plugin"
     let instructions: String? = nil
-    let catalog: Catalog
+    var catalog: Catalog { state.withLock { $0.catalog } }
     let handlers: PluginHandlers = [.tools]
     private let nextID = Atomic<UInt>(1)
     private let state = Mutex<State>(State())
@@ -25,6 +27,7 @@ final class FakePlugin: DispatchedPlugin {
         var cancelled: [String] = []
         var logs: [String] = []
         var running: [UInt: PluginCall] = [:]
+        var catalog = Catalog()
     }
 
     init(extraTools: Int = 0) throws {
@@ -43,7 +46,15 @@ final class FakePlugin: DispatchedPlugin {
             try catalog.addTool(
                 name: name, title: nil, description: nil, inputSchema: nil, outputSchema: nil, annotations: nil)
         }
-        self.catalog = catalog
+        state.withLock { $0.catalog = catalog }
+    }
+
+    /// Declares another tool (it answers like the default: an empty success).
+    func addTool(_ name: String) throws {
+        try state.withLock { s in
+            try s.catalog.addTool(
+                name: name, title: nil, description: nil, inputSchema: nil, outputSchema: nil, annotations: nil)
+        }
     }
 
     /// Names of the tools whose calls were cancelled, in order.
@@ -85,7 +96,14 @@ final class FakePlugin: DispatchedPlugin {
         case "echo":
             let text = call.arguments["text"]?.stringValue ?? ""
             try? call.append(["type": "text", "text": .string(text)], size: text.utf8.count)
-            _ = call.finish(outcome: MCPP_OUTCOME_OK, message: "")
+            let outcome: Int32 =
+                switch call.arguments["outcome"]?.stringValue {
+                case "toolError": MCPP_OUTCOME_TOOL_ERROR
+                case "notFound": MCPP_OUTCOME_NOT_FOUND
+                case "internal": MCPP_OUTCOME_INTERNAL
+                default: MCPP_OUTCOME_OK
+                }
+            _ = call.finish(outcome: outcome, message: "")
         case "progress":
             let steps = Int(call.arguments["steps"]?.numberValue ?? 3)
             for step in 1...steps {

@@ -73,6 +73,7 @@ private struct Harness {
                 return "answer \(id.value) health \(health.server) \(health.state.rawValue) [\(replicas)]"
             }
         case .stopped: return "stopped"
+        case .count(.restart(let id, let reason)): return "count restart \(id) \(reason.rawValue)"
         }
     }
 
@@ -147,7 +148,7 @@ struct SupervisorMachineTests {
             harness.send(.exited(id("mid"), pid: 101, .signaled(9)), at: 11.5) == [
                 "log child.exit mid[101]: did not become ready within its start timeout",
                 "log child.restart mid: backoff: did not become ready within its start timeout; restarting in 0.25 s",
-                "arm retry(mid#0) 11.75",
+                "count restart mid#0 start_timeout", "arm retry(mid#0) 11.75",
             ])
         #expect(harness.send(.deadline(.retry(id("mid"))), at: 11.75) == ["spawn mid#0"])
         #expect(harness.server("top").status.rawValue == "waiting")
@@ -215,7 +216,7 @@ struct SupervisorMachineTests {
             harness.send(.exited(id("gamma"), pid: 102, .exited(1)), at: 2) == [
                 "cancel heartbeat(gamma#0)", "log child.exit gamma[102]: exited with status 1",
                 "log child.restart gamma: backoff: exited with status 1; restarting in 0.25 s",
-                "arm retry(gamma#0) 2.25",
+                "count restart gamma#0 exit", "arm retry(gamma#0) 2.25",
             ])
         var new = harness.machine.config
         var beta = server("beta", port: 7002)
@@ -333,14 +334,16 @@ struct SupervisorMachineTests {
         #expect(
             harness.send(.exited(id("svc"), pid: 100, .exited(1)), at: 2) == [
                 "cancel start(svc#0)", "log child.exit svc[100]: exited with status 1",
-                "log child.restart svc: backoff: exited with status 1; restarting in 0.25 s", "arm retry(svc#0) 2.25",
+                "log child.restart svc: backoff: exited with status 1; restarting in 0.25 s",
+                "count restart svc#0 exit", "arm retry(svc#0) 2.25",
             ])
         #expect(harness.send(.deadline(.retry(id("svc"))), at: 2.25) == ["spawn svc#0"])
         _ = harness.send(.spawned(id("svc"), pid: 101), at: 2.25)
         #expect(
             harness.send(.exited(id("svc"), pid: 101, .exited(1)), at: 3) == [
                 "cancel start(svc#0)", "log child.exit svc[101]: exited with status 1",
-                "log child.restart svc: backoff: exited with status 1; restarting in 0.5 s", "arm retry(svc#0) 3.5",
+                "log child.restart svc: backoff: exited with status 1; restarting in 0.5 s",
+                "count restart svc#0 exit", "arm retry(svc#0) 3.5",
             ])
         // A deadline event before its time is stale and does nothing.
         #expect(harness.send(.deadline(.retry(id("svc"))), at: 3.2) == [])
@@ -360,7 +363,7 @@ struct SupervisorMachineTests {
             harness.send(.exited(id("svc"), pid: 103, .exited(1)), at: 305) == [
                 "cancel start(svc#0)", "log child.exit svc[103]: exited with status 1",
                 "log child.restart svc: backoff: exited with status 1; restarting in 0.25 s",
-                "arm retry(svc#0) 305.25",
+                "count restart svc#0 exit", "arm retry(svc#0) 305.25",
             ])
     }
 
@@ -418,7 +421,8 @@ struct SupervisorMachineTests {
         // restart: the answer follows the stop it issued; the new process follows the exit.
         #expect(
             harness.request(.restart("svc"), at: 2) == [
-                "log server.request svc: restart requested on the control socket", "cancel heartbeat(svc#0)",
+                "log server.request svc: restart requested on the control socket", "count restart svc#0 admin",
+                "cancel heartbeat(svc#0)",
                 "log child.stop svc[100]: stopping", "send-stop svc#0", "arm stop(svc#0) 12.0",
                 "answer 1 restarting",
             ])
@@ -477,5 +481,190 @@ struct SupervisorMachineTests {
                 "log server.start dyn: starting 1 replica(s) on 127.0.0.1:39000", "spawn dyn#0",
             ])
         #expect(harness.server("fixed").status.rawValue == "failed")
+    }
+}
+
+/// `mcp_supervisor_restarts_total`'s reason is the machine's decision: each reason comes from the event that
+/// causes it, once per restarted replica, and only when the replica is really started again.
+struct RestartReasonTests {
+    /// The `count` effects of one event.
+    private func counts(_ lines: [String]) -> [String] { lines.filter { $0.hasPrefix("count ") } }
+
+    /// `svc` with one replica (pid 100) running since t = 1.
+    private func running(_ config: ServerConfig) -> Harness {
+        var harness = Harness([config])
+        _ = harness.send(.start(registry: PortRegistry()), at: 0)
+        _ = harness.send(.spawned(id(config.name), pid: 100), at: 0)
+        _ = harness.send(.ready(id(config.name)), at: 1)
+        return harness
+    }
+
+    @Test func anExitTheRestartPolicyRestartsCountsExit() {
+        var harness = running(server("svc", port: 7001))
+        let lines = harness.send(.exited(id("svc"), pid: 100, .exited(1)), at: 5)
+        #expect(counts(lines) == ["count restart svc#0 exit"])
+        // Counted with the decision, before the retry is armed.
+        #expect(lines.suffix(2) == ["count restart svc#0 exit", "arm retry(svc#0) 5.25"])
+        // A clean exit is restarted (and counted) only under restart = "always".
+        var always = running(server("svc", port: 7001, restart: .always))
+        #expect(counts(always.send(.exited(id("svc"), pid: 100, .exited(0)), at: 5)) == ["count restart svc#0 exit"])
+        var onFailure = running(server("svc", port: 7001))
+        #expect(counts(onFailure.send(.exited(id("svc"), pid: 100, .exited(0)), at: 5)).isEmpty)
+        // A spawn that fails is an exit too (status 127).
+        var failing = Harness([server("svc", port: 7001)])
+        _ = failing.send(.start(registry: PortRegistry()), at: 0)
+        #expect(
+            counts(failing.send(.spawnFailed(id("svc"), message: "no such file"), at: 0)) == [
+                "count restart svc#0 exit"
+            ])
+    }
+
+    @Test func aSignalTheSupervisorDidNotSendCountsCrash() {
+        var harness = running(server("svc", port: 7001))
+        #expect(
+            counts(harness.send(.exited(id("svc"), pid: 100, .signaled(11)), at: 5)) == ["count restart svc#0 crash"])
+        _ = harness.send(.deadline(.retry(id("svc"))), at: 5.25)
+        _ = harness.send(.spawned(id("svc"), pid: 101), at: 5.25)
+        _ = harness.send(.ready(id("svc")), at: 5.5)
+        // An outside SIGKILL is a crash too (ours would have a reason of its own).
+        #expect(
+            counts(harness.send(.exited(id("svc"), pid: 101, .signaled(9)), at: 6)) == ["count restart svc#0 crash"])
+    }
+
+    @Test func aHeartbeatTimeoutCountsHangAndNotTheSIGKILLAsACrash() {
+        var harness = running(server("svc", port: 7001))
+        var killed: [String] = []
+        for t in [21.0, 41, 61, 81] { killed += harness.send(.deadline(.heartbeat(id("svc"))), at: t) }
+        #expect(killed.contains("signal svc#0 100 SIGKILL-group"))
+        #expect(counts(killed).isEmpty)  // counted when it is restarted, not when it is killed
+        #expect(
+            counts(harness.send(.exited(id("svc"), pid: 100, .signaled(9)), at: 81.5)) == ["count restart svc#0 hang"])
+    }
+
+    @Test func aStartTimeoutCountsStartTimeout() {
+        var harness = Harness([server("svc", port: 7001)])
+        _ = harness.send(.start(registry: PortRegistry()), at: 0)
+        _ = harness.send(.spawned(id("svc"), pid: 100), at: 0)
+        #expect(harness.send(.deadline(.startTimeout(id("svc"))), at: 10).contains("signal svc#0 100 SIGKILL-group"))
+        #expect(
+            counts(harness.send(.exited(id("svc"), pid: 100, .signaled(9)), at: 10.5)) == [
+                "count restart svc#0 start_timeout"
+            ])
+    }
+
+    @Test func anUnhealthyVerdictCountsUnhealthyAndASilentEventLoopCountsHang() {
+        var config = server("svc", port: 7001)
+        config.health.interval = 5
+        config.health.failures = 1
+        for (loopAnswered, reason) in [(true, "unhealthy"), (false, "hang")] {
+            var harness = running(config)
+            #expect(harness.send(.deadline(.probe(id("svc"))), at: 1).contains("probe svc#0 1 detailed"))
+            var findings = ProbeFindings()
+            findings.loopAnswered = loopAnswered
+            findings.plugin = .some(.init(ok: false, detail: "database gone"))
+            findings.portError = .some(nil)
+            #expect(
+                harness.send(.probeFinished(id("svc"), seq: 1, findings), at: 2).contains(
+                    "signal svc#0 100 SIGKILL-group"))
+            #expect(
+                counts(harness.send(.exited(id("svc"), pid: 100, .signaled(9)), at: 2.5)) == [
+                    "count restart svc#0 \(reason)"
+                ])
+        }
+    }
+
+    @Test func mcpctlRestartCountsAdminForEachReplicaThatHadAProcess() {
+        var harness = Harness([server("web", port: 7001, replicas: 3)])
+        _ = harness.send(.start(registry: PortRegistry()), at: 0)
+        for (index, pid) in [(0, Int32(100)), (1, 101), (2, 102)] {
+            _ = harness.send(.spawned(id("web", index), pid: pid), at: 0)
+            _ = harness.send(.ready(id("web", index)), at: 1)
+        }
+        // Replica 2 crashed and waits in its backoff: it has no process to restart.
+        #expect(
+            counts(harness.send(.exited(id("web", 2), pid: 102, .signaled(6)), at: 2)) == ["count restart web#2 crash"])
+        let lines = harness.request(.restart("web"), at: 2.1)
+        #expect(counts(lines) == ["count restart web#0 admin", "count restart web#1 admin"])
+        #expect(lines.contains("answer 1 restarting"))
+        // The exits of the stopped replicas are not counted again, nor is their relaunch.
+        var after: [String] = []
+        after += harness.send(.exited(id("web", 0), pid: 100, .exited(0)), at: 2.5)
+        after += harness.send(.exited(id("web", 1), pid: 101, .signaled(15)), at: 2.6)
+        #expect(after.contains("spawn web#0"))
+        #expect(counts(after).isEmpty)
+        // A restart of a server with no process at all is a start: nothing restarted.
+        var down = Harness([server("svc", port: 7002)])
+        _ = down.send(.start(registry: PortRegistry()), at: 0)
+        _ = down.request(.stop("svc"), at: 0.1)
+        #expect(counts(down.request(.restart("svc"), at: 0.2)).isEmpty)
+    }
+
+    @Test func aRollingRestartCountsAdminForEachReplicaReplacedAndNotForTheSpare() {
+        var harness = Harness([server("web", port: 7001, replicas: 2)])
+        _ = harness.send(.start(registry: PortRegistry()))
+        for (index, pid) in [(0, Int32(100)), (1, 101)] {
+            _ = harness.send(.spawned(id("web", index), pid: pid), at: 1)
+            _ = harness.send(.ready(id("web", index)), at: 1)
+        }
+        var all = harness.request(.rollingRestart("web"), at: 2)
+        #expect(counts(all).isEmpty)  // the spare is a start, not a restart
+        all += harness.send(.spawned(id("web", 2), pid: 102), at: 2)
+        all += harness.send(.ready(id("web", 2)), at: 2)
+        var replaced: [[String]] = []
+        for (index, old, new) in [(0, Int32(100), Int32(200)), (1, 101, 201)] {
+            let exit = harness.send(.exited(id("web", index), pid: old, .exited(0)), at: 3)
+            replaced.append(counts(exit))
+            _ = harness.send(.spawned(id("web", index), pid: new), at: 3)
+            all += harness.send(.ready(id("web", index)), at: 3)
+        }
+        all += harness.send(.exited(id("web", 2), pid: 102, .exited(0)), at: 4)
+        #expect(replaced == [["count restart web#0 admin"], ["count restart web#1 admin"]])
+        #expect(counts(all).isEmpty)
+        #expect(harness.server("web").rolling == nil)
+    }
+
+    @Test func stopsShutdownsReloadsAndRestartNeverCountNothing() {
+        var never = running(server("svc", port: 7001, restart: .never))
+        #expect(counts(never.send(.exited(id("svc"), pid: 100, .signaled(11)), at: 5)).isEmpty)
+        var stopped = running(server("svc", port: 7001))
+        var lines = stopped.request(.stop("svc"), at: 2)
+        lines += stopped.send(.deadline(.stopTimeout(id("svc"))), at: 12)
+        lines += stopped.send(.exited(id("svc"), pid: 100, .signaled(15)), at: 12.5)
+        #expect(lines.contains("signal svc#0 100 SIGTERM"))
+        #expect(counts(lines).isEmpty)
+        var shutdown = running(server("svc", port: 7001))
+        lines = shutdown.send(.shutdown, at: 2)
+        lines += shutdown.send(.exited(id("svc"), pid: 100, .exited(0)), at: 2.5)
+        #expect(lines.contains("stopped"))
+        #expect(counts(lines).isEmpty)
+        // A permanent status (the plugin or its configuration is wrong) is not restarted, so not counted.
+        var permanent = running(server("svc", port: 7001, restart: .always))
+        let status = (1...255).first { ExitReason.isPermanent(Int32($0)) }.map { Int32($0) } ?? 0
+        #expect(status != 0)
+        #expect(counts(permanent.send(.exited(id("svc"), pid: 100, .exited(status)), at: 5)).isEmpty)
+    }
+}
+
+/// What the metrics read from the machine's state beyond status: the last start's duration and the last exit.
+struct ReplicaRecordTests {
+    @Test func theLastStartDurationAndTheLastExitStatusAreKeptAcrossRestarts() {
+        var harness = Harness([server("svc", port: 7001)])
+        _ = harness.send(.start(registry: PortRegistry()), at: 0)
+        _ = harness.send(.spawned(id("svc"), pid: 100), at: 1)
+        #expect(harness.server("svc").replicas[0].startDuration == nil)
+        #expect(harness.server("svc").replicas[0].lastExitStatus == nil)
+        _ = harness.send(.ready(id("svc")), at: 1.75)
+        #expect(harness.server("svc").replicas[0].startDuration == 0.75)
+        _ = harness.send(.exited(id("svc"), pid: 100, .signaled(11)), at: 3)
+        #expect(harness.server("svc").replicas[0].lastExitStatus == .signaled(11))
+        _ = harness.send(.deadline(.retry(id("svc"))), at: 3.25)
+        _ = harness.send(.spawned(id("svc"), pid: 101), at: 3.25)
+        // Starting again: the last start that became ready still counts, and so does the last exit.
+        #expect(harness.server("svc").replicas[0].startDuration == 0.75)
+        #expect(harness.server("svc").replicas[0].lastExitStatus == .signaled(11))
+        _ = harness.send(.ready(id("svc")), at: 3.5)
+        #expect(harness.server("svc").replicas[0].startDuration == 0.25)
+        _ = harness.send(.exited(id("svc"), pid: 101, .exited(3)), at: 4)
+        #expect(harness.server("svc").replicas[0].lastExitStatus == .exited(3))
     }
 }

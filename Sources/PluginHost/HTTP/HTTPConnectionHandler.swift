@@ -44,11 +44,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 reject(context: context, version: head?.version ?? .http1_1)
                 return
             }
+            dispatcher.traffic?.addBytesIn(buf.readableBytes)
             body.append(contentsOf: buf.readBytes(length: buf.readableBytes) ?? [])
         case .end:
             guard let h = head, !rejected else { return }
             head = nil
-            let responder = HTTPResponder(channel: context.channel, keepAlive: h.isKeepAlive && !dispatcher.isDraining)
+            let responder = HTTPResponder(
+                channel: context.channel, keepAlive: h.isKeepAlive && !dispatcher.isDraining,
+                traffic: dispatcher.traffic)
             current = responder
             serve(h, body, responder)
             body = []
@@ -94,6 +97,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .payloadTooLarge, headers: headers))),
             promise: nil)
+        dispatcher.traffic?.addBytesOut(payload.count)
         var buf = context.channel.allocator.buffer(capacity: payload.count)
         buf.writeBytes(payload)
         context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)

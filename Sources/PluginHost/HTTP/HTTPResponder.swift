@@ -6,6 +6,8 @@ import Synchronization
 final class HTTPResponder: ReplySink {
     let channel: Channel
     let keepAlive: Bool
+    /// Counts the response body bytes written (nil with `--no-metrics`).
+    let traffic: TrafficCounters?
     private let state = Mutex<State>(State())
     /// Writes enqueued on the event loop and not yet run; while any is pending, later writes queue behind it.
     private let pending = Atomic<Int>(0)
@@ -16,9 +18,10 @@ final class HTTPResponder: ReplySink {
         var closeHandlers: [@Sendable () -> Void] = []
     }
 
-    init(channel: Channel, keepAlive: Bool) {
+    init(channel: Channel, keepAlive: Bool, traffic: TrafficCounters? = nil) {
         self.channel = channel
         self.keepAlive = keepAlive
+        self.traffic = traffic
     }
 
     var isFinished: Bool { state.withLock { $0.finished } }
@@ -79,6 +82,7 @@ final class HTTPResponder: ReplySink {
     /// Sends a whole response. Ignored if a response was already completed.
     func respond(status: Int, headers extra: [(String, String)], body: [UInt8]) {
         guard finish(streaming: false) else { return }
+        traffic?.addBytesOut(body.count)
         let keepAlive = self.keepAlive
         let channel = self.channel
         onLoop {
@@ -132,6 +136,7 @@ final class HTTPResponder: ReplySink {
         let ok = state.withLock { s in s.streaming && !s.finished }
         guard ok else { return }
         let channel = self.channel
+        let traffic = self.traffic
         onLoop {
             var buf = channel.allocator.buffer(capacity: json.count + 24)
             if comment {
@@ -141,6 +146,7 @@ final class HTTPResponder: ReplySink {
                 buf.writeBytes(json)
                 buf.writeString("\n\n")
             }
+            traffic?.addBytesOut(buf.readableBytes)
             channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buf)), promise: nil)
         }
     }

@@ -10,6 +10,8 @@ public struct HostConfig: Sendable {
     public var maxOutputBytes = 16 << 20
     public var maxSessions = 4096
     public var sessionIdleTimeout: Duration = .seconds(3600)
+    /// Count traffic for the `metrics` op (`--no-metrics` turns it off, for comparison).
+    public var metrics = true
 
     public init() {}
 }

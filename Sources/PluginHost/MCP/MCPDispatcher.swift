@@ -1,3 +1,4 @@
+import Contracts
 import Dispatch
 import MCPProtocol
 import PluginABI
@@ -14,6 +15,8 @@ final class MCPDispatcher: Sendable {
     private let draining = Atomic<Bool>(false)
     private let refusing = Atomic<Bool>(false)
     private let activeCalls = Atomic<Int>(0)
+    /// The traffic counters (nil with `--no-metrics`): every POSTed request is counted once, when answered.
+    let traffic: TrafficCounters?
     private let serverInfo: JSONValue
     /// Signalled when the last call ends while draining.
     private let drained = DispatchSemaphore(value: 0)
@@ -22,6 +25,7 @@ final class MCPDispatcher: Sendable {
         self.plugin = plugin
         self.config = config
         self.sessions = SessionStore(maxSessions: config.maxSessions, idleTimeout: config.sessionIdleTimeout)
+        self.traffic = config.metrics ? TrafficCounters(tools: plugin.catalog.tools.map(\.name)) : nil
         var info: [String: JSONValue] = [
             "name": .string(plugin.serverName), "version": .string(plugin.serverVersion),
         ]
@@ -35,6 +39,14 @@ final class MCPDispatcher: Sendable {
     /// After the drain's grace period: new requests are answered 503 with Retry-After.
     var isRefusing: Bool { refusing.load(ordering: .relaxed) }
     var callsInFlight: Int { activeCalls.load(ordering: .relaxed) }
+
+    /// The traffic counters now, with the sessions open (nil with `--no-metrics`).
+    func trafficSnapshot() -> TrafficSnapshot? {
+        guard let traffic else { return nil }
+        var s = traffic.snapshot()
+        s.sessionsOpen = sessions.count
+        return s
+    }
 
     /// Starts the drain: legacy GET streams end, sessions' calls keep running until they finish, and requests
     /// still arriving on accepted connections are served with `Connection: close` (a new GET stream is refused,
@@ -70,13 +82,14 @@ final class MCPDispatcher: Sendable {
     /// Serves one request that the transport accepted (path, Host, Origin and size already checked).
     func handle(_ req: MCPRequest, _ out: any ReplySink) {
         if isRefusing || (isDraining && req.verb == .get) {
+            if req.verb == .post, let traffic { traffic.end(traffic.begin(), .protocolError) }
             return reply(
                 out, status: 503,
                 Self.errorBody(id: nil, code: JSONRPC.internalError, message: "server is shutting down; retry"),
                 headers: [("Retry-After", "1")])
         }
         switch req.verb {
-        case .post: handlePost(req, out)
+        case .post: handlePost(req, out, traffic?.begin() ?? Meter.unmetered)
         case .get: handleGet(req, out)
         case .delete: handleDelete(req, out)
         case .other(let verb):
@@ -88,6 +101,19 @@ final class MCPDispatcher: Sendable {
 
     private func reply(_ out: any ReplySink, status: Int, _ body: [UInt8], headers: [(String, String)] = []) {
         out.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
+    }
+
+    typealias Meter = TrafficCounters.Meter
+
+    /// Counts a request as answered (just before the answer goes to the transport); nil: a success.
+    @inline(__always)
+    fileprivate func count(_ meter: Meter, _ error: TrafficMetrics.ErrorType?) { traffic?.end(meter, error) }
+
+    /// A POSTed request refused before it reaches a method (malformed, unknown session, bad headers): counted as
+    /// a protocol error, then answered.
+    private func refuse(_ out: any ReplySink, _ meter: Meter, status: Int, _ body: [UInt8]) {
+        count(meter, .protocolError)
+        reply(out, status: status, body)
     }
 
     // MARK: POST
@@ -114,25 +140,26 @@ final class MCPDispatcher: Sendable {
         return acc
     }
 
-    private func handlePost(_ req: MCPRequest, _ out: any ReplySink) {
+    private func handlePost(_ req: MCPRequest, _ out: any ReplySink, _ start: Meter) {
+        var meter = start
         let contentType = req.headers.first("Content-Type").map(RequestHeaders.mediaType)
         guard contentType == "application/json" else {
-            return reply(
-                out, status: 415,
+            return refuse(
+                out, meter, status: 415,
                 Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "Content-Type must be application/json"))
         }
         let acc = Self.accepts(req.headers)
         guard acc.json || acc.sse else {
-            return reply(
-                out, status: 406,
+            return refuse(
+                out, meter, status: 406,
                 Self.errorBody(
                     id: nil, code: JSONRPC.invalidRequest,
                     message: "Accept must list application/json and text/event-stream"))
         }
         let value: JSONValue
         do { value = try JSONParser.parse(req.body) } catch {
-            return reply(
-                out, status: 400,
+            return refuse(
+                out, meter, status: 400,
                 Self.errorBody(id: nil, code: JSONRPC.parseError, message: "Parse error: \(error.description)"))
         }
         let headers = req.headers
@@ -140,46 +167,55 @@ final class MCPDispatcher: Sendable {
         let sessionID = header("Mcp-Session-Id")
         switch JSONRPC.decode(value) {
         case .batch:
-            reply(
-                out, status: 400,
+            refuse(
+                out, meter, status: 400,
                 Self.errorBody(
                     id: nil, code: JSONRPC.invalidRequest,
                     message:
                         "JSON-RPC batches are not supported (removed from MCP in 2025-06-18); send one message per POST"
                 ))
         case .invalid(let reason, let id):
-            reply(
-                out, status: 400,
+            refuse(
+                out, meter, status: 400,
                 Self.errorBody(id: id, code: JSONRPC.invalidRequest, message: "Invalid Request: \(reason)"))
         case .response:
             // Answers to server-to-client requests; this server sends none, so there is nothing to match.
+            traffic?.forget(meter)
             out.respond(status: 202, body: [])
         case .notification(let method, let params):
+            if let traffic { meter.row = traffic.row(method: method, tool: nil) }
             if let sessionID {
-                guard sessions.touch(sessionID) != nil else { return sessionNotFound(out, id: nil) }
+                guard sessions.touch(sessionID) != nil else { return sessionNotFound(out, id: nil, meter) }
                 if method == "notifications/cancelled", let requestID = params["requestId"] {
                     cancelSessionRequest(sessionID, key: JSONWriter.string(requestID))
                 }
             }
+            count(meter, nil)
             out.respond(status: 202, body: [])
         case .request(let id, let method, let params):
+            if let traffic {
+                meter.row = traffic.row(
+                    method: method, tool: method == "tools/call" ? params["name"]?.stringValue : nil)
+            }
             if method == "initialize" {
-                return initialize(id: id, params: params, acc: acc, out)
+                return initialize(id: id, params: params, acc: acc, meter, out)
             }
             // A request with modern _meta is served statelessly even if it carries a session header
             // (2026-07-28: ignore Mcp-Session-Id).
             if let sessionID, ModernRequestRules.declaredVersion(params) == nil {
                 return legacyRequest(
-                    id: id, method: method, params: params, sessionID: sessionID, acc: acc, header: header, out)
+                    id: id, method: method, params: params, sessionID: sessionID, acc: acc, header: header, meter,
+                    out)
             }
             let headerVersion = header("MCP-Protocol-Version")
             if ModernRequestRules.declaredVersion(params) != nil || headerVersion.map(ProtocolVersion.isModern) == true
                 || (headerVersion != nil && !ProtocolVersion.isLegacy(headerVersion!))
             {
-                return modernRequest(id: id, method: method, params: params, acc: acc, header: header, out)
+                return modernRequest(
+                    id: id, method: method, params: params, acc: acc, header: header, meter, out)
             }
-            reply(
-                out, status: 400,
+            refuse(
+                out, meter, status: 400,
                 Self.errorBody(
                     id: id, code: JSONRPC.invalidRequest,
                     message: "Bad Request: no Mcp-Session-Id (send initialize first) and no "
@@ -187,7 +223,8 @@ final class MCPDispatcher: Sendable {
         }
     }
 
-    private func sessionNotFound(_ out: any ReplySink, id: JSONValue?) {
+    private func sessionNotFound(_ out: any ReplySink, id: JSONValue?, _ meter: Meter? = nil) {
+        if let meter { count(meter, .protocolError) }
         reply(
             out, status: 404,
             Self.errorBody(
@@ -197,10 +234,12 @@ final class MCPDispatcher: Sendable {
 
     // MARK: Legacy era
 
-    private func initialize(id: JSONValue, params: [String: JSONValue], acc: Accepts, _ out: any ReplySink) {
+    private func initialize(
+        id: JSONValue, params: [String: JSONValue], acc: Accepts, _ meter: Meter, _ out: any ReplySink
+    ) {
         guard let requested = params["protocolVersion"]?.stringValue else {
-            return reply(
-                out, status: 400,
+            return refuse(
+                out, meter, status: 400,
                 Self.errorBody(id: id, code: JSONRPC.invalidParams, message: "params.protocolVersion is required"))
         }
         let version = ProtocolVersion.negotiateLegacy(requested: requested)
@@ -213,34 +252,36 @@ final class MCPDispatcher: Sendable {
         if let instructions = plugin.instructions { result["instructions"] = .string(instructions) }
         let ctx = RequestContext(
             id: id, version: version, modern: false, sessionID: sessionID, progressToken: nil, logThreshold: nil,
-            acc: acc)
-        deliver(ctx, JSONRPC.result(id: id, .object(result)), out, headers: [("Mcp-Session-Id", sessionID)])
+            acc: acc, meter: meter)
+        deliver(
+            ctx, JSONRPC.result(id: id, .object(result)), out, headers: [("Mcp-Session-Id", sessionID)], error: nil)
     }
 
     private func legacyRequest(
         id: JSONValue, method: String, params: [String: JSONValue], sessionID: String, acc: Accepts,
-        header: @escaping @Sendable (String) -> String?, _ out: any ReplySink
+        header: @escaping @Sendable (String) -> String?, _ meter: Meter, _ out: any ReplySink
     ) {
-        guard let session = sessions.touch(sessionID) else { return sessionNotFound(out, id: id) }
+        guard let session = sessions.touch(sessionID) else { return sessionNotFound(out, id: id, meter) }
         if let version = header("MCP-Protocol-Version"), !ProtocolVersion.isLegacy(version) {
-            return reply(
-                out, status: 400,
+            return refuse(
+                out, meter, status: 400,
                 Self.errorBody(
                     id: id, code: JSONRPC.invalidRequest,
                     message: "Unsupported MCP-Protocol-Version '\(version)' in session of version \(session.version)"))
         }
         let ctx = RequestContext(
             id: id, version: session.version, modern: false, sessionID: sessionID,
-            progressToken: params["_meta"]?["progressToken"], logThreshold: session.logThreshold, acc: acc)
+            progressToken: params["_meta"]?["progressToken"], logThreshold: session.logThreshold, acc: acc,
+            meter: meter)
         switch method {
         case "ping":
-            deliver(ctx, JSONRPC.result(id: id, [:]), out)
+            deliver(ctx, JSONRPC.result(id: id, [:]), out, error: nil)
         case "logging/setLevel":
             guard let name = params["level"]?.stringValue, let severity = LogLevel.severity(name) else {
                 return deliverError(ctx, .invalidParams("params.level must be a log level", httpStatus: 200), out)
             }
             sessions.update(sessionID) { $0.logThreshold = severity }
-            deliver(ctx, JSONRPC.result(id: id, [:]), out)
+            deliver(ctx, JSONRPC.result(id: id, [:]), out, error: nil)
         default:
             dispatch(ctx, method: method, params: params, header: header, out)
         }
@@ -321,16 +362,16 @@ final class MCPDispatcher: Sendable {
 
     private func modernRequest(
         id: JSONValue, method: String, params: [String: JSONValue], acc: Accepts,
-        header: @escaping @Sendable (String) -> String?, _ out: any ReplySink
+        header: @escaping @Sendable (String) -> String?, _ meter: Meter, _ out: any ReplySink
     ) {
         if let e = ModernRequestRules.validate(method: method, params: params, header: header) {
-            return reply(out, status: e.httpStatus, JSONWriter.serialize(e.response(id: id)))
+            return refuse(out, meter, status: e.httpStatus, JSONWriter.serialize(e.response(id: id)))
         }
         let meta = params["_meta"]?.objectValue ?? [:]
         let threshold = meta[ModernRequestRules.metaLogLevelKey]?.stringValue.flatMap(LogLevel.severity)
         let ctx = RequestContext(
             id: id, version: ModernRequestRules.declaredVersion(params) ?? ProtocolVersion.modern[0], modern: true,
-            sessionID: nil, progressToken: meta["progressToken"], logThreshold: threshold, acc: acc)
+            sessionID: nil, progressToken: meta["progressToken"], logThreshold: threshold, acc: acc, meter: meter)
         if method == "server/discover" {
             var result: [String: JSONValue] = [
                 "supportedVersions": .array(ProtocolVersion.all.map { .string($0) }),
@@ -353,6 +394,8 @@ final class MCPDispatcher: Sendable {
         /// Most verbose severity to forward as notifications/message; nil forwards none.
         var logThreshold: Int?
         var acc: Accepts
+        /// Its traffic row and arrival time.
+        var meter: Meter
     }
 
     private func capabilities(modern: Bool) -> JSONValue {
@@ -414,7 +457,7 @@ final class MCPDispatcher: Sendable {
                 let e = ModernRequestRules.validateParamHeaders(
                     mirrored: tool.mirroredHeaders, arguments: args, header: header)
             {
-                return reply(out, status: e.httpStatus, JSONWriter.serialize(e.response(id: ctx.id)))
+                return refuse(out, ctx.meter, status: e.httpStatus, JSONWriter.serialize(e.response(id: ctx.id)))
             }
             run(ctx, kind: .tool(name: name), arguments: args, out, inline: plugin.mayRunInline(tool))
         case "resources/read":
@@ -508,7 +551,7 @@ final class MCPDispatcher: Sendable {
 
     private func sendResult(_ ctx: RequestContext, _ fields: [String: JSONValue], cacheable: Bool, _ out: any ReplySink)
     {
-        deliver(ctx, JSONRPC.result(id: ctx.id, .object(shape(ctx, fields, cacheable: cacheable))), out)
+        deliver(ctx, JSONRPC.result(id: ctx.id, .object(shape(ctx, fields, cacheable: cacheable))), out, error: nil)
     }
 
     fileprivate func shape(_ ctx: RequestContext, _ fields: [String: JSONValue], cacheable: Bool) -> [String: JSONValue]
@@ -529,14 +572,16 @@ final class MCPDispatcher: Sendable {
     /// tell a dual-era client this server is legacy, since -32602 is not one of the transport's modern errors.)
     private func deliverError(_ ctx: RequestContext, _ e: ProtocolError, _ out: any ReplySink) {
         let status = ctx.modern && e.code == JSONRPC.methodNotFound ? 404 : 200
-        deliver(ctx, e.response(id: ctx.id), out, status: status)
+        deliver(ctx, e.response(id: ctx.id), out, status: status, error: .protocolError)
     }
 
     /// Sends one JSON-RPC message as the response: JSON when the client accepts it, else a one-event SSE stream.
+    /// The request is counted first, as a success or with its `error` type.
     fileprivate func deliver(
         _ ctx: RequestContext, _ message: JSONValue, _ out: any ReplySink, status: Int = 200,
-        headers: [(String, String)] = []
+        headers: [(String, String)] = [], error: TrafficMetrics.ErrorType?
     ) {
+        count(ctx.meter, error)
         let body = JSONWriter.serialize(message)
         if ctx.acc.json || status != 200 {
             out.respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: body)
@@ -628,6 +673,9 @@ final class ActiveRequest: CallObserver, Sendable {
         var streaming = false
         var done = false
         var deadline: (any DispatchTimer)?
+        /// Why the host ended the request, when it did (the deadline, the client leaving): set before the call
+        /// is cancelled, so the plugin's answer to the cancellation cannot count as something else.
+        var endedBy: TrafficMetrics.ErrorType?
     }
 
     init(dispatcher: MCPDispatcher, ctx: MCPDispatcher.RequestContext, out: any ReplySink) {
@@ -688,23 +736,36 @@ final class ActiveRequest: CallObserver, Sendable {
     }
 
     func callFinished(_ outcome: CallOutcome) {
-        let kind = lock.withLock { $0.call?.kind }
-        guard let kind else { return complete(with: nil) }
-        complete(with: dispatcher.outcomeMessage(ctx, outcome, kind: kind))
+        let call = lock.withLock { $0.call }
+        guard let call else { return complete(with: nil, error: .cancelled) }  // already ended: a no-op
+        let error: TrafficMetrics.ErrorType?
+        if call.isCancelled {
+            error = .cancelled  // notifications/cancelled, or the session's DELETE
+        } else if case .result(let fields) = outcome {
+            error = fields["isError"] == .bool(true) ? .toolError : nil
+        } else {
+            error = .toolError
+        }
+        complete(with: dispatcher.outcomeMessage(ctx, outcome, kind: call.kind), error: error)
     }
 
-    /// Sends the final message (if any) and ends the request once.
-    private func complete(with final: (JSONValue, Int)?) {
+    /// Sends the final message (if any) and ends the request once, counting it first (with the reason the host
+    /// ended it, if it did, else `error`).
+    private func complete(with final: (JSONValue, Int)?, error: TrafficMetrics.ErrorType?) {
         let (ended, deadline) = lock.withLock { s -> (Bool, (any DispatchTimer)?) in
             guard !s.done else { return (false, nil) }
             s.done = true
+            let error = s.endedBy ?? error
             if let (message, status) = final {
                 if s.streaming {
+                    dispatcher.count(ctx.meter, error)
                     send(message)
                     out.endStream()
                 } else {
-                    dispatcher.deliver(ctx, message, out, status: status)
+                    dispatcher.deliver(ctx, message, out, status: status, error: error)
                 }
+            } else {
+                dispatcher.count(ctx.meter, error)
             }
             let timer = s.deadline
             s.deadline = nil
@@ -717,7 +778,12 @@ final class ActiveRequest: CallObserver, Sendable {
     }
 
     func deadlinePassed() {
-        guard let call = lock.withLock({ $0.done ? nil : $0.call }) else { return }
+        guard let call = lock.withLock({ s -> PluginCall? in
+                guard !s.done, let call = s.call else { return nil }
+                s.endedBy = .deadline
+                return call
+            })
+        else { return }
         let timeout = dispatcher.timeoutSeconds
         dispatcher.plugin.cancel(call)
         dispatcher.plugin.log("\(call.kind.activity) exceeded its deadline of \(timeout) s and was cancelled")
@@ -743,13 +809,18 @@ final class ActiveRequest: CallObserver, Sendable {
                 200
             )
         }
-        complete(with: message)
+        complete(with: message, error: .deadline)
     }
 
     func clientGone() {
-        guard let call = lock.withLock({ $0.done ? nil : $0.call }) else { return }
+        guard let call = lock.withLock({ s -> PluginCall? in
+                guard !s.done, let call = s.call else { return nil }
+                s.endedBy = .cancelled
+                return call
+            })
+        else { return }
         dispatcher.plugin.cancel(call)
-        complete(with: nil)
+        complete(with: nil, error: .cancelled)
     }
 }
 

@@ -396,7 +396,9 @@ public final class ControlServer: @unchecked Sendable {
             // Most methods answer at once; `health` answers when its probes end (each bounded by the server's
             // health timeout) while the supervisor and this client's other requests go on.
             let answer = { [weak self, weak client] (result: Result<JSONValue, CallError>) in
-                guard let self, let client, !client.closed else { return }  // the client left: nothing to answer
+                guard let self else { return }
+                self.supervisor.metrics.controlRequest(method: method, result: Self.metricsResult(result))
+                guard let client, !client.closed else { return }  // the client left: nothing to answer
                 switch result {
                 case .success(let result):
                     self.send(client, JSONRPC.result(id: id, result))
@@ -416,6 +418,14 @@ public final class ControlServer: @unchecked Sendable {
             send(client, JSONRPC.error(id: nil, code: JSONRPC.invalidRequest, message: "unexpected response"))
         case .invalid(let reason, let id):
             send(client, JSONRPC.error(id: id, code: JSONRPC.invalidRequest, message: "invalid request: \(reason)"))
+        }
+    }
+
+    /// A request's `result` label in `mcp_supervisor_control_requests_total`.
+    private static func metricsResult(_ result: Result<JSONValue, CallError>) -> SupervisorMetrics.ControlResult {
+        switch result {
+        case .success: return .ok
+        case .failure(let e): return e.code == Code.permissionDenied ? .denied : .error
         }
     }
 

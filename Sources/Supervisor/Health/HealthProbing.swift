@@ -99,6 +99,7 @@ extension Supervisor {
             run.findings.stuck = use.stuck
             run.findings.slots = use.slots
             run.inflight = use.inflight
+            metrics.slotUse(id, inflight: use.inflight)
         }
         if case .healthPlugin(_, let part) = message {
             run.pluginAt = now
@@ -118,6 +119,7 @@ extension Supervisor {
             portConnections.removeValue(forKey: id)?.close()
         }
         let now = Clock.now()
+        metrics.probeFinished(server: id.server, group: server.config.metricsGroup, seconds: now - run.started)
         run.findings.latency =
             [run.loopAt, run.pluginAt, run.portAt].compactMap { $0 }.map { $0 - run.started }.max() ?? 0
         let outcome = run.findings.outcome(server.config.health)

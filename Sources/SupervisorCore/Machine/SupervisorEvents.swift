@@ -158,6 +158,50 @@ public enum SupervisorEffect: Equatable, Sendable {
     case answer(RequestID, ControlAnswer)
     /// The shutdown is complete: every child is reaped and every socket closed.
     case stopped
+    /// Count something in the supervisor's metrics (docs/metrics.md); the machine decides what and why.
+    case count(MetricEvent)
+}
+
+/// What the supervisor's metrics count as the machine decides it (the daemon only adds it up).
+public enum MetricEvent: Equatable, Sendable {
+    /// A replica is started again: after an exit its restart policy restarts (once per backoff restart, as
+    /// status's `restarts` counts them; a fatal cool-down's retry is not one), or by an admin.
+    case restart(ReplicaID, RestartReason)
+
+    /// The replica it is about.
+    public var replica: ReplicaID {
+        switch self {
+        case .restart(let id, _): return id
+        }
+    }
+}
+
+/// Why a replica is started again: the `reason` label of `mcp_supervisor_restarts_total`.
+public enum RestartReason: String, Sendable, CaseIterable {
+    /// It exited by itself (any status, 0 included) and its restart policy starts it again.
+    case exit
+    /// A signal the supervisor did not send killed it (SIGSEGV, an outside SIGKILL, the OOM killer, ...).
+    case crash
+    /// Killed by the supervisor as hung: no heartbeat answer within the timeout, or its event loop stopped
+    /// answering health probes.
+    case hang
+    /// Killed by the supervisor because it did not say ready within its start timeout.
+    case startTimeout = "start_timeout"
+    /// Killed by the supervisor because its health probes made it unhealthy.
+    case unhealthy
+    /// `mcpctl restart` (each replica that had a process) or `mcpctl restart --rolling` (each replica replaced).
+    case admin
+
+    /// The reason an exit gives for the restart that follows it.
+    public init(_ exit: ExitReason) {
+        switch exit {
+        case .exited: self = .exit
+        case .signaled: self = .crash
+        case .hung: self = .hang
+        case .startTimeout: self = .startTimeout
+        case .unhealthy: self = .unhealthy
+        }
+    }
 }
 
 /// One structured log record. `text` is the line the supervisor writes today (after `mcp-supervisor: `);

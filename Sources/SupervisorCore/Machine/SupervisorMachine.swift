@@ -211,7 +211,7 @@ public struct SupervisorMachine {
             .exited(127), at: now, mode: server.config.restart, backoff: server.config.backoff,
             intensity: server.config.intensity, random: random())
         servers[id.server]?.replicas[id.index] = replica
-        decide(id, decision)
+        decide(id, decision, because: .exit)
     }
 
     private mutating func ready(_ id: ReplicaID) {
@@ -219,6 +219,7 @@ public struct SupervisorMachine {
             let pid = replica.pid
         else { return }
         replica.lastAnswer = now
+        replica.startDuration = now - replica.spawnedAt
         servers[id.server]?.replicas[id.index] = replica
         cancel(.startTimeout(id))
         let ms = Int(((now - replica.spawnedAt) * 1000).rounded())
@@ -290,20 +291,24 @@ public struct SupervisorMachine {
         if case .inFlight(let run, _) = replica.probe { waiters = run.waiters } else { waiters = [] }
         replica.probe = .idle(nextDue: nil)
         replica.health.stopped("\(reason)")
+        replica.lastExitStatus = status
         servers[id.server]?.replicas[id.index] = replica
         var exit: [String: JSONValue] = ["reason": .string("\(reason)")]
         if case .exited(let status) = reason { exit["status"] = .int(Int64(status)) }
         if case .signaled(let signal) = reason { exit["signal"] = .int(Int64(signal)) }
         log(.notice, LogEventName.childExit, id, pid: pid, "\(reason)", fields: exit)
         for waiter in waiters { answered(waiter.request, id) }
-        decide(id, decision, exitedPID: pid)
+        decide(id, decision, because: RestartReason(reason), exitedPID: pid)
         if phase == .shuttingDown || isStopping(id.server) { stepStop() }
         advanceRolling(id.server)
     }
 
-    /// `exitedPID`: the process whose end this decides about, a field of the line but not in its text (the
-    /// decision is about the replica).
-    private mutating func decide(_ id: ReplicaID, _ decision: ReplicaLifecycle.Decision, exitedPID: Int32? = nil) {
+    /// `because`: the restart's reason for the metrics. `exitedPID`: the process whose end this decides about, a
+    /// field of the line but not in its text (the decision is about the replica).
+    private mutating func decide(
+        _ id: ReplicaID, _ decision: ReplicaLifecycle.Decision, because reason: RestartReason,
+        exitedPID: Int32? = nil
+    ) {
         switch decision {
         case .none: break
         case .stay(let why):
@@ -315,6 +320,7 @@ public struct SupervisorMachine {
                 fields: [
                     "delay_s": .double(delay), "restarts": .int(Int64(replica(id)?.lifecycle.restarts ?? 0)),
                 ])
+            effects.append(.count(.restart(id, reason)))
             arm(.retry(id), at: now + delay)
         case .fatal(let cooldown, let why):
             log(
@@ -763,6 +769,12 @@ public struct SupervisorMachine {
         case .stopping(.start(let pending)): next = .start(pending)
         default: next = .start(server.config)
         }
+        if case .start = next {
+            // Each replica that has a process is restarted (a rolling restart's spare is only stopped).
+            for replica in server.replicas where replica.pid != nil && replica.index < server.config.replicas {
+                effects.append(.count(.restart(ReplicaID(server: name, index: replica.index), .admin)))
+            }
+        }
         stopServer(name, then: next)
         stepStop()
         return .done("restarting")
@@ -803,8 +815,11 @@ public struct SupervisorMachine {
             guard server.replicas[index].pid == nil else { return }
             var fresh = ReplicaState(index: index)
             fresh.lifecycle = ReplicaLifecycle()
+            fresh.lastExitStatus = server.replicas[index].lastExitStatus
+            fresh.startDuration = server.replicas[index].startDuration
             servers[name]?.replicas[index] = fresh
             servers[name]?.rolling = .replacing(index: index, stopping: false)
+            effects.append(.count(.restart(ReplicaID(server: name, index: index), .admin)))
             spawn(ReplicaID(server: name, index: index))
         case .replacing(let index, false):
             guard running(index) else { return }

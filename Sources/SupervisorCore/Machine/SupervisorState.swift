@@ -81,6 +81,10 @@ public struct ReplicaState: Sendable, Equatable {
     public internal(set) var probe: ProbeState = .idle(nextDue: nil)
     /// When the current process was spawned (uptime, "ready in").
     public internal(set) var spawnedAt = 0.0
+    /// Seconds from spawn to ready of the last start that became ready (nil before the first).
+    public internal(set) var startDuration: Double?
+    /// How the last process of this replica ended, as waitid(2) reported it (nil before any exit).
+    public internal(set) var lastExitStatus: ChildStatus?
     /// Why the supervisor killed the current process, if it did (the exit then reports this reason).
     var forcedReason: ExitReason?
     /// The last answer on the control channel (heartbeat).

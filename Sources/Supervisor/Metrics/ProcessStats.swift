@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A process's resource use as /proc shows it (`/proc/PID/stat`, `statm` and `fd`): what the per-replica
+/// `mcp_supervisor_replica_*` series and the supervisor's own `process_*` series report (docs/metrics.md).
+/// The host process only, not what its plugin may have started in its process group.
+struct ProcessStats: Equatable, Sendable {
+    /// Resident set size (statm's second field, in pages).
+    var residentBytes: Int
+    /// Virtual memory size (statm's first field, in pages).
+    var virtualBytes: Int
+    /// User plus system CPU time (stat's utime + stime, in clock ticks).
+    var cpuSeconds: Double
+    /// Entries of /proc/PID/fd (for the supervisor itself, without the one reading the folder).
+    var openFDs: Int
+    /// When the process started, in seconds since the epoch (stat's starttime after boot, plus btime).
+    var startTime: Double
+
+    static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// The process `pid`; nil when it is gone (or /proc cannot be read).
+    static func read(pid: Int32) -> ProcessStats? { read(folder: "/proc/\(pid)", own: false) }
+
+    /// The calling process (the supervisor).
+    static func readSelf() -> ProcessStats? { read(folder: "/proc/self", own: true) }
+
+    /// The soft limit on open descriptors of the calling process (RLIMIT_NOFILE), nil when unlimited.
+    static func maxFDs() -> Int? {
+        var limit = rlimit()
+        // RLIM_INFINITY is ~0 (the C macro does not import as an unsigned constant).
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else {
+            return nil
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+
+    /// The boot time (`btime` of /proc/stat), seconds since the epoch; read once.
+    static let bootTime: Double? = {
+        guard let text = readText("/proc/stat") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("btime ") {
+            return Double(line.dropFirst(6).droppingLeading(" "))
+        }
+        return nil
+    }()
+
+    private static func read(folder: String, own: Bool) -> ProcessStats? {
+        guard let stat = readText(folder + "/stat"), let statm = readText(folder + "/statm") else { return nil }
+        // The command name (field 2) is in parentheses and may contain spaces and parentheses: the fields start
+        // after the last ')'. fields[0] is field 3 (state): utime is field 14, stime 15, starttime 22.
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let utime = Double(fields[11]), let stime = Double(fields[12]),
+            let started = Double(fields[19])
+        else { return nil }
+        let pages = statm.split(separator: " ")
+        guard pages.count >= 2, let size = Int(pages[0]), let resident = Int(pages[1]) else { return nil }
+        guard let fds = countFDs(folder + "/fd", own: own) else { return nil }
+        return ProcessStats(
+            residentBytes: resident * pageSize, virtualBytes: size * pageSize,
+            cpuSeconds: (utime + stime) / ticksPerSecond, openFDs: fds,
+            startTime: (bootTime ?? 0) + started / ticksPerSecond)
+    }
+
+    /// The entries of an fd folder; `own`: the folder is our own, so the descriptor reading it is left out.
+    private static func countFDs(_ path: String, own: Bool) -> Int? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        let reading = own ? String(dirfd(dir)) : nil
+        var count = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name == "." || name == ".." || name == reading { continue }
+            count += 1
+        }
+        return count
+    }
+
+    private static func readText(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = Glibc.read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            bytes += buffer[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self).trimmingSuffixNewline()
+    }
+}
+
+extension String {
+    fileprivate func trimmingSuffixNewline() -> String {
+        var text = Substring(self)
+        while text.last == "\n" { text = text.dropLast() }
+        return String(text)
+    }
+}
+
+extension Substring {
+    fileprivate func droppingLeading(_ character: Character) -> Substring {
+        var text = self
+        while text.first == character { text = text.dropFirst() }
+        return text
+    }
+}

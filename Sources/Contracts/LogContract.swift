@@ -49,6 +49,8 @@ public enum LogEventName {
     public static let watchdog = "supervisor.watchdog"
     /// systemd's fd store: a socket adopted, stored or dropped (`fdname`).
     public static let fdStore = "supervisor.fdstore"
+    /// The metrics listener (`metrics_listen`): listening, closed, or cannot bind (`address`).
+    public static let metrics = "supervisor.metrics"
     /// A line from code not yet given an event of its own.
     public static let message = "message"
 

@@ -5,6 +5,8 @@ import MCPProtocol
 public enum StatusKey {
     // A server in `status`.
     public static let name = "name"
+    /// The server's `group` setting ("" when none).
+    public static let group = "group"
     public static let state = "state"
     public static let health = "health"
     public static let score = "score"

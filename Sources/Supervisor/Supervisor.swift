@@ -68,6 +68,11 @@ public final class Supervisor: @unchecked Sendable {
     /// The watchdog's timer checks waiting for the scheduler to fire `.selfCheck`.
     private var selfChecks: [@Sendable () -> Void] = []
 
+    /// The supervisor's own series (Metrics/SupervisorMetrics.swift) and the metrics listener's state
+    /// (Metrics/Scrape.swift, Metrics/MetricsServer.swift: `metrics_listen`, docs/metrics.md).
+    let metrics = SupervisorMetrics()
+    let metricsState = MetricsListenerState()
+
     public init(config: SupervisorConfig, hostExecutable: String, files: any ConfigFileSource, log: SupervisorLog) {
         machine = SupervisorMachine(config: config)
         self.hostExecutable = hostExecutable
@@ -233,6 +238,7 @@ public final class Supervisor: @unchecked Sendable {
         case .reloaded(let diff):
             metrics.reload(accepted: true)
             recordAdminStops()
+            reconfigureMetricsListener()
             return .success(diff)
         case .reloadRejected(let error):
             metrics.reload(accepted: false)
@@ -437,12 +443,14 @@ public final class Supervisor: @unchecked Sendable {
 
     private func message(_ id: ReplicaID, _ message: HostMessage) {
         switch message {
-        case .ready: feed(.ready(id))
+        case .ready(_, _, let version):
+            metricsReady(id, protocolVersion: version)
+            feed(.ready(id))
         case .pong(_, let use):
             metrics.slotUse(id, inflight: use.inflight)
             feed(.answered(id))
         case .healthLoop, .healthPlugin: healthAnswer(id, message)
-        case .metrics: break  // Metrics/ (issue 12)
+        case .metrics(let seq, let snapshot): metricsAnswered(id, seq: seq, snapshot)
         }
     }
 
@@ -455,6 +463,7 @@ public final class Supervisor: @unchecked Sendable {
         probes[id] = nil
         cpuSamples[id] = nil
         portConnections.removeValue(forKey: id)?.close()
+        metricsReplicaGone(id)
         let how: ChildStatus = code == 1 /* CLD_EXITED */ ? .exited(status) : .signaled(status)
         metrics.exited(id, group: servers[id.server]?.config.metricsGroup ?? "", status: how)
         feed(.exited(id, pid: child.pid, how))

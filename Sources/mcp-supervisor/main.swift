@@ -84,10 +84,15 @@ struct SupervisorCommand: ParsableCommand {
             supervisor.start()
             control.open()
             supervisor.controlOpened(path: control.isListening ? control.path : nil)
+            supervisor.openMetricsListener()
         }
         done.wait()
         supervisor.stopWatchdog()
-        supervisor.queue.sync { control.close() }
+        supervisor.queue.sync {
+            control.close()
+            supervisor.closeMetricsListener()
+        }
+        supervisor.shutdownMetricsLoop()
         for s in sources { s.cancel() }
     }
 

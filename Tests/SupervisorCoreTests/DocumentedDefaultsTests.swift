@@ -36,6 +36,11 @@ struct DocumentedDefaultsTests {
         #expect(config.controlSocket == nil)
         #expect(try table.cell("control_group") == "none")
         #expect(config.controlGroup == nil)
+        #expect(try table.cell("metrics_listen").hasPrefix("none"))
+        #expect(config.metricsListen == nil)
+        #expect(try table.cell("metrics_allow_remote") == "false")
+        #expect(config.metricsAllowRemote == false)
+        #expect(config.metricsScrapeTimeout == (try table.number("metrics_scrape_timeout")))
     }
 
     @Test func serverFileDefaultsMatchSupervisorMd() throws {
@@ -53,6 +58,8 @@ struct DocumentedDefaultsTests {
         #expect(heartbeat == [server.heartbeatInterval, server.heartbeatTimeout])
         #expect(try table.code("depends_on") == "[]")
         #expect(server.dependsOn.isEmpty)
+        #expect(try table.cell("group") == "none")
+        #expect(server.group == "")
         #expect(try table.code("host_args") == "[]")
         #expect(server.hostArguments.isEmpty)
         #expect(server.pluginConfig == (try table.code("[config]")))

@@ -510,9 +510,7 @@ public final class ControlServer: @unchecked Sendable {
                 guard let one = supervisor.statusJSON(name) else { return .failure(.unknown(name)) }
                 return .success([ControlKey.servers: [one]])
             }
-            return .success([
-                ControlKey.servers: .array(supervisor.serverNames.compactMap { supervisor.statusJSON($0) })
-            ])
+            return .success(supervisor.statusResult())
         case .health:
             let p = try HealthParams.decode(params)
             guard let server = supervisor.servers[p.server] else { return .failure(.unknown(p.server)) }

@@ -78,6 +78,7 @@ extension Supervisor {
         let states = server.replicas.map(\.health.state)
         return [
             StatusKey.name: .string(name),
+            StatusKey.group: .string(metricsGroup(name)),
             StatusKey.state: .string(server.status.rawValue),
             StatusKey.port: server.port.map { .int(Int64($0)) } ?? .null,
             StatusKey.portKind: .string((server.config.port != nil ? PortEntry.Kind.static : .dynamic).rawValue),
@@ -86,6 +87,11 @@ extension Supervisor {
             StatusKey.score: .double(HealthAggregate.score(states)),
             StatusKey.replicas: .array(replicas),
         ]
+    }
+
+    /// `status`'s result for every server: what `mcpctl status --json` prints and `/status.json` serves.
+    func statusResult() -> JSONValue {
+        [ControlKey.servers: .array(serverNames.compactMap { statusJSON($0) })]
     }
 
     /// name → {port, kind} for every server.

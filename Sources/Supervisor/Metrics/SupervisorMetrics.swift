@@ -3,10 +3,9 @@ import Prometheus
 import SupervisorCore
 
 extension ServerConfig {
-    /// The `group` label of the server's series. The `group` config key belongs to the config side of issue 12;
-    /// until it lands this reads "" (what a server without a group gets), and then it becomes `group ?? ""`:
-    /// every series here reads the group through this one property.
-    var metricsGroup: String { "" }
+    /// The `group` label of the server's series ("" for a server without a group): every series here reads the
+    /// group through this one property.
+    var metricsGroup: String { group }
 }
 
 /// The supervisor's own series (docs/metrics.md, "Supervisor"): counters it bumps as things happen (restarts by

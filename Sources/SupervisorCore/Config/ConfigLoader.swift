@@ -40,6 +40,7 @@ public struct ConfigLoader {
             }
             config.portRange = range.values[0]...range.values[1]
         }
+        try readMetrics(&r, into: &config)
         var defaults = ServerConfig(name: "", file: mainFile, plugin: "")
         if let d = try r.table("defaults") {
             var dr = TableReader(table: d, file: mainFile, prefix: "defaults.")
@@ -124,6 +125,14 @@ public struct ConfigLoader {
                 }
                 s.environment[e.key] = v
             }
+        }
+        if let group = try r.string("group") {
+            guard Self.isValidGroup(group) else {
+                throw r.error(
+                    "group", line: t["group"]?.line,
+                    "'\(group)' is not a valid group (1-64 of letters, digits, '_', '.', '-')")
+            }
+            s.group = group
         }
         if let deps = try r.stringArray("depends_on") { s.dependsOn = deps.values }
         if let args = try r.stringArray("host_args") { s.hostArguments = args.values }
@@ -242,6 +251,42 @@ public struct ConfigLoader {
         }
     }
 
+    /// `metrics_listen`, `metrics_allow_remote`, `metrics_scrape_timeout` (the main file; docs/metrics.md).
+    private func readMetrics(_ r: inout TableReader, into config: inout SupervisorConfig) throws(ConfigError) {
+        config.metricsAllowRemote = try r.bool("metrics_allow_remote") ?? false
+        if let v = try r.seconds("metrics_scrape_timeout") {
+            guard v >= 0.01, v <= 60 else {
+                throw r.error(
+                    "metrics_scrape_timeout", line: r.line("metrics_scrape_timeout"), "must be 0.01-60 seconds")
+            }
+            config.metricsScrapeTimeout = v
+        }
+        guard let text = try r.string("metrics_listen") else { return }
+        switch MetricsAddress.parse(text) {
+        case .failure(let why):
+            throw r.error(
+                "metrics_listen", line: r.line("metrics_listen"),
+                "'\(text)' is not an address: \(why.reason) (use \"127.0.0.1:9464\" or \"[::1]:9464\")")
+        case .success(let address):
+            guard address.isLoopback || config.metricsAllowRemote else {
+                throw r.error(
+                    "metrics_listen", line: r.line("metrics_listen"),
+                    "\(address) is not a loopback address: the metrics and status pages would be open to the network "
+                        + "without authentication; set metrics_allow_remote = true to allow it")
+            }
+            config.metricsListen = address
+        }
+    }
+
+    /// A `group` value: 1-64 of [A-Za-z0-9_.-].
+    static func isValidGroup(_ g: String) -> Bool {
+        guard !g.isEmpty, g.utf8.count <= 64 else { return false }
+        return g.unicodeScalars.allSatisfy {
+            ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "-" || $0 == "_"
+                || $0 == "."
+        }
+    }
+
     static func isValidName(_ n: String) -> Bool {
         guard !n.isEmpty, n.utf8.count <= 64, !n.hasPrefix(".") else { return false }
         return n.unicodeScalars.allSatisfy {
@@ -334,6 +379,12 @@ struct TableReader {
         guard let e = get(key) else { return nil }
         guard case .integer(let i) = e.value, let v = Int(exactly: i) else { throw wrongType(e, "an integer") }
         return v
+    }
+
+    mutating func bool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let e = get(key) else { return nil }
+        guard case .bool(let b) = e.value else { throw wrongType(e, "true or false") }
+        return b
     }
 
     mutating func number(_ key: String) throws(ConfigError) -> Double? {

@@ -70,6 +70,8 @@ public struct ServerConfig: Sendable, Equatable {
     public var dependsOn: [String] = []
     /// Extra `mcp-plugin-host` arguments (`--call-timeout 30`, ...).
     public var hostArguments: [String] = []
+    /// The `group` label on every series of this server (docs/metrics.md); "" when none.
+    public var group = ""
 
     public init(name: String, file: String, plugin: String) {
         self.name = name
@@ -95,6 +97,12 @@ public struct SupervisorConfig: Sendable, Equatable {
     /// (`control_read_group`). When set, the socket is open to every local user (0666) and the supervisor checks
     /// each caller's groups: admins may do everything, members of this group read, anyone else nothing.
     public var controlReadGroup: String?
+    /// The metrics listener (`metrics_listen`, docs/metrics.md); nil: off.
+    public var metricsListen: MetricsAddress?
+    /// `metrics_allow_remote`: a non-loopback `metrics_listen` is allowed only with it.
+    public var metricsAllowRemote = false
+    /// How long a scrape waits for each replica's traffic counters (`metrics_scrape_timeout`, seconds).
+    public var metricsScrapeTimeout: Double = 0.5
     /// Servers sorted by name.
     public var servers: [ServerConfig] = []
 
@@ -105,6 +113,115 @@ public struct SupervisorConfig: Sendable, Equatable {
     }
 
     public func server(named name: String) -> ServerConfig? { servers.first { $0.name == name } }
+}
+
+/// Where the metrics listener binds: an IPv4 or IPv6 literal and a port (`metrics_listen = "127.0.0.1:9464"` or
+/// `"[::1]:9464"`).
+public struct MetricsAddress: Sendable, Equatable, CustomStringConvertible {
+    /// The address without brackets ("127.0.0.1", "::1").
+    public var host: String
+    public var port: Int
+    public var isIPv6: Bool
+
+    public init(host: String, port: Int, isIPv6: Bool) {
+        self.host = host
+        self.port = port
+        self.isIPv6 = isIPv6
+    }
+
+    /// `host:port`, `[v6]:port`.
+    public var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// 127.0.0.0/8, ::1, or an IPv4-mapped 127.x address.
+    public var isLoopback: Bool {
+        if !isIPv6 { return host.hasPrefix("127.") }
+        guard let groups = Self.ipv6Groups(host) else { return false }
+        if groups == [0, 0, 0, 0, 0, 0, 0, 1] { return true }
+        return groups[0..<5].allSatisfy { $0 == 0 } && groups[5] == 0xffff && groups[6] >> 8 == 127
+    }
+
+    /// Why a text is not an address.
+    public struct ParseError: Error, Sendable, Equatable {
+        public var reason: String
+    }
+
+    /// Parses `a.b.c.d:port` or `[v6]:port`, or says why it is not one.
+    public static func parse(_ text: String) -> Result<MetricsAddress, ParseError> {
+        let host: String
+        let portText: Substring
+        let v6: Bool
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else {
+                return .failure(ParseError(reason: "missing ']' after the IPv6 address"))
+            }
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return .failure(ParseError(reason: "missing ':PORT' after ']'")) }
+            portText = rest.dropFirst()
+            guard ipv6Groups(host) != nil else {
+                return .failure(ParseError(reason: "'\(host)' is not an IPv6 address"))
+            }
+            v6 = true
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return .failure(ParseError(reason: "missing ':PORT'")) }
+            host = String(text[..<colon])
+            portText = text[text.index(after: colon)...]
+            guard !host.contains(":") else {
+                return .failure(ParseError(reason: "an IPv6 address needs brackets: [\(host)]:PORT"))
+            }
+            guard isIPv4(host) else {
+                return .failure(
+                    ParseError(
+                        reason: "'\(host)' is not an IPv4 address (a literal like 127.0.0.1; names are not resolved)"))
+            }
+            v6 = false
+        }
+        guard !portText.isEmpty, portText.allSatisfy({ $0.isASCII && $0.isNumber }), portText.count <= 5,
+            let port = Int(portText), (1...65535).contains(port)
+        else { return .failure(ParseError(reason: "the port must be 1-65535, not '\(portText)'")) }
+        return .success(MetricsAddress(host: host, port: port, isIPv6: v6))
+    }
+
+    static func isIPv4(_ s: String) -> Bool {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4
+            && parts.allSatisfy { p in
+                !p.isEmpty && p.count <= 3 && p.allSatisfy { $0.isASCII && $0.isNumber } && Int(p)! <= 255
+            }
+    }
+
+    /// The eight 16-bit groups of an IPv6 literal (with `::` and a trailing dotted IPv4 part), nil if it is not one.
+    static func ipv6Groups(_ s: String) -> [Int]? {
+        guard !s.isEmpty, s.utf8.count <= 45 else { return nil }
+        func groups(_ part: Substring) -> [Int]? {
+            if part.isEmpty { return [] }
+            var out: [Int] = []
+            let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
+            for (i, piece) in pieces.enumerated() {
+                if i == pieces.count - 1, piece.contains(".") {
+                    guard isIPv4(String(piece)) else { return nil }
+                    let b = piece.split(separator: ".").map { Int($0)! }
+                    out += [b[0] << 8 | b[1], b[2] << 8 | b[3]]
+                    continue
+                }
+                guard !piece.isEmpty, piece.count <= 4, piece.allSatisfy(\.isHexDigit), let v = Int(piece, radix: 16)
+                else { return nil }
+                out.append(v)
+            }
+            return out
+        }
+        let halves = s.split(separator: "::", omittingEmptySubsequences: false)
+        switch halves.count {
+        case 1:
+            guard let g = groups(Substring(s)), g.count == 8 else { return nil }
+            return g
+        case 2:
+            guard let a = groups(halves[0]), let b = groups(halves[1]), a.count + b.count <= 7
+            else { return nil }
+            return a + [Int](repeating: 0, count: 8 - a.count - b.count) + b
+        default: return nil
+        }
+    }
 }
 
 /// A configuration error: what is wrong and exactly where.

@@ -47,9 +47,6 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Recent log lines per server (the control socket's `logs`); see ControlSocket/.
     let logTap = LogTap()
-    /// The supervisor's own series (Metrics/): counted here as things happen, set from the machine when scraped.
-    let metrics = SupervisorMetrics()
-
     /// Forwarded-line budgets: one per server, and the total when the log is the journal.
     private var budgets: [String: LineBudget] = [:]
     private lazy var totalBudget: LineBudget? = log.limits.total.map {

@@ -109,14 +109,14 @@ let package = Package(
             ],
             path: "Tests/ContractsTests"),
         .testTarget(name: "MCPProtocolTests", dependencies: ["MCPProtocol"], path: "Tests/MCPProtocolTests"),
-        // The daemon's parts that need no running supervisor: its metrics registry, /proc readings.
-        .testTarget(
-            name: "SupervisorTests", dependencies: ["Supervisor", "SupervisorCore", "Contracts", "MCPProtocol"],
-            path: "Tests/SupervisorTests"),
         // The dispatcher driven without a socket, against a fake plugin; the ABI struct reader.
         .testTarget(
             name: "PluginHostTests", dependencies: ["PluginHost", "MCPProtocol", "PluginABI"],
             path: "Tests/PluginHostTests"),
+        // The supervisor daemon's pure pieces: the status page's history and renderer.
+        .testTarget(
+            name: "SupervisorTests", dependencies: ["Supervisor", "Contracts", "MCPProtocol"],
+            path: "Tests/SupervisorTests"),
     ],
     swiftLanguageModes: [.v6]
 )

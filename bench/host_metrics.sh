@@ -10,7 +10,8 @@
 #   bench/host_metrics.sh [--short] [ROUNDS] [SECONDS] [CONNECTIONS]
 #     defaults: 7 rounds of 10 s per host, 16 connections; --short: 3 rounds of 3 s, results in
 #     bench/results/host-metrics-short.md (a quick check, not the number to quote)
-#   PYTHON selects the interpreter (default .venv/bin/python, which scripts/test.sh creates).
+#   PYTHON selects the interpreter (default .venv/bin/python, which scripts/test.sh creates); SKIP_BUILD=1
+#   measures the release build as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for d in "$HOME/.cargo/bin" /opt/swift/usr/bin; do [ -d "$d" ] && PATH="$PATH:$d"; done
@@ -26,8 +27,10 @@ PY="${PYTHON:-.venv/bin/python}"
 command -v wrk >/dev/null || { echo "wrk is not installed (scripts/install-deps.sh installs it)" >&2; exit 1; }
 [ -x "$PY" ] || { echo "no Python at $PY (run scripts/test.sh once, or set PYTHON)" >&2; exit 1; }
 
-swift build -c release --product mcp-plugin-host >/dev/null
-scripts/build-plugins.sh >/dev/null
+if [ "${SKIP_BUILD:-0}" != 1 ]; then  # SKIP_BUILD=1: measure the release build as it is
+    swift build -c release --product mcp-plugin-host >/dev/null
+    scripts/build-plugins.sh >/dev/null
+fi
 mkdir -p bench/results
 
 "$PY" - "$ROUNDS" "$DURATION" "$CONNS" "$SHORT" <<'PY' | tee "$OUT"

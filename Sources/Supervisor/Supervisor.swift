@@ -47,6 +47,7 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Recent log lines per server (the control socket's `logs`); see ControlSocket/.
     let logTap = LogTap()
+
     /// Forwarded-line budgets: one per server, and the total when the log is the journal.
     private var budgets: [String: LineBudget] = [:]
     private lazy var totalBudget: LineBudget? = log.limits.total.map {
@@ -447,7 +448,9 @@ public final class Supervisor: @unchecked Sendable {
             metrics.slotUse(id, inflight: use.inflight)
             feed(.answered(id))
         case .healthLoop, .healthPlugin: healthAnswer(id, message)
-        case .metrics(let seq, let snapshot): metricsAnswered(id, seq: seq, snapshot)
+        case .metrics(let seq, let snapshot):
+            metrics.slotUse(id, inflight: snapshot.callsInFlight)
+            metricsAnswered(id, seq: seq, snapshot)
         }
     }
 

@@ -238,7 +238,16 @@ struct Status: ParsableCommand {
         if root.json { return root.printJSON(result) }
         var rows: [[String]] = []
         guard case .some(.array(let servers)) = result[ControlKey.servers] else { return }
+        // A GROUP column only when some server has one (`group` in its file; docs/metrics.md).
+        let groups = servers.contains { ($0[StatusKey.group]?.stringValue ?? "") != "" }
         for s in servers {
+            let rowsBefore = rows.count
+            defer {
+                if groups {
+                    let group = s[StatusKey.group]?.stringValue ?? ""
+                    for i in rowsBefore..<rows.count { rows[i].insert(group.isEmpty ? "-" : group, at: 1) }
+                }
+            }
             let name = text(s[StatusKey.name])
             let port =
                 s[StatusKey.port]?.isNull == false ? "\(text(s[StatusKey.port])) (\(text(s[StatusKey.portKind])))" : "-"
@@ -261,7 +270,9 @@ struct Status: ParsableCommand {
                 ])
             }
         }
-        table(["SERVER", "STATE", "HEALTH", "PORT", "PID", "RESTARTS", "UPTIME", "LAST EXIT"], rows)
+        var header = ["SERVER", "STATE", "HEALTH", "PORT", "PID", "RESTARTS", "UPTIME", "LAST EXIT"]
+        if groups { header.insert("GROUP", at: 1) }
+        table(header, rows)
     }
 }
 

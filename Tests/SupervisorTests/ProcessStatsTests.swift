@@ -52,9 +52,9 @@ struct ProcessStatsTests {
             let file = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)
             #expect(file >= 0)
             let during = try #require(ProcessStats.readSelf()).openFDs
-            close(fds[0])
-            close(fds[1])
-            close(file)
+            Glibc.close(fds[0])
+            Glibc.close(fds[1])
+            Glibc.close(file)
             let after = try #require(ProcessStats.readSelf()).openFDs
             exact = after == before && during == before + 3
         }

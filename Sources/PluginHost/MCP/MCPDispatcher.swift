@@ -778,12 +778,12 @@ final class ActiveRequest: CallObserver, Sendable {
     }
 
     func deadlinePassed() {
-        guard let call = lock.withLock({ s -> PluginCall? in
-                guard !s.done, let call = s.call else { return nil }
-                s.endedBy = .deadline
-                return call
-            })
-        else { return }
+        let running = lock.withLock { s -> PluginCall? in
+            guard !s.done, let call = s.call else { return nil }
+            s.endedBy = .deadline
+            return call
+        }
+        guard let call = running else { return }
         let timeout = dispatcher.timeoutSeconds
         dispatcher.plugin.cancel(call)
         dispatcher.plugin.log("\(call.kind.activity) exceeded its deadline of \(timeout) s and was cancelled")
@@ -813,12 +813,12 @@ final class ActiveRequest: CallObserver, Sendable {
     }
 
     func clientGone() {
-        guard let call = lock.withLock({ s -> PluginCall? in
-                guard !s.done, let call = s.call else { return nil }
-                s.endedBy = .cancelled
-                return call
-            })
-        else { return }
+        let running = lock.withLock { s -> PluginCall? in
+            guard !s.done, let call = s.call else { return nil }
+            s.endedBy = .cancelled
+            return call
+        }
+        guard let call = running else { return }
         dispatcher.plugin.cancel(call)
         complete(with: nil, error: .cancelled)
     }

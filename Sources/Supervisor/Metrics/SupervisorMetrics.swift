@@ -3,8 +3,7 @@ import Prometheus
 import SupervisorCore
 
 extension ServerConfig {
-    /// The `group` label of the server's series ("" for a server without a group): every series here reads the
-    /// group through this one property.
+    /// The `group` label of the server's series ("" when none): every series here reads it through this property.
     var metricsGroup: String { group }
 }
 
@@ -19,9 +18,11 @@ extension ServerConfig {
 /// `unregister*` methods do directly. Nothing here needs the global system, so nothing bootstraps it.
 ///
 /// The host-derived `mcp_server_*` families are rendered by the metrics listener from the hosts' snapshots, not
-/// here; the one such count the supervisor keeps itself — calls lost when a replica died by a signal
-/// (`mcp_server_errors_total{error_type="crash"}`) — it holds across the replica's lives and hands over through
-/// `crashErrors`, so that the family keeps one HELP/TYPE block on the page.
+/// here, except the one such count the supervisor keeps itself: calls lost when a replica died by a signal
+/// (`mcp_server_errors_total{error_type="crash"}`), held across the replica's lives. The listener merges this
+/// page's families with its own by name and adds up samples with the same labels, so the family keeps one
+/// HELP/TYPE block; the series appears only once a replica lost a call (a replica that does not answer a scrape
+/// has no other traffic series, and a crash count of 0 comes from its host when it answers).
 final class SupervisorMetrics: @unchecked Sendable {
     // @unchecked: every mutable property is touched only on the supervisor's queue.
     let registry = PrometheusCollectorRegistry()
@@ -29,14 +30,6 @@ final class SupervisorMetrics: @unchecked Sendable {
     /// A control request's `result` label.
     enum ControlResult: String, Sendable {
         case ok, error, denied
-    }
-
-    /// The calls a replica's host last reported in flight, lost with it when it died by a signal.
-    struct CrashErrors: Sendable, Equatable {
-        var server: String
-        var group: String
-        var replica: Int
-        var count: Int
     }
 
     /// Upper bounds (seconds) of `mcp_supervisor_probe_duration_seconds`.
@@ -49,7 +42,6 @@ final class SupervisorMetrics: @unchecked Sendable {
     /// Counters bumped as things happen.
     private var counters: [SeriesKey: Counter] = [:]
     private var histograms: [SeriesKey: ValueHistogram] = [:]
-    private var crashed: [ReplicaKey: Int] = [:]
     /// The last `inflight` each replica's host reported (a pong, a probe's loop part, a metrics answer).
     private var inflight: [ReplicaID: Int] = [:]
 
@@ -91,29 +83,18 @@ final class SupervisorMetrics: @unchecked Sendable {
         counter(Family.scrapeErrors, server: server, group: group).increment()
     }
 
-    /// How long collecting the last scrape took (asking every replica and waiting for the answers).
-    func scrapeFinished(seconds: Double) {
-        gauge(SeriesKey(Family.scrapeDuration)).set(max(0, seconds))
-    }
-
     /// A replica's host reported how many calls it has in flight.
     func slotUse(_ id: ReplicaID, inflight count: Int) { inflight[id] = max(0, count) }
 
     /// A replica's process ended: if a signal ended it, the calls it last reported in flight died with it.
     func exited(_ id: ReplicaID, group: String, status: ChildStatus) {
         let lost = inflight.removeValue(forKey: id) ?? 0
-        if case .signaled = status {
-            crashed[ReplicaKey(server: id.server, group: group, replica: id.index), default: 0] += lost
+        if case .signaled = status, lost > 0 {
+            counter(
+                Family.crashErrors, server: id.server, group: group, replica: id.index,
+                extra: ["error_type", TrafficMetrics.ErrorType.crash.rawValue]
+            ).increment(by: Int64(lost))
         }
-    }
-
-    /// `mcp_server_errors_total{error_type="crash"}` of every replica the last `refresh` saw (0 until one died by
-    /// a signal with calls in flight), by server and replica index.
-    var crashErrors: [CrashErrors] {
-        crashed.map {
-            CrashErrors(server: $0.key.server, group: $0.key.group, replica: $0.key.replica, count: $0.value)
-        }
-        .sorted { ($0.server, $0.replica) < ($1.server, $1.replica) }
     }
 
     // MARK: Gauges at scrape time
@@ -194,7 +175,6 @@ final class SupervisorMetrics: @unchecked Sendable {
                 if let seconds = replica.startDuration {
                     values[key(Family.startDuration, replica: index)] = seconds
                 }
-                crashed[ReplicaKey(server: name, group: group, replica: index), default: 0] += 0
                 guard let pid = replica.pid else { continue }
                 values[key(Family.uptime, replica: index)] = max(0, now - replica.spawnedAt)
                 if let stats = stats(pid) {
@@ -205,9 +185,9 @@ final class SupervisorMetrics: @unchecked Sendable {
             }
         }
 
-        // Gauges: exactly the series of this refresh (the scrape's duration is the listener's, kept as set).
+        // Gauges: exactly the series of this refresh.
         for (key, value) in values { gauge(key).set(value) }
-        for (key, gauge) in gauges where values[key] == nil && key.name != Family.scrapeDuration.name {
+        for (key, gauge) in gauges where values[key] == nil {
             registry.unregisterGauge(gauge)
             gauges[key] = nil
         }
@@ -241,12 +221,6 @@ final class SupervisorMetrics: @unchecked Sendable {
             registry.unregisterValueHistogram(histogram)
             histograms[key] = nil
         }
-        for key in crashed.keys {
-            guard let now = current[key.server], now.group == key.group, key.replica < now.replicas else {
-                crashed[key] = nil
-                continue
-            }
-        }
         for id in inflight.keys where current[id.server] == nil { inflight[id] = nil }
     }
 
@@ -263,9 +237,9 @@ final class SupervisorMetrics: @unchecked Sendable {
     }
 
     private func counter(
-        _ family: FamilyInfo, server: String? = nil, group: String = "", extra: [String] = []
+        _ family: FamilyInfo, server: String? = nil, group: String = "", replica: Int? = nil, extra: [String] = []
     ) -> Counter {
-        let key = SeriesKey(family, server: server, group: group, extra: extra)
+        let key = SeriesKey(family, server: server, group: group, replica: replica, extra: extra)
         if let existing = counters[key] { return existing }
         let counter = registry.makeCounter(descriptor: key.descriptor, labels: key.labels)
         counters[key] = counter
@@ -279,12 +253,6 @@ final class SupervisorMetrics: @unchecked Sendable {
             descriptor: key.descriptor, labels: key.labels, buckets: Self.probeBuckets)
         histograms[key] = histogram
         return histogram
-    }
-
-    private struct ReplicaKey: Hashable {
-        var server: String
-        var group: String
-        var replica: Int
     }
 
     /// One series: its family and labels (`server`, `group`, `replica` first when it has them, then the others).
@@ -399,8 +367,10 @@ final class SupervisorMetrics: @unchecked Sendable {
             name: "mcp_supervisor_scrape_errors_total",
             help: "Scrapes in which a replica of the server did not answer the metrics request in time "
                 + "(its traffic series were left out of that scrape).")
-        static let scrapeDuration = FamilyInfo(
-            name: "mcp_supervisor_scrape_duration_seconds",
-            help: "How long collecting the last scrape took: asking every replica and waiting for the answers.")
+        /// The listener's family too (Metrics/TrafficRendering.swift), with the same help text.
+        static let crashErrors = FamilyInfo(
+            name: "mcp_server_errors_total",
+            help: "Failed MCP requests by error type: protocol_error, tool_error, deadline, cancelled, crash "
+                + "(crash: calls in flight when a replica died, counted by the supervisor).")
     }
 }

@@ -666,5 +666,15 @@ struct ReplicaRecordTests {
         #expect(harness.server("svc").replicas[0].startDuration == 0.25)
         _ = harness.send(.exited(id("svc"), pid: 101, .exited(3)), at: 4)
         #expect(harness.server("svc").replicas[0].lastExitStatus == .exited(3))
+        // mcpctl restart relaunches the server with fresh replicas: the last exit (the graceful one) and the
+        // last start stay until the new process has its own.
+        _ = harness.send(.deadline(.retry(id("svc"))), at: 4.25)
+        _ = harness.send(.spawned(id("svc"), pid: 102), at: 4.25)
+        _ = harness.send(.ready(id("svc")), at: 5.25)
+        #expect(harness.request(.restart("svc"), at: 6).contains("send-stop svc#0"))
+        #expect(harness.send(.exited(id("svc"), pid: 102, .exited(0)), at: 7).contains("spawn svc#0"))
+        #expect(harness.server("svc").replicas[0].lifecycle.lastExit == nil)  // status's last exit starts over
+        #expect(harness.server("svc").replicas[0].lastExitStatus == .exited(0))
+        #expect(harness.server("svc").replicas[0].startDuration == 1)
     }
 }

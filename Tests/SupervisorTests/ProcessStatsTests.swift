@@ -76,7 +76,7 @@ struct ProcessStatsTests {
         let after = try #require(ProcessStats.readSelf())
         #expect(after.residentBytes - before.residentBytes >= size * 9 / 10)
         #expect(after.virtualBytes >= after.residentBytes)
-        #expect(after.virtualBytes - before.virtualBytes >= size)
+        #expect(after.virtualBytes - before.virtualBytes >= size * 9 / 10)  // (other tests run meanwhile)
     }
 
     @Test func ownCPUTimeMatchesGetrusage() throws {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -18,19 +19,24 @@ from pathlib import Path
 import pytest
 
 from conftest import plugin_path
-from supervisor_fixtures import free_port, pid_alive, wait_until
+from supervisor_fixtures import control_env, free_port, pid_alive, wait_until  # noqa: F401 (fixture env)
 
 pytestmark = pytest.mark.timeout(180)
 
 SERIES_RX = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
 REASONS = ("exit", "crash", "hang", "start_timeout", "unhealthy", "admin")
+G = "team-a"  # the group of the first test's server
+
+
+def page_text(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        assert reply.status == 200
+        return reply.read().decode()
 
 
 def scrape(port: int) -> dict[str, float]:
     """Every sample of the page, by `name{labels}` as written (labels in the supervisor's order)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
-        assert reply.status == 200
-        text = reply.read().decode()
+    text = page_text(port)
     samples: dict[str, float] = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
@@ -50,8 +56,9 @@ def series(name: str, **labels: str) -> str:
     return name + "{" + ",".join(f'{k}="{labels[k]}"' for k in keys) + "}"
 
 
-def restarts(page: dict[str, float], server: str) -> dict[str, float]:
-    return {r: page.get(series("mcp_supervisor_restarts_total", server=server, group="", reason=r)) for r in REASONS}
+def restarts(page: dict[str, float], server: str, group: str = "") -> dict[str, float]:
+    return {r: page.get(series("mcp_supervisor_restarts_total", server=server, group=group, reason=r))
+            for r in REASONS}
 
 
 def wait_page(port: int, predicate, what: str, timeout: float = 20.0) -> dict[str, float]:
@@ -84,7 +91,7 @@ def metrics_env(env):
     return env
 
 
-def start(env, *names: str, start_timeout: float = 30.0):
+def start(env, *names: str, start_timeout: float = 30.0, groups: dict[str, str] | None = None):
     """Starts the supervisor, waits for every named server to run; requires metrics_listen in this build."""
     checked = env.check_config()
     if checked.returncode != 0 and "metrics_listen" in (checked.stdout + checked.stderr):
@@ -93,37 +100,44 @@ def start(env, *names: str, start_timeout: float = 30.0):
     started = time.time()
     run = env.start()
     pids = {name: run.running(name, start_timeout)[0] for name in names}
-    wait_page(env.metrics_port, lambda p: all(p.get(series("mcp_supervisor_server_up", server=n, group="")) == 1
-                                              for n in names), "every server up on the page")
+    groups = groups or {}
+    servers = {n.partition("#")[0] for n in names}
+    wait_page(env.metrics_port,
+              lambda p: all(p.get(series("mcp_supervisor_server_up", server=n, group=groups.get(n, ""))) == 1
+                            for n in servers), "every server up on the page")
     return run, pids, started
 
 
 def test_a_crash_and_an_admin_restart_are_counted_by_reason(metrics_env):
     env = metrics_env
-    env.write_server("ref", plugin_path("reference"))
-    run, pids, started = start(env, "ref")
+    env.write_server("ref", plugin_path("reference"), group=G)
+    run, pids, started = start(env, "ref", groups={"ref": G})
     port = env.metrics_port
     page = scrape(port)
-    assert restarts(page, "ref") == {r: 0 for r in REASONS}
-    assert series("mcp_supervisor_last_exit_code", server="ref", group="", replica="0") not in page
-    assert page[series("mcp_supervisor_replica_up", server="ref", group="", replica="0")] == 1
-    assert page[series("mcp_supervisor_server_state", server="ref", group="", state="running")] == 1
-    assert page[series("mcp_supervisor_server_port", server="ref", group="")] == env.status("ref")["port"]
-    assert page[series("mcp_supervisor_replica_resident_memory_bytes", server="ref", group="", replica="0")] > 0
-    assert page[series("mcp_supervisor_replica_open_fds", server="ref", group="", replica="0")] >= 3
-    assert 0 < page[series("mcp_supervisor_start_duration_seconds", server="ref", group="", replica="0")] < 30
+    assert restarts(page, "ref", G) == {r: 0 for r in REASONS}
+    assert series("mcp_supervisor_last_exit_code", server="ref", group=G, replica="0") not in page
+    assert page[series("mcp_supervisor_replica_up", server="ref", group=G, replica="0")] == 1
+    assert page[series("mcp_supervisor_server_state", server="ref", group=G, state="running")] == 1
+    assert page[series("mcp_supervisor_server_port", server="ref", group=G)] == env.status("ref")["port"]
+    assert page[series("mcp_supervisor_replica_resident_memory_bytes", server="ref", group=G, replica="0")] > 0
+    assert page[series("mcp_supervisor_replica_open_fds", server="ref", group=G, replica="0")] >= 3
+    assert 0 < page[series("mcp_supervisor_start_duration_seconds", server="ref", group=G, replica="0")] < 30
     assert abs(page["process_start_time_seconds"] - started) < 2
     assert page["process_open_fds"] >= 3 and page["process_max_fds"] > page["process_open_fds"]
     assert page["process_resident_memory_bytes"] > 1 << 20
     assert not any(k == "up" or k.startswith("up{") or "pid=" in k for k in page)
+    # Every per-server series of ref has its group (the supervisor's own and the host-derived ones).
+    for key in page:
+        if 'server="ref"' in key:
+            assert f'server="ref",group="{G}"' in key, key
 
     # SIGKILL from outside: a crash, and the exit code is 128 + 9.
     mark = run.mark()
     os.kill(pids["ref"], signal.SIGKILL)
     new_pid, _ = run.running("ref", 20, mark)
-    page = wait_page(port, lambda p: restarts(p, "ref")["crash"] == 1, "restarts_total{reason=crash} = 1")
-    assert restarts(page, "ref") == {**{r: 0 for r in REASONS}, "crash": 1}
-    assert page[series("mcp_supervisor_last_exit_code", server="ref", group="", replica="0")] == 137
+    page = wait_page(port, lambda p: restarts(p, "ref", G)["crash"] == 1, "restarts_total{reason=crash} = 1")
+    assert restarts(page, "ref", G) == {**{r: 0 for r in REASONS}, "crash": 1}
+    assert page[series("mcp_supervisor_last_exit_code", server="ref", group=G, replica="0")] == 137
 
     # mcpctl restart: admin; the graceful stop it makes is not a crash or an exit restart.
     mark = run.mark()
@@ -132,15 +146,19 @@ def test_a_crash_and_an_admin_restart_are_counted_by_reason(metrics_env):
     newer_pid, _ = run.running("ref", 20, mark)
     assert newer_pid != new_pid
     wait_until(lambda: not pid_alive(new_pid), 10, "the restarted host is gone")
-    page = wait_page(port, lambda p: restarts(p, "ref")["admin"] == 1, "restarts_total{reason=admin} = 1")
-    assert restarts(page, "ref") == {**{r: 0 for r in REASONS}, "crash": 1, "admin": 1}
-    assert page[series("mcp_supervisor_last_exit_code", server="ref", group="", replica="0")] == 0
+    page = wait_page(port, lambda p: restarts(p, "ref", G)["admin"] == 1, "restarts_total{reason=admin} = 1")
+    assert restarts(page, "ref", G) == {**{r: 0 for r in REASONS}, "crash": 1, "admin": 1}
+    assert page[series("mcp_supervisor_last_exit_code", server="ref", group=G, replica="0")] == 0
     assert page[series("mcp_supervisor_control_requests_total", method="restart", result="ok")] == 1
     # status was called once (env.status above); a method nobody knows is counted as "other".
     assert env.control("no/such/method").get("error")
     page = scrape(port)
     assert page[series("mcp_supervisor_control_requests_total", method="status", result="ok")] == 1
     assert page[series("mcp_supervisor_control_requests_total", method="other", result="error")] == 1
+    # The whole page, after all of this, passes promtool's checks and lints.
+    checked = subprocess.run(["promtool", "check", "metrics"], input=page_text(port), capture_output=True,
+                             text=True, timeout=30)
+    assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
     run.stop()
 
 

@@ -139,7 +139,16 @@ public struct SupervisorMachine {
         if registryChanged { effects.append(.writeRegistry(registry)) }
         for name in launching {
             guard var server = servers[name] else { continue }
-            server.replicas = (0..<server.config.replicas).map { ReplicaState(index: $0) }
+            // Fresh replicas; what the metrics report of the last life (its exit, its start) stays until replaced.
+            let previous = server.replicas
+            server.replicas = (0..<server.config.replicas).map { index in
+                var fresh = ReplicaState(index: index)
+                if previous.indices.contains(index) {
+                    fresh.lastExitStatus = previous[index].lastExitStatus
+                    fresh.startDuration = previous[index].startDuration
+                }
+                return fresh
+            }
             servers[name] = server
             log(
                 .info, LogEventName.serverStart, server: name,

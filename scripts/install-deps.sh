@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 # systemd-socket-activate for the fd adoption tests. The system service (docs/systemd.md, docs/packaging.md):
 # debhelper, dpkg-dev, fakeroot, lintian, help2man and patchelf to build and check the .deb (scripts/build-deb.sh);
 # debootstrap for the Debian 12 tree the real-systemd tests boot (scripts/systemd-ns.sh); wrk for the benchmark.
+# Observability (docs/metrics.md, packaging/monitoring/): prometheus (the server the scrape tests start, and
+# promtool for the rules and `check metrics`), chromium (the status page, headless).
 packages=(gcc g++ make pkg-config python3 python3-venv curl procps iproute2 file passwd util-linux libsystemd-dev
-    systemd debhelper dpkg-dev fakeroot lintian help2man patchelf debootstrap wrk)
+    systemd debhelper dpkg-dev fakeroot lintian help2man patchelf debootstrap wrk prometheus chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -32,8 +34,10 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest, jsonschema' >/dev/null 2>&1; then
-    echo "install-deps: creating .venv with mcp 2.3.0, pytest, jsonschema"
+# pyyaml: the monitoring tests read the rule files (Tests/integration/test_monitoring_rules.py).
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest, jsonschema, yaml' >/dev/null 2>&1; then
+    echo "install-deps: creating .venv with mcp 2.3.0, pytest, jsonschema, pyyaml"
     python3 -m venv .venv
-    .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' 'pytest>=8' 'jsonschema>=4.20' 'pytest-timeout'
+    .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' 'pytest>=8' 'jsonschema>=4.20' 'pytest-timeout' \
+        'pyyaml>=6'
 fi

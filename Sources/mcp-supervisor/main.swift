@@ -14,7 +14,10 @@ struct SupervisorCommand: ParsableCommand {
         commandName: "mcp-supervisor",
         abstract: "Run MCP servers (plugins) on stable ports, restarting what crashes or hangs.",
         discussion:
-            "Signals: SIGTERM/SIGINT stop every server in reverse dependency order; SIGHUP reloads the configuration.")
+            "Signals: SIGTERM/SIGINT stop every server in reverse dependency order; SIGHUP reloads the configuration.\n\n"
+            + "Metrics: with metrics_listen = \"127.0.0.1:9464\" in the main file, the supervisor serves Prometheus "
+            + "metrics for itself and every server at /metrics, /status.json, /healthz, /readyz and a status page at / "
+            + "(docs/metrics.md; a dashboard and alert rules in /usr/share/mcp-supervisor/monitoring/).")
 
     @Option(name: .shortAndLong, help: "The main configuration file.")
     var config: String = "/etc/mcp-supervisor/supervisor.toml"

@@ -18,8 +18,8 @@ import pytest
 
 from conftest import LATE, modern_post, plugin_path
 from supervisor_fixtures import call_tool, pid_alive, proc_info, wait_until
-from test_control_socket import (  # noqa: F401 (env and sockdir are fixtures)
-    connect, ctl, ctl_fails, ctl_json, ctl_ok, env, rpc, settle_fds, sockdir)
+from supervisor_fixtures import control_env, sockdir  # noqa: F401 (fixtures: control_env is env)
+from test_control_socket import connect, ctl, ctl_fails, ctl_json, ctl_ok, rpc, settle_fds
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -11,10 +11,10 @@ Phases (each supervisor alone on the machine while it is measured):
      (SERVERS servers up in /metrics, SERVERS in /status.json). supervisord with SERVERS `sleep infinity` programs
      and an inet_http_server: RUNS timed `supervisor.getAllProcessInfo()` XML-RPC calls, each on a new connection.
   2  supervisor CPU over IDLE seconds, three runs of SERVERS servers: no metrics listener; listener on, never
-     scraped (the page history still samples every `metrics_history_interval`); listener on and scraped every
+     scraped (the page history still samples every 10 s); listener on and scraped every
      SCRAPE seconds (default 15). Cost of scraping = scraped − no listener, % of one core.
-  3  supervisor RSS with the page's history full: `metrics_history_interval = 0.05`, wait for capacity × interval
-     and twice that, RSS before and after (the history is bounded: the second reading must not grow).
+  3  supervisor RSS with the page's history full: the history samples every 10 s and keeps 60, so after 11 minutes
+     it is full; RSS at the start, then, and HISTORY_LATER seconds later (bounded: the last reading must not grow).
 """
 import argparse
 import http.client
@@ -182,15 +182,15 @@ def phase2(a, reg, res):
 
 def phase3(a, reg, res):
     port = supbench.free_port()
-    interval = 0.05
-    s = start_ours(a, reg, "p3-history", port, f"metrics_history_interval = {interval}")
+    interval = 10.0  # PageHistory's interval; capacity 60
+    s = start_ours(a, reg, "p3-history", port)
     try:
         until(check_metrics(a.servers, port), 30, "/metrics answering")
         rss = lambda: int(supbench.status_fields(s.pid)["VmRSS"].split()[0])
         res["p3_rss_start_kb"] = rss()
-        time.sleep(60 * interval * 1.5)  # capacity × interval: the history is full
+        time.sleep(60 * interval * 1.1)  # capacity × interval: the history is full
         res["p3_rss_full_kb"] = rss()
-        time.sleep(60 * interval * 3)
+        time.sleep(a.history_later)
         res["p3_rss_later_kb"] = rss()
         status, page = get(port, "/")
         res["p3_page_bytes"] = len(page) if status == 200 else None
@@ -233,7 +233,7 @@ def report(a, res, errors, env):
         L.append(f"| 2 | supervisor RSS, off / on / scraped | | {g('p2_off', 'rss_kb')} / {g('p2_on', 'rss_kb')} / "
                  f"{g('p2_scraped', 'rss_kb')} KiB | — | — |")
     if "3" in ph:
-        L.append(f"| 3 | supervisor RSS: start / history full / 3 × later | bounded | {res.get('p3_rss_start_kb')} / "
+        L.append(f"| 3 | supervisor RSS: start / history full / later | bounded | {res.get('p3_rss_start_kb')} / "
                  f"{res.get('p3_rss_full_kb')} / {res.get('p3_rss_later_kb')} KiB | — | — |")
         L.append(f"| 3 | status page size with full history | | {res.get('p3_page_bytes')} bytes | — | — |")
     stops = res.get("stops", {})
@@ -260,7 +260,10 @@ def main():
     ap.add_argument("--settle", type=float, default=3)
     ap.add_argument("--servers", type=int, default=50)
     ap.add_argument("--phases", default="1,2,3")
+    ap.add_argument("--history-later", type=float, default=120)
     a = ap.parse_args()
+    for k in ("work", "supervisor", "host", "plugin", "supervisord", "sleep", "out"):
+        setattr(a, k, os.path.abspath(getattr(a, k)))
     a.kills = 0
     reg = supbench.Registry(os.path.join(a.work, "pids"))
     res, errors = {}, []

@@ -3,6 +3,7 @@
 # runs mcp-plugin-host under valgrind twice, serving N1 and N2 requests over one kept-alive connection, and
 # prints (Ir(N2) - Ir(N1)) / (N2 - N1), so start-up and shutdown cancel out.
 #   bench/profile/callgrind-host.sh BIN_DIR [PLUGIN=.build-plugins/libreference.so] [TOOL=echo] [N1=200] [N2=1200]
+# HOST_ARGS="--no-metrics" passes extra host flags (the metrics-cost comparison, docs/performance.md).
 # Leaves the callgrind output of the N2 run in $OUT (default: a temporary folder it names) for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,7 +14,7 @@ run() {
     local n="$1" port
     port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.$n" --trace-children=no \
-        "$BIN/mcp-plugin-host" --plugin "$PLUGIN" --listen "127.0.0.1:$port" >"$OUT/host.$n.log" 2>&1 &
+        "$BIN/mcp-plugin-host" --plugin "$PLUGIN" --listen "127.0.0.1:$port" ${HOST_ARGS:-} >"$OUT/host.$n.log" 2>&1 &
     local pid=$!
     for _ in $(seq 600); do
         "$PY" -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$port)))" && break

@@ -91,22 +91,14 @@ enum Exposition {
                 let text = rest.dropFirst(name.count + 1)
                 let i = family(name)
                 if line.hasPrefix("# HELP ") {
-                    families[i].help = unescapeHelp(text)
+                    families[i].help = unescape(text)
                 } else {
                     families[i].kind = Kind(rawValue: String(text)) ?? .untyped
                 }
                 current = i
                 continue
             }
-            if line.hasPrefix("#") || line.allSatisfy({ $0 == " " }) { continue }
-            guard let sample = parseSample(line) else { continue }
-            if let c = current, belongs(sample.name, to: families[c]) {
-                families[c].samples.append(sample)
-            } else {
-                let i = family(sample.name)
-                families[i].samples.append(sample)
-                current = i
-            }
+            // Any other line starting with # is a comment.
         }
         return families
     }
@@ -117,7 +109,8 @@ enum Exposition {
         return ["_bucket", "_sum", "_count"].contains { sample == family.name + $0 }
     }
 
-    private static func unescapeHelp(_ text: Substring) -> String {
+    /// A HELP text's or a label value's escapes (`\\\\`, `\\"`, `\\n`) resolved.
+    private static func unescape<S: StringProtocol>(_ text: S) -> String {
         var out = ""
         var escaped = false
         for c in text {
@@ -136,11 +129,6 @@ enum Exposition {
     /// `name{a="x",b="y"} value [timestamp]` or `name value`. Works on the line's bytes and makes a String only
     /// of each finished name and value: this runs for every sample of every scrape (a 50-server page has ~4,000),
     /// and a scalar-by-scalar String build made it 40 % of the scrape's CPU (perf, docs/performance.md).
-    static func parseSample(_ line: String) -> Sample? {
-        var line = line
-        return line.withUTF8 { parseSample(bytes: $0) }
-    }
-
     static func parseSample(bytes c: UnsafeBufferPointer<UInt8>) -> Sample? {
         let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\"), space = UInt8(ascii: " ")
         let open = UInt8(ascii: "{"), close = UInt8(ascii: "}"), comma = UInt8(ascii: ","), equals = UInt8(ascii: "=")
@@ -172,7 +160,7 @@ enum Exposition {
                 }
                 guard i < c.count else { return nil }
                 var value = text(valueStart..<i)
-                if !plain { value = unescapeLabel(value) }
+                if !plain { value = unescape(value) }
                 i += 1
                 labels.append((text(keyStart..<keyEnd), value))
             }
@@ -184,23 +172,6 @@ enum Exposition {
         while i < c.count, c[i] != space { i += 1 }
         guard i > valueStart, let value = number(Substring(text(valueStart..<i))) else { return nil }
         return Sample(name: name, labels: labels, value: value)
-    }
-
-    /// A label value's escapes (`\\`, `\"`, `\n`) resolved.
-    private static func unescapeLabel(_ text: String) -> String {
-        var out = ""
-        var escaped = false
-        for ch in text {
-            if escaped {
-                out.append(ch == "n" ? "\n" : ch)
-                escaped = false
-            } else if ch == "\\" {
-                escaped = true
-            } else {
-                out.append(ch)
-            }
-        }
-        return out
     }
 
     private static func number(_ token: Substring) -> Double? {

@@ -11,8 +11,11 @@ cd "$(dirname "$0")/.."
 # debootstrap for the Debian 12 tree the real-systemd tests boot (scripts/systemd-ns.sh); wrk for the benchmark.
 # Observability (docs/metrics.md, packaging/monitoring/): prometheus (the server the scrape tests start, and
 # promtool for the rules and `check metrics`), chromium (the status page, headless).
+# Plugin trust and the box (docs/security.md): libssl-dev (libcrypto: SHA-256 and Ed25519) and openssl (the tests
+# sign with the stock command line); libseccomp-dev (the child's seccomp filter).
 packages=(gcc g++ make pkg-config python3 python3-venv curl procps iproute2 file passwd util-linux libsystemd-dev
-    systemd debhelper dpkg-dev fakeroot lintian help2man patchelf debootstrap wrk prometheus chromium)
+    systemd debhelper dpkg-dev fakeroot lintian help2man patchelf debootstrap wrk prometheus chromium
+    libssl-dev openssl libseccomp-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

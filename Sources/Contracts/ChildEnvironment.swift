@@ -12,6 +12,8 @@ public enum ChildEnvironment {
     /// `json` asks the host to write its log lines as JSON objects (`LogFormat`), so the supervisor forwards
     /// their level and fields instead of wrapping text. Absent or `text`: readable lines.
     public static let logFormat = "MCP_LOG_FORMAT"
+    /// The child's box (`BoxSpec`, docs/security.md) as one JSON object; absent: no box (a host run by hand).
+    public static let box = "MCP_BOX"
 
     /// The descriptor numbers the supervisor maps in every child.
     public static let listenDescriptor: Int32 = 3

@@ -53,10 +53,10 @@ public struct HostExitStatus: Sendable, Hashable, CustomStringConvertible {
             meaning: "the host's environment is not usable (its listening socket); restarting may help"),
         Range(
             name: "trust", statuses: 30...39, permanent: true,
-            meaning: "reserved: the plugin is not trusted (signature, allow-list)"),
+            meaning: "the plugin is not trusted: no valid signature by a trusted key, or not the expected digest"),
         Range(
             name: "sandbox", statuses: 40...49, permanent: true,
-            meaning: "reserved: the child sandbox cannot be set up"),
+            meaning: "the child's box (docs/security.md) cannot be set up"),
         Range(
             name: "command", statuses: 50...59, permanent: true,
             meaning: "reserved: a command server cannot be started"),

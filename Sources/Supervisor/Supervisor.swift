@@ -405,13 +405,21 @@ public final class Supervisor: @unchecked Sendable {
         env[ChildEnvironment.replica] = String(index)
         // Structured lines, so the forwarder keeps their level and fields.
         env[ChildEnvironment.logFormat] = LogFormat.json.rawValue
+        // The box (docs/security.md): MCP_BOX and what else the box passes.
+        for (key, value) in ChildBox.environment(
+            for: server, replica: index, stateDirectory: config.stateDirectory)
+        {
+            env[key] = value
+        }
         return env
     }
 
     private func spawn(_ id: ReplicaID) {
         guard let server = machine.servers[id.server], let socket = sockets[id.server] else { return }
         let settings = server.config
-        let arguments = ["--plugin", settings.plugin, "--config", settings.pluginConfig] + settings.hostArguments
+        let arguments =
+            ["--plugin", settings.plugin, "--config", settings.pluginConfig]
+            + TrustArguments.host(for: settings, config: config) + settings.hostArguments
         reports[id] = nil
         let result = ChildProcess.spawn(
             executable: hostExecutable, arguments: arguments,

@@ -135,6 +135,8 @@ struct PluginHostCommand: ParsableCommand {
 
         let signals = TerminationSignals()
         mcph_install_crash_handler(path)
+        // The box (docs/security.md) goes on before a byte of the plugin runs.
+        do { try Box.applyFromEnvironment() } catch { throw fail(error) }
         let instance: PluginInstance
         do {
             let loaded = try PluginLoader.load(path: path)

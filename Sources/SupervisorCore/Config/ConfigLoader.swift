@@ -41,6 +41,7 @@ public struct ConfigLoader {
             config.portRange = range.values[0]...range.values[1]
         }
         try readMetrics(&r, into: &config)
+        try readTrustMain(&r, into: &config)
         var defaults = ServerConfig(name: "", file: mainFile, plugin: "")
         if let d = try r.table("defaults") {
             var dr = TableReader(table: d, file: mainFile, prefix: "defaults.")
@@ -142,6 +143,8 @@ public struct ConfigLoader {
 
     /// Settings shared by `[defaults]` and server files.
     private func readPolicies(_ r: inout TableReader, into s: inout ServerConfig) throws(ConfigError) {
+        try readTrust(&r, into: &s)
+        try readBox(&r, into: &s)
         if let replicas = try r.int("replicas") {
             guard (1...64).contains(replicas) else {
                 throw r.error("replicas", line: r.line("replicas"), "must be 1-64")

@@ -72,6 +72,10 @@ public struct ServerConfig: Sendable, Equatable {
     public var hostArguments: [String] = []
     /// The `group` label on every series of this server (docs/metrics.md); "" when none.
     public var group = ""
+    /// Which plugin files this server may load (docs/security.md); resolved against `trusted_keys_dir`.
+    public var trust: TrustPolicy = .any
+    /// The child's box (docs/security.md).
+    public var box = BoxConfig()
 
     public init(name: String, file: String, plugin: String) {
         self.name = name
@@ -103,6 +107,8 @@ public struct SupervisorConfig: Sendable, Equatable {
     public var metricsAllowRemote = false
     /// How long a scrape waits for each replica's traffic counters (`metrics_scrape_timeout`, seconds).
     public var metricsScrapeTimeout: Double = 0.5
+    /// `trusted_keys_dir`: the folder of trusted public keys (PEM); nil: none.
+    public var trustedKeysDirectory: String?
     /// Servers sorted by name.
     public var servers: [ServerConfig] = []
 

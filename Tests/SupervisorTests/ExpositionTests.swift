@@ -3,83 +3,106 @@ import Testing
 
 @testable import Supervisor
 
-/// The page's families (Metrics/OpenMetrics.swift) and the host-derived ones (Metrics/TrafficRendering.swift):
-/// reading the registry's text back, merging, text 0.0.4 and OpenMetrics output, escaping, negotiation.
+/// The page writer (Metrics/OpenMetrics.swift) and the host-derived families (Metrics/TrafficRendering.swift):
+/// the registry's text as OpenMetrics, text 0.0.4 and OpenMetrics output, escaping, numbers, negotiation, and the
+/// supervisor's crash counts written with the hosts' error counts.
 struct ExpositionTests {
-    static func text(_ families: [Exposition.Family], _ format: Exposition.Format = .text) -> String {
-        String(decoding: Exposition.render(families, format), as: UTF8.self)
+    /// `name{labels}` -> value of every sample line.
+    static func samples(_ text: String) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let space = line.lastIndex(of: " ")!
+            let value = line[line.index(after: space)...]
+            out[String(line[..<space])] = value == "+Inf" ? .infinity : Double(value)!
+        }
+        return out
     }
 
-    @Test func registryTextRoundTrips() {
-        let page = """
-            # HELP a_total Things \\\\ done.
+    static func traffic(
+        _ replicas: [TrafficRendering.Replica], crashes: [TrafficRendering.Crashes] = [],
+        _ format: Exposition.Format = .text
+    ) -> String {
+        var page = PageWriter(format: format)
+        TrafficRendering.write(replicas, crashes: crashes, into: &page)
+        return String(decoding: page.finish(), as: UTF8.self)
+    }
+
+    @Test func theRegistrysTextBecomesOpenMetrics() {
+        let registry = """
+            # HELP a_total Things \\\\ "done".
             # TYPE a_total counter
             a_total{server="x",group="g"} 3
             # TYPE h histogram
-            h_bucket{le="0.5"} 1
-            h_bucket{le="+Inf"} 2
-            h_sum 0.75
-            h_count 2
-            loose 1.5
+            h_bucket{server="x",le="0.5"} 1
+            h_bucket{server="x",le="5"} 2
+            h_bucket{server="x",le="+Inf"} 2
+            h_sum{server="x"} 0.75
+            h_count{server="x"} 2
+            # HELP g A gauge.
+            # TYPE g gauge
+            g 1.5
 
             """
-        let families = Exposition.parse(Array(page.utf8))
-        #expect(families.map(\.name) == ["a_total", "h", "loose"])
-        #expect(families[0].kind == .counter && families[0].help == "Things \\ done.")
-        #expect(families[1].samples.map(\.name) == ["h_bucket", "h_bucket", "h_sum", "h_count"])
-        #expect(families[2].kind == .untyped)
-        #expect(Self.text(families) == page.replacingOccurrences("loose 1.5\n", "# TYPE loose untyped\nloose 1.5\n"))
-    }
-
-    @Test func labelValuesAreEscapedAndReadBack() {
-        let family = Exposition.Family(
-            name: "x", kind: .gauge, help: "line\nbreak",
-            samples: [.init(name: "x", labels: [("tool", "a\"b\\c\nd")], value: 1)])
-        let out = Self.text([family])
-        #expect(out == "# HELP x line\\nbreak\n# TYPE x gauge\nx{tool=\"a\\\"b\\\\c\\nd\"} 1\n")
-        let back = Exposition.parse(Array(out.utf8))
-        #expect(back[0].samples[0].labels[0].1 == "a\"b\\c\nd")
-        #expect(back[0].help == "line\nbreak")
-    }
-
-    @Test func mergeJoinsFamiliesAndAddsUpTheSameSeries() {
-        let registry = [
-            Exposition.Family(
-                name: "e_total", kind: .counter, help: "",
-                samples: [.init(name: "e_total", labels: [("type", "crash"), ("server", "s")], value: 2)])
-        ]
-        let hosts = [
-            Exposition.Family(
-                name: "e_total", kind: .counter, help: "Errors.",
-                samples: [
-                    .init(name: "e_total", labels: [("server", "s"), ("type", "crash")], value: 1),
-                    .init(name: "e_total", labels: [("server", "s"), ("type", "tool")], value: 5),
-                ])
-        ]
-        let merged = Exposition.merge(registry, hosts)
-        #expect(merged.count == 1)
-        #expect(merged[0].help == "Errors.")
-        #expect(merged[0].samples.map(\.value) == [3, 5])
-        #expect(Self.text(merged).components("# TYPE") == 1)
-    }
-
-    @Test func openMetricsDropsTotalFromCounterFamiliesAndEnds() {
-        let families = [
-            Exposition.Family(
-                name: "c_total", kind: .counter, help: "say \"hi\"",
-                samples: [.init(name: "c_total", labels: [], value: 4)]),
-            Exposition.Family(
-                name: "h", kind: .histogram, help: "",
-                samples: [
-                    .init(name: "h_bucket", labels: [("le", "1")], value: 1),
-                    .init(name: "h_bucket", labels: [("le", "+Inf")], value: 1),
-                ]),
-        ]
-        let out = Self.text(families, .openMetrics)
+        var page = PageWriter(format: .openMetrics)
+        page.registry(Array(registry.utf8))
         #expect(
-            out
-                == "# TYPE c counter\n# HELP c say \\\"hi\\\"\nc_total 4\n# TYPE h histogram\nh_bucket{le=\"1.0\"} 1\n"
-                + "h_bucket{le=\"+Inf\"} 1\n# EOF\n")
+            String(decoding: page.finish(), as: UTF8.self) == """
+                # TYPE a counter
+                # HELP a Things \\\\ \\"done\\".
+                a_total{server="x",group="g"} 3
+                # TYPE h histogram
+                h_bucket{server="x",le="0.5"} 1
+                h_bucket{server="x",le="5.0"} 2
+                h_bucket{server="x",le="+Inf"} 2
+                h_sum{server="x"} 0.75
+                h_count{server="x"} 2
+                # TYPE g gauge
+                # HELP g A gauge.
+                g 1.5
+                # EOF
+
+                """)
+        // Text 0.0.4: the registry's page as it is.
+        var text = PageWriter(format: .text)
+        text.registry(Array(registry.utf8))
+        #expect(text.finish() == Array(registry.utf8))
+    }
+
+    @Test func familiesSamplesEscapesAndNumbers() {
+        for format in [Exposition.Format.text, .openMetrics] {
+            var page = PageWriter(format: format)
+            page.family("c_total", .counter, help: "say \"hi\"\nback\\slash")
+            page.begin("c_total", PageWriter.Labels([("server", "a\"b\\c\nd")]))
+            page.label("k", "v")
+            page.end(1_234_567_890_123)
+            page.begin("c_total", .none)
+            page.end(0)
+            page.family("g", .gauge, help: "")
+            page.begin("g", .none)
+            page.label("only", "x")
+            page.end(-0.25)
+            page.begin("g", .none)
+            page.end(42.0)
+            page.begin("g", .none)
+            page.end(-7)
+            let out = String(decoding: page.finish(), as: UTF8.self)
+            let body = """
+                c_total{server="a\\"b\\\\c\\nd",k="v"} 1234567890123
+                c_total 0
+                # TYPE g gauge
+                g{only="x"} -0.25
+                g 42
+                g -7
+
+                """
+            switch format {
+            case .text:
+                #expect(out == "# HELP c_total say \"hi\"\\nback\\\\slash\n# TYPE c_total counter\n" + body)
+            case .openMetrics:
+                #expect(
+                    out == "# TYPE c counter\n# HELP c say \\\"hi\\\"\\nback\\\\slash\n" + body + "# EOF\n")
+            }
+        }
     }
 
     @Test func negotiation() {
@@ -102,33 +125,56 @@ struct ExpositionTests {
             OperationHistogram(method: "tools/call", tool: "echo", errorType: "", buckets: buckets, sum: 40, count: 4),
             OperationHistogram(method: "tools/call", tool: "echo", errorType: "", buckets: buckets, sum: 1, count: 4),
         ]
-        s.requests = [RequestCount(method: "tools/call", outcome: "ok", count: 3)]
-        let families = TrafficRendering.families([.init(server: "s", group: "g", index: 1, snapshot: s)])
-        let duration = families.first { $0.name == TrafficRendering.duration }!
-        let values = duration.samples.filter { $0.name.hasSuffix("_bucket") }.map(\.value)
+        s.requests = [
+            RequestCount(method: "tools/call", outcome: "ok", count: 3),
+            RequestCount(method: "tools/call", outcome: "ok", count: 2),
+        ]
+        let text = Self.traffic([.init(server: "s", group: "g", index: 1, snapshot: s)])
+        let samples = Self.samples(text)
+        let base =
+            #"server="s",group="g",replica="1",mcp_method_name="tools/call",gen_ai_tool_name="echo",error_type="""#
+        let bounds = TrafficRendering.boundsText
+        let values = bounds.map { samples["\(TrafficRendering.duration)_bucket{\(base),le=\"\($0)\"}"] }
         #expect(values.count == TrafficMetrics.durationBuckets.count + 1)
         #expect(values[0] == 4 && values[2] == 4 && values[3] == 6 && values[values.count - 2] == 6)
         #expect(values.last == 8)
-        #expect(duration.samples.first { $0.name.hasSuffix("_count") }?.value == 8)
-        #expect(duration.samples.first { $0.name.hasSuffix("_sum") }?.value == 41)
-        let labels = duration.samples[0].labels.map(\.0)
-        #expect(labels == ["server", "group", "replica", "mcp_method_name", "gen_ai_tool_name", "error_type", "le"])
-        let errors = families.first { $0.name == TrafficRendering.errors }!
-        #expect(errors.samples.count == TrafficMetrics.ErrorType.allCases.count)
+        #expect(samples["\(TrafficRendering.duration)_count{\(base)}"] == 8)
+        #expect(samples["\(TrafficRendering.duration)_sum{\(base)}"] == 41)
+        #expect(
+            samples[
+                #"mcp_server_requests_total{server="s",group="g",replica="1",mcp_method_name="tools/call",outcome="ok"}"#
+            ] == 5)
+        #expect(text.split(separator: "\n").filter { $0.hasPrefix("mcp_server_requests_total") }.count == 1)
+        let errors = samples.keys.filter { $0.hasPrefix(TrafficRendering.errors + "{") }
+        #expect(errors.count == TrafficMetrics.ErrorType.allCases.count)
+        // OpenMetrics: canonical bounds, counter families without _total.
+        let om = Self.traffic([.init(server: "s", group: "g", index: 1, snapshot: s)], .openMetrics)
+        #expect(om.contains(#"le="1.0"}"#) && !om.contains(#"le="1"}"#))
+        #expect(om.contains("# TYPE mcp_server_requests counter\n") && om.hasSuffix("# EOF\n"))
+    }
+
+    @Test func crashCountsJoinTheHostsErrorsWithoutADuplicateSeries() {
+        var s = TrafficSnapshot()
+        s.errors = [TrafficMetrics.ErrorType.crash.rawValue: 1, TrafficMetrics.ErrorType.toolError.rawValue: 5]
+        let crashes = [
+            TrafficRendering.Crashes(server: "s", group: "g", index: 0, count: 2),
+            TrafficRendering.Crashes(server: "s", group: "g", index: 1, count: 4),
+            TrafficRendering.Crashes(server: "t", group: "", index: 0, count: 0),
+        ]
+        let text = Self.traffic([.init(server: "s", group: "g", index: 0, snapshot: s)], crashes: crashes)
+        let samples = Self.samples(text)
+        let lines = text.split(separator: "\n").filter { $0.hasPrefix(TrafficRendering.errors) }
+        #expect(Set(lines).count == lines.count)
+        #expect(samples[#"mcp_server_errors_total{server="s",group="g",replica="0",error_type="crash"}"#] == 3)
+        #expect(samples[#"mcp_server_errors_total{server="s",group="g",replica="0",error_type="tool_error"}"#] == 5)
+        // Replica 1 did not answer: its crash count alone; t's 0 is not written.
+        #expect(samples[#"mcp_server_errors_total{server="s",group="g",replica="1",error_type="crash"}"#] == 4)
+        #expect(!text.contains(#"server="t""#))
+        #expect(text.components("# TYPE mcp_server_errors_total") == 1)
     }
 }
 
 extension String {
-    fileprivate func replacingOccurrences(_ a: String, _ b: String) -> String {
-        var out = ""
-        var rest = Substring(self)
-        while let r = rest.firstRange(of: a) {
-            out += rest[..<r.lowerBound] + b
-            rest = rest[r.upperBound...]
-        }
-        return out + rest
-    }
-
     fileprivate func components(_ a: String) -> Int {
         var n = 0
         var rest = Substring(self)

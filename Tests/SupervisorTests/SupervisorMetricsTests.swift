@@ -14,10 +14,13 @@ struct Page {
     var help: [String: [String]] = [:]
     var type: [String: [String]] = [:]
 
+    /// The registry's series and the crash counts, as the listener writes them (with the traffic families'
+    /// HELP and TYPE, no replica having answered).
     init(_ metrics: SupervisorMetrics) throws {
-        var buffer: [UInt8] = []
-        metrics.render(into: &buffer)
-        let text = String(decoding: buffer, as: UTF8.self)
+        var page = PageWriter(format: .text)
+        metrics.render(into: &page)
+        TrafficRendering.write([], crashes: metrics.crashes(), into: &page)
+        let text = String(decoding: page.finish(), as: UTF8.self)
         for line in text.split(separator: "\n") {
             if line.hasPrefix("# HELP ") || line.hasPrefix("# TYPE ") {
                 let parts = line.split(separator: " ", maxSplits: 3)
@@ -279,7 +282,7 @@ struct SupervisorMetricsTests {
         #expect(page.type["mcp_supervisor_replica_cpu_seconds_total"] == ["counter"])
         #expect(page.type["mcp_supervisor_probe_duration_seconds"] == ["histogram"])
         #expect(page.type["mcp_supervisor_server_up"] == ["gauge"])
-        #expect(page.type.count == 26)
+        #expect(page.type.count == 25 + 11)
     }
 
     @Test func seriesOfRemovedServersAndOfReplicasThatAreGoneLeaveThePage() throws {

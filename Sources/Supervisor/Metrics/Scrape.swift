@@ -23,6 +23,8 @@ final class MetricsListenerState: @unchecked Sendable {
     var history = PageHistory()
     /// Monotonic time of the last history sample, and the timer that takes the next.
     var lastSample: Double?
+    /// Monotonic time of the last /metrics scrape: while scrapes come regularly they take the samples.
+    var lastScrape: Double?
     var historyTimer: DispatchSourceTimer?
     /// The servers that start at boot (/readyz); set when the listener is first opened.
     var bootServers: [String]?
@@ -30,6 +32,8 @@ final class MetricsListenerState: @unchecked Sendable {
     var stopped = false
     /// How long collecting the last scrape took.
     var lastScrapeDuration = 0.0
+    /// The last page's size: the next one's buffer is reserved at once.
+    var lastPageBytes = 0
 }
 
 /// One round of `metrics` ops: every replica that can answer was asked at once with `seq`.
@@ -201,29 +205,25 @@ extension Supervisor {
 
     /// The page: the supervisor's own series (`SupervisorMetrics`), then every answering replica's traffic.
     func metricsPage(_ format: Exposition.Format, _ done: @escaping ([UInt8]) -> Void) {
+        metricsState.lastScrape = Clock.now()
         collectTraffic { [unowned self] c in
             self.metrics.refresh(self)
-            var own: [UInt8] = []
-            self.metrics.render(into: &own)
+            var page = PageWriter(format: format, capacity: self.metricsState.lastPageBytes + 4096)
+            self.metrics.render(into: &page)
             let replicas = c.answers.keys.sorted { ($0.server, $0.index) < ($1.server, $1.index) }.map { id in
                 TrafficRendering.Replica(
                     server: id.server, group: self.metricsGroup(id.server), index: id.index,
                     snapshot: c.answers[id]!)
             }
-            var families = Exposition.merge(Exposition.parse(own), TrafficRendering.families(replicas))
-            families = Exposition.merge(
-                families,
-                [
-                    Exposition.Family(
-                        name: "mcp_supervisor_scrape_duration_seconds", kind: .gauge,
-                        help: "How long collecting this scrape's traffic counters from the replicas took, in seconds.",
-                        samples: [
-                            .init(
-                                name: "mcp_supervisor_scrape_duration_seconds", labels: [],
-                                value: self.metricsState.lastScrapeDuration)
-                        ])
-                ])
-            done(Exposition.render(families, format))
+            TrafficRendering.write(replicas, crashes: self.metrics.crashes(), into: &page)
+            page.family(
+                "mcp_supervisor_scrape_duration_seconds", .gauge,
+                help: "How long collecting this scrape's traffic counters from the replicas took, in seconds.")
+            page.begin("mcp_supervisor_scrape_duration_seconds", .none)
+            page.end(self.metricsState.lastScrapeDuration)
+            let bytes = page.finish()
+            self.metricsState.lastPageBytes = bytes.count
+            done(bytes)
         }
     }
 
@@ -312,13 +312,22 @@ extension Supervisor {
         collectTraffic { _ in }
     }
 
-    /// The timer for the next sample: `history.interval` after the last one (a scrape may have taken it).
+    /// The timer for the next sample: `history.interval` after the last one (a scrape may have taken it). While a
+    /// scraper comes at least every `scrapeTakesSamples` intervals, its scrapes take the samples (each is due after
+    /// 0.9 intervals) and the timer waits that long, so it does not fire between them: the history then costs no
+    /// collection of its own (docs/metrics.md, "The status page").
     private func scheduleHistory() {
         let st = metricsState
         guard let timer = st.historyTimer, st.server != nil else { return }
-        let next = max(0.05, st.history.interval - (Clock.now() - (st.lastSample ?? -.infinity)))
+        let now = Clock.now()
+        let scraped = st.lastScrape.map { now - $0 < Self.scrapeTakesSamples * st.history.interval } ?? false
+        let wait = st.history.interval * (scraped ? Self.scrapeTakesSamples : 1)
+        let next = max(0.05, wait - (now - (st.lastSample ?? -.infinity)))
         timer.schedule(deadline: .now() + .nanoseconds(Int(min(next, 86400) * 1e9)), leeway: .milliseconds(100))
     }
+
+    /// A scraper that comes at least this often (in history intervals: every 16 s) takes the history's samples.
+    static let scrapeTakesSamples = 1.6
 
     private func stopHistory() {
         metricsState.historyTimer?.cancel()

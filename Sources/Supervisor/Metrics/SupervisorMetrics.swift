@@ -19,10 +19,14 @@ extension ServerConfig {
 ///
 /// The host-derived `mcp_server_*` families are rendered by the metrics listener from the hosts' snapshots, not
 /// here, except the one such count the supervisor keeps itself: calls lost when a replica died by a signal
-/// (`mcp_server_errors_total{error_type="crash"}`), held across the replica's lives. The listener merges this
-/// page's families with its own by name and adds up samples with the same labels, so the family keeps one
-/// HELP/TYPE block; the series appears only once a replica lost a call (a replica that does not answer a scrape
-/// has no other traffic series, and a crash count of 0 comes from its host when it answers).
+/// (`mcp_server_errors_total{error_type="crash"}`), held across the replica's lives (`crashes`). It is kept out of
+/// the registry so that the registry's page has no family in common with the hosts' and goes onto the page as it
+/// is; `TrafficRendering` adds it to the host's crash count (0) of a replica that answers, and writes it alone for
+/// one that does not (only once the replica lost a call).
+///
+/// The gauges set at each scrape are held per server and replica (`ServerSeries`), made when the server first
+/// shows, so that a refresh sets them without looking up any label set (with 50 servers, hashing ~1,000 label
+/// sets per scrape was a quarter of the scrape's CPU, docs/performance.md).
 final class SupervisorMetrics: @unchecked Sendable {
     // @unchecked: every mutable property is touched only on the supervisor's queue.
     let registry = PrometheusCollectorRegistry()
@@ -36,14 +40,19 @@ final class SupervisorMetrics: @unchecked Sendable {
     static let probeBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
     private let version: String
-    private var gauges: [SeriesKey: Gauge] = [:]
-    /// Counters set from a reading (CPU seconds from /proc): they count what the process counted.
-    private var readings: [SeriesKey: Counter] = [:]
     /// Counters bumped as things happen.
     private var counters: [SeriesKey: Counter] = [:]
     private var histograms: [SeriesKey: ValueHistogram] = [:]
     /// The last `inflight` each replica's host reported (a pong, a probe's loop part, a metrics answer).
     private var inflight: [ReplicaID: Int] = [:]
+    /// Calls lost when a replica died by a signal, by replica, with the group they were counted under.
+    private var lost: [ReplicaID: (group: String, count: Int)] = [:]
+    /// The scrape-time gauges of each server, made when it first shows.
+    private var series: [String: ServerSeries] = [:]
+    /// The registry's text, kept between scrapes for its capacity.
+    private var scratch: [UInt8] = []
+    /// The supervisor's own `process_*` series.
+    private var own = OwnSeries()
 
     init(version: String = ControlProtocol.serverVersion) {
         self.version = version
@@ -90,10 +99,15 @@ final class SupervisorMetrics: @unchecked Sendable {
     func exited(_ id: ReplicaID, group: String, status: ChildStatus) {
         let lost = inflight.removeValue(forKey: id) ?? 0
         if case .signaled = status, lost > 0 {
-            counter(
-                Family.crashErrors, server: id.server, group: group, replica: id.index,
-                extra: ["error_type", TrafficMetrics.ErrorType.crash.rawValue]
-            ).increment(by: Int64(lost))
+            let before = self.lost[id]
+            self.lost[id] = (group, (before?.group == group ? before!.count : 0) + lost)
+        }
+    }
+
+    /// The crash counts for the page (`TrafficRendering.write`), by server and replica.
+    func crashes() -> [TrafficRendering.Crashes] {
+        lost.keys.sorted { ($0.server, $0.index) < ($1.server, $1.index) }.map { id in
+            TrafficRendering.Crashes(server: id.server, group: lost[id]!.group, index: id.index, count: lost[id]!.count)
         }
     }
 
@@ -108,39 +122,37 @@ final class SupervisorMetrics: @unchecked Sendable {
 
     /// `refresh(_:)` with its inputs: the machine's servers, the monotonic time, and the readers of /proc.
     func refresh(
-        servers: [String: ServerState], now: Double, stats: (Int32) -> ProcessStats?, own: ProcessStats?,
+        servers: [String: ServerState], now: Double, stats: (Int32) -> ProcessStats?, own stats0: ProcessStats?,
         maxFDs: Int?
     ) {
-        var values: [SeriesKey: Double] = [:]
-        var cpu: [SeriesKey: Double] = [:]
-        values[SeriesKey(Family.buildInfo, extra: ["version", version])] = 1
-        if let own {
-            values[SeriesKey(Family.processResident)] = Double(own.residentBytes)
-            values[SeriesKey(Family.processVirtual)] = Double(own.virtualBytes)
-            values[SeriesKey(Family.processOpenFDs)] = Double(own.openFDs)
-            values[SeriesKey(Family.processStart)] = own.startTime
-            cpu[SeriesKey(Family.processCPU)] = own.cpuSeconds
-        }
-        if let maxFDs { values[SeriesKey(Family.processMaxFDs)] = Double(maxFDs) }
+        if own.buildInfo == nil { own.buildInfo = gauge(SeriesKey(Family.buildInfo, extra: ["version", version])) }
+        own.buildInfo?.set(1.0)
+        set(&own.resident, SeriesKey(Family.processResident), stats0.map { Double($0.residentBytes) })
+        set(&own.virtual, SeriesKey(Family.processVirtual), stats0.map { Double($0.virtualBytes) })
+        set(&own.openFDs, SeriesKey(Family.processOpenFDs), stats0.map { Double($0.openFDs) })
+        set(&own.start, SeriesKey(Family.processStart), stats0?.startTime)
+        set(&own.maxFDs, SeriesKey(Family.processMaxFDs), maxFDs.map(Double.init))
+        reading(&own.cpu, SeriesKey(Family.processCPU), stats0?.cpuSeconds)
 
-        var current: [String: (group: String, replicas: Int)] = [:]
+        var changed = false
         for (name, server) in servers {
             let group = server.config.metricsGroup
-            current[name] = (group, server.replicas.count)
-            func key(_ family: FamilyInfo, replica: Int? = nil, extra: [String] = []) -> SeriesKey {
-                SeriesKey(family, server: name, group: group, replica: replica, extra: extra)
+            let s: ServerSeries
+            if let existing = series[name], existing.group == group {
+                s = existing
+            } else {
+                if let old = series[name] { drop(old) }
+                s = makeSeries(name, group: group)
+                series[name] = s
+                changed = true
             }
-            values[key(Family.serverUp)] = server.isReady ? 1 : 0
+            s.up.set(server.isReady ? 1.0 : 0.0)
             let status = server.status
-            for state in ServerStatus.allCases {
-                values[key(Family.serverState, extra: ["state", state.rawValue])] = state == status ? 1 : 0
-            }
+            for (state, gauge) in s.states { gauge.set(state == status ? 1.0 : 0.0) }
             let states = server.replicas.map(\.health.state)
             let health = HealthAggregate.state(states)
-            for state in HealthState.allCases {
-                values[key(Family.healthState, extra: ["state", state.rawValue])] = state == health ? 1 : 0
-            }
-            values[key(Family.healthScore)] = HealthAggregate.score(states)
+            for (state, gauge) in s.health { gauge.set(state == health ? 1.0 : 0.0) }
+            s.score.set(HealthAggregate.score(states))
             var backoff = 0.0
             for replica in server.replicas {
                 switch replica.lifecycle.phase {
@@ -149,91 +161,188 @@ final class SupervisorMetrics: @unchecked Sendable {
                 default: break
                 }
             }
-            values[key(Family.backoffRemaining)] = max(0, backoff)
-            if let port = server.port { values[key(Family.serverPort)] = Double(port) }
-            // Counters every server has from the start (0 until something happens).
-            for reason in RestartReason.allCases {
-                _ = counter(Family.restarts, server: name, group: group, extra: ["reason", reason.rawValue])
-            }
-            _ = counter(Family.scrapeErrors, server: name, group: group)
+            s.backoff.set(max(0, backoff))
+            set(&s.port, s.key(Family.serverPort), server.port.map(Double.init))
 
+            if s.replicas.count > server.replicas.count { changed = true }
+            while s.replicas.count > server.replicas.count { drop(s.replicas.removeLast()) }
             for replica in server.replicas {
                 let index = replica.index
-                if case .running = replica.lifecycle.phase {
-                    values[key(Family.replicaUp, replica: index)] = 1
-                } else {
-                    values[key(Family.replicaUp, replica: index)] = 0
+                while s.replicas.count <= index {
+                    s.replicas.append(ReplicaSeries(up: gauge(s.key(Family.replicaUp, replica: s.replicas.count))))
                 }
-                if let status = replica.lastExitStatus {
-                    let code: Int32
+                let r = s.replicas[index]
+                if case .running = replica.lifecycle.phase { r.up.set(1.0) } else { r.up.set(0.0) }
+                let code = replica.lastExitStatus.map { status -> Double in
                     switch status {
-                    case .exited(let c): code = c
-                    case .signaled(let s): code = 128 + s
+                    case .exited(let c): return Double(c)
+                    case .signaled(let sig): return Double(128 + sig)
                     }
-                    values[key(Family.lastExitCode, replica: index)] = Double(code)
                 }
-                if let seconds = replica.startDuration {
-                    values[key(Family.startDuration, replica: index)] = seconds
-                }
-                guard let pid = replica.pid else { continue }
-                values[key(Family.uptime, replica: index)] = max(0, now - replica.spawnedAt)
-                if let stats = stats(pid) {
-                    values[key(Family.replicaResident, replica: index)] = Double(stats.residentBytes)
-                    values[key(Family.replicaOpenFDs, replica: index)] = Double(stats.openFDs)
-                    cpu[key(Family.replicaCPU, replica: index)] = stats.cpuSeconds
-                }
+                set(&r.lastExit, s.key(Family.lastExitCode, replica: index), code)
+                set(&r.startDuration, s.key(Family.startDuration, replica: index), replica.startDuration)
+                let process = replica.pid.flatMap(stats)
+                set(
+                    &r.uptime, s.key(Family.uptime, replica: index),
+                    replica.pid.map { _ in max(0, now - replica.spawnedAt) })
+                set(
+                    &r.resident, s.key(Family.replicaResident, replica: index), process.map { Double($0.residentBytes) }
+                )
+                set(&r.openFDs, s.key(Family.replicaOpenFDs, replica: index), process.map { Double($0.openFDs) })
+                reading(&r.cpu, s.key(Family.replicaCPU, replica: index), process?.cpuSeconds)
             }
         }
-
-        // Gauges: exactly the series of this refresh.
-        for (key, value) in values { gauge(key).set(value) }
-        for (key, gauge) in gauges where values[key] == nil {
-            registry.unregisterGauge(gauge)
-            gauges[key] = nil
+        for (name, s) in series where servers[name] == nil {
+            drop(s)
+            series[name] = nil
+            changed = true
         }
-        for (key, value) in cpu {
-            let counter: Counter
-            if let existing = readings[key] {
-                counter = existing
-            } else {
-                counter = registry.makeCounter(descriptor: key.descriptor, labels: key.labels)
-                readings[key] = counter
-            }
-            counter.reset()
-            if value > 0 { counter.increment(by: value) }
-        }
-        for (key, counter) in readings where cpu[key] == nil {
-            registry.unregisterCounter(counter)
-            readings[key] = nil
-        }
+        guard changed else { return }
         // Counters and histograms of servers (or groups, or replicas) that are gone.
-        func gone(_ key: SeriesKey) -> Bool {
-            guard let server = key.server else { return false }
-            guard let now = current[server], now.group == key.group else { return true }
-            if let replica = key.replica { return replica >= now.replicas }
+        func gone(_ server: String?, _ group: String, _ replica: Int?) -> Bool {
+            guard let server else { return false }
+            guard let now = series[server], now.group == group else { return true }
+            if let replica { return replica >= now.replicas.count }
             return false
         }
-        for (key, counter) in counters where gone(key) {
+        for (key, counter) in counters where gone(key.server, key.group, key.replica) {
             registry.unregisterCounter(counter)
             counters[key] = nil
         }
-        for (key, histogram) in histograms where gone(key) {
+        for (key, histogram) in histograms where gone(key.server, key.group, key.replica) {
             registry.unregisterValueHistogram(histogram)
             histograms[key] = nil
         }
-        for id in inflight.keys where current[id.server] == nil { inflight[id] = nil }
+        for (id, entry) in lost where gone(id.server, entry.group, id.index) { lost[id] = nil }
+        for id in inflight.keys where series[id.server] == nil { inflight[id] = nil }
+    }
+
+    /// A server's gauges, and the counters every server has from the start (0 until something happens).
+    private func makeSeries(_ name: String, group: String) -> ServerSeries {
+        let key = { (family: FamilyInfo, extra: [String]) in
+            SeriesKey(family, server: name, group: group, extra: extra)
+        }
+        let s = ServerSeries(
+            name: name, group: group, up: gauge(key(Family.serverUp, [])),
+            states: ServerStatus.allCases.map { ($0, gauge(key(Family.serverState, ["state", $0.rawValue]))) },
+            health: HealthState.allCases.map { ($0, gauge(key(Family.healthState, ["state", $0.rawValue]))) },
+            score: gauge(key(Family.healthScore, [])), backoff: gauge(key(Family.backoffRemaining, [])))
+        for reason in RestartReason.allCases {
+            _ = counter(Family.restarts, server: name, group: group, extra: ["reason", reason.rawValue])
+        }
+        _ = counter(Family.scrapeErrors, server: name, group: group)
+        return s
+    }
+
+    private func drop(_ s: ServerSeries) {
+        for gauge in [s.up, s.score, s.backoff] + s.states.map(\.1) + s.health.map(\.1) {
+            registry.unregisterGauge(gauge)
+        }
+        set(&s.port, s.key(Family.serverPort), nil)
+        for r in s.replicas { drop(r) }
+        s.replicas = []
+    }
+
+    private func drop(_ r: ReplicaSeries) {
+        registry.unregisterGauge(r.up)
+        for gauge in [r.lastExit, r.startDuration, r.uptime, r.resident, r.openFDs].compactMap({ $0 }) {
+            registry.unregisterGauge(gauge)
+        }
+        if let cpu = r.cpu { registry.unregisterCounter(cpu) }
+    }
+
+    /// Sets a gauge that exists only while it has a value: made on the first value, unregistered when it has none.
+    private func set(_ slot: inout Gauge?, _ key: @autoclosure () -> SeriesKey, _ value: Double?) {
+        guard let value else {
+            if let gauge = slot { registry.unregisterGauge(gauge) }
+            slot = nil
+            return
+        }
+        if slot == nil { slot = gauge(key()) }
+        slot!.set(value)
+    }
+
+    /// A counter set from a reading (CPU seconds from /proc), existing only while there is one.
+    private func reading(_ slot: inout Counter?, _ key: @autoclosure () -> SeriesKey, _ value: Double?) {
+        guard let value else {
+            if let counter = slot { registry.unregisterCounter(counter) }
+            slot = nil
+            return
+        }
+        if slot == nil {
+            let k = key()
+            slot = registry.makeCounter(descriptor: k.descriptor, labels: k.labels)
+        }
+        slot!.reset()
+        if value > 0 { slot!.increment(by: value) }
+    }
+
+    /// The scrape-time gauges of one server (under one group) and of its replicas.
+    private final class ServerSeries {
+        let name: String
+        let group: String
+        let up: Gauge
+        let states: [(ServerStatus, Gauge)]
+        let health: [(HealthState, Gauge)]
+        let score: Gauge
+        let backoff: Gauge
+        var port: Gauge?
+        var replicas: [ReplicaSeries] = []
+
+        init(
+            name: String, group: String, up: Gauge, states: [(ServerStatus, Gauge)], health: [(HealthState, Gauge)],
+            score: Gauge, backoff: Gauge
+        ) {
+            self.name = name
+            self.group = group
+            self.up = up
+            self.states = states
+            self.health = health
+            self.score = score
+            self.backoff = backoff
+        }
+
+        func key(_ family: FamilyInfo, replica: Int? = nil) -> SeriesKey {
+            SeriesKey(family, server: name, group: group, replica: replica)
+        }
+    }
+
+    private final class ReplicaSeries {
+        let up: Gauge
+        var lastExit: Gauge?
+        var startDuration: Gauge?
+        var uptime: Gauge?
+        var resident: Gauge?
+        var openFDs: Gauge?
+        var cpu: Counter?
+
+        init(up: Gauge) { self.up = up }
+    }
+
+    private struct OwnSeries {
+        var buildInfo: Gauge?
+        var resident: Gauge?
+        var virtual: Gauge?
+        var openFDs: Gauge?
+        var start: Gauge?
+        var maxFDs: Gauge?
+        var cpu: Counter?
     }
 
     /// The supervisor's own series, text format 0.0.4.
     func render(into buffer: inout [UInt8]) { registry.emit(into: &buffer) }
 
+    /// The supervisor's own series onto the page, in its format.
+    func render(into page: inout PageWriter) {
+        scratch.removeAll(keepingCapacity: true)
+        registry.emit(into: &scratch)
+        page.registry(scratch)
+    }
+
     // MARK: Series
 
     private func gauge(_ key: SeriesKey) -> Gauge {
-        if let existing = gauges[key] { return existing }
-        let gauge = registry.makeGauge(descriptor: key.descriptor, labels: key.labels)
-        gauges[key] = gauge
-        return gauge
+        registry.makeGauge(descriptor: key.descriptor, labels: key.labels)
     }
 
     private func counter(
@@ -367,10 +476,5 @@ final class SupervisorMetrics: @unchecked Sendable {
             name: "mcp_supervisor_scrape_errors_total",
             help: "Scrapes in which a replica of the server did not answer the metrics request in time "
                 + "(its traffic series were left out of that scrape).")
-        /// The listener's family too (Metrics/TrafficRendering.swift), with the same help text.
-        static let crashErrors = FamilyInfo(
-            name: "mcp_server_errors_total",
-            help: "Failed MCP requests by error type: protocol_error, tool_error, deadline, cancelled, crash "
-                + "(crash: calls in flight when a replica died, counted by the supervisor).")
     }
 }

@@ -107,7 +107,14 @@ struct ProcessStatsTests {
 
     @Test func aChildProcessIsReadAndIsGoneOnceReaped() throws {
         let child = try SleepingChild()
-        let stats = try #require(ProcessStats.read(pid: child.pid))
+        // Right after exec the new image has touched no page yet: wait (with a deadline) until it has some.
+        var read = ProcessStats.read(pid: child.pid)
+        let deadline = Clock.now() + 5
+        while let r = read, r.residentBytes == 0, Clock.now() < deadline {
+            usleep(1000)
+            read = ProcessStats.read(pid: child.pid)
+        }
+        let stats = try #require(read)
         // Started when it was spawned (btime has whole seconds: within a second and a bit).
         #expect(abs(stats.startTime - child.spawnedAt) < 1.5)
         #expect(stats.residentBytes > 0)

@@ -105,7 +105,9 @@ enum Exposition {
 
     /// A sample line with its `le` value canonical for OpenMetrics (an integer bound gets `.0`).
     private static func appendCanonicalBound(_ line: ArraySlice<UInt8>, into out: inout [UInt8]) {
-        guard let open = line.firstIndex(of: UInt8(ascii: "{")) else { return out.append(contentsOf: line) }
+        guard let open = line.firstIndex(of: UInt8(ascii: "{")),
+            line[..<open].reversed().starts(with: "_bucket".utf8.reversed())
+        else { return out.append(contentsOf: line) }
         var i = open
         while i + lePrefix.count <= line.endIndex {
             if line[i..<(i + lePrefix.count)].elementsEqual(lePrefix),

@@ -2,13 +2,13 @@
     import Glibc
 #endif
 
-/// A process's resource use as /proc shows it (`/proc/PID/stat`, `statm` and `fd`): what the per-replica
+/// A process's resource use as /proc shows it (`/proc/PID/stat` and `fd`): what the per-replica
 /// `mcp_supervisor_replica_*` series and the supervisor's own `process_*` series report (docs/metrics.md).
 /// The host process only, not what its plugin may have started in its process group.
 struct ProcessStats: Equatable, Sendable {
-    /// Resident set size (statm's second field, in pages).
+    /// Resident set size (stat's rss, in pages, times the page size).
     var residentBytes: Int
-    /// Virtual memory size (statm's first field, in pages).
+    /// Virtual memory size (stat's vsize, in bytes).
     var virtualBytes: Int
     /// User plus system CPU time (stat's utime + stime, in clock ticks).
     var cpuSeconds: Double
@@ -46,19 +46,19 @@ struct ProcessStats: Equatable, Sendable {
     }()
 
     private static func read(folder: String, own: Bool) -> ProcessStats? {
-        // Bytes, not Strings: this runs for every replica at every scrape (50 replicas: 150 files).
-        guard let stat = readBytes(folder + "/stat"), let statm = readBytes(folder + "/statm") else { return nil }
+        // Bytes, not Strings, and one file: this runs for every replica at every scrape.
+        guard let stat = readBytes(folder + "/stat") else { return nil }
         // The command name (field 2) is in parentheses and may contain spaces and parentheses: the fields start
-        // after the last ')'. fields[0] is field 3 (state): utime is field 14, stime 15, starttime 22.
+        // after the last ')'. fields[0] is field 3 (state): utime is field 14, stime 15, starttime 22, vsize 23
+        // (bytes), rss 24 (pages).
         guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let fields = numbers(stat[(close + 1)...], count: 20)
-        let pages = numbers(statm[...], count: 2)
-        guard fields.count == 20, let utime = fields[11], let stime = fields[12], let started = fields[19],
-            pages.count == 2, let size = pages[0], let resident = pages[1]
+        let fields = numbers(stat[(close + 1)...], count: 22)
+        guard fields.count == 22, let utime = fields[11], let stime = fields[12], let started = fields[19],
+            let size = fields[20], let resident = fields[21]
         else { return nil }
         guard let fds = countFDs(folder + "/fd", own: own) else { return nil }
         return ProcessStats(
-            residentBytes: resident * pageSize, virtualBytes: size * pageSize,
+            residentBytes: resident * pageSize, virtualBytes: size,
             cpuSeconds: Double(utime + stime) / ticksPerSecond, openFDs: fds,
             startTime: (bootTime ?? 0) + Double(started) / ticksPerSecond)
     }

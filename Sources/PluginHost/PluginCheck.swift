@@ -31,6 +31,8 @@ public struct PluginCheck {
     public var declarations: JSONValue = .null
     /// The trust verdict (docs/security.md): the requirement, whether it passed, the signing key and the digest.
     public var trust: JSONValue = .null
+    /// Under `any`: the line the text report shows in place of a trust step.
+    public var trustNote: String?
 
     /// - Parameter trust: what the file must prove (`--trust`, `--sha256`); it is verified the way serving does,
     ///   and the rest of the check reads the verified copy.
@@ -95,7 +97,8 @@ public struct PluginCheck {
             trustReport["verified"] = .bool(false)
             trustReport["sha256"] = digest.map { .string($0) } ?? .null
             trust = .object(trustReport)
-            pass("trust", "not verified (trust any): any file loads" + (digest.map { "; sha256 \($0)" } ?? ""))
+            // Not a step (nothing was checked): a line of the report, with the digest to pin in `sha256`.
+            trustNote = "any: not verified, any file loads" + (digest.map { "; sha256 \($0)" } ?? "")
         }
 
         var info = mcph_elf_info()
@@ -285,6 +288,7 @@ public struct PluginCheck {
     public var text: String {
         var lines = ["plugin \(path)"]
         for step in steps { lines.append("  \(step.ok ? "ok  " : "FAIL") \(step.name): \(step.detail)") }
+        if let trustNote { lines.append("       trust: \(trustNote)") }
         if case .object(let declared) = declarations {
             for key in ["tools", "resources", "resourceTemplates", "prompts"] {
                 if case .array(let items) = declared[key] ?? .null {

@@ -98,18 +98,21 @@ struct TrustConfigTests {
     func badTrustValues(_ text: String) {
         let e = loader.loadError(servers: ["a.toml": "plugin = \"a.so\"\ntrust = \"\(text)\"\n"])
         loader.expectError(
-            e, file: ConfigLoaderTests.server("a.toml"), line: 2, key: "trust", messageContains: "must be signed or any")
+            e, file: ConfigLoaderTests.server("a.toml"), line: 2, key: "trust", messageContains: "must be signed or any"
+        )
     }
 
     @Test func trustMustBeAString() {
         let e = loader.loadError(servers: ["a.toml": "plugin = \"a.so\"\ntrust = true\n"])
-        loader.expectError(e, file: ConfigLoaderTests.server("a.toml"), line: 2, key: "trust", messageContains: "string")
+        loader.expectError(
+            e, file: ConfigLoaderTests.server("a.toml"), line: 2, key: "trust", messageContains: "string")
     }
 
     @Test func unreadableTrustedKeysDir() {
         let e = loader.loadError(main: "state_dir = \"s\"\ntrusted_keys_dir = \"nokeys\"\n")
         loader.expectError(
-            e, file: Self.main, line: 2, key: "trusted_keys_dir", messageContains: "cannot read the trusted keys folder")
+            e, file: Self.main, line: 2, key: "trusted_keys_dir", messageContains: "cannot read the trusted keys folder"
+        )
     }
 
     @Test func trustedKeysDirWithoutKeys() throws {

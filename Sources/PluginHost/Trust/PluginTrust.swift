@@ -46,7 +46,8 @@ public struct TrustRequirement: Sendable, Equatable, CustomStringConvertible {
     public static func isDigest(_ text: String) -> Bool {
         text.utf8.count == 64
             && text.utf8.allSatisfy {
-                ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f"))
+                ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
+                    || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f"))
                     || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "F"))
             }
     }
@@ -75,7 +76,11 @@ public struct VerifiedPlugin: Sendable {
         if let signedBy {
             parts.append("signed by trusted key \(signedBy.fingerprint) (\(Path.lastComponent(signedBy.file)))")
         }
-        if requirement.sha256 != nil { parts.append("SHA-256 matches \(sha256)") } else { parts.append("sha256 \(sha256)") }
+        if requirement.sha256 != nil {
+            parts.append("SHA-256 matches \(sha256)")
+        } else {
+            parts.append("sha256 \(sha256)")
+        }
         return parts.joined(separator: "; ") + "; loading the verified copy (sealed memfd, \(size) bytes)"
     }
 
@@ -111,7 +116,8 @@ public enum PluginTrust {
     ) {
         guard let dir = opendir(directory) else {
             throw HostFailure(
-                .trustedKeysUnusable, "cannot read the trusted keys folder \(directory): \(String(cString: strerror(errno)))")
+                .trustedKeysUnusable,
+                "cannot read the trusted keys folder \(directory): \(String(cString: strerror(errno)))")
         }
         var names: [String] = []
         while let entry = readdir(dir) {
@@ -147,7 +153,8 @@ public enum PluginTrust {
         let sigPath = path + ".sig"
         if requirement.signed {
             guard let directory = requirement.keysDirectory else {
-                throw HostFailure(.trustedKeysUnusable, "trust = signed needs a trusted keys folder (--trusted-keys-dir)")
+                throw HostFailure(
+                    .trustedKeysUnusable, "trust = signed needs a trusted keys folder (--trusted-keys-dir)")
             }
             (keys, problems) = try loadKeys(directory)
             guard !keys.isEmpty else {

@@ -1,6 +1,6 @@
 import Contracts
-import Synchronization
 import SupervisorCore
+import Synchronization
 
 /// The `mcp-plugin-host` arguments that carry a server's trust policy (owned by the trust work, issue 13;
 /// docs/security.md, "Plugin trust").

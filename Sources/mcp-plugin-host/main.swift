@@ -90,6 +90,11 @@ struct PluginHostCommand: ParsableCommand {
     @Option(help: "Load only a file with this SHA-256 (64 hex digits); with --trust signed, both must pass.")
     var sha256: String?
 
+    /// bench/trust/run.sh: verify (copy into a sealed memfd, hash, check) this many times, print the times as
+    /// JSON and exit, loading nothing.
+    @Option(help: .hidden)
+    var benchVerify: Int?
+
     /// --trust, --trusted-keys-dir and --sha256 (docs/security.md, "Plugin trust").
     var trustRequirement: TrustRequirement {
         TrustRequirement(signed: trust == "signed", keysDirectory: trustedKeysDir, sha256: sha256)
@@ -143,6 +148,30 @@ struct PluginHostCommand: ParsableCommand {
         }
         let configText: String
         do { configText = try loadConfig() } catch { throw fail(error) }
+        if let runs = benchVerify {
+            var times: [Double] = []
+            var size = 0
+            for _ in 0..<max(1, runs) {
+                var t0 = timespec()
+                var t1 = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &t0)
+                let verified: VerifiedPlugin?
+                do { verified = try PluginTrust.verify(path: path, requirement: trustRequirement) } catch {
+                    throw fail(error)
+                }
+                clock_gettime(CLOCK_MONOTONIC, &t1)
+                size = verified?.size ?? 0
+                verified?.close()
+                times.append(Double(t1.tv_sec - t0.tv_sec) * 1e3 + Double(t1.tv_nsec - t0.tv_nsec) / 1e6)
+            }
+            times.sort()
+            let result: JSONValue = [
+                "bytes": .int(Int64(size)), "runs": .int(Int64(times.count)),
+                "p50_ms": .double(times[times.count / 2]), "min_ms": .double(times[0]),
+            ]
+            writeStdout(JSONWriter.string(result) + "\n")
+            throw ExitCode(0)
+        }
         if check {
             let report = PluginCheck.run(path: path, config: configText, trust: trustRequirement)
             writeStdout(json ? JSONWriter.string(report.json) + "\n" : report.text)

@@ -28,6 +28,9 @@ let package = Package(
         .systemLibrary(name: "PluginABI", path: "Sources/PluginABI"),
         // C shims the host needs and Swift cannot express (crash reporting, ELF checks, dlopen of an fd).
         .target(name: "CHostSupport", path: "Sources/CHostSupport"),
+        // Plugin trust (docs/security.md): the sealed memfd copy, SHA-256 and Ed25519 with OpenSSL's libcrypto
+        // (apt libssl-dev).
+        .target(name: "CTrust", path: "Sources/CTrust", linkerSettings: [.linkedLibrary("crypto")]),
         // The MCP protocol engine: JSON, JSON-RPC, protocol revisions, sessions. No I/O.
         .target(name: "MCPProtocol", path: "Sources/MCPProtocol"),
         // The contracts between the processes (control channel, control socket, exit statuses, health levels,
@@ -42,7 +45,7 @@ let package = Package(
         .target(
             name: "PluginHost",
             dependencies: [
-                "PluginABI", "CHostSupport", "MCPProtocol", "Contracts", "StructuredLog",
+                "PluginABI", "CHostSupport", "CTrust", "MCPProtocol", "Contracts", "StructuredLog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),

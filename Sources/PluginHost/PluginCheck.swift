@@ -29,10 +29,18 @@ public struct PluginCheck {
     public var elf: JSONValue = .null
     public var needed: [JSONValue] = []
     public var declarations: JSONValue = .null
+    /// The trust verdict (docs/security.md): the requirement, whether it passed, the signing key and the digest.
+    public var trust: JSONValue = .null
+    /// Under `any`: the line the text report shows in place of a trust step.
+    public var trustNote: String?
 
-    public static func run(path: String, config: String, timeoutSeconds: Int = 30) -> PluginCheck {
+    /// - Parameter trust: what the file must prove (`--trust`, `--sha256`); it is verified the way serving does,
+    ///   and the rest of the check reads the verified copy.
+    public static func run(
+        path: String, config: String, trust: TrustRequirement = .any, timeoutSeconds: Int = 30
+    ) -> PluginCheck {
         var check = PluginCheck(path: path)
-        check.inspect(config: config, timeoutSeconds: timeoutSeconds)
+        check.inspect(config: config, requirement: trust, timeoutSeconds: timeoutSeconds)
         return check
     }
 
@@ -47,18 +55,51 @@ public struct PluginCheck {
         steps.append(Step(name: name, ok: true, detail: detail))
     }
 
-    private mutating func inspect(config: String, timeoutSeconds: Int) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    private mutating func inspect(config: String, requirement: TrustRequirement, timeoutSeconds: Int) {
+        let opened = open(path, O_RDONLY | O_CLOEXEC)
+        var fd = opened
         guard fd >= 0 else {
             return fail("file", "cannot open the plugin file: \(String(cString: strerror(errno)))", status: .cannotOpen)
         }
-        defer { close(fd) }
+        defer { close(opened) }
         var fileStatus = stat()
         guard fstat(fd, &fileStatus) == 0, (fileStatus.st_mode & S_IFMT) == S_IFREG else {
             return fail("file", "not a regular file", status: .cannotOpen)
         }
         let writable = fileStatus.st_mode & (S_IWGRP | S_IWOTH) != 0
         pass("file", "\(fileStatus.st_size) bytes" + (writable ? "; warning: writable by group or others" : ""))
+
+        var trustReport: [String: JSONValue] = ["policy": .string(requirement.description)]
+        if let expected = requirement.sha256 { trustReport["expectedSha256"] = .string(expected) }
+        if let dir = requirement.keysDirectory { trustReport["trustedKeysDir"] = .string(dir) }
+        let verified: VerifiedPlugin?
+        do {
+            verified = try PluginTrust.verify(path: path, requirement: requirement)
+        } catch {
+            trustReport["verified"] = .bool(false)
+            trustReport["problem"] = .string(error.message)
+            trust = .object(trustReport)
+            return fail("trust", error.message, status: HostFailure.ExitStatus(rawValue: error.status))
+        }
+        defer { verified?.close() }
+        if let verified {
+            trustReport["verified"] = .bool(true)
+            trustReport["sha256"] = .string(verified.sha256)
+            if let key = verified.signedBy {
+                trustReport["key"] = .string(key.fingerprint)
+                trustReport["keyFile"] = .string(key.file)
+            }
+            trust = .object(trustReport)
+            pass("trust", "\(requirement): " + verified.summary)
+            fd = verified.fd  // the rest reads the verified bytes
+        } else {
+            let digest = PluginTrust.digest(fd: fd)
+            trustReport["verified"] = .bool(false)
+            trustReport["sha256"] = digest.map { .string($0) } ?? .null
+            trust = .object(trustReport)
+            // Not a step (nothing was checked): a line of the report, with the digest to pin in `sha256`.
+            trustNote = "any: not verified, any file loads" + (digest.map { "; sha256 \($0)" } ?? "")
+        }
 
         var info = mcph_elf_info()
         var reason = [CChar](repeating: 0, count: 512)
@@ -126,7 +167,8 @@ public struct PluginCheck {
         pass("libraries", names.isEmpty ? "no needed libraries" : "\(names.count) needed, all found")
 
         // Everything readable checks out: load it for real, in a child.
-        let (status, out, err) = spawnSelf(["--check-load", "--plugin", path, "--config", config], timeoutSeconds)
+        let (status, out, err) = spawnSelf(
+            ["--check-load", "--plugin", path, "--config", config] + requirement.arguments, timeoutSeconds)
         if status == 0, let summary = try? JSONParser.parse(out) {
             declarations = summary
             var abi: Int64 = 0
@@ -153,6 +195,7 @@ public struct PluginCheck {
         case 15: step = "abi"
         case 16, 70: step = "create"
         case 17: step = "describe"
+        case 30...39: step = "trust"
         case -1: step = "create"
         default: step = "load"
         }
@@ -237,6 +280,7 @@ public struct PluginCheck {
                 steps.map { ["name": .string($0.name), "ok": .bool($0.ok), "detail": .string($0.detail)] }),
         ]
         if let problem { report["problem"] = .string(problem) }
+        if case .object = trust { report["trust"] = trust }
         if case .object = declarations { report["declared"] = declarations }
         return .object(report)
     }
@@ -244,6 +288,7 @@ public struct PluginCheck {
     public var text: String {
         var lines = ["plugin \(path)"]
         for step in steps { lines.append("  \(step.ok ? "ok  " : "FAIL") \(step.name): \(step.detail)") }
+        if let trustNote { lines.append("       trust: \(trustNote)") }
         if case .object(let declared) = declarations {
             for key in ["tools", "resources", "resourceTemplates", "prompts"] {
                 if case .array(let items) = declared[key] ?? .null {

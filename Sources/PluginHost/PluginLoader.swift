@@ -21,19 +21,26 @@ public struct LoadedPlugin: @unchecked Sendable {
 
 /// Loads a plugin file the way the ABI rules say: open once, check the ELF header, dlopen that very file
 /// through /proc/self/fd with RTLD_NOW | RTLD_LOCAL, never dlclose, negotiate through `mcpp_negotiate_v1`.
+/// With a `VerifiedPlugin` (trust other than `any`, docs/security.md) the file is not opened again: the loader
+/// maps the sealed memfd that holds exactly the verified bytes.
 public enum PluginLoader {
     public static let hostABIMinor = UInt32(MCPP_ABI_MINOR)
 
-    public static func load(path: String) throws(HostFailure) -> LoadedPlugin {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let why = String(cString: strerror(errno))
-            throw HostFailure(.cannotOpen, "cannot open the plugin file: \(why)")
-        }
-        // The descriptor stays open for the life of the process: the loaded image is this very file.
-        var fileStatus = stat()
-        if fstat(fd, &fileStatus) == 0, (fileStatus.st_mode & S_IFMT) != S_IFREG {
-            throw HostFailure(.cannotOpen, "not a regular file")
+    public static func load(path: String, verified: VerifiedPlugin? = nil) throws(HostFailure) -> LoadedPlugin {
+        let fd: Int32
+        if let verified {
+            fd = verified.fd
+        } else {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                let why = String(cString: strerror(errno))
+                throw HostFailure(.cannotOpen, "cannot open the plugin file: \(why)")
+            }
+            // The descriptor stays open for the life of the process: the loaded image is this very file.
+            var fileStatus = stat()
+            if fstat(fd, &fileStatus) == 0, (fileStatus.st_mode & S_IFMT) != S_IFREG {
+                throw HostFailure(.cannotOpen, "not a regular file")
+            }
         }
         var reason = [CChar](repeating: 0, count: 512)
         let check = mcph_elf_check(fd, &reason, reason.count)

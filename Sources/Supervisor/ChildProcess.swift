@@ -17,6 +17,8 @@ final class ChildProcess {
     private var controlFramer = LineFramer(maxLineBytes: 1 << 20, overflow: .reject)
     private var closed = false
     private var forwarders: [LogForwarder] = []
+    /// Why the host gave up (its last `host.failure` line), once `close()` drained its output.
+    private(set) var hostFailure: String?
 
     /// Spawns a host with fd 0 = /dev/null, 1/2 = pipes to the log forwarder, 3 = the server's listening socket,
     /// 4 = a control socketpair. Handlers run on `queue`.
@@ -147,6 +149,7 @@ final class ChildProcess {
         for source in sources { source.cancel() }  // their cancel handlers close the pidfd and the control socket
         sources = []
         for forwarder in forwarders { forwarder.finish() }
+        hostFailure = forwarders.compactMap(\.hostFailure).last
         forwarders = []
     }
 

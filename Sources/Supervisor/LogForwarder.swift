@@ -122,7 +122,12 @@ final class LogForwarder: @unchecked Sendable {
         if let last = framer.finish() { emit(last[...]) }
     }
 
+    /// The message of the child's last `host.failure` line (why the host gave up), kept for `status`.
+    private(set) var hostFailure: String?
+
     private func emit(_ line: ArraySlice<UInt8>) {
+        let parsed = ForwardedLine.parse(line, textLevel: textLevel)
+        if parsed.event == LogEventName.hostFailure { hostFailure = parsed.message }
         let now = Clock.now()
         guard budgets.allSatisfy({ $0.available(now) }) else {
             dropped += 1
@@ -138,7 +143,7 @@ final class LogForwarder: @unchecked Sendable {
         }
         for budget in budgets { budget.take() }
         reportDrops(force: false)
-        log.child(server: server, replica: replica, pid: pid, ForwardedLine.parse(line, textLevel: textLevel))
+        log.child(server: server, replica: replica, pid: pid, parsed)
     }
 
     private var lastReport = 0.0

@@ -29,6 +29,8 @@ public final class Supervisor: @unchecked Sendable {
     /// `server/discover` connections and the last CPU reading (diagnostic probes).
     var probes: [ReplicaID: ProbeRun] = [:]
     var reports: [ReplicaID: ProbeReport] = [:]
+    /// The host's own reason for its last exit (its `host.failure` line), shown with `last_exit` in `status`.
+    var hostFailures: [ReplicaID: String] = [:]
     var portConnections: [ReplicaID: PortConnection] = [:]
     var cpuSamples: [ReplicaID: (seconds: Double, at: Double)] = [:]
     private var scheduler: DeadlineScheduler!
@@ -419,7 +421,7 @@ public final class Supervisor: @unchecked Sendable {
         let settings = server.config
         let arguments =
             ["--plugin", settings.plugin, "--config", settings.pluginConfig]
-            + TrustArguments.host(for: settings, config: config) + settings.hostArguments
+            + TrustArguments.host(for: settings, config: config, log: log) + settings.hostArguments
         reports[id] = nil
         let result = ChildProcess.spawn(
             executable: hostExecutable, arguments: arguments,
@@ -468,6 +470,7 @@ public final class Supervisor: @unchecked Sendable {
         _ = kill(-child.pid, SIGKILL)
         _ = mcps_reap_group(child.pid)
         child.close()
+        hostFailures[id] = child.hostFailure
         probes[id] = nil
         cpuSamples[id] = nil
         portConnections.removeValue(forKey: id)?.close()

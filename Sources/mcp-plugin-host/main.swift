@@ -18,7 +18,7 @@ struct PluginHostCommand: ParsableCommand {
         commandName: "mcp-plugin-host",
         abstract: "Serve one MCP plugin (.so built against mcp_plugin.h) over Streamable HTTP at /mcp.",
         discussion:
-            "Exit statuses are listed in docs/plugin-host.md; 10-19 and 30-59 mean the plugin or its configuration is wrong (the supervisor does not restart on them)."
+            "Exit statuses are listed in docs/plugin-host.md; 10-19 and 30-59 mean the plugin or its configuration is wrong (the supervisor does not restart on them); 30-39: the plugin is not trusted (--trust, --sha256)."
     )
 
     @Option(help: "Path of the plugin shared object.")
@@ -80,6 +80,28 @@ struct PluginHostCommand: ParsableCommand {
 
     @Option(
         help:
+            "Which plugin files load: any (no check, the default) or signed (a valid Ed25519 signature <plugin>.sig by a key in --trusted-keys-dir)."
+    )
+    var trust: String = "any"
+
+    @Option(help: "With --trust signed: the folder of trusted Ed25519 public keys (*.pem).")
+    var trustedKeysDir: String?
+
+    @Option(help: "Load only a file with this SHA-256 (64 hex digits); with --trust signed, both must pass.")
+    var sha256: String?
+
+    /// bench/trust/run.sh: verify (copy into a sealed memfd, hash, check) this many times, print the times as
+    /// JSON and exit, loading nothing.
+    @Option(help: .hidden)
+    var benchVerify: Int?
+
+    /// --trust, --trusted-keys-dir and --sha256 (docs/security.md, "Plugin trust").
+    var trustRequirement: TrustRequirement {
+        TrustRequirement(signed: trust == "signed", keysDirectory: trustedKeysDir, sha256: sha256)
+    }
+
+    @Option(
+        help:
             "Log lines as text or json (one JSON object per line). Default: $\(ChildEnvironment.logFormat), else text.")
     var logFormat: String?
 
@@ -93,6 +115,18 @@ struct PluginHostCommand: ParsableCommand {
         }
         if let logFormat, LogFormat(rawValue: logFormat) == nil {
             throw ValidationError("--log-format must be text or json, not '\(logFormat)'")
+        }
+        guard trust == "any" || trust == "signed" else {
+            throw ValidationError("--trust must be any or signed, not '\(trust)'")
+        }
+        if trust == "signed", trustedKeysDir == nil {
+            throw ValidationError("--trust signed needs --trusted-keys-dir DIR (the trusted public keys)")
+        }
+        if trust != "signed", trustedKeysDir != nil {
+            throw ValidationError("--trusted-keys-dir is used only with --trust signed")
+        }
+        if let sha256, !TrustRequirement.isDigest(sha256) {
+            throw ValidationError("--sha256 must be 64 hexadecimal digits, not '\(sha256)'")
         }
     }
 
@@ -114,15 +148,40 @@ struct PluginHostCommand: ParsableCommand {
         }
         let configText: String
         do { configText = try loadConfig() } catch { throw fail(error) }
+        if let runs = benchVerify {
+            var times: [Double] = []
+            var size = 0
+            for _ in 0..<max(1, runs) {
+                var t0 = timespec()
+                var t1 = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &t0)
+                let verified: VerifiedPlugin?
+                do { verified = try PluginTrust.verify(path: path, requirement: trustRequirement) } catch {
+                    throw fail(error)
+                }
+                clock_gettime(CLOCK_MONOTONIC, &t1)
+                size = verified?.size ?? 0
+                verified?.close()
+                times.append(Double(t1.tv_sec - t0.tv_sec) * 1e3 + Double(t1.tv_nsec - t0.tv_nsec) / 1e6)
+            }
+            times.sort()
+            let result: JSONValue = [
+                "bytes": .int(Int64(size)), "runs": .int(Int64(times.count)),
+                "p50_ms": .double(times[times.count / 2]), "min_ms": .double(times[0]),
+            ]
+            writeStdout(JSONWriter.string(result) + "\n")
+            throw ExitCode(0)
+        }
         if check {
-            let report = PluginCheck.run(path: path, config: configText)
+            let report = PluginCheck.run(path: path, config: configText, trust: trustRequirement)
             writeStdout(json ? JSONWriter.string(report.json) + "\n" : report.text)
             throw ExitCode(report.loads ? 0 : 1)
         }
         if checkLoad {
             mcph_install_crash_handler(path)
             do {
-                let loaded = try PluginLoader.load(path: path)
+                let verified = try PluginTrust.verify(path: path, requirement: trustRequirement)
+                let loaded = try PluginLoader.load(path: path, verified: verified)
                 let instance = try PluginInstance(loaded: loaded, config: configText, maxConcurrency: maxConcurrency) {
                     _ in
                 }
@@ -135,11 +194,23 @@ struct PluginHostCommand: ParsableCommand {
 
         let signals = TerminationSignals()
         mcph_install_crash_handler(path)
+        // Trust (docs/security.md): the plugin's bytes are copied into a sealed memfd and verified there, before
+        // the box goes on (the keys folder is outside it); the loader then maps exactly those bytes.
+        let verified: VerifiedPlugin?
+        do { verified = try PluginTrust.verify(path: path, requirement: trustRequirement) } catch { throw fail(error) }
+        if let verified {
+            log.stderr.info(
+                "\(path): verified: \(verified.summary)",
+                metadata: [
+                    LogKey.event: .string(LogEventName.pluginVerified), "sha256": .string(verified.sha256),
+                    "key": verified.signedBy.map { .string($0.fingerprint) } ?? .string(""),
+                ])
+        }
         // The box (docs/security.md) goes on before a byte of the plugin runs.
         do { try Box.applyFromEnvironment() } catch { throw fail(error) }
         let instance: PluginInstance
         do {
-            let loaded = try PluginLoader.load(path: path)
+            let loaded = try PluginLoader.load(path: path, verified: verified)
             instance = try PluginInstance(loaded: loaded, config: configText, maxConcurrency: maxConcurrency) { line in
                 log.stderr.info("\(line)", metadata: [LogKey.event: .string(LogEventName.pluginLog)])
             }

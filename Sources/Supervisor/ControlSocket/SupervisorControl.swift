@@ -66,7 +66,9 @@ extension Supervisor {
             object[StatusKey.pid] = replica.pid.map { .int(Int64($0)) } ?? .null
             object[StatusKey.uptime] =
                 replica.pid != nil ? .double(((now - replica.spawnedAt) * 10).rounded() / 10) : .null
-            object[StatusKey.lastExit] = replica.lifecycle.lastExit.map { .string("\($0)") } ?? .null
+            // With the host's one-line reason when it gave one (a load or trust error names the file and why).
+            let why = hostFailures[ReplicaID(server: name, index: replica.index)].map { ": \($0)" } ?? ""
+            object[StatusKey.lastExit] = replica.lifecycle.lastExit.map { .string("\($0)\(why)") } ?? .null
             object[StatusKey.health] = .string(replica.health.state.rawValue)
             object[StatusKey.healthReason] = replica.health.reason.map { .string($0) } ?? .null
             if let last = reports[ReplicaID(server: name, index: replica.index)], replica.pid != nil {

@@ -72,6 +72,7 @@ public struct ConfigLoader {
         }
         config.servers = servers.sorted { $0.name < $1.name }
         try validate(config, lines: lines)
+        try resolveTrust(&config, main: main, lines: lines)
         return config
     }
 

@@ -164,8 +164,8 @@ extension Supervisor {
 
     /// Asks every live replica whose protocol is 2 or more for its counters, all at once, and calls `done` (on
     /// `queue`) when all answered or at `metrics_scrape_timeout`; a replica that did not answer by then is
-    /// counted in `mcp_supervisor_scrape_errors_total` and left out.
-    func collectTraffic(_ done: @escaping (TrafficCollection) -> Void) {
+    /// counted in `mcp_supervisor_scrape_errors_total` and left out. `whileWaiting` runs once the requests are out.
+    func collectTraffic(whileWaiting: () -> Void = {}, _ done: @escaping (TrafficCollection) -> Void) {
         dispatchPrecondition(condition: .onQueue(queue))
         let st = metricsState
         st.nextSeq += 1
@@ -177,6 +177,8 @@ extension Supervisor {
         }
         let c = TrafficCollection(seq: seq, started: Clock.now(), waiting: waiting, done: done)
         st.collections[seq] = c
+        // Answers arriving meanwhile wait on the queue; they are taken when this returns.
+        whileWaiting()
         guard !waiting.isEmpty else { return finishCollection(seq) }
         let item = DispatchWorkItem { [unowned self] in self.finishCollection(seq) }
         c.timeout = item
@@ -203,28 +205,39 @@ extension Supervisor {
 
     // MARK: /metrics
 
-    /// The page: the supervisor's own series (`SupervisorMetrics`), then every answering replica's traffic.
+    /// The page: the supervisor's own series (`SupervisorMetrics`), then every answering replica's traffic. The
+    /// supervisor's part is refreshed and written while the replicas are working on their answers (the requests
+    /// are out by then), so a scrape's latency is not the sum of the two.
     func metricsPage(_ format: Exposition.Format, _ done: @escaping ([UInt8]) -> Void) {
         metricsState.lastScrape = Clock.now()
-        collectTraffic { [unowned self] c in
-            self.metrics.refresh(self)
-            var page = PageWriter(format: format, capacity: self.metricsState.lastPageBytes + 4096)
-            self.metrics.render(into: &page)
-            let replicas = c.answers.keys.sorted { ($0.server, $0.index) < ($1.server, $1.index) }.map { id in
-                TrafficRendering.Replica(
-                    server: id.server, group: self.metricsGroup(id.server), index: id.index,
-                    snapshot: c.answers[id]!)
-            }
-            TrafficRendering.write(replicas, crashes: self.metrics.crashes(), into: &page)
-            page.family(
-                "mcp_supervisor_scrape_duration_seconds", .gauge,
-                help: "How long collecting this scrape's traffic counters from the replicas took, in seconds.")
-            page.begin("mcp_supervisor_scrape_duration_seconds", .none)
-            page.end(self.metricsState.lastScrapeDuration)
-            let bytes = page.finish()
-            self.metricsState.lastPageBytes = bytes.count
-            done(bytes)
-        }
+        let page = PageBox(PageWriter(format: format, capacity: metricsState.lastPageBytes + 4096))
+        collectTraffic(
+            whileWaiting: { [unowned self] in
+                self.metrics.refresh(self)
+                self.metrics.render(into: &page.writer)
+            },
+            { [unowned self] c in
+                let replicas = c.answers.keys.sorted { ($0.server, $0.index) < ($1.server, $1.index) }.map { id in
+                    TrafficRendering.Replica(
+                        server: id.server, group: self.metricsGroup(id.server), index: id.index,
+                        snapshot: c.answers[id]!)
+                }
+                TrafficRendering.write(replicas, crashes: self.metrics.crashes(), into: &page.writer)
+                page.writer.family(
+                    "mcp_supervisor_scrape_duration_seconds", .gauge,
+                    help: "How long collecting this scrape's traffic counters from the replicas took, in seconds.")
+                page.writer.begin("mcp_supervisor_scrape_duration_seconds", .none)
+                page.writer.end(self.metricsState.lastScrapeDuration)
+                let bytes = page.writer.finish()
+                self.metricsState.lastPageBytes = bytes.count
+                done(bytes)
+            })
+    }
+
+    /// The page being written, shared by the two halves of `metricsPage` (both on the queue).
+    private final class PageBox {
+        var writer: PageWriter
+        init(_ writer: PageWriter) { self.writer = writer }
     }
 
     // MARK: /status.json, /readyz, /

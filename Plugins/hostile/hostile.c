@@ -17,7 +17,7 @@
  *   alloc {mib}                    malloc and touch every page
  *   ptrace_pid {pid}               PTRACE_ATTACH, wait for the stop, PTRACE_DETACH
  *   kill_pid {pid}                 kill(pid, 0)
- *   connect_unix {path}            connect an AF_UNIX stream socket
+ *   connect_unix {path}            connect an AF_UNIX stream socket ("@name": the abstract namespace)
  *   raw_socket                     socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
  *   packet_socket                  socket(AF_PACKET, SOCK_RAW, 0)
  *   tcp_connect {host, port}       socket(AF_INET) + connect to an IPv4 address
@@ -41,6 +41,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -331,17 +332,24 @@ static void tool_connect_unix(const mcpp_host *h, mcpp_call *call)
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (arg_cstr(h, call, KEY("path"), addr.sun_path, sizeof addr.sun_path) != 0)
         return bad_arg(h, call, "path");
+    char path_shown[sizeof addr.sun_path];
+    memcpy(path_shown, addr.sun_path, sizeof path_shown);
+    socklen_t len = sizeof addr;
+    if (addr.sun_path[0] == '@') { /* the abstract namespace: "@name" */
+        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(addr.sun_path));
+        addr.sun_path[0] = 0;
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
         return answer(h, call, e, "socket(AF_UNIX) failed: %s", strerror(e));
     }
-    int r = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    int r = connect(fd, (struct sockaddr *)&addr, len);
     int e = errno;
     close(fd);
     if (r != 0)
-        return answer(h, call, e, "connect(%s) failed: %s", addr.sun_path, strerror(e));
-    answer(h, call, 0, "connected to %s", addr.sun_path);
+        return answer(h, call, e, "connect(%s) failed: %s", path_shown, strerror(e));
+    answer(h, call, 0, "connected to %s", path_shown);
 }
 
 static void try_socket(const mcpp_host *h, mcpp_call *call, int domain, int type, int proto, const char *what)

@@ -7,7 +7,7 @@ extension BoxSpec {
         "/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin",
         "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/locale.alias",
         "/usr/share/zoneinfo", "/etc/nsswitch.conf", "/etc/hosts", "/etc/resolv.conf", "/etc/ssl/certs",
-        "/dev/urandom", "/dev/random", "/proc/self", "/proc/cpuinfo", "/proc/meminfo",
+        "/dev/urandom", "/dev/random", "/proc",
         "/sys/devices/system/cpu", "/sys/fs/cgroup",
     ]
     /// Read and write beneath these.

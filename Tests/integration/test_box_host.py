@@ -121,6 +121,11 @@ class Boxed:
         finally:
             self._reader.join(timeout)
 
+    def stop_clean(self) -> None:
+        """SIGTERM; the host drains and exits 0 (its stderr is in the message when not)."""
+        rc = self.stop()
+        assert rc == 0, f"the host exited with {rc}: {self.stderr_lines()!r}"
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -256,14 +261,14 @@ def test_box_off_every_attempt_succeeds(boxed, hostile, tmp_path, target, abstra
     assert b.call("fork_bomb", max=20) == ("ok", "forked=20 (the limit asked for); all children killed and reaped")
     assert b.call("alloc", mib=64)[0] == "ok"
     assert not any("box" in l for l in b.stderr_lines()), b.stderr_lines()
-    assert b.stop() == 0
+    b.stop_clean()
 
 
 def test_box_disabled_applies_nothing(boxed, hostile):
     b = boxed(hostile, {"enabled": False})
     assert status_fields(b.call("status")[0])["Seccomp"] == "0"
     assert b.call("read_shadow")[0] == "ok"
-    assert b.stop() == 0
+    b.stop_clean()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -313,7 +318,7 @@ def test_default_box(boxed, hostile, tmp_path, target, abstract_listener, tcp_li
     # The host still serves after the box.
     tools = modern_post(b.port, "tools/list", {}).final()["result"]["tools"]
     assert "status" in {t["name"] for t in tools}
-    assert b.stop() == 0
+    b.stop_clean()
 
 
 def test_box_applied_line_in_json(boxed, hostile, monkeypatch):
@@ -323,7 +328,7 @@ def test_box_applied_line_in_json(boxed, hostile, monkeypatch):
     assert line["event"] == "host.box_applied"
     assert int(line["landlock_abi"]) >= 1 and line["filesystem"] == "landlock"
     assert line["seccomp"] == "trap" and line["capabilities"] == "none" and line["no_new_privs"] == "1"
-    assert b.stop() == 0
+    b.stop_clean()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -383,11 +388,11 @@ def test_full_box(boxed, hostile, nobody_tmp, target, abstract_listener, tcp_lis
     # The inherited listening socket still accepts: every call above came through it.
     tools = modern_post(b.port, "tools/list", {}).final()["result"]["tools"]
     assert len(tools) >= 19
-    assert b.stop() == 0
+    b.stop_clean()
     # The same helper gives euid 0 without the box: the check above can fail.
     unboxed = boxed(hostile, None)
     assert unboxed.call("exec_setuid", path=str(helper))[0] == "ok"
-    assert unboxed.stop() == 0
+    unboxed.stop_clean()
 
 
 def test_private_tmp(boxed, hostile, nobody_tmp):
@@ -406,11 +411,11 @@ def test_private_tmp(boxed, hostile, nobody_tmp):
     assert not Path(f"/tmp/{marker}").exists()  # the host's /tmp is untouched
     # The host's /tmp (where nobody_tmp lives) is hidden in the child's namespace.
     assert b.call("read_file", path=str(visible))[0] == "errno=ENOENT"
-    assert b.stop() == 0
+    b.stop_clean()
     # Without the private /tmp the same file is readable: the check above can fail.
     b = boxed(hostile, default_box(hostile, uid=NOBODY, gid=NOBODY, read_paths=[str(nobody_tmp)]))
     assert b.call("read_file", path=str(visible))[0] == "ok"
-    assert b.stop() == 0
+    b.stop_clean()
 
 
 def test_syscalls_allow_takes_a_call_off_the_deny_list(boxed, hostile, tmp_path):
@@ -422,7 +427,7 @@ def test_syscalls_allow_takes_a_call_off_the_deny_list(boxed, hostile, tmp_path)
     assert b.call("mount_tmpfs", path=str(tmp_path / "mnt"))[0] == "errno=EPERM"
     b.wait_stderr(r"denied syscall mount")
     assert not any("denied syscall unshare" in l for l in b.stderr_lines()), b.stderr_lines()
-    assert b.stop() == 0
+    b.stop_clean()
 
 
 def test_a_memfd_plugin_loads_under_the_box(boxed, hostile):
@@ -433,7 +438,7 @@ def test_a_memfd_plugin_loads_under_the_box(boxed, hostile):
         b = boxed(hostile, default_box(hostile), pass_fds=[fd], plugin_arg=f"/proc/self/fd/{fd}")
         assert "serving hostile" in b.serving, (b.serving, b.stderr_lines())
         assert b.call("read_shadow")[0] == "errno=EACCES"
-        assert b.stop() == 0
+        b.stop_clean()
     finally:
         os.close(fd)
 

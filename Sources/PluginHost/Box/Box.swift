@@ -70,7 +70,15 @@ public enum Box {
         }
         // Checked first, so that a bad name fails before anything changed.
         for name in spec.syscallsAllow where cbox_syscall_number(name) < 0 {
-            throw HostFailure(.boxUnknownSyscall, "box: syscalls_allow names '\(name)', not a system call of this machine")
+            throw HostFailure(
+                .boxUnknownSyscall, "box: syscalls_allow names '\(name)', not a system call of this machine")
+        }
+        // capset, no_new_privs and Landlock act on the calling thread (and threads it starts later) only.
+        let threads = cbox_thread_count()
+        if threads != 1 {
+            throw HostFailure(
+                .boxCapabilities,
+                "box: \(threads) threads are running before the box; it would apply to one of them (start it earlier)")
         }
         // 1. cgroups.
         for file in spec.cgroupProcsFiles {
@@ -92,8 +100,10 @@ public enum Box {
         }
         // 3. resource limits.
         let limits: [(Int32, Int?, String)] = [
-            (CBOX_LIMIT_NOFILE, spec.openFilesMax, "RLIMIT_NOFILE"), (CBOX_LIMIT_NPROC, spec.processesMax, "RLIMIT_NPROC"),
-            (CBOX_LIMIT_DATA, spec.memoryMax, "RLIMIT_DATA"), (CBOX_LIMIT_CORE, spec.coreDumps ? nil : 0, "RLIMIT_CORE"),
+            (CBOX_LIMIT_NOFILE, spec.openFilesMax, "RLIMIT_NOFILE"),
+            (CBOX_LIMIT_NPROC, spec.processesMax, "RLIMIT_NPROC"),
+            (CBOX_LIMIT_DATA, spec.memoryMax, "RLIMIT_DATA"),
+            (CBOX_LIMIT_CORE, spec.coreDumps ? nil : 0, "RLIMIT_CORE"),
         ]
         for (which, value, name) in limits {
             guard let value else { continue }
@@ -114,7 +124,9 @@ public enum Box {
             e = cbox_drop_user(spec.uid.map { Int64($0) } ?? -1, spec.gid.map { Int64($0) } ?? -1, &step)
             if e != 0 {
                 let what = step.map { String(cString: $0) } ?? "setresuid"
-                throw failure(.boxUser, "\(what) to uid \(spec.uid.map(String.init) ?? "-") gid \(spec.gid.map(String.init) ?? "-")", e)
+                throw failure(
+                    .boxUser,
+                    "\(what) to uid \(spec.uid.map(String.init) ?? "-") gid \(spec.gid.map(String.init) ?? "-")", e)
             }
         }
         report.uid = getuid()
@@ -144,7 +156,8 @@ public enum Box {
         var mode: UnsafePointer<CChar>?
         var rules: Int32 = 0
         e = withCStrings(spec.syscallsAllow) { allow in
-            cbox_seccomp_apply(allow.baseAddress, allow.count, spec.network == .none ? 1 : 0, &mode, &rules, &err, err.count)
+            cbox_seccomp_apply(
+                allow.baseAddress, allow.count, spec.network == .none ? 1 : 0, &mode, &rules, &err, err.count)
         }
         if e != 0 { throw failure(.boxSeccomp, "seccomp: \(text(err))", e) }
         report.seccomp = mode.map { String(cString: $0) } ?? "errno"

@@ -31,6 +31,8 @@ let package = Package(
         // Plugin trust (docs/security.md): the sealed memfd copy, SHA-256 and Ed25519 with OpenSSL's libcrypto
         // (apt libssl-dev).
         .target(name: "CTrust", path: "Sources/CTrust", linkerSettings: [.linkedLibrary("crypto")]),
+        // The child's box (docs/security.md): Landlock, seccomp (libseccomp, apt libseccomp-dev), capabilities.
+        .target(name: "CBox", path: "Sources/CBox", linkerSettings: [.linkedLibrary("seccomp")]),
         // The MCP protocol engine: JSON, JSON-RPC, protocol revisions, sessions. No I/O.
         .target(name: "MCPProtocol", path: "Sources/MCPProtocol"),
         // The contracts between the processes (control channel, control socket, exit statuses, health levels,
@@ -45,7 +47,7 @@ let package = Package(
         .target(
             name: "PluginHost",
             dependencies: [
-                "PluginABI", "CHostSupport", "CTrust", "MCPProtocol", "Contracts", "StructuredLog",
+                "PluginABI", "CHostSupport", "CTrust", "CBox", "MCPProtocol", "Contracts", "StructuredLog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),

@@ -2,6 +2,7 @@
 # Builds the C plugins the integration tests load, into ${MCP_PLUGIN_DIR:-<repo>/.build-plugins}:
 #
 #   libreference.so      Plugins/reference-c/reference.c
+#   libhostile.so        Plugins/hostile/hostile.c (tries what the box must stop; docs/security.md)
 #   libfaulty.so         Tests/fixtures/plugins/faulty.c
 #   libhealth_states.so  Tests/fixtures/plugins/health_states.c
 #   liblarger_structs.so Tests/fixtures/plugins/larger_structs.c (structs of a later 1.x header)
@@ -42,6 +43,7 @@ build() {
 
 build reference "$REPO/Plugins/reference-c/reference.c"
 build conformance "$REPO/Plugins/conformance/conformance.c" -pthread
+build hostile "$REPO/Plugins/hostile/hostile.c"
 build faulty "$FIXTURES/faulty.c"
 build health_states "$FIXTURES/health_states.c" -pthread
 build no_entry "$FIXTURES/no_entry.c"

@@ -118,8 +118,14 @@ enum ChildBox {
         }
         let uid = box.uid ?? getuid()
         let gid = box.gid ?? getgid()
+        // The mode while the folder is still ours (chmod is the owner's, or CAP_FOWNER's), then the owner.
+        if st.st_uid == getuid(), st.st_mode & 0o7777 != mode, chmod(path, mode) != 0 {
+            throw failure("cannot chmod \(path)")
+        }
         if st.st_uid != uid || st.st_gid != gid, chown(path, uid, gid) != 0 { throw failure("cannot chown \(path)") }
-        if st.st_mode & 0o7777 != mode, chmod(path, mode) != 0 { throw failure("cannot chmod \(path)") }
+        if st.st_uid != getuid(), st.st_mode & 0o7777 != mode, chmod(path, mode) != 0 {
+            throw failure("cannot chmod \(path)")
+        }
     }
 
     private static func failure(_ what: String) -> Failure {

@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "PluginABI", path: "Sources/PluginABI"),
         // C shims the host needs and Swift cannot express (crash reporting, ELF checks, dlopen of an fd).
         .target(name: "CHostSupport", path: "Sources/CHostSupport"),
+        // The child's box (docs/security.md): Landlock, seccomp (libseccomp, apt libseccomp-dev), capabilities.
+        .target(name: "CBox", path: "Sources/CBox", linkerSettings: [.linkedLibrary("seccomp")]),
         // The MCP protocol engine: JSON, JSON-RPC, protocol revisions, sessions. No I/O.
         .target(name: "MCPProtocol", path: "Sources/MCPProtocol"),
         // The contracts between the processes (control channel, control socket, exit statuses, health levels,
@@ -42,7 +44,7 @@ let package = Package(
         .target(
             name: "PluginHost",
             dependencies: [
-                "PluginABI", "CHostSupport", "MCPProtocol", "Contracts", "StructuredLog",
+                "PluginABI", "CHostSupport", "CBox", "MCPProtocol", "Contracts", "StructuredLog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),

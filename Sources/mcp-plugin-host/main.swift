@@ -136,7 +136,13 @@ struct PluginHostCommand: ParsableCommand {
         let signals = TerminationSignals()
         mcph_install_crash_handler(path)
         // The box (docs/security.md) goes on before a byte of the plugin runs.
-        do { try Box.applyFromEnvironment() } catch { throw fail(error) }
+        let box: Box.Report?
+        do { box = try Box.applyFromEnvironment() } catch { throw fail(error) }
+        if let box {
+            var fields: Logger.Metadata = [LogKey.event: .string(LogEventName.boxApplied)]
+            for (k, v) in box.fields { fields[k] = .string(v) }
+            log.stderr.info("\(box.summary)", metadata: fields)
+        }
         let instance: PluginInstance
         do {
             let loaded = try PluginLoader.load(path: path)

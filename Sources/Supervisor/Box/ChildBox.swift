@@ -15,15 +15,6 @@ import Synchronization
 enum ChildBox {
     struct Failure: Error { let message: String }
 
-    /// What the loader and libc of every child need to read (Landlock read-only rules).
-    static let systemReadPaths = [
-        "/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/ld.so.conf",
-        "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone", "/usr/share/zoneinfo", "/usr/lib/locale",
-        "/etc/locale.alias", "/etc/nsswitch.conf", "/etc/hosts", "/etc/resolv.conf", "/etc/host.conf",
-        "/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/ssl", "/etc/ca-certificates", "/dev/null",
-        "/dev/zero", "/dev/urandom", "/dev/random", "/proc/self",
-    ]
-
     /// One replica's cgroup folders and what is needed to explain its end.
     private struct Leases: Sendable {
         var leaves: [ReplicaKey: Lease] = [:]
@@ -74,8 +65,10 @@ enum ChildBox {
         spec.openFilesMax = box.openFilesMax
         spec.syscallsAllow = box.syscallsAllow
         spec.network = box.network
-        spec.readPaths = [Path.directory(of: server.plugin)] + systemReadPaths + box.readPaths
+        spec.readPaths = [Path.directory(of: server.plugin)] + box.readPaths
         spec.writePaths = [folder] + box.writePaths
+        // The fixed system set the host needs after the box (BoxSpec+System.swift, the host's list).
+        spec = spec.withSystemPaths()
         if box.privateTmp {
             let tmp = Path.join(folder, "tmp")
             try makeFolder(tmp, mode: 0o700, box: box)

@@ -17,13 +17,13 @@
  *   alloc {mib}                    malloc and touch every page
  *   ptrace_pid {pid}               PTRACE_ATTACH, wait for the stop, PTRACE_DETACH
  *   kill_pid {pid}                 kill(pid, 0)
- *   connect_unix {path}            connect an AF_UNIX stream socket
+ *   connect_unix {path}            connect an AF_UNIX stream socket ("@name": the abstract namespace)
  *   raw_socket                     socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
  *   packet_socket                  socket(AF_PACKET, SOCK_RAW, 0)
  *   tcp_connect {host, port}       socket(AF_INET) + connect to an IPv4 address
  *   tcp_bind {port}                socket(AF_INET) + bind 127.0.0.1:port (0: any port)
- *   exec_setuid                    run /usr/bin/passwd -S (a setuid-root program); "ok" when it could read
- *                                  the shadow entry (it ran with euid 0 or as root)
+ *   exec_setuid {path?}            start a setuid-root program (/usr/bin/passwd) and read its euid: "ok" when it
+ *                                  is 0, "denied" when the setuid bit gave nothing
  *   mount_tmpfs {path}             mount a tmpfs on path (then unmount it at once)
  *   unshare_user                   unshare(CLONE_NEWUSER)
  *   status                         the Uid, Gid, CapEff, CapBnd, CapPrm, NoNewPrivs, Seccomp lines of
@@ -41,6 +41,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -331,17 +332,24 @@ static void tool_connect_unix(const mcpp_host *h, mcpp_call *call)
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (arg_cstr(h, call, KEY("path"), addr.sun_path, sizeof addr.sun_path) != 0)
         return bad_arg(h, call, "path");
+    char path_shown[sizeof addr.sun_path];
+    memcpy(path_shown, addr.sun_path, sizeof path_shown);
+    socklen_t len = sizeof addr;
+    if (addr.sun_path[0] == '@') { /* the abstract namespace: "@name" */
+        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(addr.sun_path));
+        addr.sun_path[0] = 0;
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
         return answer(h, call, e, "socket(AF_UNIX) failed: %s", strerror(e));
     }
-    int r = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    int r = connect(fd, (struct sockaddr *)&addr, len);
     int e = errno;
     close(fd);
     if (r != 0)
-        return answer(h, call, e, "connect(%s) failed: %s", addr.sun_path, strerror(e));
-    answer(h, call, 0, "connected to %s", addr.sun_path);
+        return answer(h, call, e, "connect(%s) failed: %s", path_shown, strerror(e));
+    answer(h, call, 0, "connected to %s", path_shown);
 }
 
 static void try_socket(const mcpp_host *h, mcpp_call *call, int domain, int type, int proto, const char *what)
@@ -409,24 +417,31 @@ static void tool_tcp_bind(const mcpp_host *h, mcpp_call *call)
     answer(h, call, 0, "bound 127.0.0.1:%lld", (long long)port);
 }
 
+/* Starts a setuid-root program (path, default /usr/bin/passwd, which asks for a password on stdin and waits),
+ * reads its effective uid once it printed something or exited (both after the exec): from its output when it
+ * prints "euid=N" (a test helper; Landlock hides other processes' /proc entries), else from /proc/PID/status;
+ * then kills and reaps it. "ok": it ran with euid 0; "denied": it ran with our euid (no_new_privs ignores the setuid bit). */
 static void tool_exec_setuid(const mcpp_host *h, mcpp_call *call)
 {
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) {
+    char prog[4096];
+    if (arg_cstr(h, call, KEY("path"), prog, sizeof prog) != 0)
+        snprintf(prog, sizeof prog, "/usr/bin/passwd");
+    int out[2], in[2];
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(in, O_CLOEXEC) != 0) {
         int e = errno;
         return answer(h, call, e, "pipe failed");
     }
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
-        close(out[0]);
-        close(out[1]);
+        close(out[0]), close(out[1]), close(in[0]), close(in[1]);
         return answer(h, call, e, "fork failed: %s", strerror(e));
     }
     if (pid == 0) {
+        dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(out[1], 2);
-        char *argv[] = {"/usr/bin/passwd", "-S", NULL};
+        char *argv[] = {prog, NULL};
         char *envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
         execve(argv[0], argv, envp);
         int e = errno;
@@ -437,36 +452,38 @@ static void tool_exec_setuid(const mcpp_host *h, mcpp_call *call)
         _exit(127);
     }
     close(out[1]);
+    close(in[0]);
     char text[512];
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(out[0], text + len, sizeof text - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len == sizeof text - 1)
-            break;
+    ssize_t n;
+    while ((n = read(out[0], text, sizeof text - 1)) < 0 && errno == EINTR) {
     }
+    text[n > 0 ? n : 0] = 0;
+    char path[64], status[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    ssize_t sn = read_path(path, status, sizeof status - 1);
+    status[sn > 0 ? sn : 0] = 0;
+    kill(pid, SIGKILL);
+    close(in[1]);
     close(out[0]);
-    text[len] = 0;
-    for (size_t i = 0; i < len; i++)
-        if (text[i] == '\n')
-            text[i] = ' ';
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
     const char *e = strstr(text, "execve-errno=");
     if (e != NULL) {
         char head[64];
         snprintf(head, sizeof head, "errno=%s", e + strlen("execve-errno="));
-        return answer_text(h, call, head, "execve(/usr/bin/passwd) failed");
+        return answer_text(h, call, head, "execve of the setuid program failed");
     }
-    char detail[700];
-    snprintf(detail, sizeof detail, "/usr/bin/passwd -S exited with status %d: %s",
-             WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), text);
-    answer_text(h, call, WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "ok" : "denied", detail);
+    const char *uid = strstr(status, "\nUid:");
+    unsigned ruid = 0, euid = 0;
+    const char *said = strstr(text, "euid=");
+    if (said != NULL && sscanf(said, "euid=%u", &euid) == 1) {
+        ruid = (unsigned)getuid(); /* the program reported its own euid */
+    } else if (uid == NULL || sscanf(uid, "\nUid:\t%u\t%u", &ruid, &euid) != 2) {
+        return answer(h, call, sn < 0 ? (int)-sn : EIO, "could not read the Uid line of %s", path);
+    }
+    char detail[4200];
+    snprintf(detail, sizeof detail, "%s (setuid root) ran with uid %u euid %u", prog, ruid, euid);
+    answer_text(h, call, euid == 0 ? "ok" : "denied", detail);
 }
 
 static void tool_mount_tmpfs(const mcpp_host *h, mcpp_call *call)
@@ -564,7 +581,8 @@ static const tool_entry TOOLS[] = {
          tool_tcp_connect),
     TOOL("tcp_bind", "Binds a TCP socket on 127.0.0.1.",
          "{\"type\":\"object\",\"properties\":{\"port\":{\"type\":\"integer\"}}}", tool_tcp_bind),
-    TOOL("exec_setuid", "Runs the setuid-root program /usr/bin/passwd -S.", NO_ARGS, tool_exec_setuid),
+    TOOL("exec_setuid", "Starts a setuid-root program (default /usr/bin/passwd) and reports its euid.", PATH_OPT,
+         tool_exec_setuid),
     TOOL("mount_tmpfs", "Mounts a tmpfs on a folder (and unmounts it).", PATH_REQ, tool_mount_tmpfs),
     TOOL("unshare_user", "Creates a user namespace in a child.", NO_ARGS, tool_unshare_user),
     TOOL("status", "Returns the credential lines of /proc/self/status.", NO_ARGS, tool_status),

@@ -428,9 +428,9 @@ int cbox_seccomp_apply(const char *const *allow, size_t nallow, int network_none
         (*rules)++;
     }
     if (!listed("personality", allow, nallow)) {
-        /* Anything but the default persona (0) and the query (0xffffffff). */
-        RULE(SCMP_SYS(personality), "personality", 2, SCMP_A0(SCMP_CMP_NE, 0),
-             SCMP_A0(SCMP_CMP_NE, 0xffffffffULL));
+        /* Anything but the default persona (0). libseccomp takes one comparison per argument in a rule, so the
+         * query form (0xffffffff) is denied too. */
+        RULE(SCMP_SYS(personality), "personality", 1, SCMP_A0(SCMP_CMP_NE, 0));
     }
     if (!listed("socket", allow, nallow)) {
         RULE(SCMP_SYS(socket), "socket", 1, SCMP_A0(SCMP_CMP_EQ, AF_PACKET));

@@ -69,7 +69,7 @@ enum ChildBox {
         spec.writePaths = [folder] + box.writePaths
         // The fixed system set the host needs after the box (BoxSpec+System.swift, the host's list).
         spec = spec.withSystemPaths()
-        if box.privateTmp {
+        if box.privateTmp, canMountPrivateTmp {
             let tmp = Path.join(folder, "tmp")
             try makeFolder(tmp, mode: 0o700, box: box)
             spec.privateTmp = tmp
@@ -138,10 +138,10 @@ enum ChildBox {
             throw Failure(message: "env file \(file) is not a regular file")
         }
         let owner = box.uid ?? getuid()
-        guard st.st_uid == 0 || st.st_uid == owner, st.st_mode & 0o077 == 0 else {
+        guard st.st_uid == 0 || st.st_uid == owner || st.st_uid == getuid(), st.st_mode & 0o077 == 0 else {
             throw Failure(
                 message:
-                    "env file \(file) must be owned by root or uid \(owner) with no access for group or others (it is uid \(st.st_uid), mode \(String(st.st_mode & 0o7777, radix: 8)))"
+                    "env file \(file) must be owned by root, uid \(owner) or the supervisor's uid \(getuid()) with no access for group or others (it is uid \(st.st_uid), mode \(String(st.st_mode & 0o7777, radix: 8)))"
             )
         }
         var bytes: [UInt8] = []
@@ -355,7 +355,7 @@ enum ChildBox {
         var o: [String: JSONValue] = [
             "enabled": .bool(true), "memory": .string(m.memory.text), "processes": .string(m.processes.text),
             "cpu": .string(m.cpu.text), "network": .string(box.network.rawValue),
-            "private_tmp": .bool(box.privateTmp),
+            "private_tmp": .bool(box.privateTmp && canMountPrivateTmp),
         ]
         let abi = landlockABI
         o["filesystem"] = .string(abi > 0 ? "landlock abi \(abi)" : "filesystem not restricted")
@@ -365,6 +365,18 @@ enum ChildBox {
     }
 
     static let landlockABI = Int(mcps_landlock_abi())
+
+    /// "Where possible": the host's mount namespace needs CAP_SYS_ADMIN, which it has from us (root, or the
+    /// unit's ambient set). Without it the box has no private /tmp (and status says so) rather than failing.
+    static let canMountPrivateTmp: Bool = {
+        guard let text = Cgroups.read("/proc/self/status") else { return false }
+        for line in text.split(separator: "\n") where line.hasPrefix("CapEff:") {
+            let hex = line.dropFirst("CapEff:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })
+            guard let caps = UInt64(hex, radix: 16) else { return false }
+            return caps & (1 << 21) != 0  // CAP_SYS_ADMIN
+        }
+        return false
+    }()
 }
 
 /// Which cgroup mechanism the supervisor may use (docs/security.md): a v2 subtree it may write to (systemd

@@ -135,9 +135,9 @@ extension ConfigLoader {
                 throw error
             }
             let owner = box.uid ?? getuid()
-            guard st.st_uid == 0 || st.st_uid == owner else {
+            guard st.st_uid == 0 || st.st_uid == owner || st.st_uid == getuid() else {
                 error.message =
-                    "env file \(file) is owned by uid \(st.st_uid): it must be owned by root or the server's user (uid \(owner))"
+                    "env file \(file) is owned by uid \(st.st_uid): it must be owned by root, the server's user (uid \(owner)) or the supervisor's (uid \(getuid()))"
                 throw error
             }
             guard st.st_mode & 0o077 == 0 else {

@@ -131,7 +131,11 @@ def test_state_folder_private_tmp_and_secrets(env, hostile, tmp_path):
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "db-password").write_text("hunter2\n")
+    out = tmp_path / "out"
+    out.mkdir()
     env.write_server("sec", hostile, sandbox={"env_files": [str(secrets)], "credentials": ["db-password"]})
+    # tmp_path is under /tmp, which a private /tmp hides: the paths server has none.
+    env.write_server("paths", hostile, sandbox={"write_paths": [str(out)], "private_tmp": False})
     run = env.start(environ={**os.environ, "CREDENTIALS_DIRECTORY": str(creds)})
     pid = replica_pid(env, "sec")
     environ = dict(
@@ -146,6 +150,23 @@ def test_state_folder_private_tmp_and_secrets(env, hostile, tmp_path):
     assert copied.read_text() == "hunter2\n" and stat.S_IMODE(copied.stat().st_mode) == 0o400
     # The secrets are not in the supervisor's server file nor in its own environment.
     assert "s3cret" not in Path(f"/proc/{run.pid}/environ").read_bytes().decode()
+    if box_applied(pid):
+        # write_paths and the state folder are writable, nothing else.
+        replica_pid(env, "paths")
+        port = env.status("paths")["port"]
+        assert tool_text(port, "write_file", {"path": str(out / "x")}).startswith("ok")
+        assert (out / "x").exists()
+        state_file = env.state_dir / "servers" / "paths" / "state-file"
+        assert tool_text(port, "write_file", {"path": str(state_file)}).startswith("ok")
+        assert state_file.exists()
+        denied = tmp_path / "not-listed"
+        assert tool_text(port, "write_file", {"path": str(denied)}).startswith("errno=EACCES")
+        assert not denied.exists()
+        # /tmp is the server's own folder.
+        port = env.status("sec")["port"]
+        name = f"box-probe-{pid}"
+        assert tool_text(port, "write_file", {"path": f"/tmp/{name}"}).startswith("ok")
+        assert (folder / "tmp" / name).exists() and not Path(f"/tmp/{name}").exists()
     run.stop()
 
 

@@ -304,3 +304,12 @@ int mcps_socket_error(int fd) {
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
     return err;
 }
+
+int mcps_landlock_abi(void) {
+#ifdef SYS_landlock_create_ruleset
+    long v = syscall(SYS_landlock_create_ruleset, NULL, 0, 1U /* LANDLOCK_CREATE_RULESET_VERSION */);
+    return v > 0 ? (int)v : 0;
+#else
+    return 0;
+#endif
+}

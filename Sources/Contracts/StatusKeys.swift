@@ -14,6 +14,8 @@ public enum StatusKey {
     public static let portKind = "port_kind"
     public static let failure = "failure"
     public static let replicas = "replicas"
+    /// The child's box: enabled and the mechanism of each limit (docs/security.md).
+    public static let box = "box"
     // A replica in `status` (and, for the first ones, in `health`).
     public static let index = "index"
     public static let pid = "pid"

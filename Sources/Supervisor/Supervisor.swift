@@ -206,6 +206,7 @@ public final class Supervisor: @unchecked Sendable {
                     "warning: cannot become a child subreaper; plugin grandchildren may escape"))
         }
         adoptInherited()
+        Cgroups.removeStale()
         adminStopped = loadStopped()
         feed(.start(registry: loadRegistry(), stopped: adminStopped))
     }
@@ -392,7 +393,8 @@ public final class Supervisor: @unchecked Sendable {
 
     // MARK: Children
 
-    private func environment(for server: ServerConfig, replica index: Int) -> [String: String] {
+    private func environment(for server: ServerConfig, replica index: Int) throws(ChildBox.Failure) -> [String: String]
+    {
         // An explicit environment: a few variables from ours, the server's own, and the descriptors' names.
         // Nothing else leaks through (no NOTIFY_SOCKET, WATCHDOG_*, LISTEN_* from systemd).
         var env: [String: String] = [:]
@@ -408,7 +410,7 @@ public final class Supervisor: @unchecked Sendable {
         // Structured lines, so the forwarder keeps their level and fields.
         env[ChildEnvironment.logFormat] = LogFormat.json.rawValue
         // The box (docs/security.md): MCP_BOX and what else the box passes.
-        for (key, value) in ChildBox.environment(
+        for (key, value) in try ChildBox.environment(
             for: server, replica: index, stateDirectory: config.stateDirectory)
         {
             env[key] = value
@@ -423,15 +425,22 @@ public final class Supervisor: @unchecked Sendable {
             ["--plugin", settings.plugin, "--config", settings.pluginConfig]
             + TrustArguments.host(for: settings, config: config, log: log) + settings.hostArguments
         reports[id] = nil
+        let env: [String: String]
+        do { env = try environment(for: settings, replica: id.index) } catch {
+            ChildBox.release(server: id.server, replica: id.index)
+            feed(.spawnFailed(id, message: "the box: \(error.message)"))
+            return
+        }
         let result = ChildProcess.spawn(
-            executable: hostExecutable, arguments: arguments,
-            environment: environment(for: settings, replica: id.index),
+            executable: hostExecutable, arguments: arguments, environment: env,
             listenFD: socket, server: id.server, replica: SupervisorLog.Replica(id.index, of: settings.replicas),
             queue: queue, log: log, budgets: budgets(for: id.server),
             onExit: { [unowned self] code, status in self.childExited(id, code: code, status: status) },
             onMessage: { [unowned self] message in self.message(id, message) })
         switch result {
-        case .failure(let error): feed(.spawnFailed(id, message: error.message))
+        case .failure(let error):
+            ChildBox.release(server: id.server, replica: id.index)
+            feed(.spawnFailed(id, message: error.message))
         case .success(let child):
             children[id] = child
             feed(.spawned(id, pid: child.pid))
@@ -476,6 +485,11 @@ public final class Supervisor: @unchecked Sendable {
         portConnections.removeValue(forKey: id)?.close()
         metricsReplicaGone(id)
         let how: ChildStatus = code == 1 /* CLD_EXITED */ ? .exited(status) : .signaled(status)
+        // The box: an OOM kill is named as such (read before the cgroup goes), then the cgroup is removed.
+        if how == .signaled(SIGKILL), let reason = ChildBox.outOfMemory(server: id.server, replica: id.index) {
+            feed(.outOfMemory(id, pid: child.pid, reason: reason))
+        }
+        ChildBox.release(server: id.server, replica: id.index)
         metrics.exited(id, group: servers[id.server]?.config.metricsGroup ?? "", status: how)
         feed(.exited(id, pid: child.pid, how))
         // After the machine decided (a replacement is spawned first), then again later for slow dyers.
@@ -488,6 +502,7 @@ public final class Supervisor: @unchecked Sendable {
     /// again 0.1, 1 and 5 s after it (`orphanReaps`), and once per heartbeat round (the shortest interval).
     private func reapOrphans() {
         lastOrphanScan = Clock.now()
+        ChildBox.sweep()
         let tracked = children.values.map(\.pid)
         _ = tracked.withUnsafeBufferPointer { mcps_reap_orphans($0.baseAddress, Int32($0.count)) }
         let now = Clock.now()

@@ -10,6 +10,8 @@ public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
     case hung
     /// It was unhealthy too long (and was killed).
     case unhealthy
+    /// The OOM killer of its cgroup ended it: "killed: out of memory (memory_max 256M)" (the box, issue 13).
+    case outOfMemory(String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,7 @@ public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
         case .startTimeout: return "did not become ready within its start timeout"
         case .hung: return "stopped answering heartbeats"
         case .unhealthy: return "was unhealthy"
+        case .outOfMemory(let text): return text
         }
     }
 

@@ -113,6 +113,10 @@ def test_child_gets_exactly_fds_0_to_4_and_an_explicit_environment(env, faulty, 
         expected.update({"PROBE_OUT": str(out), "FROM_SERVER_ENV": "yes", "MCP_LISTEN_FD": "3",
                          "MCP_CONTROL_FD": "4", "MCP_SERVER_NAME": "probe", "MCP_REPLICA": str(replica),
                          "MCP_LOG_FORMAT": "json"})
+        # MCP_BOX: the child's box (docs/security.md), a JSON object; test_box_supervisor.py checks its content.
+        box = rec["env"].get("MCP_BOX")
+        assert box is not None and json.loads(box)["enabled"] is True, rec["env"]
+        expected["MCP_BOX"] = box
         assert rec["env"] == expected, f"replica {replica}: environment differs: {rec['env']}"
         for leaked in (*SYSTEMD_VARS, "NOT_FOR_CHILDREN"):
             assert leaked not in rec["env"]

@@ -60,4 +60,7 @@ int mcps_connect_tcp(const char *address, int port, int *fd_out);
 /* SO_ERROR of a socket: 0 once a non-blocking connect succeeded, else its errno. */
 int mcps_socket_error(int fd);
 
+/* The kernel's Landlock ABI version (landlock_create_ruleset(NULL, 0, VERSION)); 0: no Landlock. */
+int mcps_landlock_abi(void);
+
 #endif

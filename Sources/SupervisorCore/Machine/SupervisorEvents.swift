@@ -123,6 +123,8 @@ public enum SupervisorEvent: Sendable {
     case stopMessageFailed(ReplicaID)
     /// The child's process was reaped.
     case exited(ReplicaID, pid: Int32, ChildStatus)
+    /// The child's cgroup counted an OOM kill (read before `exited` is fed): its exit gives this reason.
+    case outOfMemory(ReplicaID, pid: Int32, reason: String)
     /// A probe ended (every part answered, or an `endProbe` effect cut it off): what it found.
     case probeFinished(ReplicaID, seq: Int, ProbeFindings)
     /// An armed deadline was reached.
@@ -200,6 +202,7 @@ public enum RestartReason: String, Sendable, CaseIterable {
         case .hung: self = .hang
         case .startTimeout: self = .startTimeout
         case .unhealthy: self = .unhealthy
+        case .outOfMemory: self = .crash
         }
     }
 }

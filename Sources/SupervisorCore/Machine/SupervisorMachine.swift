@@ -80,6 +80,8 @@ public struct SupervisorMachine {
         case .stopMessageFailed(let id):
             if let pid = replica(id)?.pid { effects.append(.signal(id, pid: pid, .terminate)) }
         case .exited(let id, let pid, let status): exited(id, pid, status)
+        case .outOfMemory(let id, let pid, let reason):
+            if replica(id)?.pid == pid { update(id) { $0.forcedReason = .outOfMemory(reason) } }
         case .probeFinished(let id, let seq, let findings): probeFinished(id, seq, findings)
         case .deadline(let deadline): reached(deadline)
         case .control(let request, let id): control(request, id)

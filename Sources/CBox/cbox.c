@@ -86,6 +86,16 @@ static int read_last_cap(void)
     return atoi(buf);
 }
 
+/* Whether `cap` is in this thread's effective set (capget, version 3). */
+static int has_effective(int cap)
+{
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {{0}};
+    if (syscall(SYS_capget, &header, data) != 0)
+        return 1; /* unknown: treat the EPERM as a failure */
+    return (data[cap / 32].effective >> (cap % 32)) & 1;
+}
+
 int cbox_drop_bounding_and_ambient(int *last_cap)
 {
     int last = read_last_cap();
@@ -93,8 +103,14 @@ int cbox_drop_bounding_and_ambient(int *last_cap)
         last = CAP_LAST_CAP; /* /proc not readable: the header's value */
     *last_cap = last;
     for (int cap = 0; cap <= last; cap++) {
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+            /* EPERM without CAP_SETPCAP: a supervisor run as an ordinary user. Its child has no capability to
+             * lose and no_new_privs (set later) stops exec from granting any, so the bounding set is left as it
+             * is (docs/security.md). With CAP_SETPCAP an EPERM is a real failure. */
+            if (errno == EPERM && prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) >= 0 && !has_effective(CAP_SETPCAP))
+                break;
             return errno;
+        }
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
         return errno;

@@ -129,12 +129,13 @@ def test_child_gets_exactly_fds_0_to_4_and_an_explicit_environment(env, faulty, 
         glibc_internal = (1 << 31) | (1 << 32)
         assert int(rec["sig_blocked"], 16) == 0, f"blocked signals: {rec['sig_blocked']}"
         assert int(rec["sig_ignored"], 16) & ~glibc_internal == 0, f"ignored signals: {rec['sig_ignored']}"
-        # The command line: --plugin P --config JSON, then host_args.
+        # The command line: --plugin P --config JSON, the trust options, then host_args.
         argv = rec["argv"]
         assert argv[0] == str(exec_probe)
         assert argv[1:3] == ["--plugin", str(faulty)]
         assert argv[3] == "--config" and json.loads(argv[4]) == {"answer": 42}
-        assert argv[5:] == ["--call-timeout", "7"]
+        # The trust policy (docs/security.md): no trusted_keys_dir, so `any`; then host_args.
+        assert argv[5:] == ["--trust", "any", "--call-timeout", "7"]
 
     # The supervisor's own view agrees, and a stop message on fd 4 ends the stand-in (the teardown checks it).
     servers = status(env.sock, "probe")

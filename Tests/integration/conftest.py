@@ -94,16 +94,11 @@ class HostProcess:
         return self.proc.stderr.read() if self.proc.stderr else ""
 
 
-def start_host(plugin: Path | str, *extra: str, config: str | None = None, timeout: float = 30.0) -> HostProcess:
-    """Starts the host on `plugin` with --listen 127.0.0.1:0 and waits (with a deadline) for its serving line."""
-    args = [str(host_binary()), "--plugin", str(plugin), "--listen", "127.0.0.1:0", *extra]
-    if config is not None:
-        args += ["--config", config]
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+def await_serving(proc: subprocess.Popen, deadline: float) -> tuple[re.Match | None, str]:
+    """Reads the host's stdout until its serving line (the match) or EOF or the monotonic `deadline` (None); the
+    last line read comes back too, for the error message."""
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
     line = ""
     try:
         while time.monotonic() < deadline:
@@ -114,9 +109,22 @@ def start_host(plugin: Path | str, *extra: str, config: str | None = None, timeo
                 break
             m = SERVING.match(line.strip())
             if m:
-                return HostProcess(proc, m.group(1), int(m.group(2)), line.strip(), _thread_cap(plugin, extra))
+                return m, line.strip()
     finally:
         sel.close()
+    return None, line
+
+
+def start_host(plugin: Path | str, *extra: str, config: str | None = None, timeout: float = 30.0) -> HostProcess:
+    """Starts the host on `plugin` with --listen 127.0.0.1:0 and waits (with a deadline) for its serving line."""
+    args = [str(host_binary()), "--plugin", str(plugin), "--listen", "127.0.0.1:0", *extra]
+    if config is not None:
+        args += ["--config", config]
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    m, line = await_serving(proc, time.monotonic() + timeout)
+    if m:
+        return HostProcess(proc, m.group(1), int(m.group(2)), line, _thread_cap(plugin, extra))
     proc.kill()
     _, err = proc.communicate()
     raise AssertionError(f"host did not start serving: stdout={line!r} stderr={err!r}")

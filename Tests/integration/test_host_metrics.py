@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import socket
 import subprocess
 import threading
@@ -28,7 +27,6 @@ from mcp.client.streamable_http import streamable_http_client
 
 from conftest import (
     ACCEPT_BOTH,
-    SERVING,
     HostProcess,
     LegacySession,
     StderrWatcher,
@@ -36,6 +34,7 @@ from conftest import (
     _thread_cap,
     assert_back_to_baseline,
     assert_reaped,
+    await_serving,
     host_binary,
     http_call,
     modern_body,
@@ -153,31 +152,13 @@ class MeteredHost:
         self.buf = b""
         self.seq = 0
         self.lock = threading.Lock()
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        line = ""
-        try:
-            while time.monotonic() < deadline:
-                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                    continue
-                line = proc.stdout.readline()
-                if not line:
-                    break
-                m = SERVING.match(line.strip())
-                if m:
-                    self.host = HostProcess(proc, m.group(1), int(m.group(2)), line.strip(),
-                                            _thread_cap(plugin, extra))
-                    break
-            else:
-                line = ""
-        finally:
-            sel.close()
-        if not hasattr(self, "host"):
+        m, line = await_serving(proc, time.monotonic() + timeout)
+        if not m:
             proc.kill()
             _, err = proc.communicate()
             ours.close()
             raise AssertionError(f"host did not start serving: stdout={line!r} stderr={err!r}")
+        self.host = HostProcess(proc, m.group(1), int(m.group(2)), line, _thread_cap(plugin, extra))
         self.stderr = StderrWatcher(self.host)
         ready = self._read(timeout)
         assert ready.get("event") == "ready" and ready.get("protocol") == 2, f"first control message: {ready}"

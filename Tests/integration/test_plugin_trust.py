@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import selectors
 import shutil
 import subprocess
 import threading
@@ -23,13 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, host_binary, plugin_path, start_host
+from conftest import REPO, await_serving, host_binary, plugin_path, start_host
 from supervisor_fixtures import call_tool, control_env, pid_alive  # noqa: F401 (control_env is the fixture env)
 
 pytestmark = pytest.mark.timeout(300)
 
 FAST_BACKOFF = {"initial": 0.1, "max": 5, "multiplier": 2, "jitter": 0}
-SERVING = re.compile(r"^mcp-plugin-host: serving (\S+) \S+ from .* at http://127\.0\.0\.1:(\d+)/mcp$")
+SERVED_NAME = re.compile(r"^mcp-plugin-host: serving (\S+) \S+ from .* at http://127\.0\.0\.1:(\d+)/mcp$")
 
 
 def mcpctl_binary() -> Path:
@@ -307,25 +306,16 @@ def start_once(plugin: Path, *args: str, timeout: float = 30) -> tuple[str, int,
     stderr) when it exits first."""
     proc = subprocess.Popen([str(host_binary()), "--plugin", str(plugin), "--listen", "127.0.0.1:0", *args],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                break
-            m = SERVING.match(line.strip())
-            if m:
-                proc.kill()
-                proc.communicate(timeout=10)
-                return "served", 0, m.group(1)
+        m, line = await_serving(proc, deadline)
+        if m:
+            proc.kill()
+            proc.communicate(timeout=10)
+            return "served", 0, SERVED_NAME.match(line).group(1)
         proc.wait(timeout=max(1.0, deadline - time.monotonic()))
         return "exited", proc.returncode, proc.stderr.read()
     finally:
-        sel.close()
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=10)

@@ -651,3 +651,45 @@ def reference_plugin() -> Path:
 @pytest.fixture
 def faulty_plugin() -> Path:
     return plugin_path("faulty")
+
+
+# -- the box's tests: places uid nobody can reach ------------------------------------------------------------------
+
+import shutil  # noqa: E402
+import stat  # noqa: E402
+import tempfile  # noqa: E402
+
+
+def traversable(path: Path):
+    """Lets uid nobody reach `path` (o+x on it and its parents up to /, where missing); returns the undo."""
+    changed = []
+    p = Path(path)
+    while p != p.parent:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        if not mode & stat.S_IXOTH:
+            changed.append((p, mode))
+            p.chmod(mode | stat.S_IXOTH)
+        p = p.parent
+
+    def undo():
+        for q, mode in reversed(changed):
+            q.chmod(mode)
+
+    return undo
+
+
+@pytest.fixture
+def nobody_plugin():
+    """`copy(name)`: a copy of a built plugin that uid nobody can read and that a private /tmp does not hide (the
+    checkout may be in a folder only root can enter): a per-test folder in /var/tmp, removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="mcp-box-", dir="/var/tmp"))
+    folder.chmod(0o755)
+
+    def copy(name: str) -> Path:
+        dst = folder / f"lib{name}.so"
+        shutil.copy2(plugin_path(name), dst)
+        dst.chmod(0o644)
+        return dst
+
+    yield copy
+    shutil.rmtree(folder, ignore_errors=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, host_binary, modern_post, plugin_path
+from conftest import REPO, host_binary, modern_post, plugin_path, traversable
 
 NOBODY = 65534
 
@@ -191,24 +191,6 @@ def tcp_listener():
     s.close()
 
 
-def traversable(tmp_path: Path):
-    """Lets uid nobody reach tmp_path (o+x on it and its parents below /tmp); returns the undo function."""
-    changed = []
-    p = tmp_path
-    while p != Path("/tmp") and p != p.parent:
-        mode = stat.S_IMODE(p.stat().st_mode)
-        if not mode & stat.S_IXOTH:
-            changed.append((p, mode))
-            p.chmod(mode | stat.S_IXOTH)
-        p = p.parent
-
-    def undo():
-        for path, mode in changed:
-            path.chmod(mode)
-
-    return undo
-
-
 @pytest.fixture
 def nobody_tmp(tmp_path):
     undo = traversable(tmp_path)
@@ -336,7 +318,8 @@ def test_box_applied_line_in_json(boxed, hostile, monkeypatch):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def test_full_box(boxed, hostile, nobody_tmp, target, abstract_listener, tcp_listener):
+def test_full_box(boxed, nobody_plugin, nobody_tmp, target, abstract_listener, tcp_listener):
+    hostile = nobody_plugin("hostile")  # the checkout may be out of nobody's reach
     work = nobody_tmp / "work"
     work.mkdir()
     os.chown(work, NOBODY, NOBODY)
@@ -395,7 +378,8 @@ def test_full_box(boxed, hostile, nobody_tmp, target, abstract_listener, tcp_lis
     unboxed.stop_clean()
 
 
-def test_private_tmp(boxed, hostile, nobody_tmp):
+def test_private_tmp(boxed, nobody_plugin, nobody_tmp):
+    hostile = nobody_plugin("hostile")  # outside /tmp, which the private /tmp hides
     private = nobody_tmp / "private-tmp"
     private.mkdir()
     os.chown(private, NOBODY, NOBODY)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import plugin_path
+from conftest import plugin_path, traversable
 from supervisor_fixtures import call_tool, control_env, free_port, modern_post, wait_until  # noqa: F401
 
 
@@ -69,8 +69,7 @@ def box_applied(pid: int) -> bool:
 
 
 def require_host_box(pid: int):
-    if not box_applied(pid):
-        pytest.skip("this build's mcp-plugin-host does not apply MCP_BOX yet (branch boxhost not merged)")
+    assert box_applied(pid), f"the host {pid} did not apply MCP_BOX (NoNewPrivs is not 1)"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -144,29 +143,34 @@ def test_state_folder_private_tmp_and_secrets(env, hostile, tmp_path):
     folder = env.state_dir / "servers" / "sec"
     st = folder.stat()
     assert stat.S_IMODE(st.st_mode) == 0o700
-    assert (folder / "tmp").is_dir()
     assert environ["CREDENTIALS_DIRECTORY"] == str(folder / "credentials")
     copied = folder / "credentials" / "db-password"
     assert copied.read_text() == "hunter2\n" and stat.S_IMODE(copied.stat().st_mode) == 0o400
     # The secrets are not in the supervisor's server file nor in its own environment.
     assert "s3cret" not in Path(f"/proc/{run.pid}/environ").read_bytes().decode()
-    if box_applied(pid):
-        # write_paths and the state folder are writable, nothing else.
-        replica_pid(env, "paths")
-        port = env.status("paths")["port"]
-        assert tool_text(port, "write_file", {"path": str(out / "x")}).startswith("ok")
-        assert (out / "x").exists()
-        state_file = env.state_dir / "servers" / "paths" / "state-file"
-        assert tool_text(port, "write_file", {"path": str(state_file)}).startswith("ok")
-        assert state_file.exists()
-        denied = tmp_path / "not-listed"
-        assert tool_text(port, "write_file", {"path": str(denied)}).startswith("errno=EACCES")
-        assert not denied.exists()
-        # /tmp is the server's own folder.
-        port = env.status("sec")["port"]
-        name = f"box-probe-{pid}"
-        assert tool_text(port, "write_file", {"path": f"/tmp/{name}"}).startswith("ok")
-        assert (folder / "tmp" / name).exists() and not Path(f"/tmp/{name}").exists()
+    require_host_box(pid)
+    # write_paths and the state folder are writable, nothing else.
+    replica_pid(env, "paths")
+    port = env.status("paths")["port"]
+    assert tool_text(port, "write_file", {"path": str(out / "x")}).startswith("ok")
+    assert (out / "x").exists()
+    state_file = env.state_dir / "servers" / "paths" / "state-file"
+    assert tool_text(port, "write_file", {"path": str(state_file)}).startswith("ok")
+    assert state_file.exists()
+    denied = tmp_path / "not-listed"
+    assert tool_text(port, "write_file", {"path": str(denied)}).startswith("errno=EACCES")
+    assert not denied.exists()
+    # The state folder is under /tmp here (pytest's tmp_path), which a private /tmp would hide from the server:
+    # so it has none, and status says so (test_box_host.py::test_private_tmp covers the private /tmp itself);
+    # the host's /tmp is then not among its write paths.
+    assert env.status("sec")["box"]["private_tmp"] is False
+    port = env.status("sec")["port"]
+    name = f"box-probe-{pid}"
+    try:
+        assert tool_text(port, "write_file", {"path": f"/tmp/{name}"}).startswith("errno=EACCES")
+        assert not Path(f"/tmp/{name}").exists()
+    finally:
+        Path(f"/tmp/{name}").unlink(missing_ok=True)
     run.stop()
 
 
@@ -246,7 +250,17 @@ def test_default_box(env, hostile):
     run.stop()
 
 
-def test_full_box_limits_and_oom(env, hostile, tmp_path):
+def test_full_box_limits_and_oom(env, nobody_plugin, tmp_path):
+    # nobody must reach its plugin and its state folder (the checkout and pytest's folders may be root's only).
+    hostile = nobody_plugin("hostile")
+    undo = traversable(tmp_path)
+    try:
+        _full_box_limits_and_oom(env, hostile, tmp_path)
+    finally:
+        undo()
+
+
+def _full_box_limits_and_oom(env, hostile, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     env.write_server("full", hostile, sandbox={

@@ -45,7 +45,7 @@ enum ChildBox {
     {
         let box = server.box
         var env: [String: String] = [:]
-        let folder = Path.join(Path.join(stateDirectory, "servers"), server.name)
+        let folder = stateFolder(server, stateDirectory: stateDirectory)
         try prepareStateFolder(folder, stateDirectory: stateDirectory, box: box)
         for file in box.envFiles {
             for (key, value) in try readEnvFile(file, box: box) { env[key] = value }
@@ -69,7 +69,7 @@ enum ChildBox {
         spec.writePaths = [folder] + box.writePaths
         // The fixed system set the host needs after the box (BoxSpec+System.swift, the host's list).
         spec = spec.withSystemPaths()
-        if box.privateTmp, canMountPrivateTmp {
+        if box.privateTmp, privateTmpPossible(server, folder: folder) {
             let tmp = Path.join(folder, "tmp")
             try makeFolder(tmp, mode: 0o700, box: box)
             spec.privateTmp = tmp
@@ -348,14 +348,29 @@ enum ChildBox {
     // MARK: Status
 
     /// `box` in `mcpctl status`: whether the box is on and which mechanism applies each limit.
-    static func statusJSON(_ server: ServerConfig) -> JSONValue {
+    /// A private /tmp hides the host's /tmp: not possible without CAP_SYS_ADMIN, nor when the plugin, a read or
+    /// write path or the server's state folder is under /tmp (the box would hide what it must reach).
+    static func privateTmpPossible(_ server: ServerConfig, folder: String) -> Bool {
+        guard canMountPrivateTmp else { return false }
+        let paths = [server.plugin, folder] + server.box.readPaths + server.box.writePaths
+        return !paths.contains { $0 == "/tmp" || $0.hasPrefix("/tmp/") }
+    }
+
+    /// The server's state folder (`<state_dir>/servers/<name>`).
+    static func stateFolder(_ server: ServerConfig, stateDirectory: String) -> String {
+        Path.join(Path.join(stateDirectory, "servers"), server.name)
+    }
+
+    static func statusJSON(_ server: ServerConfig, stateDirectory: String) -> JSONValue {
         let box = server.box
         guard box.enabled else { return .object(["enabled": .bool(false)]) }
         let m = Cgroups.detected.mechanisms(for: box)
         var o: [String: JSONValue] = [
             "enabled": .bool(true), "memory": .string(m.memory.text), "processes": .string(m.processes.text),
             "cpu": .string(m.cpu.text), "network": .string(box.network.rawValue),
-            "private_tmp": .bool(box.privateTmp && canMountPrivateTmp),
+            "private_tmp": .bool(
+                box.privateTmp
+                    && privateTmpPossible(server, folder: stateFolder(server, stateDirectory: stateDirectory))),
         ]
         let abi = landlockABI
         o["filesystem"] = .string(abi > 0 ? "landlock abi \(abi)" : "filesystem not restricted")

@@ -88,7 +88,7 @@ extension Supervisor {
             StatusKey.health: .string(HealthAggregate.state(states).rawValue),
             StatusKey.score: .double(HealthAggregate.score(states)),
             StatusKey.replicas: .array(replicas),
-            StatusKey.box: ChildBox.statusJSON(server.config),
+            StatusKey.box: ChildBox.statusJSON(server.config, stateDirectory: config.stateDirectory),
         ]
     }
 

@@ -206,17 +206,17 @@ extension Supervisor {
     // MARK: /metrics
 
     /// The page: the supervisor's own series (`SupervisorMetrics`), then every answering replica's traffic. The
-    /// supervisor's part is refreshed and written while the replicas are working on their answers (the requests
-    /// are out by then), so a scrape's latency is not the sum of the two.
+    /// supervisor's gauges are refreshed (reading /proc) while the replicas are working on their answers (the
+    /// requests are out by then), so a scrape's latency is not the sum of the two; they are written once the
+    /// collection ended, with the scrape errors it counted.
     func metricsPage(_ format: Exposition.Format, _ done: @escaping ([UInt8]) -> Void) {
         metricsState.lastScrape = Clock.now()
         let page = PageBox(PageWriter(format: format, capacity: metricsState.lastPageBytes + 4096))
         collectTraffic(
-            whileWaiting: { [unowned self] in
-                self.metrics.refresh(self)
-                self.metrics.render(into: &page.writer)
-            },
+            whileWaiting: { [unowned self] in self.metrics.refresh(self) },
             { [unowned self] c in
+                // After the collection: its scrape errors are on this page.
+                self.metrics.render(into: &page.writer)
                 let replicas = c.answers.keys.sorted { ($0.server, $0.index) < ($1.server, $1.index) }.map { id in
                     TrafficRendering.Replica(
                         server: id.server, group: self.metricsGroup(id.server), index: id.index,

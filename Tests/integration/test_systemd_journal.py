@@ -112,6 +112,7 @@ def test_lines_go_to_the_journal_with_fields_and_a_chatty_plugin_is_cut_to_the_b
     faulty = plugin_path("faulty")
     env.write_server("noisy", faulty, config={"extra_tools": True})
     env.write_server("quiet", faulty)
+    started = time.monotonic()
     run = env.start(prefix=("unshare", "--mount", "--propagation", "private", "sh", "-c", NAMESPACE, "sh",
                             journal.dir))
     ready = journal.wait(MCP_SERVER="noisy", MCP_EVENT="child.ready")
@@ -129,14 +130,16 @@ def test_lines_go_to_the_journal_with_fields_and_a_chatty_plugin_is_cut_to_the_b
     assert call_tool(port, "pid") == pid
 
     # A plugin floods stderr: 20,000 lines in one call.
-    t0 = time.monotonic()
     assert call_tool(port, "spam", {"count": 20000}) == "spammed 20000"
     journal.wait(MCP_SERVER="noisy", MCP_EVENT="child.logs_dropped")
-    elapsed = time.monotonic() - t0
     plugin_lines = journal.select(MCP_SERVER="noisy", SYSLOG_IDENTIFIER="plugin")
     assert plugin_lines and plugin_lines[0]["PRIORITY"] == "4", plugin_lines[:1]  # stderr text: warning
     assert plugin_lines[0]["MESSAGE"] == f"noisy[{pid}]: spam 1 of 20000", plugin_lines[0]
-    assert 1000 <= len(plugin_lines) <= 1000 + 50 * (elapsed + 1), (len(plugin_lines), elapsed)
+    # The budget (burst 1,000, then 50 a second) is the child's: its host's own lines (host.serving,
+    # host.box_applied) took tokens from it too.
+    host_lines = journal.select(MCP_SERVER="noisy", SYSLOG_IDENTIFIER="mcp-plugin-host")
+    child_lines = len(plugin_lines) + len(host_lines)
+    assert 1000 <= child_lines <= 1000 + 50 * (time.monotonic() - started + 1), (len(plugin_lines), len(host_lines))
     # The supervisor's own lines still arrive: stop the quiet server and see its stop and exit.
     assert env.control("stop", {"server": "quiet"})["result"]
     journal.wait(MCP_SERVER="quiet", MCP_EVENT="child.stop")

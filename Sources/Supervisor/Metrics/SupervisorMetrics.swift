@@ -329,9 +329,6 @@ final class SupervisorMetrics: @unchecked Sendable {
         var cpu: Counter?
     }
 
-    /// The supervisor's own series, text format 0.0.4.
-    func render(into buffer: inout [UInt8]) { registry.emit(into: &buffer) }
-
     /// The supervisor's own series onto the page, in its format.
     func render(into page: inout PageWriter) {
         scratch.removeAll(keepingCapacity: true)

@@ -331,6 +331,13 @@ static size_t append(char *buf, size_t at, size_t size, const char *s)
     return at;
 }
 
+static volatile sig_atomic_t json_lines;
+
+void cbox_seccomp_json_lines(int on)
+{
+    json_lines = on ? 1 : 0;
+}
+
 static void on_sigsys(int sig, siginfo_t *info, void *context)
 {
     (void)sig;
@@ -347,25 +354,37 @@ static void on_sigsys(int sig, siginfo_t *info, void *context)
     for (int i = 0; i < trapped_count; i++)
         if (trapped_nr[i] == info->si_syscall)
             name = trapped_name[i];
-    char line[160];
-    size_t n = append(line, 0, sizeof line, "mcp-plugin-host: box: denied syscall ");
-    if (name != NULL) {
-        n = append(line, n, sizeof line, name);
-    } else {
-        char num[16];
+    char num[16];
+    if (name == NULL) {
         int v = info->si_syscall, k = 0;
         char rev[16];
         do {
             rev[k++] = (char)('0' + v % 10);
             v /= 10;
         } while (v > 0 && k < 15);
+        num[0] = '#';
         for (int i = 0; i < k; i++)
-            num[i] = rev[k - 1 - i];
-        num[k] = 0;
-        n = append(line, n, sizeof line, "#");
-        n = append(line, n, sizeof line, num);
+            num[1 + i] = rev[k - 1 - i];
+        num[1 + k] = 0;
+        name = num;
     }
-    n = append(line, n, sizeof line, " (EPERM)\n");
+    /* The host's log format (one JSON object per line under --log-format json, docs/supervisor.md "Logs"): no
+     * time field, which the supervisor adds when it forwards the line. Names are [a-z0-9_#]: nothing to escape. */
+    char line[256];
+    size_t n;
+    if (json_lines) {
+        n = append(line, 0, sizeof line,
+                   "{\"level\":\"warning\",\"source\":\"mcp-plugin-host\",\"event\":\"host.syscall_denied\","
+                   "\"message\":\"box: denied syscall ");
+        n = append(line, n, sizeof line, name);
+        n = append(line, n, sizeof line, " (EPERM)\",\"syscall\":\"");
+        n = append(line, n, sizeof line, name);
+        n = append(line, n, sizeof line, "\"}\n");
+    } else {
+        n = append(line, 0, sizeof line, "mcp-plugin-host: box: denied syscall ");
+        n = append(line, n, sizeof line, name);
+        n = append(line, n, sizeof line, " (EPERM)\n");
+    }
     ssize_t w = write(2, line, n);
     (void)w;
     errno = saved;

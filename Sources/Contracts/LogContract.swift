@@ -86,6 +86,9 @@ public enum LogEventName {
     public static let hostServing = "host.serving"
     public static let hostFailure = "host.failure"
     public static let hostDrain = "host.drain"
+    /// Written by the box's SIGSYS handler in C (Sources/CBox/cbox.c), which cannot call into Swift: keep the two
+    /// spellings equal.
+    public static let syscallDenied = "host.syscall_denied"
     public static let pluginLog = "plugin.log"
 
     // mcpctl.

@@ -208,7 +208,7 @@ struct PluginHostCommand: ParsableCommand {
         }
         // The box (docs/security.md) goes on before a byte of the plugin runs.
         let box: Box.Report?
-        do { box = try Box.applyFromEnvironment() } catch { throw fail(error) }
+        do { box = try Box.applyFromEnvironment(jsonLines: format == .json) } catch { throw fail(error) }
         if let box {
             var fields: Logger.Metadata = [LogKey.event: .string(LogEventName.boxApplied)]
             for (k, v) in box.fields { fields[k] = .string(v) }

@@ -229,7 +229,9 @@ func duration(_ v: JSONValue?) -> String {
 // MARK: Commands
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show every server (or one) with its replicas.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show every server (or one) with its replicas.",
+        discussion: "With SERVER, a line under the table names its box: user, limits, filesystem, network, /tmp.")
     @ParentCommand var root: Mcpctl
     @Argument(help: "One server (default: all).") var server: String?
 
@@ -273,7 +275,20 @@ struct Status: ParsableCommand {
         var header = ["SERVER", "STATE", "HEALTH", "PORT", "PID", "RESTARTS", "UPTIME", "LAST EXIT"]
         if groups { header.insert("GROUP", at: 1) }
         table(header, rows)
+        // One server: its box too (which mechanism applied each limit; docs/security.md).
+        if server != nil, let s = servers.first, let box = s[StatusKey.box] { print("box: " + boxLine(box)) }
     }
+}
+
+/// `user nobody, memory cgroup v1, ..., network none, private /tmp` or `off (runs with the supervisor's rights)`.
+func boxLine(_ box: JSONValue) -> String {
+    guard box["enabled"] == .bool(true) else { return "off (the child runs with the supervisor's rights)" }
+    var parts = ["user \(text(box["user"]))"]
+    for key in ["memory", "processes", "cpu"] { parts.append("\(key) \(text(box[key]))") }
+    parts.append(text(box["filesystem"]))
+    parts.append("network \(text(box["network"]))")
+    parts.append(box["private_tmp"] == .bool(true) ? "private /tmp" : "shared /tmp")
+    return parts.joined(separator: ", ")
 }
 
 struct Health: ParsableCommand {

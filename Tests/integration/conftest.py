@@ -45,6 +45,13 @@ def supervisor_binary() -> Path:
     return path
 
 
+def mcpctl_binary() -> Path:
+    path = Path(os.environ.get("MCPCTL", REPO / ".build" / "release" / "mcpctl"))
+    if not path.exists():
+        pytest.fail(f"mcpctl not built at {path} (swift build -c release)")
+    return path
+
+
 def plugin_dir() -> Path:
     return Path(os.environ.get("MCP_PLUGIN_DIR", REPO / ".build-plugins"))
 

@@ -13,7 +13,6 @@ import re
 import selectors
 import signal
 import socket
-import stat
 import subprocess
 import threading
 import time
@@ -310,6 +309,12 @@ def test_box_applied_line_in_json(boxed, hostile, monkeypatch):
     assert line["event"] == "host.box_applied"
     assert int(line["landlock_abi"]) >= 1 and line["filesystem"] == "landlock"
     assert line["seccomp"] == "trap" and line["capabilities"] == "none" and line["no_new_privs"] == "1"
+    # A denied call in JSON mode: one JSON object a log shipper can filter on, not a text line among JSON ones.
+    assert b.call("unshare_user")[0] == "errno=EPERM"
+    denied = json.loads(b.wait_stderr(r'"host\.syscall_denied"'))
+    assert denied == {"level": "warning", "source": "mcp-plugin-host", "event": "host.syscall_denied",
+                      "message": "box: denied syscall unshare (EPERM)", "syscall": "unshare"}, denied
+    assert not any(l.startswith("mcp-plugin-host: box: denied") for l in b.stderr_lines()), b.stderr_lines()
     b.stop_clean()
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import http.client
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import plugin_path, traversable
+from conftest import mcpctl_binary, plugin_path, traversable
 from supervisor_fixtures import call_tool, control_env, free_port, modern_post, wait_until  # noqa: F401
 
 
@@ -94,6 +95,12 @@ def test_cgroup_limits_status_and_removal(env, hostile):
     assert box["enabled"] is True and box["user"] == "root", box
     assert box["filesystem"].startswith("landlock abi ") or box["filesystem"] == "filesystem not restricted"
     assert env.status("plain")["box"]["memory"] == "no limit set"
+    # `mcpctl status NAME` shows the same mechanisms under its table.
+    shown = subprocess.run([str(mcpctl_binary()), "--socket", str(env.sock), "status", "boxed"], capture_output=True,
+                           text=True, timeout=30, check=True).stdout.splitlines()
+    assert shown[-1] == (f"box: user root, memory {box['memory']}, processes {box['processes']}, cpu {box['cpu']}, "
+                         f"{box['filesystem']}, network outbound, "
+                         f"{'private /tmp' if box['private_tmp'] else 'shared /tmp'}"), shown
     leaves = {}
     for controller, base in cgroups.items():
         server_dir = base / top / "boxed"

@@ -21,24 +21,16 @@ import stat
 import subprocess
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, plugin_path
+from conftest import mcpctl_binary, plugin_path
 from supervisor_fixtures import (  # noqa: F401 (control_env is the fixture env; sockdir and faulty are fixtures)
     SupervisorEnv, call_tool, control_env, faulty, free_port_range, pid_alive, proc_info, sockdir, wait_until)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def mcpctl_binary() -> Path:
-    path = Path(os.environ.get("MCPCTL", REPO / ".build" / "release" / "mcpctl"))
-    if not path.exists():
-        pytest.fail(f"mcpctl not built at {path} (swift build -c release)")
-    return path
 
 
 def ctl(sock: Path, *args: str, prefix: tuple[str, ...] = (), timeout: float = 30) -> subprocess.CompletedProcess:
@@ -256,7 +248,7 @@ def test_stop_start_restart(env, faulty):
                            for s in ctl_json(env.sock, "status")["servers"] for r in s["replicas"]),
                20, "both servers restarted")
     # Every decision is logged with the uid and the method.
-    assert run.find_all(rf"^mcp-supervisor: control: uid 0 \(pid \d+\): stop svc: allowed$")
+    assert run.find_all(r"^mcp-supervisor: control: uid 0 \(pid \d+\): stop svc: allowed$")
 
 
 def test_ports(env, faulty):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, host_binary, plugin_path
+from conftest import host_binary, mcpctl_binary, plugin_path
 from supervisor_fixtures import SupervisorEnv, call_tool, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,13 +29,6 @@ pytestmark = pytest.mark.timeout(120)
 FAST_BACKOFF = {"initial": 0.1, "max": 5, "multiplier": 2, "jitter": 0}
 LEVELS = {"trace", "debug", "info", "notice", "warning", "error", "critical"}
 TIME_RX = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-def mcpctl_binary() -> Path:
-    path = Path(os.environ.get("MCPCTL", REPO / ".build" / "release" / "mcpctl"))
-    if not path.exists():
-        pytest.fail(f"mcpctl not built at {path} (swift build -c release)")
-    return path
 
 
 @pytest.fixture

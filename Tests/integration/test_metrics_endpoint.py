@@ -22,21 +22,13 @@ import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, plugin_path
+from conftest import mcpctl_binary, plugin_path
 from supervisor_fixtures import control_env, free_port, proc_info, wait_until  # noqa: F401  (control_env is the `env` fixture)
 
 SCRAPE_TIMEOUT = 0.5
-
-
-def mcpctl_binary() -> Path:
-    path = Path(os.environ.get("MCPCTL", REPO / ".build" / "release" / "mcpctl"))
-    if not path.exists():
-        pytest.fail(f"mcpctl not built at {path} (swift build -c release)")
-    return path
 
 
 # -- HTTP ----------------------------------------------------------------------------------------------------------

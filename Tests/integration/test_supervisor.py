@@ -394,7 +394,6 @@ def test_reload_changed_server_with_a_dynamic_port_keeps_it(env, faulty):
     port = run.port_of("dyn")
     pid, _ = run.running("dyn")
     env.write_server("dyn", faulty, config={**EXTRA, "generation": 3}, env={"GENERATION": "3"})
-    mark = run.mark()
     reply = env.control("reload")
     assert reply.get("result") == {"added": [], "removed": [], "changed": ["dyn"], "unchanged": []}, reply
     wait_until(lambda: (r := env.status("dyn")["replicas"][0])["state"] == "running" and r["pid"] not in (pid, None),

@@ -50,6 +50,9 @@ const char *const *cbox_seccomp_deny_list(void);
 int cbox_seccomp_apply(const char *const *allow, size_t nallow, int network_none, const char **mode, int *rules,
                        char *err, size_t err_len);
 
+/* The denied-call line as one JSON object (the host's --log-format json) instead of text. */
+void cbox_seccomp_json_lines(int on);
+
 /* "EPERM" for EPERM. */
 const char *cbox_errno_name(int e);
 

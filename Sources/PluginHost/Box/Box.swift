@@ -48,10 +48,13 @@ public enum Box {
         }
     }
 
-    /// Reads `MCP_BOX` and applies it; no `MCP_BOX` (a host run by hand): nothing to apply (nil).
+    /// Reads `MCP_BOX` and applies it; no `MCP_BOX` (a host run by hand): nothing to apply (nil). `jsonLines`:
+    /// the line seccomp's SIGSYS handler writes for a denied call is one JSON object (`host.syscall_denied`, the
+    /// host's `--log-format json`) instead of text.
     @discardableResult
-    public static func applyFromEnvironment() throws(HostFailure) -> Report? {
+    public static func applyFromEnvironment(jsonLines: Bool = false) throws(HostFailure) -> Report? {
         guard let raw = getenv(ChildEnvironment.box) else { return nil }
+        cbox_seccomp_json_lines(jsonLines ? 1 : 0)
         let text = String(cString: raw)
         guard let value = try? JSONParser.parse(Array(text.utf8)), let spec = BoxSpec.decode(value) else {
             throw HostFailure(.boxInvalid, "\(ChildEnvironment.box) is not a valid box description")

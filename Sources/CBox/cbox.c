@@ -39,6 +39,32 @@ int cbox_write_file(const char *path, const char *text)
     return (size_t)n == len ? 0 : EIO;
 }
 
+int cbox_cgroup_member(const char *procs_file)
+{
+    int fd = open(procs_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    long self = (long)getpid();
+    /* One id per line; a folder made for one replica holds one process (or a few, after a fork). */
+    for (char *line = buf; *line != 0;) {
+        char *end = strchr(line, '\n');
+        if (end != NULL)
+            *end = 0;
+        if (*line != 0 && strtol(line, NULL, 10) == self)
+            return 1;
+        if (end == NULL)
+            break;
+        line = end + 1;
+    }
+    return 0;
+}
+
 int cbox_private_tmp(const char *folder, const char **failed_step)
 {
     if (unshare(CLONE_NEWNS) != 0) {

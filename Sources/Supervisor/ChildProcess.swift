@@ -9,7 +9,8 @@ import MCPProtocol
 
 /// One spawned `mcp-plugin-host`: its pid and pidfd, the supervisor's end of its control channel, and the read
 /// ends of its stdout/stderr. Every source runs on the supervisor's queue. `close()` releases everything.
-final class ChildProcess {
+/// @unchecked Sendable: its state is only touched on that queue (the cgroup join hops back to it).
+final class ChildProcess: @unchecked Sendable {
     let pid: Int32
     let pidfd: Int32
     private let controlFD: Int32
@@ -19,13 +20,21 @@ final class ChildProcess {
     private var forwarders: [LogForwarder] = []
     /// Why the host gave up (its last `host.failure` line), once `close()` drained its output.
     private(set) var hostFailure: String?
+    /// The cgroup join (`joinCgroups`) is still being written: the exit waits for it, so the pid it writes stays
+    /// this process's (a zombie's pid is not reused until it is reaped).
+    private var joinPending = false
+    private var exitDeferred = false
+    private var exitSource: DispatchSourceRead?
+    /// Cgroup migrations wait for an RCU grace period (milliseconds): written off the supervisor's queue.
+    private static let cgroupJoins = DispatchQueue(label: "mcp-supervisor.cgroup-join")
 
     /// Spawns a host with fd 0 = /dev/null, 1/2 = pipes to the log forwarder, 3 = the server's listening socket,
     /// 4 = a control socketpair. Handlers run on `queue`.
     static func spawn(
         executable: String, arguments: [String], environment: [String: String], listenFD: Int32, server: String,
         replica: SupervisorLog.Replica, queue: DispatchQueue, log: SupervisorLog, budgets: [LineBudget],
-        onExit: @escaping (Int32, Int32) -> Void, onMessage: @escaping (HostMessage) -> Void
+        cgroupProcsFiles: [String] = [], onExit: @escaping (Int32, Int32) -> Void,
+        onMessage: @escaping (HostMessage) -> Void
     ) -> Result<ChildProcess, SpawnError> {
         var ctl: [Int32] = [-1, -1]
         var out: [Int32] = [-1, -1]
@@ -62,6 +71,7 @@ final class ChildProcess {
         _ = mcps_set_nonblocking(ctl[0])
         let child = ChildProcess(pid: pid, pidfd: pidfd, controlFD: ctl[0])
         child.watch(queue: queue, onExit: onExit, onMessage: onMessage)
+        child.joinCgroups(cgroupProcsFiles, queue: queue)
         child.forwarders = [
             LogForwarder(
                 fd: out[0], server: server, replica: replica, pid: pid, textLevel: .info, queue: queue, log: log,
@@ -91,6 +101,13 @@ final class ChildProcess {
         exit.setEventHandler { [unowned self] in
             var code: Int32 = 0
             var status: Int32 = 0
+            if self.joinPending {
+                if !self.exitDeferred {
+                    self.exitDeferred = true
+                    exit.suspend()
+                }
+                return
+            }
             guard mcps_reap(self.pidfd, &code, &status) == 1 else { return }
             exit.cancel()
             onExit(code, status)
@@ -98,6 +115,7 @@ final class ChildProcess {
         let pidfd = self.pidfd
         exit.setCancelHandler { Glibc.close(pidfd) }  // a watched descriptor closes only once its source is gone
         exit.resume()
+        exitSource = exit
         let control = DispatchSource.makeReadSource(fileDescriptor: controlFD, queue: queue)
         control.setEventHandler { [unowned self] in
             var buf = [UInt8](repeating: 0, count: 4096)
@@ -119,6 +137,33 @@ final class ChildProcess {
         control.setCancelHandler { Glibc.close(controlFD) }
         control.resume()
         sources = [exit, control]
+    }
+
+    /// Writes the child's pid into its cgroup folders (docs/security.md "Cgroups") while it execs and starts, so
+    /// the migration's wait overlaps the start instead of adding to it. The host checks that it is there before it
+    /// drops anything and joins itself otherwise (a failed write here is the host's to report).
+    private func joinCgroups(_ files: [String], queue: DispatchQueue) {
+        guard !files.isEmpty else { return }
+        joinPending = true
+        let pid = Array("\(pid)".utf8)
+        ChildProcess.cgroupJoins.async {
+            for file in files {
+                let fd = open(file, O_WRONLY | O_CLOEXEC)
+                guard fd >= 0 else { continue }
+                _ = pid.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                Glibc.close(fd)
+            }
+            queue.async {
+                self.joinPending = false
+                self.resumeExit()
+            }
+        }
+    }
+
+    private func resumeExit() {
+        guard exitDeferred else { return }
+        exitDeferred = false
+        exitSource?.resume()
     }
 
     /// Sends one control message; false if the channel is gone or full (the caller escalates by signal).
@@ -146,6 +191,9 @@ final class ChildProcess {
     func close() {
         guard !closed else { return }
         closed = true
+        joinPending = false
+        resumeExit()  // a suspended source must not be cancelled and released while suspended
+        exitSource = nil
         for source in sources { source.cancel() }  // their cancel handlers close the pidfd and the control socket
         sources = []
         for forwarder in forwarders { forwarder.finish() }

@@ -434,7 +434,7 @@ public final class Supervisor: @unchecked Sendable {
         let result = ChildProcess.spawn(
             executable: hostExecutable, arguments: arguments, environment: env,
             listenFD: socket, server: id.server, replica: SupervisorLog.Replica(id.index, of: settings.replicas),
-            queue: queue, log: log, budgets: budgets(for: id.server),
+            queue: queue, log: log, budgets: budgets(for: id.server), cgroupProcsFiles: cgroupProcsFiles(env),
             onExit: { [unowned self] code, status in self.childExited(id, code: code, status: status) },
             onMessage: { [unowned self] message in self.message(id, message) })
         switch result {
@@ -445,6 +445,14 @@ public final class Supervisor: @unchecked Sendable {
             children[id] = child
             feed(.spawned(id, pid: child.pid))
         }
+    }
+
+    /// The cgroup folders the box gave the replica (MCP_BOX's `cgroup_procs_files`).
+    private func cgroupProcsFiles(_ env: [String: String]) -> [String] {
+        guard let text = env[ChildEnvironment.box], let value = try? JSONParser.parse(Array(text.utf8)),
+            let spec = BoxSpec.decode(value)
+        else { return [] }
+        return spec.cgroupProcsFiles
     }
 
     private func budgets(for server: String) -> [LineBudget] {

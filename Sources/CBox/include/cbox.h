@@ -9,6 +9,10 @@
 /* Writes text into an existing file (cgroup.procs). */
 int cbox_write_file(const char *path, const char *text);
 
+/* 1 if this process is listed in the cgroup file `procs_file` (cgroup.procs or tasks): the supervisor wrote its
+ * pid while it started, so joining (a cgroup migration, which waits for an RCU grace period) is already done. */
+int cbox_cgroup_member(const char *procs_file);
+
 /* unshare(CLONE_NEWNS), / made recursively slave, folder bind-mounted on /tmp. *failed_step names the call. */
 int cbox_private_tmp(const char *folder, const char **failed_step);
 

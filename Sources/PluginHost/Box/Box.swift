@@ -83,8 +83,10 @@ public enum Box {
                 .boxCapabilities,
                 "box: \(threads) threads are running before the box; it would apply to one of them (start it earlier)")
         }
-        // 1. cgroups.
-        for file in spec.cgroupProcsFiles {
+        // 1. cgroups. The supervisor writes the host's pid into these files while the host starts (the migration
+        // waits for an RCU grace period, milliseconds, which then overlap the exec); joined only where it is not
+        // there yet.
+        for file in spec.cgroupProcsFiles where cbox_cgroup_member(file) == 0 {
             let e = cbox_write_file(file, "0")
             if e != 0 { throw failure(.boxCgroup, "joining the cgroup \(file)", e) }
         }

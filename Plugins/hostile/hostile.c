@@ -17,7 +17,8 @@
  *   alloc {mib}                    malloc and touch every page
  *   ptrace_pid {pid}               PTRACE_ATTACH, wait for the stop, PTRACE_DETACH
  *   kill_pid {pid}                 kill(pid, 0)
- *   connect_unix {path}            connect an AF_UNIX stream socket ("@name": the abstract namespace)
+ *   connect_unix {path, send?}     connect an AF_UNIX stream socket ("@name": the abstract namespace); with
+ *                                  send, write it and a newline and answer with the first line read back
  *   raw_socket                     socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
  *   packet_socket                  socket(AF_PACKET, SOCK_RAW, 0)
  *   tcp_connect {host, port}       socket(AF_INET) + connect to an IPv4 address
@@ -346,10 +347,36 @@ static void tool_connect_unix(const mcpp_host *h, mcpp_call *call)
     }
     int r = connect(fd, (struct sockaddr *)&addr, len);
     int e = errno;
-    close(fd);
-    if (r != 0)
+    if (r != 0) {
+        close(fd);
         return answer(h, call, e, "connect(%s) failed: %s", path_shown, strerror(e));
-    answer(h, call, 0, "connected to %s", path_shown);
+    }
+    char request[512];
+    if (arg_cstr(h, call, KEY("send"), request, sizeof request - 1) != 0) {
+        close(fd);
+        return answer(h, call, 0, "connected to %s", path_shown);
+    }
+    strcat(request, "\n");
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char reply[400];
+    size_t got = 0;
+    if (write(fd, request, strlen(request)) == (ssize_t)strlen(request)) {
+        while (got < sizeof reply - 1) {
+            ssize_t n = read(fd, reply + got, sizeof reply - 1 - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+            if (memchr(reply, '\n', got) != NULL)
+                break;
+        }
+    }
+    close(fd);
+    reply[got] = 0;
+    char *nl = strchr(reply, '\n');
+    if (nl != NULL)
+        *nl = 0;
+    answer(h, call, 0, "connected to %s; reply: %s", path_shown, reply);
 }
 
 static void try_socket(const mcpp_host *h, mcpp_call *call, int domain, int type, int proto, const char *what)
@@ -572,7 +599,10 @@ static const tool_entry TOOLS[] = {
          "{\"type\":\"object\",\"properties\":{\"mib\":{\"type\":\"integer\"}},\"required\":[\"mib\"]}", tool_alloc),
     TOOL("ptrace_pid", "Attaches to a process with ptrace and detaches.", PID_REQ, tool_ptrace_pid),
     TOOL("kill_pid", "Sends signal 0 to a process.", PID_REQ, tool_kill_pid),
-    TOOL("connect_unix", "Connects to a unix stream socket.", PATH_REQ, tool_connect_unix),
+    TOOL("connect_unix", "Connects to a unix stream socket (and sends a line).",
+         "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\"},\"send\":{\"type\":\"string\"}},"
+         "\"required\":[\"path\"]}",
+         tool_connect_unix),
     TOOL("raw_socket", "Opens a raw IPv4 ICMP socket.", NO_ARGS, tool_raw_socket),
     TOOL("packet_socket", "Opens an AF_PACKET socket.", NO_ARGS, tool_packet_socket),
     TOOL("tcp_connect", "Connects to an IPv4 host and port.",

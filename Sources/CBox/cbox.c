@@ -436,8 +436,8 @@ static void remember(int nr, const char *name)
     }
 }
 
-int cbox_seccomp_apply(const char *const *allow, size_t nallow, int network_none, const char **mode, int *rules,
-                       char *err, size_t err_len)
+int cbox_seccomp_apply(const char *const *allow, size_t nallow, int network_none, int unix_sockets,
+                       const char **mode, int *rules, char *err, size_t err_len)
 {
     uint32_t deny = CBOX_CAN_TRAP ? SCMP_ACT_TRAP : SCMP_ACT_ERRNO(EPERM);
     *mode = CBOX_CAN_TRAP ? "trap" : "errno";
@@ -496,6 +496,10 @@ int cbox_seccomp_apply(const char *const *allow, size_t nallow, int network_none
     if (!listed("socket", allow, nallow)) {
         RULE(SCMP_SYS(socket), "socket", 1, SCMP_A0(SCMP_CMP_EQ, AF_PACKET));
         RULE(SCMP_SYS(socket), "socket", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW));
+        /* Path sockets are not Landlock's (ABI 7): without this a plugin running as root could connect to any
+         * socket that trusts uid 0 (the control socket, D-Bus, systemd's). socketpair(2) stays allowed. */
+        if (!unix_sockets)
+            RULE(SCMP_SYS(socket), "socket", 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
         if (network_none) {
             RULE(SCMP_SYS(socket), "socket", 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
             RULE(SCMP_SYS(socket), "socket", 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));

@@ -35,6 +35,8 @@ public struct BoxSpec: Sendable, Equatable {
     public var readPaths: [String] = []
     public var writePaths: [String] = []
     public var network: Network = .outbound
+    /// AF_UNIX sockets allowed (`unix_sockets`); denied by the seccomp filter otherwise.
+    public var unixSockets = false
     /// A folder mounted on /tmp in a private mount namespace; nil: /tmp as it is.
     public var privateTmp: String?
 
@@ -47,7 +49,7 @@ public struct BoxSpec: Sendable, Equatable {
             "read_paths": .array(readPaths.map(JSONValue.string)),
             "write_paths": .array(writePaths.map(JSONValue.string)),
             "cgroup_procs_files": .array(cgroupProcsFiles.map(JSONValue.string)),
-            "network": .string(network.rawValue),
+            "network": .string(network.rawValue), "unix_sockets": .bool(unixSockets),
         ]
         if let uid { o["uid"] = .int(Int64(uid)) }
         if let gid { o["gid"] = .int(Int64(gid)) }
@@ -83,12 +85,14 @@ public struct BoxSpec: Sendable, Equatable {
             return b
         }
         guard let enabled = bool("enabled", true), let core = bool("core_dumps", false),
+            let unix = bool("unix_sockets", false),
             let allow = strings("syscalls_allow"), let read = strings("read_paths"), let write = strings("write_paths"),
             let procs = strings("cgroup_procs_files"), let uid = int("uid"), let gid = int("gid"),
             let nofile = int("open_files_max"), let nproc = int("processes_max"), let mem = int("memory_max")
         else { return nil }
         s.enabled = enabled
         s.coreDumps = core
+        s.unixSockets = unix
         s.syscallsAllow = allow
         s.readPaths = read
         s.writePaths = write

@@ -25,7 +25,7 @@ struct BoxConfigTests {
         let c = try loader.load(main: "", servers: ["w.toml": "plugin = \"w.so\"\n"])
         let b = try #require(c.servers.first).box
         #expect(b == BoxConfig())
-        #expect(b.enabled && b.privateTmp && !b.coreDumps && b.network == .outbound)
+        #expect(b.enabled && b.privateTmp && !b.coreDumps && b.network == .outbound && !b.unixSockets)
         #expect(b.uid == nil && b.memoryMax == nil && b.envFiles.isEmpty)
     }
 
@@ -43,6 +43,7 @@ struct BoxConfigTests {
             read_paths = ["data", "/opt/x"]
             write_paths = ["/var/lib/w"]
             network = "none"
+            unix_sockets = true
             private_tmp = false
             credentials = ["token"]
             """)
@@ -53,7 +54,7 @@ struct BoxConfigTests {
         #expect(b.syscallsAllow == ["io_uring_setup"])
         #expect(b.readPaths == [ConfigLoaderTests.serversDir + "/data", "/opt/x"])
         #expect(b.writePaths == ["/var/lib/w"])
-        #expect(b.network == .none && !b.privateTmp && b.credentials == ["token"])
+        #expect(b.network == .none && b.unixSockets && !b.privateTmp && b.credentials == ["token"])
     }
 
     @Test(arguments: [
@@ -102,6 +103,7 @@ struct BoxConfigTests {
         ("user = \"no-such-user-mcp\"\n", "user", "no such user 'no-such-user-mcp'"),
         ("group = \"no-such-group-mcp\"\n", "group", "no such group 'no-such-group-mcp'"),
         ("core_dumps = \"yes\"\n", "core_dumps", "true or false"),
+        ("unix_sockets = 1\n", "unix_sockets", "true or false"),
         ("memory_max = \"lots\"\n", "memory_max", "a size"),
         ("memory_max = 0\n", "memory_max", "at least 1M"),
         ("open_files_max = 3\n", "open_files_max", "16-1048576"),

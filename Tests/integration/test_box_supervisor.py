@@ -8,6 +8,7 @@ the host in this build does not apply the box yet.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import stat
 import subprocess
@@ -252,8 +253,37 @@ def test_default_box(env, hostile):
     port = env.status("h")["port"]
     assert tool_text(port, "read_shadow").startswith("errno="), "read /etc/shadow in the default box"
     assert tool_text(port, "ptrace_pid", {"pid": run.pid}).startswith("errno=")
+    assert tool_text(port, "kill_pid", {"pid": run.pid}).startswith("errno=EPERM")
+    # Path sockets are not Landlock's: the default filter denies AF_UNIX sockets, so the plugin (uid 0 here)
+    # cannot reach the control socket, D-Bus or any other socket that trusts root.
+    assert tool_text(port, "connect_unix", {"path": str(env.control_socket)}) == (
+        "errno=EPERMsocket(AF_UNIX) failed: Operation not permitted")
     assert env.status("h")["box"]["enabled"] is True
     call_tool(env.status("other")["port"], "status")
+    run.stop()
+
+
+@pytest.mark.parametrize("sandbox", [{"unix_sockets": True}, {"enabled": False}])
+def test_control_socket_refuses_what_the_supervisor_started(env, hostile, sandbox):
+    """With AF_UNIX allowed (or no box), a plugin running as root reaches the control socket; its uid would make it
+    an admin, but the supervisor refuses every call from a process it started (or their children)."""
+    env.write_server("h", hostile, sandbox=sandbox)
+    env.write_server("other", hostile)
+    run = env.start()
+    other_pid = replica_pid(env, "other")
+    replica_pid(env, "h")
+    port = env.status("h")["port"]
+    for method in ("status", "stop"):
+        request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": {"server": "other"}})
+        text = tool_text(port, "connect_unix", {"path": str(env.control_socket), "send": request})
+        assert text.startswith(f"okconnected to {env.control_socket}; reply: "), text
+        reply = json.loads(text.split("; reply: ", 1)[1])
+        assert reply["error"]["code"] == -32001, reply
+        assert "does not answer processes the supervisor started" in reply["error"]["message"], reply
+        run.wait_for(rf"started by the supervisor: {method}: refused", 10)
+    # The same calls from here (root, not started by the supervisor) are answered: the refusal was the peer's.
+    assert env.status("other")["state"] == "running" and replica_pid(env, "other") == other_pid
+    assert env.control("stop", {"server": "other"}).get("result") is not None
     run.stop()
 
 

@@ -51,8 +51,8 @@ const char *const *cbox_seccomp_deny_list(void);
  * writes one stderr line naming the call (where the architecture is supported; else plain EPERM). allow names
  * are removed from the deny list (the caller checked them with cbox_syscall_number). *mode receives "trap" or
  * "errno"; *rules the number of rules. */
-int cbox_seccomp_apply(const char *const *allow, size_t nallow, int network_none, const char **mode, int *rules,
-                       char *err, size_t err_len);
+int cbox_seccomp_apply(const char *const *allow, size_t nallow, int network_none, int unix_sockets,
+                       const char **mode, int *rules, char *err, size_t err_len);
 
 /* The denied-call line as one JSON object (the host's --log-format json) instead of text. */
 void cbox_seccomp_json_lines(int on);

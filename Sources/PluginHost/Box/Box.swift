@@ -162,7 +162,8 @@ public enum Box {
         var rules: Int32 = 0
         e = withCStrings(spec.syscallsAllow) { allow in
             cbox_seccomp_apply(
-                allow.baseAddress, allow.count, spec.network == .none ? 1 : 0, &mode, &rules, &err, err.count)
+                allow.baseAddress, allow.count, spec.network == .none ? 1 : 0, spec.unixSockets ? 1 : 0, &mode, &rules,
+                &err, err.count)
         }
         if e != 0 { throw failure(.boxSeccomp, "seccomp: \(text(err))", e) }
         report.seccomp = mode.map { String(cString: $0) } ?? "errno"

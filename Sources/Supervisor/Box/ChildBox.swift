@@ -65,6 +65,7 @@ enum ChildBox {
         spec.openFilesMax = box.openFilesMax
         spec.syscallsAllow = box.syscallsAllow
         spec.network = box.network
+        spec.unixSockets = box.unixSockets
         spec.readPaths = [Path.directory(of: server.plugin)] + box.readPaths
         spec.writePaths = [folder] + box.writePaths
         // The fixed system set the host needs after the box (BoxSpec+System.swift, the host's list).

@@ -169,8 +169,9 @@ public final class ControlServer: @unchecked Sendable {
             }
             nextClientID += 1
             let client = Client(id: nextClientID, fd: fd, peer: Self.peer(fd))
-            client.admin = isAdmin(client.peer)
-            client.reader = client.admin || isReader(client.peer)
+            client.descendant = Self.isDescendant(client.peer.pid)
+            client.admin = !client.descendant && isAdmin(client.peer)
+            client.reader = client.admin || (!client.descendant && isReader(client.peer))
             clients[client.id] = client
             let rs = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
             rs.setEventHandler { [unowned self, weak client] in if let client { self.readAvailable(client) } }
@@ -214,6 +215,33 @@ public final class ControlServer: @unchecked Sendable {
         return p
     }
 
+    /// A process the supervisor started, or one of theirs: its parent chain reaches the supervisor (orphans come
+    /// back to it too, it is their subreaper). A plugin running as root in its box must not get an admin's rights
+    /// from its uid (docs/security.md); nothing the supervisor starts needs the control socket.
+    static func isDescendant(_ pid: Int32) -> Bool {
+        let me = getpid()
+        var current = pid
+        for _ in 0..<64 {
+            guard current > 1, current != me else { return current == me && pid != me }
+            guard let parent = parentPID(current) else { return false }
+            current = parent
+        }
+        return false
+    }
+
+    /// Field 4 of /proc/PID/stat (after the command name in parentheses, which may hold anything).
+    private static func parentPID(_ pid: Int32) -> Int32? {
+        let fd = Glibc.open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var buf = [UInt8](repeating: 0, count: 512)
+        let n = read(fd, &buf, buf.count)
+        guard n > 0, let close = buf[0..<n].lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = buf[(close + 1)..<n].split(separator: UInt8(ascii: " "))
+        guard fields.count > 1 else { return nil }
+        return Int32(String(decoding: fields[1], as: UTF8.self))
+    }
+
     /// May read: everyone who can connect, unless `control_read_group` is set; then its members.
     private func isReader(_ p: Peer) -> Bool {
         guard readGroupName != nil else { return true }
@@ -235,6 +263,8 @@ public final class ControlServer: @unchecked Sendable {
         let peer: Peer
         var admin = false
         var reader = false
+        /// Started by the supervisor (`isDescendant`): refused everything.
+        var descendant = false
         var input = LineFramer(maxLineBytes: ControlServer.maxLineBytes, overflow: .reject)
         var output: [UInt8] = []
         var readSource: DispatchSourceRead?
@@ -450,6 +480,19 @@ public final class ControlServer: @unchecked Sendable {
     ) -> Result<JSONValue, CallError>? {
         guard let method = ControlMethod(rawValue: name) else {
             return .failure(CallError(code: JSONRPC.methodNotFound, message: "unknown method '\(name)'"))
+        }
+        if client.descendant {
+            note(
+                "pid \(client.peer.pid) (uid \(client.peer.uid)), started by the supervisor: \(name): refused",
+                level: .warning,
+                fields: [
+                    "uid": LogValue.of(client.peer.uid), "peer_pid": LogValue.of(client.peer.pid),
+                    "method": .string(name), "allowed": LogValue.of(false),
+                ])
+            return .failure(
+                CallError(
+                    code: Code.permissionDenied,
+                    message: "permission denied: the control socket does not answer processes the supervisor started"))
         }
         if !method.isChanging, !client.reader {
             let fields: Logger.Metadata = [

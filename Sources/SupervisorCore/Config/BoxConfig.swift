@@ -26,6 +26,9 @@ public struct BoxConfig: Sendable, Equatable {
     public var readPaths: [String] = []
     public var writePaths: [String] = []
     public var network: BoxSpec.Network = .outbound
+    /// `unix_sockets = true`: the plugin may create AF_UNIX sockets (to reach a local database or agent by path);
+    /// off by default, so a plugin cannot reach path sockets that trust its uid (the control socket, D-Bus).
+    public var unixSockets = false
     public var privateTmp = true
     /// Files of KEY=VALUE lines, read at every spawn (absolute).
     public var envFiles: [String] = []

@@ -34,6 +34,7 @@ extension ConfigLoader {
             box.gid = gid
         }
         if let v = try br.bool("core_dumps") { box.coreDumps = v }
+        if let v = try br.bool("unix_sockets") { box.unixSockets = v }
         if let e = t["memory_max"] {
             let bytes: Int?
             let text: String

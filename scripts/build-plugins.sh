@@ -7,6 +7,8 @@
 #   libhealth_states.so  Tests/fixtures/plugins/health_states.c
 #   liblarger_structs.so Tests/fixtures/plugins/larger_structs.c (structs of a later 1.x header)
 #   libsmall_structs.so  Tests/fixtures/plugins/small_structs.c (one struct smaller than 1.0's, by env)
+#   librust_reference.so Plugins/rust (Plugins/rust/build.sh), libcpp_reference.so Plugins/cpp (build.sh),
+#   libgo_reference.so   Plugins/go (build.sh)
 #   broken plugins       lib{no_entry,wrong_major,newer_minor,create_fails,create_crash,
 #                        bad_describe,missing_lib,not_elf,wrong_machine}.so
 #
@@ -94,3 +96,7 @@ install_plugin wrong_machine "$TMP/libwrong_machine.so"
 
 # The Rust reference plugin (std only, offline) with the machine's cargo.
 "$REPO/Plugins/rust/build.sh"
+# The C++ reference plugin (Sources/PluginABI/include/mcp_plugin.hpp) with the machine's g++.
+"$REPO/Plugins/cpp/build.sh"
+# The Go reference plugin (Plugins/go/mcpplugin, cgo, -buildmode=c-shared) with Debian's go.
+"$REPO/Plugins/go/build.sh"

@@ -13,9 +13,10 @@ cd "$(dirname "$0")/.."
 # promtool for the rules and `check metrics`), chromium (the status page, headless).
 # Plugin trust and the box (docs/security.md): libssl-dev (libcrypto: SHA-256 and Ed25519) and openssl (the tests
 # sign with the stock command line); libseccomp-dev (the child's seccomp filter).
+# Plugin kits: golang-go (Plugins/go, go build -buildmode=c-shared); g++ also builds Plugins/cpp.
 packages=(gcc g++ make pkg-config python3 python3-venv curl procps iproute2 file passwd util-linux libsystemd-dev
     systemd debhelper dpkg-dev fakeroot lintian help2man patchelf debootstrap wrk prometheus chromium
-    libssl-dev openssl libseccomp-dev)
+    libssl-dev openssl libseccomp-dev golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -497,9 +497,16 @@ int cbox_seccomp_apply(const char *const *allow, size_t nallow, int network_none
         RULE(SCMP_SYS(socket), "socket", 1, SCMP_A0(SCMP_CMP_EQ, AF_PACKET));
         RULE(SCMP_SYS(socket), "socket", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW));
         /* Path sockets are not Landlock's (ABI 7): without this a plugin running as root could connect to any
-         * socket that trusts uid 0 (the control socket, D-Bus, systemd's). socketpair(2) stays allowed. */
-        if (!unix_sockets)
-            RULE(SCMP_SYS(socket), "socket", 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+         * stream socket that trusts uid 0 (the control socket, D-Bus, systemd's). Datagram sockets stay: the C
+         * library's syslog(3) needs one (libdispatch logs through it), and the datagram services trust no uid
+         * (journald and /dev/log take log lines; sd_notify is checked against the unit's main pid).
+         * socketpair(2) stays allowed. */
+        if (!unix_sockets) {
+            RULE(SCMP_SYS(socket), "socket", 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+                 SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+            RULE(SCMP_SYS(socket), "socket", 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+                 SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_SEQPACKET));
+        }
         if (network_none) {
             RULE(SCMP_SYS(socket), "socket", 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
             RULE(SCMP_SYS(socket), "socket", 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));

@@ -28,8 +28,9 @@ def echo_round_trip(host):
 def test_make_install_and_out_of_tree_build_with_pkg_config(tmp_path):
     prefix = tmp_path / "prefix"
     run(["make", "-C", str(REPO), "install", f"PREFIX={prefix}", "CONFIG=release"])
-    assert (prefix / "include" / "mcp_plugin.h").read_bytes() == \
-        (REPO / "Sources/PluginABI/include/mcp_plugin.h").read_bytes()
+    for header in ("mcp_plugin.h", "mcp_plugin.hpp"):
+        assert (prefix / "include" / header).read_bytes() == \
+            (REPO / "Sources/PluginABI/include" / header).read_bytes()
     env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
     cflags = run(["pkg-config", "--cflags", "mcp-plugin"], env=env).split()
     assert cflags == [f"-I{prefix}/include"]

@@ -1,0 +1,3 @@
+module mcp-supervisor/plugins/go
+
+go 1.19

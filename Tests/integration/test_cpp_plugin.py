@@ -23,7 +23,6 @@ plugin.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import re
 import shutil
@@ -38,6 +37,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from abi_ctypes import negotiated_table
 from conftest import REPO, plugin_dir, plugin_path
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -377,71 +377,9 @@ def test_exports_only_the_entry_point(cpp_plugin):
     assert re.search(r"^\S+ T mcpp_negotiate_v1$", r.stdout, re.M), r.stdout
 
 
-class McppStr(ctypes.Structure):
-    _fields_ = [("ptr", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-    def text(self) -> str:
-        return ctypes.string_at(self.ptr, self.len).decode() if self.len else ""
-
-
-class McppPlugin(ctypes.Structure):  # mcpp_plugin (ABI 1.0)
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("threading", ctypes.c_uint32),
-        ("max_concurrency", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
-        ("name", McppStr),
-        ("version", McppStr),
-        ("title", McppStr),
-        ("instructions", McppStr),
-        ("create", ctypes.c_void_p),
-        ("destroy", ctypes.c_void_p),
-        ("describe", ctypes.c_void_p),
-        ("call_tool", ctypes.c_void_p),
-        ("read_resource", ctypes.c_void_p),
-        ("get_prompt", ctypes.c_void_p),
-        ("complete", ctypes.c_void_p),
-        ("cancel", ctypes.c_void_p),
-        ("health", ctypes.c_void_p),
-        ("diagnose", ctypes.c_void_p),
-        ("get_extension", ctypes.c_void_p),
-    ]
-
-
-class McppNegotiation(ctypes.Structure):
-    _fields_ = [
-        ("struct_size", ctypes.c_uint32),
-        ("host_abi_major", ctypes.c_uint32),
-        ("host_abi_minor", ctypes.c_uint32),
-        ("plugin_abi_minor", ctypes.c_uint32),
-        ("plugin", ctypes.POINTER(McppPlugin)),
-    ]
-
-
 def test_negotiation_in_process(cpp_plugin):
     """mcpp_negotiate_v1 behaves like MCPP_DEFINE_ENTRY; the table is CONCURRENT with the declared features."""
-    assert ctypes.sizeof(McppPlugin) == 168 and ctypes.sizeof(McppNegotiation) == 24
-    lib = ctypes.CDLL(str(cpp_plugin))
-    negotiate = lib.mcpp_negotiate_v1
-    negotiate.argtypes = [ctypes.POINTER(McppNegotiation)]
-    negotiate.restype = ctypes.c_int32
-
-    def attempt(major=1, minor=0, size=24):
-        n = McppNegotiation(struct_size=size, host_abi_major=major, host_abi_minor=minor, plugin_abi_minor=99)
-        return negotiate(ctypes.byref(n)), n
-
-    assert negotiate(None) == 3  # MCPP_E_INVALID
-    status, n = attempt(size=16)
-    assert status == 3 and not n.plugin and n.plugin_abi_minor == 99
-    status, n = attempt(major=2)
-    assert status == 2 and n.plugin_abi_minor == 0  # MCPP_E_VERSION, minor filled anyway
-    status, newer = attempt(minor=7)
-    assert status == 0
-    status, n = attempt()
-    assert status == 0 and n.plugin_abi_minor == 0
-    assert ctypes.addressof(n.plugin.contents) == ctypes.addressof(newer.plugin.contents), "the table is static"
-    t = n.plugin.contents
-    assert t.struct_size == 168
+    lib, t = negotiated_table(cpp_plugin)
     assert t.threading == 1 and t.max_concurrency == 0  # MCPP_THREADING_CONCURRENT, the host's default
     assert (t.name.text(), t.version.text(), t.title.text()) == ("cpp-reference", "1.0.0", "Reference plugin (C++)")
     assert "written in C++" in t.instructions.text()

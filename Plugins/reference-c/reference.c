@@ -285,12 +285,292 @@ static const mcpp_tool FAIL_TOOL = {
     .input_schema = MCPP_LIT(FAIL_SCHEMA),
 };
 
+/* ------------------------------------------------------------------------------------- */
+/* 4b. Asking the client (ABI 1.1): confirm (elicitation), ask_model (sampling),          */
+/*     list_roots (roots). The same code serves both protocol eras: in 2025-11-25 the     */
+/*     callback gets the answer while the call waits; in 2026-07-28 the first attempt is  */
+/*     SUSPENDED (the host answers input_required) and the client's retry runs the        */
+/*     handler again, where the same request is answered at once.                         */
+/* ------------------------------------------------------------------------------------- */
+
+/* Appends `text` to `out` as a JSON string (quotes and escapes included); returns the new length. */
+static size_t json_quote(char *out, size_t cap, size_t at, const char *text, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (at < cap) out[at] = '"';
+    at++;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        char esc[7] = {0};
+        if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; }
+        else if (c < 0x20) { esc[0] = '\\'; esc[1] = 'u'; esc[2] = '0'; esc[3] = '0'; esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; }
+        else esc[0] = (char)c;
+        for (const char *e = esc; *e; e++) {
+            if (at < cap) out[at] = *e;
+            at++;
+        }
+    }
+    if (at < cap) out[at] = '"';
+    return at + 1;
+}
+
+/* The string at `pointer` in an answer, or NULL (with *len 0). */
+static const char *answer_string(const mcpp_host *h, mcpp_call *call, const char *answer, size_t answer_len,
+                                 const char *pointer, size_t *len)
+{
+    int32_t type = 0;
+    const char *out = NULL;
+    *len = 0;
+    if (h->json_get(call, answer, answer_len, pointer, strlen(pointer), &type, &out, len) != MCPP_OK ||
+        type != MCPP_JSON_STRING) {
+        *len = 0;
+        return NULL;
+    }
+    return out;
+}
+
+/* What every input callback does with the outcomes other than an answer. */
+static int finish_unanswered(const mcpp_host *h, mcpp_call *call, int32_t status, const char *answer,
+                             size_t answer_len, const char *what)
+{
+    size_t n;
+    const char *msg;
+    switch (status) {
+    case MCPP_INPUT_ANSWERED:
+        return 0;
+    case MCPP_INPUT_SUSPENDED: /* 2026-07-28: the host sends input_required; we run again on the retry */
+        h->finish(call, MCPP_OUTCOME_OK, NULL, 0);
+        return 1;
+    case MCPP_INPUT_UNSUPPORTED:
+        finish_fmt(h, call, MCPP_OUTCOME_NEEDS_CAPABILITY, "this tool needs the client's %s capability", what);
+        return 1;
+    case MCPP_INPUT_REFUSED:
+        msg = answer_string(h, call, answer, answer_len, "/message", &n);
+        finish_fmt(h, call, MCPP_OUTCOME_TOOL_ERROR, "the client refused the %s request: %.*s", what, (int)n,
+                   msg ? msg : "");
+        return 1;
+    default: /* MCPP_INPUT_CANCELLED */
+        h->finish(call, MCPP_OUTCOME_INTERNAL, KEY("cancelled while waiting for the client"));
+        return 1;
+    }
+}
+
+static const char CONFIRM_SCHEMA[] =
+    "{\"type\":\"object\",\"properties\":{\"action\":{\"type\":\"string\",\"description\":\"What to confirm\"},"
+    "\"twice\":{\"type\":\"boolean\",\"description\":\"Ask a second time after a yes\"}},"
+    "\"required\":[\"action\"]}";
+
+/* The host table, for callbacks whose user pointer carries something else. Set once by create(). */
+static const mcpp_host *HOST;
+
+/* Which question a callback answers: its user pointer is one of these. */
+static const int ROUND_FIRST = 1, ROUND_AGAIN = 2;
+
+static mcpp_status ask_confirmation(const mcpp_host *h, mcpp_call *call, int round);
+
+static void confirm_answered(void *user, mcpp_call *call, int32_t status, const char *answer, size_t len)
+{
+    int round = *(const int *)user;
+    const mcpp_host *h = HOST;
+    if (finish_unanswered(h, call, status, answer, len, "elicitation"))
+        return;
+    size_t n = 0, an = 0;
+    const char *action = answer_string(h, call, answer, len, "/action", &n);
+    const char *text = NULL;
+    h->arg_string(call, KEY("action"), &text, &an);
+    if (action == NULL || !str_eq(action, n, "accept")) {
+        char reply[64];
+        int rn = snprintf(reply, sizeof reply, "Not confirmed: the user chose %.*s", action ? (int)(n > 20 ? 20 : n) : 7,
+                          action ? action : "nothing");
+        h->add_text(call, reply, (size_t)rn);
+        h->finish(call, MCPP_OUTCOME_OK, NULL, 0);
+        return;
+    }
+    int32_t type = 0;
+    const char *yes = NULL;
+    size_t yn = 0;
+    if (h->json_get(call, answer, len, KEY("/content/confirm"), &type, &yes, &yn) != MCPP_OK || type != MCPP_JSON_BOOL ||
+        !str_eq(yes, yn, "true")) {
+        h->add_text(call, KEY("Not confirmed: the user said no"));
+        h->finish(call, MCPP_OUTCOME_OK, NULL, 0);
+        return;
+    }
+    int32_t twice = 0;
+    h->arg_bool(call, KEY("twice"), &twice);
+    if (twice && round == ROUND_FIRST) {
+        if (ask_confirmation(h, call, 2) != MCPP_OK)
+            h->finish(call, MCPP_OUTCOME_INTERNAL, KEY("could not ask again"));
+        return;
+    }
+    const uint8_t *ticket = NULL;
+    size_t tn = 0;
+    char reply[800];
+    int rn;
+    if (h->get_request_state(call, &ticket, &tn) == MCPP_OK)
+        rn = snprintf(reply, sizeof reply, "Confirmed: %.*s (after a retry carrying %.*s)",
+                      (int)(an > 500 ? 500 : an), text, (int)(tn > 100 ? 100 : tn), (const char *)ticket);
+    else
+        rn = snprintf(reply, sizeof reply, "Confirmed: %.*s", (int)(an > 500 ? 500 : an), text);
+    h->add_text(call, reply, (size_t)rn);
+    h->finish(call, MCPP_OUTCOME_OK, NULL, 0);
+}
+
+static mcpp_status ask_confirmation(const mcpp_host *h, mcpp_call *call, int round)
+{
+    const char *text = NULL;
+    size_t len = 0;
+    if (h->arg_string(call, KEY("action"), &text, &len) != MCPP_OK)
+        return MCPP_E_INVALID;
+    char params[2048];
+    size_t at = (size_t)snprintf(params, sizeof params, "{\"message\":");
+    char question[600];
+    int qn = snprintf(question, sizeof question, "%s: %.*s?", round == 1 ? "Really do this" : "Are you sure",
+                      (int)(len > 500 ? 500 : len), text);
+    at = json_quote(params, sizeof params, at, question, (size_t)qn);
+    at += (size_t)snprintf(params + at, at < sizeof params ? sizeof params - at : 0,
+                           ",\"requestedSchema\":{\"type\":\"object\",\"properties\":{\"confirm\":"
+                           "{\"type\":\"boolean\",\"title\":\"Confirm\"}},\"required\":[\"confirm\"]}}");
+    if (at >= sizeof params)
+        return MCPP_E_TOO_LARGE;
+    /* What comes back in the retry (2026-07-28): the host seals it; here, just a marker. */
+    h->set_request_state(call, (const uint8_t *)"ticket-1", 8);
+    return h->request_input(call, MCPP_INPUT_ELICIT, round == 1 ? "confirm" : "confirm_again",
+                            round == 1 ? 7 : 13, params, at, confirm_answered,
+                            (void *)(round == 1 ? &ROUND_FIRST : &ROUND_AGAIN));
+}
+
+static void tool_confirm(const mcpp_host *h, mcpp_call *call)
+{
+    mcpp_status st = ask_confirmation(h, call, 1);
+    if (st == MCPP_E_INVALID)
+        finish_bad_arg(h, call, "action", "a string", st);
+    else if (st != MCPP_OK)
+        h->finish(call, MCPP_OUTCOME_INTERNAL, KEY("could not ask the client"));
+}
+
+static const mcpp_tool CONFIRM_TOOL = {
+    .struct_size = sizeof(mcpp_tool),
+    .name = MCPP_LIT("confirm"),
+    .title = MCPP_LIT("Confirm"),
+    .description = MCPP_LIT("Asks the user to confirm an action (elicitation) and reports the answer."),
+    .input_schema = {CONFIRM_SCHEMA, sizeof CONFIRM_SCHEMA - 1},
+};
+
+static const char ASK_MODEL_SCHEMA[] =
+    "{\"type\":\"object\",\"properties\":{\"question\":{\"type\":\"string\"}},\"required\":[\"question\"]}";
+
+static void ask_model_answered(void *user, mcpp_call *call, int32_t status, const char *answer, size_t len)
+{
+    const mcpp_host *h = user;
+    if (finish_unanswered(h, call, status, answer, len, "sampling"))
+        return;
+    size_t tn = 0, mn = 0;
+    const char *text = answer_string(h, call, answer, len, "/content/text", &tn);
+    const char *model = answer_string(h, call, answer, len, "/model", &mn);
+    char reply[2400];
+    int rn = snprintf(reply, sizeof reply, "The model (%.*s) says: %.*s", model ? (int)(mn > 100 ? 100 : mn) : 7,
+                      model ? model : "unknown", (int)(tn > 2000 ? 2000 : tn), text ? text : "");
+    h->add_text(call, reply, (size_t)rn);
+    h->finish(call, MCPP_OUTCOME_OK, NULL, 0);
+}
+
+static void tool_ask_model(const mcpp_host *h, mcpp_call *call)
+{
+    const char *q = NULL;
+    size_t len = 0;
+    mcpp_status st = h->arg_string(call, KEY("question"), &q, &len);
+    if (st != MCPP_OK) {
+        finish_bad_arg(h, call, "question", "a string", st);
+        return;
+    }
+    char params[4096];
+    size_t at = (size_t)snprintf(params, sizeof params, "{\"messages\":[{\"role\":\"user\",\"content\":"
+                                                        "{\"type\":\"text\",\"text\":");
+    at = json_quote(params, sizeof params, at, q, len > 2000 ? 2000 : len);
+    at += (size_t)snprintf(params + at, at < sizeof params ? sizeof params - at : 0, "}}],\"maxTokens\":200}");
+    if (at >= sizeof params || h->request_input(call, MCPP_INPUT_SAMPLE, KEY("answer"), params, at,
+                                                ask_model_answered, (void *)h) != MCPP_OK)
+        h->finish(call, MCPP_OUTCOME_INTERNAL, KEY("could not ask the client's model"));
+}
+
+static const mcpp_tool ASK_MODEL_TOOL = {
+    .struct_size = sizeof(mcpp_tool),
+    .name = MCPP_LIT("ask_model"),
+    .title = MCPP_LIT("Ask the model"),
+    .description = MCPP_LIT("Asks the client's model a question (sampling) and reports its answer."),
+    .input_schema = {ASK_MODEL_SCHEMA, sizeof ASK_MODEL_SCHEMA - 1},
+};
+
+static void roots_answered(void *user, mcpp_call *call, int32_t status, const char *answer, size_t len)
+{
+    const mcpp_host *h = user;
+    if (finish_unanswered(h, call, status, answer, len, "roots"))
+        return;
+    char pointer[32];
+    int count = 0;
+    for (;; count++) {
+        snprintf(pointer, sizeof pointer, "/roots/%d/uri", count);
+        size_t n = 0;
+        const char *uri = answer_string(h, call, answer, len, pointer, &n);
+        if (uri == NULL)
+            break;
+        h->add_text(call, uri, n);
+    }
+    char summary[64];
+    int sn = snprintf(summary, sizeof summary, "%d root%s", count, count == 1 ? "" : "s");
+    h->add_text(call, summary, (size_t)sn);
+    h->finish(call, MCPP_OUTCOME_OK, NULL, 0);
+}
+
+static void tool_list_roots(const mcpp_host *h, mcpp_call *call)
+{
+    if (h->request_input(call, MCPP_INPUT_ROOTS, KEY("roots"), NULL, 0, roots_answered, (void *)h) != MCPP_OK)
+        h->finish(call, MCPP_OUTCOME_INTERNAL, KEY("could not ask the client for its roots"));
+}
+
+static const mcpp_tool LIST_ROOTS_TOOL = {
+    .struct_size = sizeof(mcpp_tool),
+    .name = MCPP_LIT("list_roots"),
+    .title = MCPP_LIT("List roots"),
+    .description = MCPP_LIT("Asks the client for its roots and lists their URIs."),
+};
+
+/* announce: tells the host that something changed, so listeners hear it (subscriptions). */
+static const char ANNOUNCE_SCHEMA[] =
+    "{\"type\":\"object\",\"properties\":{\"uri\":{\"type\":\"string\",\"description\":\"A resource that changed\"},"
+    "\"lists\":{\"type\":\"integer\",\"description\":\"MCPP_LIST_* bits: 1 tools, 2 resources, 4 prompts\"}}}";
+
+static void tool_announce(const mcpp_host *h, mcpp_call *call)
+{
+    const char *uri = NULL;
+    size_t len = 0;
+    int64_t lists = 0;
+    if (h->arg_string(call, KEY("uri"), &uri, &len) == MCPP_OK)
+        h->notify_resource_updated(h->ctx, uri, len);
+    if (h->arg_int(call, KEY("lists"), &lists) == MCPP_OK && lists > 0 && lists < 8)
+        h->notify_list_changed(h->ctx, (uint32_t)lists);
+    h->add_text(call, KEY("announced"));
+    h->finish(call, MCPP_OUTCOME_OK, NULL, 0);
+}
+
+static const mcpp_tool ANNOUNCE_TOOL = {
+    .struct_size = sizeof(mcpp_tool),
+    .name = MCPP_LIT("announce"),
+    .title = MCPP_LIT("Announce a change"),
+    .description = MCPP_LIT("Reports a resource update and/or list changes to subscribed clients."),
+    .input_schema = {ANNOUNCE_SCHEMA, sizeof ANNOUNCE_SCHEMA - 1},
+};
+
 /* Every tool: its declaration and its handler. A new tool is one more line here. */
 static const tool_entry TOOLS[] = {
     {&ECHO_TOOL, tool_echo},
     {&ADD_TOOL, tool_add},
     {&SLOW_COUNT_TOOL, tool_slow_count},
     {&FAIL_TOOL, tool_fail},
+    {&CONFIRM_TOOL, tool_confirm},
+    {&ASK_MODEL_TOOL, tool_ask_model},
+    {&LIST_ROOTS_TOOL, tool_list_roots},
+    {&ANNOUNCE_TOOL, tool_announce},
 };
 #define TOOL_COUNT (sizeof TOOLS / sizeof TOOLS[0])
 
@@ -348,6 +628,9 @@ static void ref_read_resource(void *instance, mcpp_call *call, const char *uri, 
 {
     const mcpp_host *h = ((reference *)instance)->host;
     if (uri_template_len == 0 && str_eq(uri, uri_len, README_URI)) {
+        /* ABI 1.1: the text is fixed at build time, any cache may keep it for five minutes. */
+        if (h->abi_minor >= 1)
+            h->set_cache(call, 300000, MCPP_CACHE_PUBLIC);
         finish_result(h, call,
                       h->add_resource_text(call, uri, uri_len, KEY("text/plain"), README_TEXT,
                                            sizeof README_TEXT - 1));
@@ -504,6 +787,7 @@ static mcpp_status ref_create(const mcpp_host *host, const char *config, size_t 
         return MCPP_E_FAILED;
     }
     self->host = host;
+    HOST = host;
     *instance = self;
     return MCPP_OK;
 }
@@ -524,7 +808,14 @@ static mcpp_status ref_describe(void *instance, const mcpp_registry *reg)
         return st;
     if ((st = reg->add_resource_template(reg->ctx, &NOTES_RESOURCE_TEMPLATE)) != MCPP_OK)
         return st;
-    return reg->add_prompt(reg->ctx, &GREET_PROMPT);
+    if ((st = reg->add_prompt(reg->ctx, &GREET_PROMPT)) != MCPP_OK)
+        return st;
+    /* ABI 1.1 cache hints: the declarations change only with a new build, so any cache may keep the lists
+     * for a minute (2026-07-28 clients). */
+    if (MCPP_HAS(reg, mcpp_registry, set_list_cache))
+        return reg->set_list_cache(reg->ctx, MCPP_LIST_TOOLS | MCPP_LIST_RESOURCES | MCPP_LIST_PROMPTS, 60000,
+                                   MCPP_CACHE_PUBLIC);
+    return MCPP_OK;
 }
 
 static mcpp_status ref_health(void *instance, const mcpp_writer *detail)

@@ -196,3 +196,46 @@ int mcpt_verify(const mcpt_key *key, const uint8_t *data, size_t len, const uint
     ERR_clear_error();
     return rc == 1 ? 1 : 0;
 }
+
+/* --- requestState sealing ------------------------------------------------------------------------------ */
+
+#include <openssl/rand.h>
+
+long mcpt_seal(const uint8_t key[32], const uint8_t *aad, size_t aad_len, const uint8_t *data, size_t len,
+               uint8_t *out) {
+    if (len > (size_t)INT32_MAX || aad_len > (size_t)INT32_MAX) return -1;
+    uint8_t *nonce = out;
+    if (RAND_bytes(nonce, 12) != 1) return -1;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL) return -1;
+    long written = -1;
+    int n = 0, fin = 0;
+    if (EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, key, nonce) == 1 &&
+        (aad_len == 0 || EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1) &&
+        EVP_EncryptUpdate(ctx, out + 12, &n, data, (int)len) == 1 &&
+        EVP_EncryptFinal_ex(ctx, out + 12 + n, &fin) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, out + 12 + n + fin) == 1)
+        written = 12 + n + fin + 16;
+    EVP_CIPHER_CTX_free(ctx);
+    return written;
+}
+
+long mcpt_open(const uint8_t key[32], const uint8_t *aad, size_t aad_len, const uint8_t *sealed, size_t len,
+               uint8_t *out) {
+    if (len < MCPT_SEAL_OVERHEAD || len > (size_t)INT32_MAX || aad_len > (size_t)INT32_MAX) return -1;
+    size_t body = len - MCPT_SEAL_OVERHEAD;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL) return -1;
+    long written = -1;
+    int n = 0, fin = 0;
+    uint8_t tag[16];
+    memcpy(tag, sealed + 12 + body, 16);
+    if (EVP_DecryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, key, sealed) == 1 &&
+        (aad_len == 0 || EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1) &&
+        EVP_DecryptUpdate(ctx, out, &n, sealed + 12, (int)body) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, tag) == 1 &&
+        EVP_DecryptFinal_ex(ctx, out + n, &fin) == 1)
+        written = n + fin;
+    EVP_CIPHER_CTX_free(ctx);
+    return written;
+}

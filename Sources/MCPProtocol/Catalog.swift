@@ -30,6 +30,8 @@ public struct Catalog: Sendable {
     public private(set) var resources: [Resource] = []
     public private(set) var templates: [Template] = []
     public private(set) var prompts: [Prompt] = []
+    /// 2026-07-28 cache hints per list (ABI 1.1 `set_list_cache`): ttlMs and cacheScope ("private"/"public").
+    public var cacheHints: [ListKind: (ttlMs: Int64, scope: String)] = [:]
     private var toolIndex: [String: Int] = [:]
     private var resourceIndex: [String: Int] = [:]
     private var promptIndex: [String: Int] = [:]
@@ -177,7 +179,7 @@ public struct Catalog: Sendable {
 
     // MARK: Pagination
 
-    public enum ListKind: Sendable { case tools, resources, templates, prompts }
+    public enum ListKind: Sendable, Hashable { case tools, resources, templates, prompts }
 
     /// One page of a list. The cursor is opaque to clients: base64 of the offset.
     public func page(_ kind: ListKind, cursor: String?, pageSize: Int) throws(ProtocolError) -> (

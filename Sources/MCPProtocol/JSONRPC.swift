@@ -18,8 +18,8 @@ public enum JSONRPC {
     public enum Message: Sendable, Equatable {
         case request(id: JSONValue, method: String, params: [String: JSONValue])
         case notification(method: String, params: [String: JSONValue])
-        /// A response sent by the client (answers to server requests; we never send any).
-        case response(id: JSONValue)
+        /// A response sent by the client: the answer to a server-to-client request (`result` or `error`).
+        case response(id: JSONValue, result: JSONValue?, error: JSONValue?)
         /// An array body. MCP removed JSON-RPC batching in 2025-06-18.
         case batch(count: Int)
         /// Not a valid JSON-RPC message; `id` is set when one could be recovered.
@@ -44,7 +44,9 @@ public enum JSONRPC {
             return .invalid(reason: "\"jsonrpc\" must be \"2.0\"", id: id)
         }
         guard let methodValue = o["method"] else {
-            if o["result"] != nil || o["error"] != nil, let id { return .response(id: id) }
+            if o["result"] != nil || o["error"] != nil, let id {
+                return .response(id: id, result: o["result"], error: o["error"])
+            }
             return .invalid(reason: "\"method\" is missing", id: id)
         }
         guard case .string(let method) = methodValue, !method.isEmpty else {
@@ -73,6 +75,11 @@ public enum JSONRPC {
         var o: [String: JSONValue] = ["jsonrpc": "2.0", "error": .object(err)]
         if let id { o["id"] = id }
         return .object(o)
+    }
+
+    /// A request (the server's own, to the client).
+    public static func request(id: JSONValue, method: String, params: JSONValue) -> JSONValue {
+        .object(["jsonrpc": "2.0", "id": id, "method": .string(method), "params": params])
     }
 
     public static func notification(method: String, params: JSONValue) -> JSONValue {

@@ -1,5 +1,6 @@
 import MCPProtocol
 import PluginABI
+import Synchronization
 
 /// Every call handle the plugin can hold, process-wide (one plugin per process).
 let callRegistry = CallRegistry()
@@ -261,6 +262,61 @@ func makeHostTable(context: UnsafeMutableRawPointer) -> UnsafePointer<mcpp_host>
         if call.finish(outcome: outcome, message: m) { callRegistry.remove(call.id) }
     }
 
+    host.request_input = { handle, kind, key, keyLen, params, paramsLen, callback, user in
+        requestInput(handle, kind, key, keyLen, params, paramsLen, callback, user)
+    }
+    host.set_request_state = { handle, data, len in
+        guard let call = callRegistry.lookup(handle) else { return MCPP_E_FINISHED }
+        guard len <= 64 << 10, let b = bytes(data, len) else { return MCPP_E_INVALID }
+        do {
+            try call.update { s in s.pluginState = b }
+            return MCPP_OK
+        } catch { return status(error) }
+    }
+    host.get_request_state = { handle, out, outLen in
+        guard let call = callRegistry.lookup(handle) else { return MCPP_E_FINISHED }
+        guard let prior = call.priorState else { return MCPP_E_NOT_FOUND }
+        let (pointer, count) = call.borrowBytes("rs:", prior)
+        out?.pointee = pointer
+        outLen?.pointee = count
+        return MCPP_OK
+    }
+    host.set_cache = { handle, ttl, scope in
+        guard let call = callRegistry.lookup(handle) else { return MCPP_E_FINISHED }
+        guard case .resource = call.kind, ttl >= 0, scope == MCPP_CACHE_PRIVATE || scope == MCPP_CACHE_PUBLIC else {
+            return MCPP_E_INVALID
+        }
+        do {
+            try call.update { s in s.cache = (ttl, scope) }
+            return MCPP_OK
+        } catch { return status(error) }
+    }
+
+    host.json_get = { handle, json, jsonLen, pointer, pointerLen, type, out, outLen in
+        guard let call = callRegistry.lookup(handle) else { return MCPP_E_FINISHED }
+        guard let json, jsonLen > 0,
+            let root = try? JSONParser.parse(
+                UnsafeRawBufferPointer(start: json, count: jsonLen).bindMemory(to: UInt8.self)),
+            let path = text(pointer, pointerLen)
+        else { return MCPP_E_INVALID }
+        guard let value = JSONPointer.resolve(path, in: root) else { return MCPP_E_NOT_FOUND }
+        let kind: Int32
+        let rendered: String
+        switch value {
+        case .null: (kind, rendered) = (MCPP_JSON_NULL, "null")
+        case .bool(let b): (kind, rendered) = (MCPP_JSON_BOOL, b ? "true" : "false")
+        case .int, .double: (kind, rendered) = (MCPP_JSON_NUMBER, JSONWriter.string(value))
+        case .string(let s): (kind, rendered) = (MCPP_JSON_STRING, s)
+        case .array: (kind, rendered) = (MCPP_JSON_ARRAY, JSONWriter.string(value))
+        case .object, .raw: (kind, rendered) = (MCPP_JSON_OBJECT, JSONWriter.string(value))
+        }
+        let (p, n) = call.borrow("jg:\(kind):" + rendered, rendered)
+        type?.pointee = kind
+        out?.pointee = p
+        outLen?.pointee = n
+        return MCPP_OK
+    }
+
     let table = UnsafeMutablePointer<mcpp_host>.allocate(capacity: 1)
     table.initialize(to: host)
     return UnsafePointer(table)
@@ -279,4 +335,115 @@ private func addMedia(
     return appendStatus(
         pluginCall, ["type": .string(type), "data": .string(Base64.encode(b)), "mimeType": .string(m)],
         size: len * 4 / 3)
+}
+
+/// The C callback and its user pointer, carried to a handler thread (the plugin promised they stay valid).
+private struct InputCallback: @unchecked Sendable {
+    let function: mcpp_input_callback
+    let user: UnsafeMutableRawPointer?
+}
+
+/// The methods an input request kind stands for.
+private let inputMethods: [Int32: String] = [
+    MCPP_INPUT_ELICIT: "elicitation/create", MCPP_INPUT_SAMPLE: "sampling/createMessage",
+    MCPP_INPUT_ROOTS: "roots/list",
+]
+
+/// mcpp_host.request_input: checks the arguments, then lets the call's observer route the request for its era.
+private func requestInput(
+    _ handle: OpaquePointer?, _ kind: Int32, _ key: UnsafePointer<CChar>?, _ keyLen: Int,
+    _ params: UnsafePointer<CChar>?, _ paramsLen: Int, _ callback: mcpp_input_callback?,
+    _ user: UnsafeMutableRawPointer?
+) -> mcpp_status {
+    guard let call = callRegistry.lookup(handle) else { return MCPP_E_FINISHED }
+    guard let callback, let method = inputMethods[kind], let name = text(key, keyLen), !name.isEmpty else {
+        return MCPP_E_INVALID
+    }
+    if case .complete = call.kind { return MCPP_E_INVALID }
+    var value: JSONValue = [:]
+    if paramsLen > 0 {
+        guard let params,
+            let parsed = try? JSONParser.parse(
+                UnsafeRawBufferPointer(start: params, count: paramsLen).bindMemory(to: UInt8.self)),
+            case .object = parsed
+        else { return MCPP_E_INVALID }
+        value = parsed
+    }
+    guard InputRequestShape.isValid(method: method, params: value) else { return MCPP_E_INVALID }
+    if call.isCancelled { return MCPP_E_CANCELLED }
+    guard call.claimInputKey(name) else { return call.isFinished ? MCPP_E_FINISHED : MCPP_E_INVALID }
+    let target = InputCallback(function: callback, user: user)
+    let callID = call.id
+    let once = Atomic<Bool>(false)
+    let request = InputRequest(
+        key: name, method: method, params: value,
+        resolve: { status, answer in
+            guard !once.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            call.schedule(afterHandler: status == MCPP_INPUT_SUSPENDED) {
+                let text = answer.map(JSONWriter.string) ?? ""
+                let handle = OpaquePointer(bitPattern: callID)
+                text.withCString { target.function(target.user, handle, status, $0, text.utf8.count) }
+            }
+        })
+    return call.observer.callRequestsInput(call, request)
+}
+
+/// The params a plugin may pass for each input method (the client validates the rest).
+enum InputRequestShape {
+    static func isValid(method: String, params: JSONValue) -> Bool {
+        switch method {
+        case "elicitation/create":
+            guard params["message"]?.stringValue != nil else { return false }
+            if params["mode"]?.stringValue == "url" { return params["url"]?.stringValue != nil }
+            guard params["mode"] == nil || params["mode"]?.stringValue == "form" else { return false }
+            guard case .object(let schema) = params["requestedSchema"], schema["properties"]?.objectValue != nil
+            else { return false }
+            return true
+        case "sampling/createMessage":
+            guard case .array = params["messages"], params["maxTokens"]?.numberValue != nil else { return false }
+            return true
+        default:
+            return true
+        }
+    }
+}
+
+/// RFC 6901 JSON pointers ("/a/0/b", with ~1 for "/" and ~0 for "~").
+enum JSONPointer {
+    static func resolve(_ pointer: String, in root: JSONValue) -> JSONValue? {
+        guard !pointer.isEmpty else { return root }
+        guard pointer.hasPrefix("/") else { return nil }
+        var current = root
+        for raw in pointer.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+            let token = unescape(String(raw))
+            switch current {
+            case .object(let o):
+                guard let next = o[token] else { return nil }
+                current = next
+            case .array(let a):
+                guard let index = Int(token), index >= 0, index < a.count, token == String(index) else { return nil }
+                current = a[index]
+            default:
+                return nil
+            }
+        }
+        return current
+    }
+
+    private static func unescape(_ token: String) -> String {
+        guard token.contains("~") else { return token }
+        var out = ""
+        var tilde = false
+        for c in token {
+            if tilde {
+                out.append(c == "1" ? "/" : c == "0" ? "~" : c)
+                tilde = false
+            } else if c == "~" {
+                tilde = true
+            } else {
+                out.append(c)
+            }
+        }
+        return out
+    }
 }

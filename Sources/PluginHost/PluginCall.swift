@@ -1,4 +1,6 @@
+import Dispatch
 import MCPProtocol
+import PluginABI
 import Synchronization
 
 /// What a call asks the plugin to do.
@@ -26,6 +28,40 @@ public enum CallOutcome: Sendable {
     case notFound(String)
     case invalidParams(String)
     case internalError(String)
+    /// ABI 1.1, 2026-07-28: the call asked for input the client gives in a retry (see `InputRequired`).
+    case inputRequired(InputRequired)
+    /// ABI 1.1: the call cannot go on without these client capabilities (`MCPP_OUTCOME_NEEDS_CAPABILITY`).
+    case needsCapability(String, missing: JSONValue)
+}
+
+/// What an attempt that ends in `input_required` hands the dispatcher: the requests to embed (key, method,
+/// params), the answers of every round so far and the plugin's own bytes, to seal into `requestState`.
+public struct InputRequired: Sendable {
+    public var requests: [(key: String, method: String, params: JSONValue)]
+    public var answers: [String: JSONValue]
+    public var pluginState: [UInt8]?
+}
+
+/// What a 2026-07-28 retry brings to the new attempt of a call: every answer so far (keyed as the plugin
+/// asked) and the bytes the plugin set in the attempt before. Empty for a first attempt and in legacy sessions.
+public struct RetryInput: Sendable {
+    public var answers: [String: JSONValue] = [:]
+    public var pluginState: [UInt8]?
+    public static let none = RetryInput()
+    public init(answers: [String: JSONValue] = [:], pluginState: [UInt8]? = nil) {
+        self.answers = answers
+        self.pluginState = pluginState
+    }
+}
+
+/// An input request a call made (`mcpp_host.request_input`), handed to the observer to route for its era.
+public struct InputRequest: Sendable {
+    public var key: String
+    /// elicitation/create, sampling/createMessage or roots/list.
+    public var method: String
+    public var params: JSONValue
+    /// Delivers the outcome (`MCPP_INPUT_*`, the answer) to the plugin's callback, once; later calls do nothing.
+    public var resolve: @Sendable (Int32, JSONValue?) -> Void
 }
 
 /// Events a running call reports to whoever serves the request.
@@ -33,6 +69,13 @@ public protocol CallObserver: AnyObject, Sendable {
     func callProgress(progress: Double, total: Double?, message: String?)
     func callLog(level: Int32, message: String)
     func callFinished(_ outcome: CallOutcome)
+    /// ABI 1.1: routes an input request (answered now, refused, sent to the client, or suspended); returns
+    /// MCPP_OK when `request.resolve` will run, else the status for the plugin (and it must not run).
+    func callRequestsInput(_ call: PluginCall, _ request: InputRequest) -> Int32
+}
+
+extension CallObserver {
+    public func callRequestsInput(_ call: PluginCall, _ request: InputRequest) -> Int32 { MCPP_E_INVALID }
 }
 
 /// One request in flight inside the plugin. The plugin sees it as an opaque `mcpp_call *`, which is an id
@@ -43,6 +86,11 @@ public final class PluginCall: Sendable {
     let arguments: [String: JSONValue]
     let observer: any CallObserver
     let maxOutputBytes: Int
+    /// Runs input callbacks where the plugin's handlers run (the handler pool).
+    let callbackQueue: @Sendable (@escaping @Sendable () -> Void) -> Void
+    /// 2026-07-28 retries: the answers given so far and the plugin's bytes from the attempt before.
+    let priorAnswers: [String: JSONValue]
+    let priorState: [UInt8]?
     private let cancelledFlag = Atomic<Bool>(false)
     private let state: Mutex<State>
 
@@ -61,14 +109,35 @@ public final class PluginCall: Sendable {
         /// C strings handed to the plugin; freed when the call is gone.
         var borrowed: [UnsafeMutablePointer<CChar>] = []
         var borrowedByKey: [String: (UnsafePointer<CChar>, Int)] = [:]
+        // ABI 1.1
+        var inputKeys: Set<String> = []
+        /// Requests the client answers in a retry (2026-07-28), in the order made.
+        var suspended: [(key: String, method: String, params: JSONValue)] = []
+        /// Callbacks held until the handler returns (SUSPENDED ones, so every request the handler makes goes
+        /// into one input_required).
+        var deferred: [@Sendable () -> Void] = []
+        var cancelHooks: [@Sendable () -> Void] = []
+        var answersUsed: [String: JSONValue] = [:]
+        var pluginState: [UInt8]?
+        var cache: (ttlMs: Int64, scope: Int32)?
+        var missingCapabilities: [String: JSONValue] = [:]
     }
 
-    init(id: UInt, kind: CallKind, arguments: [String: JSONValue], observer: any CallObserver, maxOutputBytes: Int) {
+    init(
+        id: UInt, kind: CallKind, arguments: [String: JSONValue], observer: any CallObserver, maxOutputBytes: Int,
+        priorAnswers: [String: JSONValue] = [:], priorState: [UInt8]? = nil,
+        callbackQueue: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void = {
+            DispatchQueue.global().async(execute: $0)
+        }
+    ) {
         self.id = id
         self.kind = kind
         self.arguments = arguments
         self.observer = observer
         self.maxOutputBytes = maxOutputBytes
+        self.priorAnswers = priorAnswers
+        self.priorState = priorState
+        self.callbackQueue = callbackQueue
         self.state = Mutex(State())
     }
 
@@ -83,12 +152,68 @@ public final class PluginCall: Sendable {
     /// True while the plugin's handler function has not returned.
     public var isHandlerRunning: Bool { state.withLock { $0.handlerRunning } }
 
-    func setHandlerRunning(_ running: Bool) { state.withLock { $0.handlerRunning = running } }
+    func setHandlerRunning(_ running: Bool) {
+        let deferred = state.withLock { s -> [@Sendable () -> Void] in
+            s.handlerRunning = running
+            guard !running else { return [] }
+            defer { s.deferred = [] }
+            return s.deferred
+        }
+        for job in deferred { callbackQueue(job) }
+    }
 
-    /// Marks the call cancelled; returns false if it already was.
+    /// Marks the call cancelled (running the cancel hooks once); returns false if it already was.
     @discardableResult
     func markCancelled() -> Bool {
-        !cancelledFlag.exchange(true, ordering: .acquiringAndReleasing)
+        guard !cancelledFlag.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        for hook in state.withLock({ s -> [@Sendable () -> Void] in
+            defer { s.cancelHooks = [] }
+            return s.cancelHooks
+        }) { hook() }
+        return true
+    }
+
+    /// Runs `hook` when the call is cancelled (at once if it already is).
+    func onCancel(_ hook: @escaping @Sendable () -> Void) {
+        let now = state.withLock { s -> Bool in
+            if isCancelled { return true }
+            s.cancelHooks.append(hook)
+            return false
+        }
+        if now { hook() }
+    }
+
+    // MARK: Input requests (ABI 1.1)
+
+    /// Claims `key` for a new input request; false if the call is finished or the key was used.
+    func claimInputKey(_ key: String) -> Bool {
+        state.withLock { s in
+            guard !s.finished, !s.inputKeys.contains(key) else { return false }
+            s.inputKeys.insert(key)
+            return true
+        }
+    }
+
+    /// Runs `job` where callbacks run: after the handler returned when `afterHandler`, else now (queued).
+    func schedule(afterHandler: Bool, _ job: @escaping @Sendable () -> Void) {
+        let now = state.withLock { s -> Bool in
+            guard afterHandler, s.handlerRunning else { return true }
+            s.deferred.append(job)
+            return false
+        }
+        if now { callbackQueue(job) }
+    }
+
+    /// 2026-07-28: a request the client answers in the retry; the attempt ends with input_required.
+    func suspend(_ key: String, method: String, params: JSONValue) {
+        state.withLock { $0.suspended.append((key, method, params)) }
+    }
+
+    /// 2026-07-28: an answer from an earlier round, used again by this attempt (kept for the next round).
+    func useAnswer(_ key: String, _ answer: JSONValue) { state.withLock { $0.answersUsed[key] = answer } }
+
+    func recordMissing(_ capabilities: [String: JSONValue]) {
+        state.withLock { s in s.missingCapabilities.merge(capabilities) { a, _ in a } }
     }
 
     // MARK: Arguments
@@ -107,6 +232,24 @@ public final class PluginCall: Sendable {
             let b = (UnsafePointer(p), utf8.count)
             s.borrowedByKey[key] = b
             return b
+        }
+    }
+
+    /// A copy of `data` that lives as long as the call (the same pointer for the same key).
+    func borrowBytes(_ key: String, _ data: [UInt8]) -> (UnsafePointer<UInt8>, Int) {
+        state.withLock { s in
+            if let b = s.borrowedByKey[key] {
+                return (UnsafeRawPointer(b.0).assumingMemoryBound(to: UInt8.self), b.1)
+            }
+            let p = UnsafeMutablePointer<CChar>.allocate(capacity: max(data.count, 1))
+            data.withUnsafeBytes { src in
+                if let base = src.baseAddress {
+                    UnsafeMutableRawPointer(p).copyMemory(from: base, byteCount: data.count)
+                }
+            }
+            s.borrowed.append(p)
+            s.borrowedByKey[key] = (UnsafePointer(p), data.count)
+            return (UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), data.count)
         }
     }
 
@@ -155,7 +298,18 @@ public final class PluginCall: Sendable {
         if s.overflowed {
             return .internalError("the plugin's result exceeds the host's limit of \(maxOutputBytes) bytes")
         }
+        if !s.suspended.isEmpty {
+            // Earlier answers the plugin did not ask for again are kept too: it may ask for them later.
+            return .inputRequired(
+                InputRequired(
+                    requests: s.suspended, answers: priorAnswers.merging(s.answersUsed) { _, b in b },
+                    pluginState: s.pluginState))
+        }
         switch code {
+        case 5:
+            return .needsCapability(
+                message.isEmpty ? "the call needs a capability the client did not declare" : message,
+                missing: .object(s.missingCapabilities))
         case 2: return .notFound(message)
         case 3: return .invalidParams(message.isEmpty ? "invalid arguments" : message)
         case 0, 1: break
@@ -173,6 +327,10 @@ public final class PluginCall: Sendable {
             if let st = s.structured { o["structuredContent"] = st }
         case .resource:
             o["contents"] = .array(s.content)
+            if let cache = s.cache {
+                o["ttlMs"] = .int(cache.ttlMs)
+                o["cacheScope"] = cache.scope == 1 ? "public" : "private"
+            }
         case .prompt:
             o["messages"] = .array(s.content)
             if let d = s.description { o["description"] = .string(d) }

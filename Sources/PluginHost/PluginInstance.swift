@@ -232,6 +232,20 @@ public final class PluginInstance: Sendable {
                     description: optionalText(prompt.description), arguments: arguments)
             }
         }
+        registry.set_list_cache = { ctx, lists, ttl, scope in
+            guard ttl >= 0, scope == MCPP_CACHE_PRIVATE || scope == MCPP_CACHE_PUBLIC,
+                lists & ~UInt32(MCPP_LIST_TOOLS | MCPP_LIST_RESOURCES | MCPP_LIST_PROMPTS) == 0
+            else { return MCPP_E_INVALID }
+            let hint = (ttlMs: ttl, scope: scope == MCPP_CACHE_PUBLIC ? "public" : "private")
+            let declarations = Declarations.from(ctx)
+            if lists & UInt32(MCPP_LIST_TOOLS) != 0 { declarations.catalog.cacheHints[.tools] = hint }
+            if lists & UInt32(MCPP_LIST_RESOURCES) != 0 {
+                declarations.catalog.cacheHints[.resources] = hint
+                declarations.catalog.cacheHints[.templates] = hint
+            }
+            if lists & UInt32(MCPP_LIST_PROMPTS) != 0 { declarations.catalog.cacheHints[.prompts] = hint }
+            return MCPP_OK
+        }
         let status = withActivity("describe") { table.describe(instance, &registry) }
         if let error = declarations.error { throw error }
         guard status == MCPP_OK else {
@@ -244,15 +258,25 @@ public final class PluginInstance: Sendable {
 
     /// Makes a call object; `submit` runs it. Split so the caller can wire the call up before any event fires.
     public func makeCall(
-        kind: CallKind, arguments: [String: JSONValue], observer: any CallObserver, maxOutputBytes: Int
+        kind: CallKind, arguments: [String: JSONValue], observer: any CallObserver, maxOutputBytes: Int,
+        input: RetryInput
     )
         -> PluginCall
     {
         let call = PluginCall(
             id: callRegistry.makeID(), kind: kind, arguments: arguments, observer: observer,
-            maxOutputBytes: maxOutputBytes)
+            maxOutputBytes: maxOutputBytes, priorAnswers: input.answers, priorState: input.pluginState,
+            callbackQueue: { [self] job in submitCallback(job, activity: kind.activity) })
         callRegistry.insert(call)
         return call
+    }
+
+    /// Runs an input callback (ABI 1.1) on a handler thread, like a handler: one at a time for a SERIAL plugin.
+    private func submitCallback(_ job: @escaping @Sendable () -> Void, activity: String) {
+        pool.submit {
+            mcph_thread_init()
+            withActivity("input callback of " + activity) { job() }
+        }
     }
 
     /// Whether a call may run on the calling (network) thread: a NONBLOCKING tool of a CONCURRENT plugin.

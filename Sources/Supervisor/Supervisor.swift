@@ -52,6 +52,8 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Forwarded-line budgets: one per server, and the total when the log is the journal.
     private var budgets: [String: LineBudget] = [:]
+    /// Each server's requestState key (hex), loaded or made once.
+    private var requestStateKeys: [String: String] = [:]
     private lazy var totalBudget: LineBudget? = log.limits.total.map {
         LineBudget(linesPerSecond: $0.linesPerSecond, burst: $0.burst)
     }
@@ -407,6 +409,7 @@ public final class Supervisor: @unchecked Sendable {
         env[ChildEnvironment.controlFD] = String(ChildEnvironment.controlDescriptor)
         env[ChildEnvironment.serverName] = server.name
         env[ChildEnvironment.replica] = String(index)
+        env[ChildEnvironment.requestStateKey] = requestStateKey(for: server.name)
         // Structured lines, so the forwarder keeps their level and fields.
         env[ChildEnvironment.logFormat] = LogFormat.json.rawValue
         // The box (docs/security.md): MCP_BOX and what else the box passes.
@@ -562,6 +565,40 @@ public final class Supervisor: @unchecked Sendable {
                     .warning, LogEventName.supervisorWarning,
                     "warning: cannot write \(stoppedPath): \(String(cString: strerror(rc)))"))
         }
+    }
+
+    /// The key that seals a server's 2026-07-28 requestState: the same for all its replicas (a retry may land on
+    /// any) and across restarts of the supervisor, kept in `<state_dir>/request-state/<server>.key` (mode 0600).
+    /// If it cannot be written, a key of this run is used and a warning says so.
+    private func requestStateKey(for server: String) -> String {
+        if let key = requestStateKeys[server] { return key }
+        let folder = Path.join(config.stateDirectory, "request-state")
+        _ = mkdir(config.stateDirectory, 0o750)
+        _ = mkdir(folder, 0o700)
+        let path = Path.join(folder, server + ".key")
+        if case .success(let text) = files.read(path) {
+            let hex = String(text.filter { !$0.isWhitespace })
+            if RequestStateKey.parse(hex: hex) != nil {
+                requestStateKeys[server] = hex
+                return hex
+            }
+            write(
+                LogRecord(
+                    .warning, LogEventName.supervisorWarning,
+                    "warning: \(path) is not 64 hex digits; a new requestState key replaces it"))
+        }
+        let hex = RequestStateKey.hex(RequestStateKey.random())
+        let bytes = Array((hex + "\n").utf8)
+        let rc = bytes.withUnsafeBytes { mcps_write_atomic(path, $0.baseAddress, $0.count, 0o600) }
+        if rc != 0 {
+            write(
+                LogRecord(
+                    .warning, LogEventName.supervisorWarning,
+                    "warning: cannot write \(path): \(String(cString: strerror(rc))); input_required retries will not "
+                        + "survive a restart of the supervisor"))
+        }
+        requestStateKeys[server] = hex
+        return hex
     }
 
     private var registryPath: String { Path.join(config.stateDirectory, "ports.json") }

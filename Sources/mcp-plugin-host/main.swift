@@ -60,6 +60,12 @@ struct PluginHostCommand: ParsableCommand {
     @Option(help: "Event loop threads.")
     var threads: Int = min(System.coreCount, 4)
 
+    @Option(
+        help:
+            "Seconds a 2026-07-28 client has to answer an input request (elicitation, sampling, roots) before its retry is refused."
+    )
+    var requestStateTtl: Double = 600
+
     @Flag(
         help:
             "Count no traffic: the control channel's metrics op then answers only the handler slots and the calls in flight (to measure what counting costs)."
@@ -109,7 +115,8 @@ struct PluginHostCommand: ParsableCommand {
         guard config == nil || configFile == nil else {
             throw ValidationError("give --config or --config-file, not both")
         }
-        guard maxBodyBytes > 0, callTimeout > 0, hangGrace >= 0, drainTimeout >= 0, maxConcurrency > 0, threads > 0
+        guard maxBodyBytes > 0, callTimeout > 0, requestStateTtl > 0, hangGrace >= 0, drainTimeout >= 0,
+            maxConcurrency > 0, threads > 0
         else {
             throw ValidationError("sizes, timeouts and counts must be positive")
         }
@@ -139,6 +146,15 @@ struct PluginHostCommand: ParsableCommand {
 
     func run() throws {
         let path = plugin
+        // The requestState key every replica shares; read, then removed so the plugin's getenv does not see it.
+        var requestStateKey: [UInt8]? = nil
+        if let hex = getenv(ChildEnvironment.requestStateKey).map({ String(cString: $0) }) {
+            unsetenv(ChildEnvironment.requestStateKey)
+            guard let key = RequestStateKey.parse(hex: hex) else {
+                throw ValidationError("\(ChildEnvironment.requestStateKey) must be 64 hex digits")
+            }
+            requestStateKey = key
+        }
         let log = HostLog(format: format, plugin: path)
         func fail(_ f: HostFailure) -> ExitCode {
             log.stderr.error(
@@ -229,6 +245,8 @@ struct PluginHostCommand: ParsableCommand {
         hc.allowedHosts = allowedHost.map { $0.lowercased() }
         hc.allowedOrigins = allowedOrigin
         hc.metrics = !noMetrics
+        hc.requestStateKey = requestStateKey
+        hc.requestStateTTL = .nanoseconds(Int64(requestStateTtl * 1e9))
         instance.onHung.withLock {
             $0 = { message in
                 log.stderr.critical(

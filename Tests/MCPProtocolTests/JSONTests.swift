@@ -73,7 +73,8 @@ struct JSONRPCTests {
         #expect(
             JSONRPC.decode(try JSONParser.parse(#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#)) == .batch(count: 1))
         #expect(
-            JSONRPC.decode(try JSONParser.parse(#"{"jsonrpc":"2.0","id":3,"result":{}}"#)) == .response(id: .int(3)))
+            JSONRPC.decode(try JSONParser.parse(#"{"jsonrpc":"2.0","id":3,"result":{}}"#))
+                == .response(id: .int(3), result: [:], error: nil))
     }
 
     @Test(arguments: [

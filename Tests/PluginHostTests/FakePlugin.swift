@@ -64,12 +64,13 @@ final class FakePlugin: DispatchedPlugin {
     /// Waits until a `slow` call has started in the plugin; false if none did within `seconds`.
     func waitForSlowCall(seconds: Double = 5) -> Bool { slowStarted.wait(timeout: .now() + seconds) == .success }
 
-    func makeCall(kind: CallKind, arguments: [String: JSONValue], observer: any CallObserver, maxOutputBytes: Int)
-        -> PluginCall
-    {
+    func makeCall(
+        kind: CallKind, arguments: [String: JSONValue], observer: any CallObserver, maxOutputBytes: Int,
+        input: RetryInput
+    ) -> PluginCall {
         PluginCall(
             id: nextID.add(1, ordering: .relaxed).oldValue, kind: kind, arguments: arguments, observer: observer,
-            maxOutputBytes: maxOutputBytes)
+            maxOutputBytes: maxOutputBytes, priorAnswers: input.answers, priorState: input.pluginState)
     }
 
     func mayRunInline(_ tool: Catalog.Tool) -> Bool { tool.nonblocking }

@@ -109,7 +109,7 @@ struct MCPDispatcherTests {
         #expect(sink.reply.status == 200)
         let result = try #require(try sink.json()["result"])
         #expect(result["supportedVersions"] == .array(ProtocolVersion.all.map { .string($0) }))
-        #expect(result["capabilities"]?["tools"] == [:])
+        #expect(result["capabilities"]?["tools"] == ["listChanged": true])
         #expect(result["resultType"] == "complete")
         #expect(result["_meta"]?[ModernRequestRules.metaServerInfoKey]?["version"] == "1.2.3")
     }

@@ -80,6 +80,7 @@ int main(void)
     FIELD(mcpp_registry, add_resource);
     FIELD(mcpp_registry, add_resource_template);
     FIELD(mcpp_registry, add_prompt);
+    FIELD(mcpp_registry, set_list_cache);
 
     STRUCT(mcpp_host);
     FIELD(mcpp_host, struct_size);
@@ -109,6 +110,11 @@ int main(void)
     FIELD(mcpp_host, call_log);
     FIELD(mcpp_host, is_cancelled);
     FIELD(mcpp_host, finish);
+    FIELD(mcpp_host, request_input);
+    FIELD(mcpp_host, set_request_state);
+    FIELD(mcpp_host, get_request_state);
+    FIELD(mcpp_host, set_cache);
+    FIELD(mcpp_host, json_get);
 
     STRUCT(mcpp_plugin);
     FIELD(mcpp_plugin, struct_size);

@@ -49,9 +49,10 @@ class McppNegotiation(ctypes.Structure):
     ]
 
 
-def negotiated_table(plugin: Path) -> tuple[ctypes.CDLL, McppPlugin]:
-    """Drives `mcpp_negotiate_v1` of `plugin` as hosts of every kind would and asserts MCPP_DEFINE_ENTRY's
-    answers; returns the library (keep it: the table lives in it) and the 1.0 table it handed out."""
+def negotiated_table(plugin: Path, minor: int = 0) -> tuple[ctypes.CDLL, McppPlugin]:
+    """Drives `mcpp_negotiate_v1` of `plugin` (built against ABI 1.`minor`) as hosts of every kind would and
+    asserts MCPP_DEFINE_ENTRY's answers; returns the library (keep it: the table lives in it) and the table it
+    handed out (read as far as 1.0's fields)."""
     assert ctypes.sizeof(McppPlugin) == 168 and ctypes.sizeof(McppNegotiation) == 24
     lib = ctypes.CDLL(str(plugin))
     negotiate = lib.mcpp_negotiate_v1
@@ -66,12 +67,16 @@ def negotiated_table(plugin: Path) -> tuple[ctypes.CDLL, McppPlugin]:
     status, n = attempt(size=16)
     assert status == 3 and not n.plugin and n.plugin_abi_minor == 99
     status, n = attempt(major=2)
-    assert status == 2 and n.plugin_abi_minor == 0  # MCPP_E_VERSION, minor filled anyway
+    assert status == 2 and n.plugin_abi_minor == minor  # MCPP_E_VERSION, minor filled anyway
+    if minor > 0:
+        # A host that offers only 1.(minor-1): the plugin says it needs 1.minor.
+        status, n = attempt(minor=minor - 1)
+        assert status == 2 and n.plugin_abi_minor == minor
     status, newer = attempt(minor=7)
     assert status == 0
-    status, n = attempt()
-    assert status == 0 and n.plugin_abi_minor == 0
+    status, n = attempt(minor=minor)
+    assert status == 0 and n.plugin_abi_minor == minor
     assert ctypes.addressof(n.plugin.contents) == ctypes.addressof(newer.plugin.contents), "the table is static"
     table = n.plugin.contents
-    assert table.struct_size == 168
+    assert table.struct_size >= 168
     return lib, table

@@ -122,13 +122,15 @@ def await_serving(proc: subprocess.Popen, deadline: float) -> tuple[re.Match | N
     return None, line
 
 
-def start_host(plugin: Path | str, *extra: str, config: str | None = None, timeout: float = 30.0) -> HostProcess:
-    """Starts the host on `plugin` with --listen 127.0.0.1:0 and waits (with a deadline) for its serving line."""
+def start_host(plugin: Path | str, *extra: str, config: str | None = None, timeout: float = 30.0,
+               env: dict[str, str] | None = None) -> HostProcess:
+    """Starts the host on `plugin` with --listen 127.0.0.1:0 and waits (with a deadline) for its serving line.
+    `env`: variables added to the test's environment."""
     args = [str(host_binary()), "--plugin", str(plugin), "--listen", "127.0.0.1:0", *extra]
     if config is not None:
         args += ["--config", config]
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, **(env or {})})
     m, line = await_serving(proc, time.monotonic() + timeout)
     if m:
         return HostProcess(proc, m.group(1), int(m.group(2)), line, _thread_cap(plugin, extra))

@@ -53,6 +53,17 @@ RESULT_DEFS = {
     "prompts/list": "ListPromptsResult",
     "prompts/get": "GetPromptResult",
     "completion/complete": "CompleteResult",
+    "resources/subscribe": "EmptyResult",
+    "resources/unsubscribe": "EmptyResult",
+    "subscriptions/listen": "SubscriptionsListenResult",
+}
+# Methods whose 2026-07-28 result may instead be an InputRequiredResult (basic/patterns/mrtr.mdx).
+INPUT_REQUIRED_METHODS = {"tools/call", "prompts/get", "resources/read"}
+# Requests a legacy server may send the client on a response stream (2025-11-25 and earlier).
+SERVER_REQUEST_DEFS = {
+    "elicitation/create": "ElicitRequest",
+    "sampling/createMessage": "CreateMessageRequest",
+    "roots/list": "ListRootsRequest",
 }
 
 # 2026-07-28 names whole responses for most methods (e.g. CallToolResultResponse); used when present.
@@ -77,6 +88,8 @@ NOTIFICATION_DEFS = {
     "notifications/resources/list_changed": "ResourceListChangedNotification",
     "notifications/prompts/list_changed": "PromptListChangedNotification",
     "notifications/resources/updated": "ResourceUpdatedNotification",
+    "notifications/subscriptions/acknowledged": "SubscriptionsAcknowledgedNotification",
+    "notifications/cancelled": "CancelledNotification",
 }
 
 
@@ -173,6 +186,13 @@ def check_response(message: Any, protocol_version: str, method: str | None = Non
         definition = RESULT_DEFS.get(method)
         if definition is None:
             raise AssertionError(f"no result definition known for method {method!r}")
+        if (schema_revision(protocol_version) == MODERN and method in INPUT_REQUIRED_METHODS
+                and isinstance(message["result"], dict) and message["result"].get("resultType") == "input_required"):
+            definition = "InputRequiredResult"
+            validate(message["result"], definition, protocol_version)
+            if method == "tools/call":
+                validate(message, "CallToolResultResponse", protocol_version)
+            return message
         if not has_definition(protocol_version, definition):
             raise SchemaViolation(f"method {method} has no result type {definition} in protocol {protocol_version}")
         validate(message["result"], definition, protocol_version)
@@ -198,7 +218,12 @@ def check_server_message(message: Any, protocol_version: str, method: str | None
     if isinstance(message, dict) and "method" in message and "id" not in message:
         return check_notification(message, protocol_version)
     if isinstance(message, dict) and "method" in message:
-        raise SchemaViolation(f"the server sent a request on a response stream: {json.dumps(message)[:500]}")
+        definition = SERVER_REQUEST_DEFS.get(message["method"])
+        if schema_revision(protocol_version) == MODERN or definition is None or not has_definition(protocol_version, definition):
+            raise SchemaViolation(f"the server sent a request on a response stream: {json.dumps(message)[:500]}")
+        validate(message, "JSONRPCRequest", protocol_version)
+        validate(message, definition, protocol_version)
+        return message
     return check_response(message, protocol_version, method)
 
 

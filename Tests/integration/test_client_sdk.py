@@ -79,10 +79,11 @@ def validate_traffic(exchanges: list[Exchange], mode: str) -> dict[str, int]:
                 for e in events:
                     assert e.event in (None, "message"), f"{method}: SSE event type {e.event!r}"
                     msg = check_server_message(e.json(), version, method)
-                    if "id" in msg:
+                    if "id" in msg and "method" not in msg:  # the response, not a request of the server's
                         assert msg["id"] == req["id"]
                 if ex.complete:
-                    assert "id" in events[-1].json(), f"{method}: the SSE stream did not end with the response"
+                    last = events[-1].json()
+                    assert "id" in last and "method" not in last, f"{method}: the SSE stream did not end with the response"
             else:
                 raise AssertionError(f"{method}: HTTP {ex.status} with Content-Type {ex.content_type!r}: {ex.body[:200]!r}")
             seen[method] = seen.get(method, 0) + 1
@@ -149,7 +150,7 @@ def test_tools(host, mode):
 
     (listed, echo, add, fail), seen = run(run_client(host.url, mode, body))
     tools = {t.name: t for t in listed.tools}
-    assert set(tools) == {"echo", "add", "slow_count", "fail"}
+    assert set(tools) == {"echo", "add", "slow_count", "fail", "confirm", "ask_model", "list_roots", "announce"}
     assert tools["echo"].input_schema["required"] == ["text"]
     assert tools["echo"].input_schema["properties"]["text"]["type"] == "string"
     assert tools["add"].input_schema["required"] == ["a", "b"]

@@ -379,7 +379,7 @@ def test_exports_only_the_entry_point(cpp_plugin):
 
 def test_negotiation_in_process(cpp_plugin):
     """mcpp_negotiate_v1 behaves like MCPP_DEFINE_ENTRY; the table is CONCURRENT with the declared features."""
-    lib, t = negotiated_table(cpp_plugin)
+    lib, t = negotiated_table(cpp_plugin, minor=1)  # built against the 1.1 header
     assert t.threading == 1 and t.max_concurrency == 0  # MCPP_THREADING_CONCURRENT, the host's default
     assert (t.name.text(), t.version.text(), t.title.text()) == ("cpp-reference", "1.0.0", "Reference plugin (C++)")
     assert "written in C++" in t.instructions.text()

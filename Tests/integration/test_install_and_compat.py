@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 
+import pytest
 from mcp import Client
 
 from conftest import REPO, host_binary, start_host
@@ -34,7 +35,7 @@ def test_make_install_and_out_of_tree_build_with_pkg_config(tmp_path):
     env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
     cflags = run(["pkg-config", "--cflags", "mcp-plugin"], env=env).split()
     assert cflags == [f"-I{prefix}/include"]
-    assert run(["pkg-config", "--modversion", "mcp-plugin"], env=env).strip() == "1.0.0"
+    assert run(["pkg-config", "--modversion", "mcp-plugin"], env=env).strip() == "1.1.0"
     # Out of tree: the plugin source alone in a folder of its own, the installed header the only include path.
     src = tmp_path / "author"
     src.mkdir()
@@ -53,11 +54,14 @@ def test_make_install_and_out_of_tree_build_with_pkg_config(tmp_path):
         assert host.stop() == 0
 
 
-def test_plugin_built_against_frozen_1_0_header_is_served(tmp_path):
-    frozen = REPO / "Tests/abi/v1.0"
-    so = tmp_path / "libref10.so"
-    run(["cc", f"-I{frozen}", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(so),
-         str(REPO / "Plugins/reference-c/reference.c")])
+@pytest.mark.parametrize("minor", ["1.0", "1.1"])
+def test_plugin_built_against_a_frozen_header_is_served(tmp_path, minor):
+    """The reference plugin as it was released with each frozen header (1.0: Tests/abi/v1.0/reference.c; 1.1:
+    today's), built against that header alone, loads in this host and answers in both eras."""
+    frozen = REPO / "Tests/abi" / f"v{minor}"
+    source = frozen / "reference.c" if (frozen / "reference.c").exists() else REPO / "Plugins/reference-c/reference.c"
+    so = tmp_path / "libref.so"
+    run(["cc", f"-I{frozen}", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(so), str(source)])
     out = run([str(host_binary()), "--check", "--json", "--plugin", str(so)])
     assert '"loads":true' in out.replace(" ", "")
     host = start_host(so)
@@ -67,12 +71,21 @@ def test_plugin_built_against_frozen_1_0_header_is_served(tmp_path):
         assert host.stop() == 0
 
 
-def test_frozen_header_is_still_a_prefix_of_the_current_layout():
-    # The golden layout check compares the current header with the committed 1.0 layout; here the frozen
-    # header itself must produce exactly that golden layout, so the two copies cannot drift apart.
-    r = subprocess.run(["python3", str(REPO / "Tests/abi/check_layout.py"), "--header",
-                        str(REPO / "Tests/abi/v1.0/mcp_plugin.h")], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("minor", ["1.0", "1.1"])
+def test_frozen_layouts_are_prefixes_of_the_current_one(minor):
+    """Each frozen header produces exactly its frozen golden layout (so the copies cannot drift), and every field
+    of that layout sits at the same offset with the same size in today's layout (fields are only appended)."""
+    frozen = REPO / "Tests/abi" / f"v{minor}"
+    r = subprocess.run(["python3", str(REPO / "Tests/abi/check_layout.py"), "--header", str(frozen / "mcp_plugin.h"),
+                        "--golden", str(frozen / "layout.golden"), "--dump-source", str(frozen / "layout_dump.c")],
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+    def fields(path):
+        return {line for line in path.read_text().splitlines() if line and not line.startswith(("#", "struct "))}
+
+    missing = fields(frozen / "layout.golden") - fields(REPO / "Tests/abi/layout.golden")
+    assert not missing, f"fields of ABI {minor} moved or vanished: {sorted(missing)}"
 
 
 def test_the_c_example_in_the_authors_guide_builds_and_serves(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from conftest import host_binary, plugin_dir, plugin_path
 
 GOOD = {
-    "reference": ["echo", "add", "slow_count", "fail"],
+    "reference": ["echo", "add", "slow_count", "fail", "confirm", "ask_model", "list_roots", "announce"],
     "faulty": ["ok", "crash", "hang", "slow", "abort"],
     "conformance": None,
     "rust_reference": ["reverse", "word_count", "panic"],

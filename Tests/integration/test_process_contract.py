@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import re
 import os
 import shutil
 import signal
@@ -116,6 +117,10 @@ def test_child_gets_exactly_fds_0_to_4_and_an_explicit_environment(env, faulty, 
         box = rec["env"].get("MCP_BOX")
         assert box is not None and json.loads(box)["enabled"] is True, rec["env"]
         expected["MCP_BOX"] = box
+        # MCP_REQUEST_STATE_KEY: the server's requestState key (64 hex digits), the same for every replica.
+        key = rec["env"].get("MCP_REQUEST_STATE_KEY", "")
+        assert re.fullmatch(r"[0-9a-f]{64}", key), rec["env"]
+        expected["MCP_REQUEST_STATE_KEY"] = key
         assert rec["env"] == expected, f"replica {replica}: environment differs: {rec['env']}"
         for leaked in (*SYSTEMD_VARS, "NOT_FOR_CHILDREN"):
             assert leaked not in rec["env"]

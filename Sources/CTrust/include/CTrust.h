@@ -36,4 +36,15 @@ void mcpt_key_free(mcpt_key *key);
 int mcpt_verify(const mcpt_key *key, const uint8_t *data, size_t len, const uint8_t *sig, size_t sig_len, char *reason,
                 size_t reason_len);
 
+/* requestState sealing (docs/protocol.md, "Input requests"): ChaCha20-Poly1305 with a 32-byte key, a random
+ * 12-byte nonce and `aad` bound in. The sealed form is nonce || ciphertext || 16-byte tag, so `out` needs
+ * len + 28 bytes. Returns the bytes written, or -1. */
+#define MCPT_SEAL_OVERHEAD 28
+long mcpt_seal(const uint8_t key[32], const uint8_t *aad, size_t aad_len, const uint8_t *data, size_t len,
+               uint8_t *out);
+/* Opens what mcpt_seal made with the same key and aad; `out` needs len - 28 bytes. Returns the bytes
+ * written, or -1 when the sealed bytes are too short, were changed, or were sealed with another key or aad. */
+long mcpt_open(const uint8_t key[32], const uint8_t *aad, size_t aad_len, const uint8_t *sealed, size_t len,
+               uint8_t *out);
+
 #endif

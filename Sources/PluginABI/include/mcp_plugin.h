@@ -1,5 +1,5 @@
 /*
- * mcp_plugin.h — the MCP plugin ABI, major version 1.
+ * mcp_plugin.h — the MCP plugin ABI, major version 1 (minor 1).
  *
  * One dependency-free C header is the whole contract between a plugin (.so) and
  * mcp-plugin-host. The host owns the Model Context Protocol: HTTP, JSON-RPC,
@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 #define MCPP_ABI_MAJOR 1
-#define MCPP_ABI_MINOR 0
+#define MCPP_ABI_MINOR 1
 
 #if defined(__GNUC__) || defined(__clang__)
 #define MCPP_EXPORT __attribute__((visibility("default")))
@@ -95,6 +95,9 @@ typedef int32_t mcpp_status;
 #define MCPP_OUTCOME_NOT_FOUND 2      /* unknown tool, prompt or resource                   */
 #define MCPP_OUTCOME_INVALID_PARAMS 3 /* the arguments are wrong                            */
 #define MCPP_OUTCOME_INTERNAL 4       /* the plugin failed for a reason of its own          */
+/* 1.1: the call cannot go on without a client capability (after an input request answered          */
+/* MCPP_INPUT_UNSUPPORTED): 2026-07-28 -32021 with data.requiredCapabilities (HTTP 400), earlier -32602 */
+#define MCPP_OUTCOME_NEEDS_CAPABILITY 5
 
 /* Roles of prompt messages (mcpp_host.set_role). */
 #define MCPP_ROLE_USER 0
@@ -108,6 +111,35 @@ typedef int32_t mcpp_status;
 /* What a completion request refers to (mcpp_plugin.complete). */
 #define MCPP_REF_PROMPT 0
 #define MCPP_REF_RESOURCE_TEMPLATE 1
+
+/* 1.1: what a call can ask the client for (mcpp_host.request_input). */
+#define MCPP_INPUT_ELICIT 0 /* elicitation/create: params {"message", "requestedSchema"} (form) or     */
+                            /* {"mode":"url", "message", "url"}; the answer is an ElicitResult         */
+                            /* {"action":"accept"|"decline"|"cancel", "content"}                        */
+#define MCPP_INPUT_SAMPLE 1 /* sampling/createMessage: params {"messages", "maxTokens", ...}; the      */
+                            /* answer is a CreateMessageResult {"role", "content", "model", ...}        */
+#define MCPP_INPUT_ROOTS 2  /* roots/list: params empty; the answer is {"roots": [{"uri", "name"}]}    */
+
+/* 1.1: how an input request ended (the status passed to an mcpp_input_callback). */
+#define MCPP_INPUT_ANSWERED 0    /* answer: the client's result as JSON text                              */
+#define MCPP_INPUT_REFUSED 1     /* the client answered with an error; answer: the JSON-RPC error object  */
+#define MCPP_INPUT_UNSUPPORTED 2 /* the client did not declare the capability (or mode); nothing was sent */
+#define MCPP_INPUT_CANCELLED 3   /* the call was cancelled or passed its deadline while waiting           */
+#define MCPP_INPUT_SUSPENDED 4   /* 2026-07-28: the client answers in a retry of the whole request. Finish */
+                                 /* the call (any outcome; the host sends input_required instead); the   */
+                                 /* handler runs again on the retry and this request is answered at once  */
+
+/* 1.1: JSON value types (mcpp_host.json_get). */
+#define MCPP_JSON_NULL 0
+#define MCPP_JSON_BOOL 1
+#define MCPP_JSON_NUMBER 2
+#define MCPP_JSON_STRING 3
+#define MCPP_JSON_ARRAY 4
+#define MCPP_JSON_OBJECT 5
+
+/* 1.1: cache scopes (mcpp_registry.set_list_cache, mcpp_host.set_cache). */
+#define MCPP_CACHE_PRIVATE 0 /* "private": only within the same authorization context (the default)    */
+#define MCPP_CACHE_PUBLIC 1  /* "public": holds no user-specific data, any cache may keep it              */
 
 /* Flags of a prompt argument. */
 #define MCPP_ARG_REQUIRED 1
@@ -135,6 +167,14 @@ typedef struct mcpp_writer {
 /* The opaque handle of one request in flight. Host-owned. Valid from the moment the host
  * passes it to a handler until the plugin calls mcpp_host.finish on it, on any thread. */
 typedef struct mcpp_call mcpp_call;
+
+/* 1.1: receives the end of one input request, exactly once (see mcpp_host.request_input). status is
+ * MCPP_INPUT_*; answer (JSON text, borrowed for the duration of the callback) is the client's result for
+ * ANSWERED, the error object for REFUSED, empty otherwise. Thread: a handler thread of the plugin (for a
+ * SERIAL plugin, serialized with its handlers), never inside request_input. The call is still open: use it,
+ * and finish it (now or later). */
+typedef void (*mcpp_input_callback)(void *user, mcpp_call *call, int32_t status, const char *answer,
+                                    size_t answer_len);
 
 /* ---------------------------------------------------------------------------------- */
 /* Declarations, passed to mcpp_registry during describe(). All text is copied.          */
@@ -207,6 +247,11 @@ typedef struct mcpp_registry {
     mcpp_status (*add_resource)(void *ctx, const mcpp_resource *resource);
     mcpp_status (*add_resource_template)(void *ctx, const mcpp_resource_template *tmpl);
     mcpp_status (*add_prompt)(void *ctx, const mcpp_prompt *prompt);
+    /* --- 1.1 (check MCPP_HAS(reg, mcpp_registry, set_list_cache)) --- */
+    /* Cache hint for the lists named by MCPP_LIST_* bits (MCPP_LIST_RESOURCES covers resources/list and
+     * resources/templates/list): 2026-07-28 clients may reuse a page for ttl_ms milliseconds (>= 0) within
+     * scope (MCPP_CACHE_*). Every page of a list carries the same hint. Default 0 / private. */
+    mcpp_status (*set_list_cache)(void *ctx, uint32_t lists, int64_t ttl_ms, int32_t scope);
 } mcpp_registry;
 
 /* ---------------------------------------------------------------------------------- */
@@ -288,6 +333,39 @@ typedef struct mcpp_host {
      * If an add_* call returned MCPP_E_TOO_LARGE, the client gets an internal error instead of a
      * truncated result. After finish() the handle is invalid (calls on it return MCPP_E_FINISHED). */
     void (*finish)(mcpp_call *call, int32_t outcome, const char *msg, size_t len);
+
+    /* --- 1.1 (check host->abi_minor >= 1, or MCPP_HAS(host, mcpp_host, request_input)) --- */
+
+    /* Asks the client for input (tools/call, prompts/get and resources/read only). kind is MCPP_INPUT_*;
+     * key names the request within the call (non-empty, unique per call); params is the request's params
+     * object as JSON text (empty for roots). On MCPP_OK the callback runs exactly once, later, with the
+     * outcome; any other status (MCPP_E_INVALID: bad kind, key or params, or another method;
+     * MCPP_E_FINISHED; MCPP_E_CANCELLED) means no callback.
+     * 2025-11-25 and earlier: the host sends the request on the call's response stream and calls back
+     * with the client's answer; the call's deadline keeps running while the user thinks.
+     * 2026-07-28: the client answers in a retry of the whole request (possibly at another replica), so the
+     * host answers this attempt with input_required and calls back SUSPENDED after the handler returned;
+     * on the retry the handler runs again from the start with the same arguments, and each request it
+     * makes again with the same key is answered at once with the answer given (answers of every earlier
+     * round are kept, sealed in requestState). Write handlers so that they ask before they act. */
+    mcpp_status (*request_input)(mcpp_call *call, int32_t kind, const char *key, size_t key_len,
+                                 const char *params, size_t params_len, mcpp_input_callback callback,
+                                 void *user);
+    /* Bytes the plugin wants back in the retry of this call (2026-07-28; at most 64 KiB, sealed with the
+     * answers in requestState, never shown to the client in clear). Replaces what was set before. */
+    mcpp_status (*set_request_state)(mcpp_call *call, const uint8_t *data, size_t len);
+    /* The bytes set by the attempt this one retries; MCPP_E_NOT_FOUND on a first attempt. Borrowed until
+     * finish(). */
+    mcpp_status (*get_request_state)(mcpp_call *call, const uint8_t **out, size_t *out_len);
+    /* resources/read: the cache hint of this result (2026-07-28 ttlMs and cacheScope); default 0 /
+     * private. */
+    mcpp_status (*set_cache)(mcpp_call *call, int64_t ttl_ms, int32_t scope);
+    /* Reads one value out of JSON text (an input answer, say) at an RFC 6901 pointer ("/content/confirm",
+     * "/roots/0/uri"; empty = the whole text). type gets MCPP_JSON_*; out gets a string's unescaped text, or
+     * the value's JSON text for the other types ("true", "42", "{...}"), borrowed until finish(). Returns
+     * MCPP_E_NOT_FOUND when the pointer leads nowhere, MCPP_E_INVALID when json is not JSON. */
+    mcpp_status (*json_get)(mcpp_call *call, const char *json, size_t json_len, const char *pointer,
+                            size_t pointer_len, int32_t *type, const char **out, size_t *out_len);
 } mcpp_host;
 
 /* ---------------------------------------------------------------------------------- */

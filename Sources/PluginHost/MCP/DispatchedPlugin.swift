@@ -14,8 +14,10 @@ protocol DispatchedPlugin: AnyObject, Sendable {
     var handlers: PluginHandlers { get }
 
     /// A call object that `runInline` or `submit` runs; split so the caller can wire it up before any event fires.
-    func makeCall(kind: CallKind, arguments: [String: JSONValue], observer: any CallObserver, maxOutputBytes: Int)
-        -> PluginCall
+    func makeCall(
+        kind: CallKind, arguments: [String: JSONValue], observer: any CallObserver, maxOutputBytes: Int,
+        input: RetryInput
+    ) -> PluginCall
     /// Whether the call may run on the calling (network) thread.
     func mayRunInline(_ tool: Catalog.Tool) -> Bool
     func runInline(_ call: PluginCall)

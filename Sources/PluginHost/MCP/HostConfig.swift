@@ -12,6 +12,13 @@ public struct HostConfig: Sendable {
     public var sessionIdleTimeout: Duration = .seconds(3600)
     /// Count traffic for the `metrics` op (`--no-metrics` turns it off, for comparison).
     public var metrics = true
+    /// The key that seals 2026-07-28 `requestState` (32 bytes); the supervisor gives every replica of a server the
+    /// same one (`MCP_REQUEST_STATE_KEY`). nil: a random key of this process.
+    public var requestStateKey: [UInt8]?
+    /// How long a client may take to answer an input request before its retry is refused as expired.
+    public var requestStateTTL: Duration = .seconds(600)
+    /// SSE comment sent this often on an idle subscriptions/listen stream.
+    public var keepAliveInterval: Duration = .seconds(15)
 
     public init() {}
 }

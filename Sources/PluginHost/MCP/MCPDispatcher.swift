@@ -20,12 +20,29 @@ final class MCPDispatcher: Sendable {
     private let serverInfo: JSONValue
     /// Signalled when the last call ends while draining.
     private let drained = DispatchSemaphore(value: 0)
+    let sealer: RequestStateSealer
+    /// Legacy-era requests the host sent a client for a call (elicitation, sampling, roots), by session and id.
+    private let pendingInputs = Mutex<[String: InputRequest]>([:])
+    private let nextInputID = Atomic<Int>(1)
+    /// Open 2026-07-28 subscriptions/listen streams.
+    private let listeners = Mutex<[ObjectIdentifier: Listener]>([:])
+
+    struct Listener: Sendable {
+        var out: any ReplySink
+        var id: JSONValue
+        var tools = false
+        var resources = false
+        var prompts = false
+        var uris: Set<String> = []
+    }
 
     init(plugin: any DispatchedPlugin, config: HostConfig) {
         self.plugin = plugin
         self.config = config
         self.sessions = SessionStore(maxSessions: config.maxSessions, idleTimeout: config.sessionIdleTimeout)
         self.traffic = config.metrics ? TrafficCounters(tools: plugin.catalog.tools.map(\.name)) : nil
+        self.sealer = RequestStateSealer(
+            key: config.requestStateKey ?? RequestStateKey.random(), ttl: config.requestStateTTL)
         var info: [String: JSONValue] = [
             "name": .string(plugin.serverName), "version": .string(plugin.serverVersion),
         ]
@@ -54,6 +71,23 @@ final class MCPDispatcher: Sendable {
     func beginDrain() {
         draining.store(true, ordering: .relaxed)
         for stream in sessions.allStreams() { stream.endStream() }
+        // 2026-07-28: a listen the server ends gets its result first, so the client knows to listen again.
+        for listener in listeners.withLock({ l -> [Listener] in
+            defer { l.removeAll() }
+            return Array(l.values)
+        }) {
+            listener.out.sendEvent(
+                JSONWriter.serialize(
+                    JSONRPC.result(
+                        id: listener.id,
+                        [
+                            "resultType": "complete",
+                            "_meta": [
+                                Self.subscriptionIDKey: listener.id, ModernRequestRules.metaServerInfoKey: serverInfo,
+                            ],
+                        ])))
+            listener.out.endStream()
+        }
     }
 
     /// Ends the drain's grace period: from now on a new request is answered 503 with Retry-After.
@@ -178,9 +212,19 @@ final class MCPDispatcher: Sendable {
             refuse(
                 out, meter, status: 400,
                 Self.errorBody(id: id, code: JSONRPC.invalidRequest, message: "Invalid Request: \(reason)"))
-        case .response:
-            // Answers to server-to-client requests; this server sends none, so there is nothing to match.
+        case .response(let id, let result, let error):
+            // The answer to an elicitation, sampling or roots request the host sent in a legacy session.
             traffic?.forget(meter)
+            if let sessionID {
+                guard sessions.touch(sessionID) != nil else { return sessionNotFound(out, id: nil) }
+                if let pending = takeInput(sessionID: sessionID, id: id) {
+                    if let result, error == nil {
+                        pending.resolve(MCPP_INPUT_ANSWERED, result)
+                    } else {
+                        pending.resolve(MCPP_INPUT_REFUSED, error ?? [:])
+                    }
+                }
+            }
             out.respond(status: 202, body: [])
         case .notification(let method, let params):
             if let traffic { meter.row = traffic.row(method: method, tool: nil) }
@@ -244,6 +288,9 @@ final class MCPDispatcher: Sendable {
         }
         let version = ProtocolVersion.negotiateLegacy(requested: requested)
         let sessionID = sessions.create(version: version)
+        if let caps = params["capabilities"], case .object = caps {
+            sessions.update(sessionID) { $0.clientCapabilities = caps }
+        }
         var result: [String: JSONValue] = [
             "protocolVersion": .string(version),
             "capabilities": capabilities(modern: false),
@@ -269,10 +316,11 @@ final class MCPDispatcher: Sendable {
                     id: id, code: JSONRPC.invalidRequest,
                     message: "Unsupported MCP-Protocol-Version '\(version)' in session of version \(session.version)"))
         }
-        let ctx = RequestContext(
+        var ctx = RequestContext(
             id: id, version: session.version, modern: false, sessionID: sessionID,
             progressToken: params["_meta"]?["progressToken"], logThreshold: session.logThreshold, acc: acc,
             meter: meter)
+        ctx.clientCapabilities = session.clientCapabilities
         switch method {
         case "ping":
             deliver(ctx, JSONRPC.result(id: id, [:]), out, error: nil)
@@ -281,6 +329,15 @@ final class MCPDispatcher: Sendable {
                 return deliverError(ctx, .invalidParams("params.level must be a log level", httpStatus: 200), out)
             }
             sessions.update(sessionID) { $0.logThreshold = severity }
+            deliver(ctx, JSONRPC.result(id: id, [:]), out, error: nil)
+        case "resources/subscribe", "resources/unsubscribe":
+            guard let uri = params["uri"]?.stringValue else {
+                return deliverError(ctx, .invalidParams("params.uri must be a string", httpStatus: 200), out)
+            }
+            let subscribe = method == "resources/subscribe"
+            sessions.update(sessionID) { s in
+                if subscribe { s.subscriptions.insert(uri) } else { s.subscriptions.remove(uri) }
+            }
             deliver(ctx, JSONRPC.result(id: id, [:]), out, error: nil)
         default:
             dispatch(ctx, method: method, params: params, header: header, out)
@@ -347,15 +404,117 @@ final class MCPDispatcher: Sendable {
         if lists & UInt32(MCPP_LIST_PROMPTS) != 0 {
             messages.append(JSONRPC.notification(method: "notifications/prompts/list_changed", params: [:]))
         }
-        if let uri {
-            messages.append(
-                JSONRPC.notification(method: "notifications/resources/updated", params: ["uri": .string(uri)]))
-        }
         let streams = sessions.allStreams()
         for message in messages {
             let bytes = JSONWriter.serialize(message)
             for stream in streams { stream.sendEvent(bytes) }
         }
+        if let uri {
+            let bytes = JSONWriter.serialize(
+                JSONRPC.notification(method: "notifications/resources/updated", params: ["uri": .string(uri)]))
+            for stream in sessions.streams(subscribedTo: uri) { stream.sendEvent(bytes) }
+        }
+        // 2026-07-28 listeners: only what each asked for, tagged with its subscription id.
+        for listener in listeners.withLock({ Array($0.values) }) {
+            var methods: [String] = []
+            if lists & UInt32(MCPP_LIST_TOOLS) != 0, listener.tools {
+                methods.append("notifications/tools/list_changed")
+            }
+            if lists & UInt32(MCPP_LIST_RESOURCES) != 0, listener.resources {
+                methods.append("notifications/resources/list_changed")
+            }
+            if lists & UInt32(MCPP_LIST_PROMPTS) != 0, listener.prompts {
+                methods.append("notifications/prompts/list_changed")
+            }
+            let meta: JSONValue = [Self.subscriptionIDKey: listener.id]
+            for method in methods {
+                listener.out.sendEvent(
+                    JSONWriter.serialize(JSONRPC.notification(method: method, params: ["_meta": meta])))
+            }
+            if let uri, listener.uris.contains(uri) {
+                listener.out.sendEvent(
+                    JSONWriter.serialize(
+                        JSONRPC.notification(
+                            method: "notifications/resources/updated", params: ["_meta": meta, "uri": .string(uri)])))
+            }
+        }
+    }
+
+    static let subscriptionIDKey = "io.modelcontextprotocol/subscriptionId"
+
+    // MARK: Input requests (ABI 1.1)
+
+    /// Registers a legacy-era request the host sends for a call; returns its JSON-RPC id (unique in the process).
+    fileprivate func registerInput(sessionID: String, _ request: InputRequest) -> JSONValue {
+        let id: JSONValue = .string("mcph-\(nextInputID.add(1, ordering: .relaxed).oldValue)")
+        pendingInputs.withLock { $0[sessionID + " " + JSONWriter.string(id)] = request }
+        return id
+    }
+
+    /// Removes and returns a pending legacy-era input request (nil if it was answered or ended already).
+    fileprivate func takeInput(sessionID: String, id: JSONValue) -> InputRequest? {
+        pendingInputs.withLock { $0.removeValue(forKey: sessionID + " " + JSONWriter.string(id)) }
+    }
+
+    /// The capabilities `method` with `params` needs that `declared` lacks (nil when all are there).
+    static func missingCapability(method: String, params: JSONValue, declared: JSONValue, version: String)
+        -> [String: JSONValue]?
+    {
+        switch method {
+        case "elicitation/create":
+            let url = params["mode"]?.stringValue == "url"
+            // 2025-03-26 has no elicitation; 2025-06-18 only the form mode.
+            if version == "2025-03-26" || (url && version == "2025-06-18") {
+                return ["elicitation": url ? ["url": [:]] : [:]]
+            }
+            guard case .object(let e) = declared["elicitation"] else {
+                return ["elicitation": url ? ["url": [:]] : [:]]
+            }
+            if url { return e["url"] == nil ? ["elicitation": ["url": [:]]] : nil }
+            // An empty elicitation capability means form only.
+            return e["form"] != nil || e["url"] == nil ? nil : ["elicitation": ["form": [:]]]
+        case "sampling/createMessage":
+            guard case .object(let sampling) = declared["sampling"] else { return ["sampling": [:]] }
+            if let tools = params["tools"], !tools.isNull, sampling["tools"] == nil {
+                return ["sampling": ["tools": [:]]]
+            }
+            return nil
+        default:
+            return declared["roots"]?.objectValue == nil ? ["roots": [:]] : nil
+        }
+    }
+
+    /// 2026-07-28 retries of tools/call, prompts/get and resources/read: opens `requestState` and collects the
+    /// answers in `inputResponses` (only to the keys asked last round; others are ignored, as the spec says).
+    private func retryInput(
+        _ ctx: inout RequestContext, method: String, target: String, arguments: [String: JSONValue],
+        params: [String: JSONValue]
+    ) throws(ProtocolError) -> RetryInput {
+        guard ctx.modern else { return .none }
+        ctx.binding = RequestStateSealer.binding(
+            server: plugin.serverName, method: method, target: target, arguments: arguments)
+        var responses: [String: JSONValue] = [:]
+        if let given = params["inputResponses"], !given.isNull {
+            guard case .object(let object) = given, object.values.allSatisfy({ $0.objectValue != nil }) else {
+                throw .invalidParams("params.inputResponses must be an object of result objects")
+            }
+            responses = object
+        }
+        guard let token = params["requestState"], !token.isNull else {
+            return RetryInput(answers: responses)
+        }
+        guard let text = token.stringValue else { throw .invalidParams("params.requestState must be a string") }
+        let payload: RequestStateSealer.Payload
+        do { payload = try sealer.open(text, binding: ctx.binding) } catch {
+            plugin.log("requestState of \(method) \(target) refused: \(error)")
+            throw .invalidParams(
+                error == .expired
+                    ? "Expired requestState: send the request again without it"
+                    : "Invalid requestState: it was not issued by this server for this request")
+        }
+        var answers = payload.answers
+        for key in payload.asked { if let answer = responses[key] { answers[key] = answer } }
+        return RetryInput(answers: answers, pluginState: payload.pluginState)
     }
 
     // MARK: Modern era
@@ -369,9 +528,11 @@ final class MCPDispatcher: Sendable {
         }
         let meta = params["_meta"]?.objectValue ?? [:]
         let threshold = meta[ModernRequestRules.metaLogLevelKey]?.stringValue.flatMap(LogLevel.severity)
-        let ctx = RequestContext(
+        var ctx = RequestContext(
             id: id, version: ModernRequestRules.declaredVersion(params) ?? ProtocolVersion.modern[0], modern: true,
             sessionID: nil, progressToken: meta["progressToken"], logThreshold: threshold, acc: acc, meter: meter)
+        ctx.clientCapabilities = meta[ModernRequestRules.metaCapabilitiesKey] ?? [:]
+        if method == "subscriptions/listen" { return listen(ctx, params: params, out) }
         if method == "server/discover" {
             var result: [String: JSONValue] = [
                 "supportedVersions": .array(ProtocolVersion.all.map { .string($0) }),
@@ -396,16 +557,20 @@ final class MCPDispatcher: Sendable {
         var acc: Accepts
         /// Its traffic row and arrival time.
         var meter: Meter
+        /// What the client declared: per request in 2026-07-28, at initialize in a legacy session.
+        var clientCapabilities: JSONValue = [:]
+        /// 2026-07-28 tools/call, prompts/get, resources/read: what requestState is bound to.
+        var binding: [UInt8] = []
     }
 
     private func capabilities(modern: Bool) -> JSONValue {
         let catalog = plugin.catalog
         let handlers = plugin.handlers
         var caps: [String: JSONValue] = ["logging": [:]]
-        let listChanged: JSONValue = modern ? [:] : ["listChanged": true]
+        let listChanged: JSONValue = ["listChanged": true]
         if handlers.contains(.tools) || !catalog.tools.isEmpty { caps["tools"] = listChanged }
         if handlers.contains(.resources) || !catalog.resources.isEmpty || !catalog.templates.isEmpty {
-            caps["resources"] = listChanged
+            caps["resources"] = ["listChanged": true, "subscribe": true]
         }
         if handlers.contains(.prompts) || !catalog.prompts.isEmpty { caps["prompts"] = listChanged }
         if handlers.contains(.completions) { caps["completions"] = [:] }
@@ -429,6 +594,10 @@ final class MCPDispatcher: Sendable {
                 let page = try catalog.page(kind, cursor: cursor, pageSize: config.pageSize)
                 var result: [String: JSONValue] = [key: .array(page.items)]
                 if let next = page.nextCursor { result["nextCursor"] = .string(next) }
+                if let hint = catalog.cacheHints[kind] {
+                    result["ttlMs"] = .int(hint.ttlMs)
+                    result["cacheScope"] = .string(hint.scope)
+                }
                 sendResult(ctx, result, cacheable: true, out)
             } catch {
                 deliverError(ctx, error, out)
@@ -459,21 +628,31 @@ final class MCPDispatcher: Sendable {
             {
                 return refuse(out, ctx.meter, status: e.httpStatus, JSONWriter.serialize(e.response(id: ctx.id)))
             }
-            run(ctx, kind: .tool(name: name), arguments: args, out, inline: plugin.mayRunInline(tool))
+            var ctx = ctx
+            let input: RetryInput
+            do { input = try retryInput(&ctx, method: method, target: name, arguments: args, params: params) } catch {
+                return deliverError(ctx, error, out)
+            }
+            run(ctx, kind: .tool(name: name), arguments: args, out, inline: plugin.mayRunInline(tool), input: input)
         case "resources/read":
             guard let uri = params["uri"]?.stringValue else {
                 return deliverError(ctx, .invalidParams("params.uri must be a string"), out)
             }
+            var ctx = ctx
+            let input: RetryInput
+            do { input = try retryInput(&ctx, method: method, target: uri, arguments: [:], params: params) } catch {
+                return deliverError(ctx, error, out)
+            }
             if let resource = catalog.resources.first(where: { $0.uri == uri }) {
                 run(
                     ctx, kind: .resource(uri: uri, template: nil, mimeType: resource.json["mimeType"]?.stringValue),
-                    arguments: [:], out)
+                    arguments: [:], out, input: input)
             } else if let (template, vars) = catalog.matchTemplate(uri) {
                 run(
                     ctx,
                     kind: .resource(
                         uri: uri, template: template.template.text, mimeType: template.json["mimeType"]?.stringValue),
-                    arguments: vars.mapValues { .string($0) }, out)
+                    arguments: vars.mapValues { .string($0) }, out, input: input)
             } else {
                 deliverError(ctx, resourceNotFound(ctx, uri), out)
             }
@@ -500,7 +679,12 @@ final class MCPDispatcher: Sendable {
                 return deliverError(
                     ctx, .invalidParams("Missing required argument '\(missing)' for prompt \(name)"), out)
             }
-            run(ctx, kind: .prompt(name: name), arguments: args, out)
+            var ctx = ctx
+            let input: RetryInput
+            do { input = try retryInput(&ctx, method: method, target: name, arguments: args, params: params) } catch {
+                return deliverError(ctx, error, out)
+            }
+            run(ctx, kind: .prompt(name: name), arguments: args, out, input: input)
         case "completion/complete":
             guard plugin.handlers.contains(.completions) else {
                 return deliverError(ctx, .methodNotFound(method, httpStatus: ctx.modern ? 404 : 200), out)
@@ -556,13 +740,21 @@ final class MCPDispatcher: Sendable {
 
     fileprivate func shape(_ ctx: RequestContext, _ fields: [String: JSONValue], cacheable: Bool) -> [String: JSONValue]
     {
-        guard ctx.modern else { return fields }
         var result = fields
+        guard ctx.modern else {
+            result["ttlMs"] = nil
+            result["cacheScope"] = nil
+            return result
+        }
         result["resultType"] = "complete"
         result["_meta"] = [ModernRequestRules.metaServerInfoKey: serverInfo]
         if cacheable {
-            result["ttlMs"] = 0
-            result["cacheScope"] = "private"
+            // The plugin's hint (ABI 1.1), else: the host cannot know how long an answer stays true.
+            if result["ttlMs"] == nil { result["ttlMs"] = 0 }
+            if result["cacheScope"] == nil { result["cacheScope"] = "private" }
+        } else {
+            result["ttlMs"] = nil
+            result["cacheScope"] = nil
         }
         return result
     }
@@ -596,12 +788,12 @@ final class MCPDispatcher: Sendable {
 
     private func run(
         _ ctx: RequestContext, kind: CallKind, arguments: [String: JSONValue], _ out: any ReplySink,
-        inline: Bool = false
+        inline: Bool = false, input: RetryInput = .none
     ) {
         activeCalls.add(1, ordering: .relaxed)
         let active = ActiveRequest(dispatcher: self, ctx: ctx, out: out)
         let call = plugin.makeCall(
-            kind: kind, arguments: arguments, observer: active, maxOutputBytes: config.maxOutputBytes)
+            kind: kind, arguments: arguments, observer: active, maxOutputBytes: config.maxOutputBytes, input: input)
         active.attach(call)
         if let sessionID = ctx.sessionID {
             let key = JSONWriter.string(ctx.id)
@@ -651,6 +843,113 @@ final class MCPDispatcher: Sendable {
             return (JSONRPC.error(id: ctx.id, code: JSONRPC.invalidParams, message: message), 200)
         case .internalError(let message):
             return (JSONRPC.error(id: ctx.id, code: JSONRPC.internalError, message: message), 200)
+        case .needsCapability(let message, let missing):
+            // 2026-07-28: -32021 with HTTP 400; earlier revisions define no code for it: invalid params.
+            return (
+                JSONRPC.error(
+                    id: ctx.id, code: ctx.modern ? JSONRPC.missingClientCapability : JSONRPC.invalidParams,
+                    message: message, data: ["requiredCapabilities": missing]),
+                ctx.modern ? 400 : 200
+            )
+        case .inputRequired(let input):
+            var requests: [String: JSONValue] = [:]
+            for r in input.requests {
+                var request: [String: JSONValue] = ["method": .string(r.method)]
+                if r.params.objectValue?.isEmpty == false { request["params"] = r.params }
+                requests[r.key] = .object(request)
+            }
+            let token: String
+            do {
+                token = try sealer.seal(
+                    .init(answers: input.answers, asked: input.requests.map(\.key), pluginState: input.pluginState),
+                    binding: ctx.binding)
+            } catch {
+                return (
+                    JSONRPC.error(
+                        id: ctx.id, code: JSONRPC.internalError,
+                        message: "the call's input requests and answers exceed the requestState limit"), 200
+                )
+            }
+            // Not cacheable: no ttlMs or cacheScope.
+            let result: JSONValue = [
+                "resultType": "input_required", "inputRequests": .object(requests), "requestState": .string(token),
+                "_meta": [ModernRequestRules.metaServerInfoKey: serverInfo],
+            ]
+            return (JSONRPC.result(id: ctx.id, result), 200)
+        }
+    }
+
+    // MARK: subscriptions/listen (2026-07-28)
+
+    private func listen(_ ctx: RequestContext, params: [String: JSONValue], _ out: any ReplySink) {
+        guard case .object(let filter) = params["notifications"] else {
+            return deliverError(ctx, .invalidParams("params.notifications must be an object"), out)
+        }
+        for key in ["toolsListChanged", "resourcesListChanged", "promptsListChanged"] {
+            if let v = filter[key], !v.isNull, v.boolValue == nil {
+                return deliverError(ctx, .invalidParams("params.notifications.\(key) must be a boolean"), out)
+            }
+        }
+        var uris: [String] = []
+        if let given = filter["resourceSubscriptions"], !given.isNull {
+            guard case .array(let items) = given, items.allSatisfy({ $0.stringValue != nil }) else {
+                return deliverError(
+                    ctx, .invalidParams("params.notifications.resourceSubscriptions must be an array of strings"), out)
+            }
+            uris = items.compactMap(\.stringValue)
+        }
+        guard ctx.acc.sse else {
+            return deliverError(
+                ctx,
+                .invalidParams("subscriptions/listen answers with an event stream: Accept must list text/event-stream"),
+                out)
+        }
+        // Honour what the server can send: list changes for what it serves, updates for resources it knows.
+        let caps = capabilities(modern: true)
+        let catalog = plugin.catalog
+        var listener = Listener(out: out, id: ctx.id)
+        var honored: [String: JSONValue] = [:]
+        if caps["tools"] != nil, filter["toolsListChanged"]?.boolValue == true {
+            listener.tools = true
+            honored["toolsListChanged"] = true
+        }
+        if caps["prompts"] != nil, filter["promptsListChanged"]?.boolValue == true {
+            listener.prompts = true
+            honored["promptsListChanged"] = true
+        }
+        if caps["resources"] != nil {
+            if filter["resourcesListChanged"]?.boolValue == true {
+                listener.resources = true
+                honored["resourcesListChanged"] = true
+            }
+            let known = uris.filter { uri in
+                catalog.resources.contains { $0.uri == uri } || catalog.matchTemplate(uri) != nil
+            }
+            listener.uris = Set(known)
+            if filter["resourceSubscriptions"] != nil {
+                honored["resourceSubscriptions"] = .array(known.map { .string($0) })
+            }
+        }
+        count(ctx.meter, nil)
+        guard out.startStream(headers: []) else { return }
+        let key = ObjectIdentifier(out)
+        listeners.withLock { $0[key] = listener }
+        out.onClientGone { [weak self] in _ = self?.listeners.withLock { $0.removeValue(forKey: key) } }
+        out.sendEvent(
+            JSONWriter.serialize(
+                JSONRPC.notification(
+                    method: "notifications/subscriptions/acknowledged",
+                    params: ["notifications": .object(honored), "_meta": [Self.subscriptionIDKey: ctx.id]])),
+            comment: false)
+        keepAlive(out)
+    }
+
+    /// An SSE comment every `keepAliveInterval` while the listen stream is open (proxies drop idle streams).
+    private func keepAlive(_ out: any ReplySink) {
+        _ = out.schedule(after: config.keepAliveInterval) { [weak self] in
+            guard let self, !out.isFinished else { return }
+            out.sendEvent([], comment: true)
+            self.keepAlive(out)
         }
     }
 
@@ -676,6 +975,8 @@ final class ActiveRequest: CallObserver, Sendable {
         /// Why the host ended the request, when it did (the deadline, the client leaving): set before the call
         /// is cancelled, so the plugin's answer to the cancellation cannot count as something else.
         var endedBy: TrafficMetrics.ErrorType?
+        /// Legacy era: ids of the requests sent to the client for this call and not answered yet.
+        var inputIDs: [JSONValue] = []
     }
 
     init(dispatcher: MCPDispatcher, ctx: MCPDispatcher.RequestContext, out: any ReplySink) {
@@ -735,6 +1036,62 @@ final class ActiveRequest: CallObserver, Sendable {
         }
     }
 
+    func callRequestsInput(_ call: PluginCall, _ request: InputRequest) -> Int32 {
+        let missing = MCPDispatcher.missingCapability(
+            method: request.method, params: request.params, declared: ctx.clientCapabilities, version: ctx.version)
+        if ctx.modern {
+            if let answer = call.priorAnswers[request.key] {
+                call.useAnswer(request.key, answer)
+                request.resolve(MCPP_INPUT_ANSWERED, answer)
+            } else if let missing {
+                call.recordMissing(missing)
+                request.resolve(MCPP_INPUT_UNSUPPORTED, nil)
+            } else {
+                call.suspend(request.key, method: request.method, params: request.params)
+                request.resolve(MCPP_INPUT_SUSPENDED, nil)
+            }
+            return MCPP_OK
+        }
+        // Legacy: a real request on this call's response stream (an SSE stream: a JSON answer cannot carry it).
+        guard let sessionID = ctx.sessionID, missing == nil, ctx.acc.sse else {
+            if let missing { call.recordMissing(missing) }
+            request.resolve(MCPP_INPUT_UNSUPPORTED, nil)
+            return MCPP_OK
+        }
+        let id = dispatcher.registerInput(sessionID: sessionID, request)
+        let sent = lock.withLock { s -> Bool in
+            guard !s.done else { return false }
+            if !s.streaming {
+                s.streaming = out.startStream()
+                guard s.streaming else { return false }
+            }
+            s.inputIDs.append(id)
+            send(JSONRPC.request(id: id, method: request.method, params: request.params))
+            return true
+        }
+        guard sent else {
+            _ = dispatcher.takeInput(sessionID: sessionID, id: id)
+            return MCPP_E_FINISHED
+        }
+        call.onCancel { [weak self] in self?.cancelInput(id, sessionID: sessionID) }
+        return MCPP_OK
+    }
+
+    /// The call was cancelled while the client had a request of it: the plugin hears CANCELLED, the client a
+    /// notifications/cancelled for the host's request.
+    private func cancelInput(_ id: JSONValue, sessionID: String) {
+        guard let pending = dispatcher.takeInput(sessionID: sessionID, id: id) else { return }
+        lock.withLock { s in
+            s.inputIDs.removeAll { $0 == id }
+            guard !s.done, s.streaming else { return }
+            send(
+                JSONRPC.notification(
+                    method: "notifications/cancelled",
+                    params: ["requestId": id, "reason": "the call that asked was cancelled"]))
+        }
+        pending.resolve(MCPP_INPUT_CANCELLED, nil)
+    }
+
     func callFinished(_ outcome: CallOutcome) {
         let call = lock.withLock { $0.call }
         guard let call else { return complete(with: nil, error: .cancelled) }  // already ended: a no-op
@@ -774,6 +1131,15 @@ final class ActiveRequest: CallObserver, Sendable {
         }
         guard ended else { return }
         deadline?.cancel()
+        // Requests still out for a call that ended: their callbacks run (CANCELLED), late answers are ignored.
+        if let sessionID = ctx.sessionID {
+            for id in lock.withLock({ s -> [JSONValue] in
+                defer { s.inputIDs = [] }
+                return s.inputIDs
+            }) {
+                dispatcher.takeInput(sessionID: sessionID, id: id)?.resolve(MCPP_INPUT_CANCELLED, nil)
+            }
+        }
         dispatcher.callEnded(ctx)
     }
 

@@ -10,6 +10,10 @@ final class SessionStore: Sendable {
         var lastUsed: ContinuousClock.Instant
         var stream: (any ReplySink)?
         var inFlight: [String: PluginCall] = [:]
+        /// What `initialize` declared (elicitation, sampling, roots are checked before the host asks).
+        var clientCapabilities: JSONValue = [:]
+        /// URIs from resources/subscribe: only these get notifications/resources/updated.
+        var subscriptions: Set<String> = []
     }
 
     private let sessions = Mutex<[String: Session]>([:])
@@ -75,6 +79,11 @@ final class SessionStore: Sendable {
     func remove(_ id: String) -> Session? { sessions.withLock { $0.removeValue(forKey: id) } }
 
     func allStreams() -> [any ReplySink] { sessions.withLock { $0.values.compactMap(\.stream) } }
+
+    /// The GET streams of the sessions subscribed to `uri`.
+    func streams(subscribedTo uri: String) -> [any ReplySink] {
+        sessions.withLock { $0.values.filter { $0.subscriptions.contains(uri) }.compactMap(\.stream) }
+    }
 
     var count: Int { sessions.withLock { $0.count } }
 }

@@ -473,12 +473,16 @@ MCPP_PLUGIN(plugin);
 int main(int argc, char **argv) {
     mcpp_negotiation n{};
     n.struct_size = sizeof n; n.host_abi_major = 1; n.host_abi_minor = 0;
+    mcpp_status old_host = mcpp_negotiate_v1(&n); // a host that offers only 1.0 is told which minor is needed
+    std::printf("negotiate_1_0 %d %u\n", old_host, n.plugin_abi_minor);
+    n = mcpp_negotiation{};
+    n.struct_size = sizeof n; n.host_abi_major = 1; n.host_abi_minor = MCPP_ABI_MINOR;
     if (mcpp_negotiate_v1(&n) != MCPP_OK) return 2;
     const mcpp_plugin *t = n.plugin;
     std::printf("table %u %u\n", t->struct_size, t->threading);
 
     mcpp_host host{};
-    host.struct_size = sizeof host;
+    host.struct_size = sizeof host; host.abi_minor = MCPP_ABI_MINOR;
     host.log = h_log; host.arg_string = h_arg_string; host.arg_int = h_arg_int; host.add_text = h_add_text;
     host.set_description = h_set_description; host.is_cancelled = h_is_cancelled; host.finish = h_finish;
     std::string err;
@@ -551,6 +555,8 @@ def test_wrapper_against_a_mock_host(tmp_path):
     r = subprocess.run([str(exe), *MOCK_CALLS], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"mock host exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
     lines = r.stdout.splitlines()
+    # built against the 1.1 header: a 1.0 host gets MCPP_E_VERSION (2) and the minor the plugin needs
+    assert lines.pop(0) == "negotiate_1_0 2 1"
     assert lines[0] == "table 168 0"  # sizeof(mcpp_plugin); SERIAL unless .concurrent()
     # create() refuses a host table smaller than ABI 1.0 (MCPP_E_VERSION), and turns an exception from on_create
     # into MCPP_E_FAILED with the reason written to the error writer.

@@ -1,4 +1,7 @@
-//! Raw declarations of `Sources/PluginABI/include/mcp_plugin.h` (plugin ABI 1.0), written by hand.
+//! Raw declarations of `Sources/PluginABI/include/mcp_plugin.h` (plugin ABI 1.1), written by hand.
+//!
+//! The kit still negotiates minor 0 (`MCPP_ABI_MINOR` below), so a Rust plugin loads on a 1.0 host; the
+//! 1.1 fields are read only after checking `struct_size` (the header's `MCPP_HAS`).
 //!
 //! Rules kept here, as in the header:
 //! - fixed-width integers and plain constants only: no Rust enums cross the boundary;
@@ -51,6 +54,8 @@ pub const MCPP_OUTCOME_TOOL_ERROR: i32 = 1;
 pub const MCPP_OUTCOME_NOT_FOUND: i32 = 2;
 pub const MCPP_OUTCOME_INVALID_PARAMS: i32 = 3;
 pub const MCPP_OUTCOME_INTERNAL: i32 = 4;
+/// 1.1: the call cannot go on without a client capability.
+pub const MCPP_OUTCOME_NEEDS_CAPABILITY: i32 = 5;
 
 /// Roles of prompt messages (`mcpp_host.set_role`).
 pub const MCPP_ROLE_USER: i32 = 0;
@@ -64,6 +69,30 @@ pub const MCPP_LIST_PROMPTS: u32 = 4;
 /// What a completion request refers to (`mcpp_plugin.complete`).
 pub const MCPP_REF_PROMPT: i32 = 0;
 pub const MCPP_REF_RESOURCE_TEMPLATE: i32 = 1;
+
+/// 1.1: what a call can ask the client for (`mcpp_host.request_input`).
+pub const MCPP_INPUT_ELICIT: i32 = 0;
+pub const MCPP_INPUT_SAMPLE: i32 = 1;
+pub const MCPP_INPUT_ROOTS: i32 = 2;
+
+/// 1.1: how an input request ended (the status passed to an [`mcpp_input_callback`]).
+pub const MCPP_INPUT_ANSWERED: i32 = 0;
+pub const MCPP_INPUT_REFUSED: i32 = 1;
+pub const MCPP_INPUT_UNSUPPORTED: i32 = 2;
+pub const MCPP_INPUT_CANCELLED: i32 = 3;
+pub const MCPP_INPUT_SUSPENDED: i32 = 4;
+
+/// 1.1: JSON value types (`mcpp_host.json_get`).
+pub const MCPP_JSON_NULL: i32 = 0;
+pub const MCPP_JSON_BOOL: i32 = 1;
+pub const MCPP_JSON_NUMBER: i32 = 2;
+pub const MCPP_JSON_STRING: i32 = 3;
+pub const MCPP_JSON_ARRAY: i32 = 4;
+pub const MCPP_JSON_OBJECT: i32 = 5;
+
+/// 1.1: cache scopes (`mcpp_registry.set_list_cache`, `mcpp_host.set_cache`).
+pub const MCPP_CACHE_PRIVATE: i32 = 0;
+pub const MCPP_CACHE_PUBLIC: i32 = 1;
 
 /// Flags of a prompt argument.
 pub const MCPP_ARG_REQUIRED: u32 = 1;
@@ -178,6 +207,8 @@ pub struct mcpp_registry {
     pub add_resource_template:
         Option<unsafe extern "C" fn(ctx: *mut c_void, tmpl: *const mcpp_resource_template) -> mcpp_status>,
     pub add_prompt: Option<unsafe extern "C" fn(ctx: *mut c_void, prompt: *const mcpp_prompt) -> mcpp_status>,
+    // --- 1.1 (check struct_size) ---
+    pub set_list_cache: Option<unsafe extern "C" fn(ctx: *mut c_void, lists: u32, ttl_ms: i64, scope: i32) -> mcpp_status>,
 }
 
 /// The host's functions; static for the life of the process, every function [any].
@@ -287,7 +318,43 @@ pub struct mcpp_host {
     pub is_cancelled: Option<unsafe extern "C" fn(call: *mut mcpp_call) -> i32>,
 
     pub finish: Option<unsafe extern "C" fn(call: *mut mcpp_call, outcome: i32, msg: *const c_char, len: usize)>,
+
+    // --- 1.1 (check abi_minor >= 1 or struct_size) ---
+    pub request_input: Option<
+        unsafe extern "C" fn(
+            call: *mut mcpp_call,
+            kind: i32,
+            key: *const c_char,
+            key_len: usize,
+            params: *const c_char,
+            params_len: usize,
+            callback: mcpp_input_callback,
+            user: *mut c_void,
+        ) -> mcpp_status,
+    >,
+    pub set_request_state:
+        Option<unsafe extern "C" fn(call: *mut mcpp_call, data: *const u8, len: usize) -> mcpp_status>,
+    pub get_request_state:
+        Option<unsafe extern "C" fn(call: *mut mcpp_call, out: *mut *const u8, out_len: *mut usize) -> mcpp_status>,
+    pub set_cache: Option<unsafe extern "C" fn(call: *mut mcpp_call, ttl_ms: i64, scope: i32) -> mcpp_status>,
+    pub json_get: Option<
+        unsafe extern "C" fn(
+            call: *mut mcpp_call,
+            json: *const c_char,
+            json_len: usize,
+            pointer: *const c_char,
+            pointer_len: usize,
+            kind: *mut i32,
+            out: *mut *const c_char,
+            out_len: *mut usize,
+        ) -> mcpp_status,
+    >,
 }
+
+/// 1.1: receives the end of one input request, exactly once.
+pub type mcpp_input_callback = Option<
+    unsafe extern "C" fn(user: *mut c_void, call: *mut mcpp_call, status: i32, answer: *const c_char, answer_len: usize),
+>;
 
 /// The plugin's table, returned by `mcpp_negotiate_v1`; static for the life of the process.
 #[repr(C)]
@@ -449,7 +516,7 @@ mod layout_checks {
         description 40 16;
         args 56 8;
     });
-    layout!(mcpp_registry size 48 {
+    layout!(mcpp_registry size 56 {
         struct_size 0 4;
         reserved 4 4;
         ctx 8 8;
@@ -457,8 +524,9 @@ mod layout_checks {
         add_resource 24 8;
         add_resource_template 32 8;
         add_prompt 40 8;
+        set_list_cache 48 8;
     });
-    layout!(mcpp_host size 208 {
+    layout!(mcpp_host size 248 {
         struct_size 0 4;
         abi_minor 4 4;
         ctx 8 8;
@@ -486,6 +554,11 @@ mod layout_checks {
         call_log 184 8;
         is_cancelled 192 8;
         finish 200 8;
+        request_input 208 8;
+        set_request_state 216 8;
+        get_request_state 224 8;
+        set_cache 232 8;
+        json_get 240 8;
     });
     layout!(mcpp_plugin size 168 {
         struct_size 0 4;

@@ -115,6 +115,11 @@ static MOCK_HOST: HostTable = HostTable(mcpp_host {
     call_log: None,
     is_cancelled: Some(m_is_cancelled),
     finish: Some(m_finish),
+    request_input: None,
+    set_request_state: None,
+    get_request_state: None,
+    set_cache: None,
+    json_get: None,
 });
 
 struct HostTable(mcpp_host);
@@ -358,6 +363,7 @@ fn describe_declares_tools() {
         add_resource: None,
         add_resource_template: None,
         add_prompt: None,
+        set_list_cache: None,
     };
     assert_eq!(unsafe { SHARED.0.describe.unwrap()(inst, &reg) }, MCPP_OK);
     assert_eq!(

@@ -3,8 +3,9 @@ public struct Catalog: Sendable {
     public struct Tool: Sendable {
         public var name: String
         public var json: JSONValue
-        /// `Mcp-Param-{header}` headers that mirror top-level arguments (`x-mcp-header`).
-        public var mirroredHeaders: [(header: String, argument: String)]
+        /// `Mcp-Param-{header}` headers that mirror arguments (`x-mcp-header`), each with the chain of
+        /// `properties` keys that leads to its value in the arguments.
+        public var mirroredHeaders: [(header: String, path: [String])]
         /// The plugin promised the handler never blocks (MCPP_TOOL_NONBLOCKING).
         public var nonblocking: Bool
     }
@@ -54,15 +55,11 @@ public struct Catalog: Sendable {
         var o: [String: JSONValue] = ["name": .string(name)]
         if let title, !title.isEmpty { o["title"] = .string(title) }
         if let description, !description.isEmpty { o["description"] = .string(description) }
-        var mirrored: [(String, String)] = []
+        var mirrored: [(header: String, path: [String])] = []
         if let inputSchema, !inputSchema.isEmpty {
             let schema = try Self.parseObject(inputSchema, what: "the input schema of tool '\(name)'")
             o["inputSchema"] = .raw(Array(inputSchema.utf8))
-            if case .object(let props) = schema["properties"] {
-                for (arg, prop) in props {
-                    if let h = prop["x-mcp-header"]?.stringValue, !h.isEmpty { mirrored.append((h, arg)) }
-                }
-            }
+            mirrored = try Self.headerAnnotations(schema, tool: name)
         } else {
             o["inputSchema"] = ["type": "object"]
         }
@@ -150,6 +147,73 @@ public struct Catalog: Sendable {
         promptIndex[name] = prompts.count
         prompts.append(
             Prompt(name: name, json: .object(o), requiredArguments: arguments.filter(\.required).map(\.name)))
+    }
+
+    /// The `x-mcp-header` annotations of an input schema (2026-07-28 "Custom Headers from Tool Parameters"),
+    /// checked as a client must check them, so a tool no conforming client would accept is refused here with the
+    /// reason: a non-empty token, unique ignoring case, on a property of type string, integer or boolean that is
+    /// reached from the root through `properties` keys only (never through items, oneOf/anyOf/allOf/not,
+    /// if/then/else, $ref or $defs).
+    static func headerAnnotations(_ schema: JSONValue, tool: String) throws(DeclarationError) -> [(
+        header: String, path: [String]
+    )] {
+        var found: [(header: String, path: [String])] = []
+        var names: Set<String> = []
+        // Values under these keywords are instances, not schemas: an "x-mcp-header" key there is data.
+        let instanceKeywords: Set<String> = ["default", "const", "enum", "examples"]
+
+        func fail(_ path: [String], _ why: String) -> DeclarationError {
+            let place = path.isEmpty ? "the schema root" : "property '\(path.joined(separator: "."))'"
+            return DeclarationError(description: "tool '\(tool)': x-mcp-header at \(place) \(why)")
+        }
+
+        func visit(_ node: JSONValue, path: [String], reachable: Bool) throws(DeclarationError) {
+            switch node {
+            case .array(let items):
+                for item in items { try visit(item, path: path, reachable: false) }
+            case .object(let o):
+                if let annotation = o["x-mcp-header"] {
+                    guard reachable, !path.isEmpty else {
+                        throw fail(
+                            path, "is not statically reachable (only a chain of 'properties' keys may lead to it)")
+                    }
+                    guard case .string(let header) = annotation, !header.isEmpty,
+                        header.utf8.allSatisfy(Self.isTokenChar)
+                    else {
+                        throw fail(path, "must be a non-empty HTTP token (RFC 9110 tchar)")
+                    }
+                    guard case .string(let type) = o["type"], ["string", "integer", "boolean"].contains(type) else {
+                        throw fail(path, "is only allowed on a property of type string, integer or boolean")
+                    }
+                    guard names.insert(header.lowercased()).inserted else {
+                        throw fail(path, "'\(header)' is used twice (names are compared ignoring case)")
+                    }
+                    found.append((header, path))
+                }
+                for (key, value) in o where key != "x-mcp-header" && !instanceKeywords.contains(key) {
+                    if key == "properties", case .object(let props) = value {
+                        for (property, sub) in props { try visit(sub, path: path + [property], reachable: reachable) }
+                    } else {
+                        try visit(value, path: path, reachable: false)
+                    }
+                }
+            default:
+                break
+            }
+        }
+        try visit(schema, path: [], reachable: true)
+        return found.sorted { $0.path.lexicographicallyPrecedes($1.path) }
+    }
+
+    /// RFC 9110 tchar: ALPHA / DIGIT / one of !#$%&'*+-.^_`|~
+    static func isTokenChar(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return Array("!#$%&'*+-.^_`|~".utf8).contains(b)
+        }
     }
 
     private static func parseObject(_ text: String, what: String) throws(DeclarationError) -> JSONValue {

@@ -76,13 +76,15 @@ public enum ModernRequestRules {
     /// Checks `Mcp-Param-{Name}` headers against the arguments for the tool's `x-mcp-header` properties.
     ///
     /// - Parameters:
-    ///   - mirrored: header name suffix → top-level argument name, from the tool's input schema.
+    ///   - mirrored: header name suffix → the chain of `properties` keys to the value, from the input schema.
     ///   - arguments: the call's arguments.
     public static func validateParamHeaders(
-        mirrored: [(header: String, argument: String)], arguments: [String: JSONValue], header: (String) -> String?
+        mirrored: [(header: String, path: [String])], arguments: [String: JSONValue], header: (String) -> String?
     ) -> ProtocolError? {
-        for (name, argument) in mirrored {
-            let value = arguments[argument]
+        for (name, path) in mirrored {
+            let argument = path.joined(separator: ".")
+            var value: JSONValue? = .object(arguments)
+            for key in path { value = value?[key] }
             let expected: String?
             switch value {
             case .none, .some(.null): expected = nil
@@ -94,7 +96,11 @@ public enum ModernRequestRules {
             }
             let raw = header("Mcp-Param-" + name)
             switch (expected, raw) {
-            case (nil, _): continue
+            case (nil, nil): continue
+            case (nil, .some):
+                // A router may have acted on a header whose value the body does not hold.
+                return .headerMismatch(
+                    "the Mcp-Param-\(name) header is given but '\(argument)' is not in the arguments")
             case (.some, nil):
                 return .headerMismatch("the Mcp-Param-\(name) header is required when '\(argument)' is given")
             case (.some(let e), .some(let r)):

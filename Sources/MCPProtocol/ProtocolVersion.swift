@@ -8,6 +8,10 @@ public enum ProtocolVersion {
     public static let all: [String] = modern + legacy
     /// The revision assumed for a legacy request without an MCP-Protocol-Version header.
     public static let assumedWithoutHeader = "2025-03-26"
+    /// From this revision on a server primes each SSE stream with an event that has only an id.
+    public static let resumptionPriming = "2025-11-25"
+    /// The only revision with JSON-RPC batches (2025-06-18 removed them).
+    public static let batches = "2025-03-26"
 
     public static func isModern(_ v: String) -> Bool { modern.contains(v) }
     public static func isLegacy(_ v: String) -> Bool { legacy.contains(v) }

@@ -66,6 +66,12 @@ struct PluginHostCommand: ParsableCommand {
     )
     var requestStateTtl: Double = 600
 
+    @Option(
+        help:
+            "Bytes of SSE events kept per legacy session for Last-Event-ID resumption (0: streams are not resumable)."
+    )
+    var replayBufferBytes: Int = 128 << 10
+
     @Flag(
         help:
             "Count no traffic: the control channel's metrics op then answers only the handler slots and the calls in flight (to measure what counting costs)."
@@ -116,6 +122,7 @@ struct PluginHostCommand: ParsableCommand {
             throw ValidationError("give --config or --config-file, not both")
         }
         guard maxBodyBytes > 0, callTimeout > 0, requestStateTtl > 0, hangGrace >= 0, drainTimeout >= 0,
+            replayBufferBytes >= 0,
             maxConcurrency > 0, threads > 0
         else {
             throw ValidationError("sizes, timeouts and counts must be positive")
@@ -247,6 +254,7 @@ struct PluginHostCommand: ParsableCommand {
         hc.metrics = !noMetrics
         hc.requestStateKey = requestStateKey
         hc.requestStateTTL = .nanoseconds(Int64(requestStateTtl * 1e9))
+        hc.replayBufferBytes = replayBufferBytes
         instance.onHung.withLock {
             $0 = { message in
                 log.stderr.critical(

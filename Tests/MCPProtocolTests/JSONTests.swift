@@ -136,7 +136,7 @@ struct ModernRequestRulesTests {
     }
 
     @Test func checksMirroredParameterHeaders() {
-        let mirrored = [(header: "Region", argument: "region")]
+        let mirrored = [(header: "Region", path: ["region"])]
         #expect(
             ModernRequestRules.validateParamHeaders(
                 mirrored: mirrored, arguments: ["region": "us-west1"], header: headers(["Mcp-Param-Region": "us-west1"])
@@ -147,6 +147,26 @@ struct ModernRequestRulesTests {
                 mirrored: mirrored, arguments: ["region": "us-west1"], header: headers([:]))?.code == -32020)
         #expect(
             ModernRequestRules.validateParamHeaders(mirrored: mirrored, arguments: [:], header: headers([:])) == nil)
+        // a header the body does not back is a mismatch too
+        #expect(
+            ModernRequestRules.validateParamHeaders(
+                mirrored: mirrored, arguments: [:], header: headers(["Mcp-Param-Region": "us-west1"]))?.code == -32020)
+        // nested: the value at the exact chain of properties
+        let nested = [(header: "Tenant", path: ["target", "tenant"])]
+        #expect(
+            ModernRequestRules.validateParamHeaders(
+                mirrored: nested, arguments: ["target": ["tenant": "acme"]],
+                header: headers(["Mcp-Param-Tenant": "acme"]))
+                == nil)
+        #expect(
+            ModernRequestRules.validateParamHeaders(
+                mirrored: nested, arguments: ["target": ["tenant": "acme"]],
+                header: headers(["Mcp-Param-Tenant": "evil"]))?
+                .code == -32020)
+        #expect(
+            ModernRequestRules.validateParamHeaders(
+                mirrored: nested, arguments: ["target": ["tenant": 42]], header: headers(["Mcp-Param-Tenant": "42.0"]))
+                == nil)
     }
 }
 
@@ -206,6 +226,48 @@ struct CatalogTests {
             inputSchema: #"{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}}}"#,
             outputSchema: nil, annotations: nil)
         #expect(c.tool(named: "sql")?.mirroredHeaders.first?.header == "Region")
+        try c.addTool(
+            name: "nested", title: nil, description: nil,
+            inputSchema: #"""
+                {"type":"object","properties":{"target":{"type":"object","properties":{
+                  "tenant":{"type":"string","x-mcp-header":"Tenant"},"id":{"type":"integer","x-mcp-header":"Id"}}},
+                  "note":{"type":"string","default":{"x-mcp-header":"data, not an annotation"}}}}
+                """#,
+            outputSchema: nil, annotations: nil)
+        let headers = c.tool(named: "nested")?.mirroredHeaders.map { "\($0.header)=\($0.path.joined(separator: "."))" }
+        #expect(headers == ["Id=target.id", "Tenant=target.tenant"])
+    }
+
+    @Test(arguments: [
+        (
+            #"{"type":"object","properties":{"a":{"type":"array","items":{"type":"string","x-mcp-header":"A"}}}}"#,
+            "not statically reachable"
+        ),
+        (
+            #"{"type":"object","properties":{"a":{"oneOf":[{"type":"string","x-mcp-header":"A"}]}}}"#,
+            "not statically reachable"
+        ),
+        (#"{"type":"object","$defs":{"a":{"type":"string","x-mcp-header":"A"}}}"#, "not statically reachable"),
+        (#"{"type":"object","x-mcp-header":"Root"}"#, "the schema root"),
+        (#"{"type":"object","properties":{"a":{"type":"number","x-mcp-header":"A"}}}"#, "string, integer or boolean"),
+        (#"{"type":"object","properties":{"a":{"type":"string","x-mcp-header":""}}}"#, "HTTP token"),
+        (#"{"type":"object","properties":{"a":{"type":"string","x-mcp-header":"A B"}}}"#, "HTTP token"),
+        (
+            #"{"type":"object","properties":{"a":{"type":"string","x-mcp-header":"Id"},"b":{"type":"string","x-mcp-header":"ID"}}}"#,
+            "used twice"
+        ),
+    ])
+    func refusesMisplacedHeaderAnnotations(_ schema: String, _ reason: String) {
+        var c = Catalog()
+        do {
+            try c.addTool(
+                name: "bad", title: nil, description: nil, inputSchema: schema, outputSchema: nil, annotations: nil)
+            Issue.record("accepted \(schema)")
+        } catch {
+            #expect(error.description.contains("tool 'bad': x-mcp-header"), "\(error)")
+            #expect(error.description.contains(reason), "\(error)")
+        }
+        #expect(c.tool(named: "bad") == nil)
     }
 }
 

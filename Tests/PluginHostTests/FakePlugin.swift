@@ -157,11 +157,22 @@ final class RecordingSink: ReplySink {
         var body: [UInt8] = []
         var streamed = false
         var events: [[UInt8]] = []
+        /// The `id:` of each event (nil: none), and of each priming event (an id, no data).
+        var eventIDs: [String?] = []
+        var primingIDs: [String?] = []
         var comments = 0
         var finished = false
     }
 
-    private let state = Mutex<(reply: Reply, goneHandlers: [@Sendable () -> Void], gone: Bool)>((Reply(), [], false))
+    private let state = Mutex<
+        (reply: Reply, goneHandlers: [@Sendable () -> Void], gone: Bool, goAwayAfterEvents: Int?)
+    >((Reply(), [], false, nil))
+
+    /// A sink whose connection drops after it received `events` data events.
+    convenience init(goAwayAfterEvents events: Int) {
+        self.init()
+        state.withLock { $0.goAwayAfterEvents = events }
+    }
     private let ended = DispatchSemaphore(value: 0)
 
     var isFinished: Bool { state.withLock { $0.reply.finished || $0.gone } }
@@ -189,10 +200,21 @@ final class RecordingSink: ReplySink {
         }
     }
 
-    func sendEvent(_ json: [UInt8], comment: Bool) {
+    func sendEvent(_ json: [UInt8], comment: Bool, id: String?) {
         state.withLock { s in
-            guard s.reply.streamed, !s.reply.finished else { return }
-            if comment { s.reply.comments += 1 } else { s.reply.events.append(json) }
+            guard s.reply.streamed, !s.reply.finished, !s.gone else { return }
+            if let limit = s.goAwayAfterEvents, s.reply.events.count >= limit {
+                s.gone = true  // the connection dropped: this event and the later ones never arrive
+                return
+            }
+            if comment {
+                s.reply.comments += 1
+            } else if !json.isEmpty {
+                s.reply.events.append(json)
+                s.reply.eventIDs.append(id)
+            } else {
+                s.reply.primingIDs.append(id)
+            }
         }
     }
 

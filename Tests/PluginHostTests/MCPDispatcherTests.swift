@@ -18,6 +18,14 @@ struct MCPDispatcherTests {
         dispatcher = MCPDispatcher(plugin: plugin, config: config)
     }
 
+    /// Another dispatcher over the same plugin, with other settings.
+    init(plugin: FakePlugin, config: HostConfig) {
+        self.plugin = plugin
+        var config = config
+        config.callTimeout = .seconds(30)
+        dispatcher = MCPDispatcher(plugin: plugin, config: config)
+    }
+
     // MARK: Helpers
 
     /// POSTs one JSON-RPC message and returns the sink once the reply is complete.
@@ -25,11 +33,10 @@ struct MCPDispatcherTests {
     func post(
         _ message: JSONValue, headers extra: [(String, String)] = [],
         accept: String = "application/json, text/event-stream",
-        wait: Bool = true
+        wait: Bool = true, into sink: RecordingSink = RecordingSink()
     ) -> RecordingSink {
         let headers: [(name: String, value: String)] =
             [("Content-Type", "application/json"), ("Accept", accept)] + extra.map { (name: $0.0, value: $0.1) }
-        let sink = RecordingSink()
         dispatcher.handle(
             MCPRequest(verb: .post, headers: RequestHeaders(headers), body: JSONWriter.serialize(message)), sink)
         if wait { #expect(sink.waitUntilFinished(), "no complete reply to \(JSONWriter.string(message))") }
@@ -385,6 +392,160 @@ struct MCPDispatcherTests {
         let late = modernRequest("tools/list")
         #expect(late.reply.status == 503)
         #expect(late.header("Retry-After") == "1")
+    }
+
+    // MARK: Resumable legacy streams (Last-Event-ID)
+
+    func get(session: String, lastEventID: String? = nil) -> RecordingSink {
+        var headers: [(name: String, value: String)] = [("Mcp-Session-Id", session), ("Accept", "text/event-stream")]
+        if let lastEventID { headers.append(("Last-Event-ID", lastEventID)) }
+        let sink = RecordingSink()
+        dispatcher.handle(MCPRequest(verb: .get, headers: RequestHeaders(headers), body: []), sink)
+        return sink
+    }
+
+    /// A 2025-11-25 session's progress call whose connection drops after two events.
+    func droppedProgressCall(session: String, steps: Int) throws -> RecordingSink {
+        let first = post(
+            [
+                "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                "params": [
+                    "name": "progress", "arguments": ["steps": .int(Int64(steps))], "_meta": ["progressToken": "p"],
+                ],
+            ], headers: [("Mcp-Session-Id", session), ("MCP-Protocol-Version", "2025-11-25")], wait: false,
+            into: RecordingSink(goAwayAfterEvents: 2))
+        #expect(plugin.waitForSubmittedCall())
+        #expect(dispatcher.callsInFlight == 0)
+        return first
+    }
+
+    @Test func aDroppedStreamResumesWithLastEventIDReplayingEachEventOnce() throws {
+        let session = try openSession(version: "2025-11-25")
+        let first = try droppedProgressCall(session: session, steps: 5)
+        let stream = try #require(first.reply.primingIDs.first ?? nil)  // "<stream>-0", before any message
+        #expect(stream.hasSuffix("-0"))
+        let number = stream.dropLast(2)
+        #expect(first.reply.eventIDs == ["\(number)-1", "\(number)-2"])
+        #expect(first.reply.finished == false, "the dropped connection saw the end")
+
+        let resumed = get(session: session, lastEventID: "\(number)-2")
+        #expect(resumed.reply.status == 200)
+        #expect(resumed.reply.finished, "the stream had ended: the replay ends it too")
+        #expect(resumed.reply.eventIDs == (3...7).map { "\(number)-\($0)" })  // progress 3-5, the log, the result
+        let all = try first.eventMessages() + resumed.eventMessages()
+        #expect(
+            all.map { $0["method"]?.stringValue ?? "result" } == Array(repeating: "notifications/progress", count: 5)
+                + ["notifications/message", "result"])
+        #expect(all.prefix(5).map { $0["params"]?["progress"]?.numberValue } == [1, 2, 3, 4, 5])
+        #expect(all.last?["id"] == 7)
+        #expect(all.last?["result"]?["content"] == [["type": "text", "text": "finished"]])
+
+        // The buffer keeps the stream: a second resume from an earlier id replays from there.
+        let again = get(session: session, lastEventID: "\(number)-4")
+        #expect(again.reply.eventIDs == ["\(number)-5", "\(number)-6", "\(number)-7"])
+    }
+
+    @Test func aBadLastEventIDIsA400NamingIt() throws {
+        let session = try openSession(version: "2025-11-25")
+        for bad in ["x", "1-", "-1", "1-2-3", "99-1"] {
+            let sink = get(session: session, lastEventID: bad)
+            #expect(sink.reply.status == 400, "\(bad)")
+            #expect(try sink.json()["error"]?["message"]?.stringValue?.contains("Last-Event-ID '\(bad)'") == true)
+        }
+        // and the session's GET stream still opens
+        #expect(get(session: session).reply.streamed)
+    }
+
+    @Test func theGetStreamIsPrimedFrom20251125Only() throws {
+        let modernSession = try openSession(version: "2025-11-25")
+        let primed = get(session: modernSession)
+        #expect(primed.reply.primingIDs.count == 1)
+        let oldSession = try openSession(version: "2025-06-18")
+        let plain = get(session: oldSession)
+        #expect(plain.reply.streamed)
+        #expect(plain.reply.primingIDs.isEmpty)
+    }
+
+    @Test func theReplayBufferIsBoundedAndZeroTurnsResumptionOff() throws {
+        for budget in [0, 300] {
+            var config = HostConfig()
+            config.replayBufferBytes = budget
+            let local = MCPDispatcherTests(plugin: plugin, config: config)
+            let session = try local.openSession(version: "2025-11-25")
+            let first = try local.droppedProgressCall(session: session, steps: 20)
+            if budget == 0 {
+                #expect(first.reply.primingIDs.isEmpty)
+                #expect(first.reply.eventIDs == [nil, nil])
+                #expect(local.get(session: session, lastEventID: "1-2").reply.status == 400)
+                continue
+            }
+            let number = try #require(first.reply.primingIDs.first ?? nil).dropLast(2)
+            let resumed = local.get(session: session, lastEventID: "\(number)-2")
+            // ~130 bytes a progress event: only the newest fit in 300 bytes, and the final answer always stays.
+            let replayed = try resumed.eventMessages()
+            #expect(replayed.count < 4 && !replayed.isEmpty)
+            #expect(replayed.last?["id"] == 7)
+        }
+    }
+
+    // MARK: Batches (2025-03-26)
+
+    func batch(session: String, version: String, _ messages: [JSONValue], accept: String = "application/json")
+        -> RecordingSink
+    {
+        post(
+            .array(messages), headers: [("Mcp-Session-Id", session), ("MCP-Protocol-Version", version)],
+            accept: accept)
+    }
+
+    @Test func aBatchIn20250326GetsOneArrayInRequestOrder() throws {
+        let session = try openSession(version: "2025-03-26")
+        let sink = batch(
+            session: session, version: "2025-03-26",
+            [
+                [
+                    "jsonrpc": "2.0", "id": "a", "method": "tools/call",
+                    "params": ["name": "progress", "arguments": ["steps": 2]],
+                ],
+                ["jsonrpc": "2.0", "method": "notifications/initialized"],
+                ["jsonrpc": "2.0", "id": 2, "method": "ping"],
+                ["jsonrpc": "1.0", "id": 3, "method": "ping"],
+                [
+                    "jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                    "params": ["name": "echo", "arguments": ["text": "hi"]],
+                ],
+                ["jsonrpc": "2.0", "id": 5, "method": "initialize", "params": ["protocolVersion": "2025-03-26"]],
+            ])
+        #expect(sink.reply.status == 200)
+        guard case .array(let answers) = try sink.json() else {
+            Issue.record("not an array: \(String(decoding: sink.reply.body, as: UTF8.self))")
+            return
+        }
+        #expect(answers.map { $0["id"] } == ["a", 2, 3, 4, 5])
+        #expect(answers[0]["result"]?["content"] == [["type": "text", "text": "finished"]])
+        #expect(answers[1]["result"] == [:])
+        #expect(answers[2]["error"]?["code"] == .int(JSONRPC.invalidRequest))
+        #expect(answers[3]["result"]?["content"] == [["type": "text", "text": "hi"]])
+        #expect(answers[4]["error"]?["message"] == "initialize must not be part of a batch")
+        #expect(dispatcher.callsInFlight == 0)
+
+        // Only notifications: 202, nothing to answer. SSE-only: the array as one event.
+        let quiet = batch(
+            session: session, version: "2025-03-26", [["jsonrpc": "2.0", "method": "notifications/initialized"]])
+        #expect(quiet.reply.status == 202)
+        let streamed = batch(
+            session: session, version: "2025-03-26", [["jsonrpc": "2.0", "id": 9, "method": "ping"]],
+            accept: "text/event-stream")
+        #expect(try streamed.eventMessages() == [[["jsonrpc": "2.0", "id": 9, "result": [:]]]])
+    }
+
+    @Test func batchesOutside20250326AreRefusedNamingTheVersion() throws {
+        let session = try openSession(version: "2025-06-18")
+        let sink = batch(session: session, version: "2025-06-18", [["jsonrpc": "2.0", "id": 1, "method": "ping"]])
+        #expect(sink.reply.status == 400)
+        #expect(try sink.json()["error"]?["message"]?.stringValue?.contains("this session speaks 2025-06-18") == true)
+        let old = try openSession(version: "2025-03-26")
+        #expect(batch(session: old, version: "2025-03-26", []).reply.status == 400)
     }
 
     @Test func batchesAndBadJSONAreRejected() throws {

@@ -320,11 +320,12 @@ class SSEEvent:
         return json.loads(self.data)
 
 
-def parse_sse(raw: bytes, *, allow_partial: bool = False) -> list[SSEEvent]:
+def parse_sse(raw: bytes, *, allow_partial: bool = False, priming: bool = False) -> list[SSEEvent]:
     """Parses a text/event-stream body strictly: only known fields, every event ended by a blank line.
 
     Comment lines (starting with ':') are allowed and skipped. With allow_partial, an unterminated last
-    event (a stream cut short on purpose) is dropped instead of failing.
+    event (a stream cut short on purpose) is dropped instead of failing. A priming event (2025-11-25: an id
+    and empty data, so the client can resume before the first message) is left out unless `priming`.
     """
     text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     blocks = text.split("\n\n")
@@ -359,6 +360,8 @@ def parse_sse(raw: bytes, *, allow_partial: bool = False) -> list[SSEEvent]:
             else:
                 raise AssertionError(f"unknown SSE field {name!r} in {block!r}")
         if saw_field:
+            if ev_id is not None and data in ([], [""]) and event is None and not priming:
+                continue
             events.append(SSEEvent(event, "\n".join(data), ev_id))
     return events
 

@@ -789,7 +789,11 @@ def _read_sse_event(resp) -> dict:
         assert line, "the GET stream closed before an event arrived"
         lines.append(line)
         if line in (b"\n", b"\r\n") and any(x.startswith(b"data:") for x in lines):
-            [event] = parse_sse(b"".join(lines))
+            events = parse_sse(b"".join(lines))
+            if not events:  # a priming event (2025-11-25): an id to resume from, no message
+                lines = []
+                continue
+            [event] = events
             assert event.event in (None, "message"), event.event
             return event.json()
 

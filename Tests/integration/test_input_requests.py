@@ -24,7 +24,7 @@ from mcp.shared.exceptions import MCPError
 from conftest import MODERN_VERSION, LegacySession, modern_meta, modern_post, parse_sse
 from schema_check import check_response, check_server_message
 from sdk_recorder import run
-from supervisor_fixtures import env, free_port, wait_until  # noqa: F401 (env is a fixture)
+from supervisor_fixtures import control_env, free_port, wait_until  # noqa: F401 (control_env is the `env` fixture)
 from test_client_sdk import MODES, run_client
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -421,10 +421,10 @@ def test_cache_hints(host):
 def test_supervisor_replicas_share_the_key_and_a_restart_keeps_it(env, reference_plugin):
     """Two replicas of one server get the same key (the supervisor's state_dir/request-state/<server>.key, 0600);
     a state issued before `restart` opens at the replicas started after it."""
-    env.enable_control()
     port = free_port()
     env.write_server("ref", reference_plugin, port=port, replicas=2)
-    env.start()
+    run = env.start()
+    run.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
 
     def running_pids() -> list[int]:
         replicas = env.status("ref")["replicas"]

@@ -132,16 +132,19 @@ final class HTTPResponder: ReplySink {
         return true
     }
 
-    func sendEvent(_ json: [UInt8], comment: Bool) {
+    func sendEvent(_ json: [UInt8], comment: Bool, id: String?) {
         let ok = state.withLock { s in s.streaming && !s.finished }
         guard ok else { return }
         let channel = self.channel
         let traffic = self.traffic
         onLoop {
-            var buf = channel.allocator.buffer(capacity: json.count + 24)
+            var buf = channel.allocator.buffer(capacity: json.count + 24 + (id?.utf8.count ?? 0))
             if comment {
                 buf.writeString(":\n\n")
+            } else if let id, json.isEmpty {
+                buf.writeString("id: \(id)\ndata: \n\n")  // a priming event: nothing to parse, an id to resume from
             } else {
+                if let id { buf.writeString("id: \(id)\n") }
                 buf.writeString("event: message\ndata: ")
                 buf.writeBytes(json)
                 buf.writeString("\n\n")

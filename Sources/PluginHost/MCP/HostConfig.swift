@@ -19,6 +19,10 @@ public struct HostConfig: Sendable {
     public var requestStateTTL: Duration = .seconds(600)
     /// SSE comment sent this often on an idle subscriptions/listen stream.
     public var keepAliveInterval: Duration = .seconds(15)
+    /// Legacy sessions: bytes of SSE events kept for `Last-Event-ID` resumption, across the session's streams
+    /// (0: events carry no id and nothing is kept), and how many streams a session remembers.
+    public var replayBufferBytes = 128 << 10
+    public var replayStreams = 32
 
     public init() {}
 }

@@ -39,7 +39,9 @@ final class MCPDispatcher: Sendable {
     init(plugin: any DispatchedPlugin, config: HostConfig) {
         self.plugin = plugin
         self.config = config
-        self.sessions = SessionStore(maxSessions: config.maxSessions, idleTimeout: config.sessionIdleTimeout)
+        self.sessions = SessionStore(
+            maxSessions: config.maxSessions, idleTimeout: config.sessionIdleTimeout,
+            replayLimits: .init(maxBytes: config.replayBufferBytes, maxStreams: config.replayStreams))
         self.traffic = config.metrics ? TrafficCounters(tools: plugin.catalog.tools.map(\.name)) : nil
         self.sealer = RequestStateSealer(
             key: config.requestStateKey ?? RequestStateKey.random(), ttl: config.requestStateTTL)
@@ -201,38 +203,24 @@ final class MCPDispatcher: Sendable {
         let sessionID = header("Mcp-Session-Id")
         switch JSONRPC.decode(value) {
         case .batch:
-            refuse(
-                out, meter, status: 400,
-                Self.errorBody(
-                    id: nil, code: JSONRPC.invalidRequest,
-                    message:
-                        "JSON-RPC batches are not supported (removed from MCP in 2025-06-18); send one message per POST"
-                ))
+            guard case .array(let elements) = value else { return }
+            handleBatch(elements, sessionID: sessionID, acc: acc, header: header, meter, out)
         case .invalid(let reason, let id):
             refuse(
                 out, meter, status: 400,
                 Self.errorBody(id: id, code: JSONRPC.invalidRequest, message: "Invalid Request: \(reason)"))
         case .response(let id, let result, let error):
-            // The answer to an elicitation, sampling or roots request the host sent in a legacy session.
             traffic?.forget(meter)
             if let sessionID {
                 guard sessions.touch(sessionID) != nil else { return sessionNotFound(out, id: nil) }
-                if let pending = takeInput(sessionID: sessionID, id: id) {
-                    if let result, error == nil {
-                        pending.resolve(MCPP_INPUT_ANSWERED, result)
-                    } else {
-                        pending.resolve(MCPP_INPUT_REFUSED, error ?? [:])
-                    }
-                }
+                receiveResponse(sessionID: sessionID, id: id, result: result, error: error)
             }
             out.respond(status: 202, body: [])
         case .notification(let method, let params):
             if let traffic { meter.row = traffic.row(method: method, tool: nil) }
             if let sessionID {
                 guard sessions.touch(sessionID) != nil else { return sessionNotFound(out, id: nil, meter) }
-                if method == "notifications/cancelled", let requestID = params["requestId"] {
-                    cancelSessionRequest(sessionID, key: JSONWriter.string(requestID))
-                }
+                receiveNotification(sessionID: sessionID, method: method, params: params)
             }
             count(meter, nil)
             out.respond(status: 202, body: [])
@@ -264,6 +252,98 @@ final class MCPDispatcher: Sendable {
                     id: id, code: JSONRPC.invalidRequest,
                     message: "Bad Request: no Mcp-Session-Id (send initialize first) and no "
                         + "params._meta[\"\(ModernRequestRules.metaVersionKey)\"] (protocol 2026-07-28)"))
+        }
+    }
+
+    /// The answer to an elicitation, sampling or roots request the host sent in a legacy session.
+    private func receiveResponse(sessionID: String, id: JSONValue, result: JSONValue?, error: JSONValue?) {
+        guard let pending = takeInput(sessionID: sessionID, id: id) else { return }
+        if let result, error == nil {
+            pending.resolve(MCPP_INPUT_ANSWERED, result)
+        } else {
+            pending.resolve(MCPP_INPUT_REFUSED, error ?? [:])
+        }
+    }
+
+    private func receiveNotification(sessionID: String, method: String, params: [String: JSONValue]) {
+        if method == "notifications/cancelled", let requestID = params["requestId"] {
+            cancelSessionRequest(sessionID, key: JSONWriter.string(requestID))
+        }
+    }
+
+    /// A JSON-RPC batch (2025-03-26 sessions only; 2025-06-18 removed batches): each request is served as if
+    /// POSTed alone with `Accept: application/json` (so no progress and no input requests inside a batch), and
+    /// the answers go back together, in the order of the requests, as one JSON array (docs/protocol.md).
+    private func handleBatch(
+        _ elements: [JSONValue], sessionID: String?, acc: Accepts, header: @escaping @Sendable (String) -> String?,
+        _ meter: Meter, _ out: any ReplySink
+    ) {
+        guard let sessionID, let session = sessions.touch(sessionID) else {
+            return refuse(
+                out, meter, status: 400,
+                Self.errorBody(
+                    id: nil, code: JSONRPC.invalidRequest,
+                    message: "JSON-RPC batches exist only in protocol 2025-03-26 (removed in 2025-06-18), within a "
+                        + "session; send one message per POST"))
+        }
+        guard session.version == ProtocolVersion.batches else {
+            return refuse(
+                out, meter, status: 400,
+                Self.errorBody(
+                    id: nil, code: JSONRPC.invalidRequest,
+                    message: "JSON-RPC batches were removed in 2025-06-18 and this session speaks "
+                        + "\(session.version); send one message per POST"))
+        }
+        guard !elements.isEmpty else {
+            return refuse(
+                out, meter, status: 400,
+                Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "Invalid Request: an empty batch"))
+        }
+        traffic?.forget(meter)  // each request of the batch is counted on its own
+        let collector = BatchCollector(out: out, asJSON: acc.json)
+        let single = Accepts(json: true, sse: false)
+        var requests: [(slot: Int, id: JSONValue, method: String, params: [String: JSONValue])] = []
+        for element in elements {
+            switch JSONRPC.decode(element) {
+            case .request(let id, let method, let params):
+                requests.append((collector.reserve(), id, method, params))
+            case .notification(let method, let params):
+                if let traffic {
+                    var m = traffic.begin()
+                    m.row = traffic.row(method: method, tool: nil)
+                    count(m, nil)
+                }
+                receiveNotification(sessionID: sessionID, method: method, params: params)
+            case .response(let id, let result, let error):
+                receiveResponse(sessionID: sessionID, id: id, result: result, error: error)
+            case .invalid(let reason, let id):
+                collector.fill(
+                    collector.reserve(),
+                    Self.errorBody(id: id, code: JSONRPC.invalidRequest, message: "Invalid Request: \(reason)"))
+            case .batch:
+                collector.fill(
+                    collector.reserve(),
+                    Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "Invalid Request: a nested batch"))
+            }
+        }
+        collector.sealed()
+        for r in requests {
+            var m = traffic?.begin() ?? Meter.unmetered
+            if let traffic {
+                m.row = traffic.row(
+                    method: r.method, tool: r.method == "tools/call" ? r.params["name"]?.stringValue : nil)
+            }
+            let sink = collector.sink(r.slot)
+            if r.method == "initialize" {
+                refuse(
+                    sink, m, status: 200,
+                    Self.errorBody(
+                        id: r.id, code: JSONRPC.invalidRequest, message: "initialize must not be part of a batch"))
+                continue
+            }
+            legacyRequest(
+                id: r.id, method: r.method, params: r.params, sessionID: sessionID, acc: single, header: header, m, sink
+            )
         }
     }
 
@@ -316,6 +396,8 @@ final class MCPDispatcher: Sendable {
                     id: id, code: JSONRPC.invalidRequest,
                     message: "Unsupported MCP-Protocol-Version '\(version)' in session of version \(session.version)"))
         }
+        // An answer that may stream goes through the session's replay buffer, so the client can resume it.
+        let out: any ReplySink = acc.sse ? session.replay.open(on: out) : out
         var ctx = RequestContext(
             id: id, version: session.version, modern: false, sessionID: sessionID,
             progressToken: params["_meta"]?["progressToken"], logThreshold: session.logThreshold, acc: acc,
@@ -360,17 +442,34 @@ final class MCPDispatcher: Sendable {
                 Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "Accept must list text/event-stream"))
         }
         guard let session = sessions.touch(sessionID) else { return sessionNotFound(out, id: nil) }
-        if let old = session.stream, !old.isFinished {
+        if let lastEventID = req.headers.first("Last-Event-ID") {
+            // Resumes the stream the id belongs to (the GET stream or a POST's), replaying what came after it.
+            do {
+                _ = try session.replay.resume(lastEventID, on: out)
+            } catch {
+                let why =
+                    error == .malformed
+                    ? "is not an event id of this server (<stream>-<number>)"
+                    : "names no stream this session still keeps (see --replay-buffer-bytes)"
+                reply(
+                    out, status: 400,
+                    Self.errorBody(
+                        id: nil, code: JSONRPC.invalidRequest, message: "Last-Event-ID '\(lastEventID)' \(why)"))
+            }
+            return
+        }
+        if let old = session.stream, old.isAttached {
             return reply(
                 out, status: 409,
                 Self.errorBody(id: nil, code: JSONRPC.invalidRequest, message: "this session already has a GET stream"))
         }
-        sessions.update(sessionID) { $0.stream = out }
-        out.onClientGone { [weak self] in
-            self?.sessions.update(sessionID) { if $0.stream === out { $0.stream = nil } }
-        }
-        out.startStream()
-        out.sendEvent([], comment: true)
+        // A GET without Last-Event-ID starts afresh: the old GET stream and what it kept are forgotten.
+        if let old = session.stream { session.replay.drop(old.number) }
+        let stream = session.replay.open(on: out)
+        sessions.update(sessionID) { $0.stream = stream }
+        stream.startStream()
+        // Something at once, so the client sees the stream open: the priming event, or else a comment.
+        if !session.replay.primesStreams { stream.sendEvent([], comment: true) }
     }
 
     private func handleDelete(_ req: MCPRequest, _ out: any ReplySink) {

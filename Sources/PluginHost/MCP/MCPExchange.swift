@@ -91,8 +91,9 @@ public protocol ReplySink: AnyObject, Sendable {
     func respond(status: Int, headers: [(String, String)], body: [UInt8])
     /// Starts an SSE response (status 200); false if a response was already started.
     @discardableResult func startStream(headers: [(String, String)]) -> Bool
-    /// One SSE event carrying `json`, or an SSE comment (a keep-alive) when `comment` is true.
-    func sendEvent(_ json: [UInt8], comment: Bool)
+    /// One SSE event carrying `json` (with an `id:` field when `id` is given; empty `json` with an id is a
+    /// priming event, `data:` empty), or an SSE comment (a keep-alive) when `comment` is true.
+    func sendEvent(_ json: [UInt8], comment: Bool, id: String?)
     func endStream()
     /// Runs `body` if the client goes away before the response is complete (at once if it already has).
     func onClientGone(_ body: @escaping @Sendable () -> Void)
@@ -103,7 +104,8 @@ public protocol ReplySink: AnyObject, Sendable {
 extension ReplySink {
     func respond(status: Int, body: [UInt8]) { respond(status: status, headers: [], body: body) }
     @discardableResult func startStream() -> Bool { startStream(headers: []) }
-    func sendEvent(_ json: [UInt8]) { sendEvent(json, comment: false) }
+    func sendEvent(_ json: [UInt8]) { sendEvent(json, comment: false, id: nil) }
+    func sendEvent(_ json: [UInt8], comment: Bool) { sendEvent(json, comment: comment, id: nil) }
 }
 
 extension Substring.UTF8View {

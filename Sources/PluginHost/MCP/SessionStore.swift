@@ -8,7 +8,10 @@ final class SessionStore: Sendable {
         var version: String
         var logThreshold: Int = 7  // debug: everything until logging/setLevel says otherwise
         var lastUsed: ContinuousClock.Instant
-        var stream: (any ReplySink)?
+        /// Every SSE stream of the session, kept for Last-Event-ID (ResumableStream.swift).
+        let replay: EventReplay
+        /// The GET stream (resumable like the others; it may be waiting for its client to reconnect).
+        var stream: SessionStream?
         var inFlight: [String: PluginCall] = [:]
         /// What `initialize` declared (elicitation, sampling, roots are checked before the host asks).
         var clientCapabilities: JSONValue = [:]
@@ -19,10 +22,12 @@ final class SessionStore: Sendable {
     private let sessions = Mutex<[String: Session]>([:])
     private let maxSessions: Int
     private let idleTimeout: Duration
+    private let replayLimits: EventReplay.Limits
 
-    init(maxSessions: Int, idleTimeout: Duration) {
+    init(maxSessions: Int, idleTimeout: Duration, replayLimits: EventReplay.Limits) {
         self.maxSessions = maxSessions
         self.idleTimeout = idleTimeout
+        self.replayLimits = replayLimits
     }
 
     /// A new random session id: 128 bits from the system CSPRNG (getrandom on Linux), as hex.
@@ -38,8 +43,8 @@ final class SessionStore: Sendable {
     func create(version: String) -> String {
         let id = Self.newID()
         let now = ContinuousClock.now
-        let evicted = sessions.withLock { s -> [any ReplySink] in
-            var gone: [any ReplySink] = []
+        let evicted = sessions.withLock { s -> [SessionStream] in
+            var gone: [SessionStream] = []
             // Expire idle sessions, then the oldest ones if still full.
             for (key, session) in s where session.inFlight.isEmpty && session.lastUsed + idleTimeout < now {
                 if let stream = session.stream { gone.append(stream) }
@@ -49,7 +54,9 @@ final class SessionStore: Sendable {
                 if let stream = oldest.value.stream { gone.append(stream) }
                 s.removeValue(forKey: oldest.key)
             }
-            s[id] = Session(version: version, lastUsed: now)
+            s[id] = Session(
+                version: version, lastUsed: now,
+                replay: EventReplay(limits: replayLimits, primes: version >= ProtocolVersion.resumptionPriming))
             return gone
         }
         for stream in evicted { stream.endStream() }
@@ -78,10 +85,10 @@ final class SessionStore: Sendable {
     /// Ends a session; returns its in-flight calls and stream so the caller can cancel and close them.
     func remove(_ id: String) -> Session? { sessions.withLock { $0.removeValue(forKey: id) } }
 
-    func allStreams() -> [any ReplySink] { sessions.withLock { $0.values.compactMap(\.stream) } }
+    func allStreams() -> [SessionStream] { sessions.withLock { $0.values.compactMap(\.stream) } }
 
     /// The GET streams of the sessions subscribed to `uri`.
-    func streams(subscribedTo uri: String) -> [any ReplySink] {
+    func streams(subscribedTo uri: String) -> [SessionStream] {
         sessions.withLock { $0.values.filter { $0.subscriptions.contains(uri) }.compactMap(\.stream) }
     }
 

@@ -48,6 +48,35 @@ let plugin = PluginDefinition(
         return .text("liftoff after \(n)")
     }
 
+    // ABI 1.1: asking the client. The same code serves both eras: in 2026-07-28 the first attempt ends with
+    // InputError.suspended (propagated by `try`), and the retry gets the answer at once.
+    Tool(
+        "confirm", description: "Asks the user to confirm an action (elicitation).",
+        inputSchema: #"{"type":"object","properties":{"action":{"type":"string"}},"required":["action"]}"#
+    ) { call in
+        let action = try call.string("action")
+        try call.setRequestState(Array("swift-ticket".utf8))
+        let answer = try await call.elicit(
+            key: "confirm", message: "Really do this: \(action)?",
+            schema:
+                #"{"type":"object","properties":{"confirm":{"type":"boolean","title":"Confirm"}},"required":["confirm"]}"#
+        )
+        guard answer.accepted else { return .text("Not confirmed: the user chose \(answer.action)") }
+        guard call.jsonValue(answer.json, at: "/content/confirm") == .bool(true) else {
+            return .text("Not confirmed: the user said no")
+        }
+        let retried = call.requestState.map { " (after a retry carrying \(String(decoding: $0, as: UTF8.self)))" }
+        return .text("Confirmed: \(action)\(retried ?? "")")
+    }
+
+    Tool(
+        "ask_model", description: "Asks the client's model a question (sampling).",
+        inputSchema: #"{"type":"object","properties":{"question":{"type":"string"}},"required":["question"]}"#
+    ) { call in
+        let reply = try await call.sample(key: "ask", prompt: try call.string("question"), maxTokens: 100)
+        return .text("The model says: \(reply)")
+    }
+
     Tool("refuse", description: "Always fails with a tool error.") { _ in
         throw ToolError("refuse always refuses")
     }

@@ -1,14 +1,18 @@
 /// One request in flight, as a handler sees it: its arguments, progress and log reporting, cancellation.
 ///
 /// Valid only while the handler runs; the kit finishes the call when the handler returns or throws.
+/// ABI 1.1's input requests (`elicit`, `sample`, `roots`), request state and cache hints are in Input.swift.
 public final class Call: @unchecked Sendable {
     // @unchecked: the host's functions are thread-safe ([any] in mcp_plugin.h); the pointers never change.
     let host: UnsafePointer<mcpp_host>
     let handle: OpaquePointer
+    /// Lets the host's handler thread go while the handler waits for the client (see Input.swift).
+    let park: @Sendable () -> Void
 
-    init(host: UnsafePointer<mcpp_host>, handle: OpaquePointer) {
+    init(host: UnsafePointer<mcpp_host>, handle: OpaquePointer, park: @escaping @Sendable () -> Void = {}) {
         self.host = host
         self.handle = handle
+        self.park = park
     }
 
     // MARK: Arguments

@@ -12,7 +12,8 @@ enum Runtime {
         // @unchecked: `host` is an immutable static table, thread-safe by the ABI's rules.
         var definition: PluginDefinition?
         var host: UnsafePointer<mcpp_host>?
-        var tasks: [UInt: Task<Void, Never>] = [:]
+        /// Running handlers by call handle, with an id so a reused handle address never removes a newer entry.
+        var tasks: [UInt: (id: Int, task: Task<Void, Never>)] = [:]
     }
 
     static let state = Mutex(State())
@@ -87,6 +88,8 @@ enum Runtime {
                     finish(host, call, r.isError ? MCPP_OUTCOME_TOOL_ERROR : MCPP_OUTCOME_OK, "")
                 } catch let e as PluginError {
                     finish(host, call, e)
+                } catch let e as InputError {
+                    finish(host, call, e)
                 } catch {
                     finish(host, call, MCPP_OUTCOME_TOOL_ERROR, "\(error)")
                 }
@@ -116,6 +119,8 @@ enum Runtime {
                     finish(host, call, MCPP_OUTCOME_OK, "")
                 } catch let e as PluginError {
                     finish(host, call, e)
+                } catch let e as InputError {
+                    finish(host, call, e)
                 } catch {
                     finish(host, call, MCPP_OUTCOME_INTERNAL, "\(error)")
                 }
@@ -142,6 +147,8 @@ enum Runtime {
                     finish(host, call, MCPP_OUTCOME_OK, "")
                 } catch let e as PluginError {
                     finish(host, call, e)
+                } catch let e as InputError {
+                    finish(host, call, e)
                 } catch {
                     finish(host, call, MCPP_OUTCOME_INTERNAL, "\(error)")
                 }
@@ -162,7 +169,7 @@ enum Runtime {
         t.cancel = { _, call in
             guard let call else { return }
             let key = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(call)))
-            Runtime.state.withLock { $0.tasks[key] }?.cancel()
+            Runtime.state.withLock { $0.tasks[key]?.task }?.cancel()
         }
         if d.healthCheck != nil {
             t.health = { _, detail in
@@ -211,6 +218,16 @@ enum Runtime {
         msg.withCString { host.pointee.finish(call, outcome, $0, msg.utf8.count) }
     }
 
+    /// An input request that gave no answer, propagated out of the handler.
+    static func finish(_ host: UnsafePointer<mcpp_host>, _ call: OpaquePointer, _ e: InputError) {
+        switch e {
+        case .suspended: finish(host, call, MCPP_OUTCOME_OK, "")  // the host answers input_required instead
+        case .unsupported: finish(host, call, MCPP_OUTCOME_NEEDS_CAPABILITY, e.description)
+        case .refused: finish(host, call, MCPP_OUTCOME_TOOL_ERROR, e.description)
+        case .cancelled, .notOffered: finish(host, call, MCPP_OUTCOME_INTERNAL, e.description)
+        }
+    }
+
     static func finish(_ host: UnsafePointer<mcpp_host>, _ call: OpaquePointer, _ e: PluginError) {
         switch e {
         case .notFound(let m): finish(host, call, MCPP_OUTCOME_NOT_FOUND, m)
@@ -219,25 +236,40 @@ enum Runtime {
         }
     }
 
-    /// Runs an async handler to completion on a Swift task while the host's handler thread waits, so the
-    /// host's concurrency limit still holds; the host's cancel callback cancels the task.
+    /// Runs an async handler on a Swift task while the host's handler thread waits, so the host's concurrency
+    /// limit still holds, until the handler ends or parks to wait for the client's input (ABI 1.1): then the
+    /// thread goes back to the host and the task finishes the call later. The host's cancel callback cancels
+    /// the task.
     static func run(
         _ host: UnsafePointer<mcpp_host>, _ call: OpaquePointer, _ body: @escaping @Sendable (Call) async -> Void
     ) {
         let key = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(call)))
         let done = DispatchSemaphore(value: 0)
-        let c = Call(host: host, handle: call)
-        let sendableCall = SendableHandle(call)
-        let task = Task {
-            _ = sendableCall
-            await body(c)
-            done.signal()
+        let released = Atomic<Bool>(false)
+        let release: @Sendable () -> Void = {
+            if !released.exchange(true, ordering: .acquiringAndReleasing) { done.signal() }
         }
-        state.withLock { $0.tasks[key] = task }
+        let c = Call(host: host, handle: call, park: release)
+        let sendableCall = SendableHandle(call)
+        let id = nextTaskID.add(1, ordering: .relaxed).oldValue
+        let task = state.withLock { s -> Task<Void, Never> in
+            // Created under the lock, so the task's own removal (below) always comes after this insertion.
+            let t = Task {
+                _ = sendableCall
+                await body(c)
+                state.withLock { s in
+                    if s.tasks[key]?.id == id { s.tasks.removeValue(forKey: key) }
+                }
+                release()
+            }
+            s.tasks[key] = (id, t)
+            return t
+        }
         if c.isCancelled { task.cancel() }
         done.wait()
-        _ = state.withLock { $0.tasks.removeValue(forKey: key) }
     }
+
+    static let nextTaskID = Atomic<Int>(1)
 
     struct SendableHandle: @unchecked Sendable {
         let handle: OpaquePointer

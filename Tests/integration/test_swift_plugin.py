@@ -42,7 +42,7 @@ def test_swift_plugin_serves_tools_resources_prompts(swift_host, mode):
 
         async with Client(swift_host.url, mode=mode) as c:
             names = [t.name for t in (await c.list_tools()).tools]
-            assert names == ["shout", "stats", "countdown", "refuse"]
+            assert names == ["shout", "stats", "countdown", "confirm", "ask_model", "refuse"]
             r = await c.call_tool("shout", {"text": "quiet please"})
             assert r.content[0].text == "QUIET PLEASE" and not r.is_error
             r = await c.call_tool("stats", {"text": "one two  three"})
@@ -75,3 +75,71 @@ def test_missing_argument_is_an_invalid_params_error(swift_host, mode):
             assert e.value.error.code == -32602 and "text" in e.value.error.message
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+# ABI 1.1 through MCPPluginKit: `try await call.elicit(...)` and `call.sample(...)` in both eras.
+
+
+def _run_sdk(url, mode, body, **kw):
+    from sdk_recorder import run
+    from test_client_sdk import run_client
+    return run(run_client(url, mode, body, **kw))
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+@pytest.mark.parametrize("answer", ["yes", "no", "decline"])
+def test_swift_confirm_elicits(swift_host, mode, answer):
+    import mcp_types as types
+    asked: list = []
+
+    async def callback(context, params):
+        asked.append(params.message)
+        if answer == "decline":
+            return types.ElicitResult(action="decline")
+        return types.ElicitResult(action="accept", content={"confirm": answer == "yes"})
+
+    async def body(c: Client):
+        return await c.call_tool("confirm", {"action": "ship it"})
+
+    result, seen = _run_sdk(swift_host.url, mode, body, elicitation_callback=callback)
+    assert asked == ["Really do this: ship it?"]
+    text = [b.text for b in result.content]
+    if answer == "yes":
+        # 2026-07-28: one input_required attempt, then the retry, which got the plugin's bytes back
+        assert text == (["Confirmed: ship it (after a retry carrying swift-ticket)"] if mode == "auto"
+                        else ["Confirmed: ship it"])
+    elif answer == "no":
+        assert text == ["Not confirmed: the user said no"]
+    else:
+        assert text == ["Not confirmed: the user chose decline"]
+    assert seen["tools/call"] == (2 if mode == "auto" else 1)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_swift_confirm_without_the_capability(swift_host, mode):
+    async def body(c: Client):
+        with pytest.raises(MCPError) as missing:
+            await c.call_tool("confirm", {"action": "ship it"})
+        return missing.value
+
+    error, _ = _run_sdk(swift_host.url, mode, body)
+    assert error.error.code == (-32021 if mode == "auto" else -32602)
+    assert error.error.data == {"requiredCapabilities": {"elicitation": {}}}
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_swift_ask_model_samples(swift_host, mode):
+    import mcp_types as types
+    asked: list = []
+
+    async def sampling(context, params):
+        asked.append((params.max_tokens, [m.content.text for m in params.messages]))
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="42"),
+                                         model="m")
+
+    async def body(c: Client):
+        return await c.call_tool("ask_model", {"question": "6 × 7 = \"?\""})
+
+    result, _ = _run_sdk(swift_host.url, mode, body, sampling_callback=sampling)
+    assert [b.text for b in result.content] == ["The model says: 42"]
+    assert asked == [(100, ['6 × 7 = "?"'])]

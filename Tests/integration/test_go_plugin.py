@@ -409,7 +409,7 @@ NEGOTIATE = textwrap.dedent(r"""
     negotiate.argtypes = [ctypes.POINTER(Negotiation)]
     negotiate.restype = ctypes.c_int32
 
-    def attempt(major=1, minor=0, size=24):
+    def attempt(major=1, minor=1, size=24):
         n = Negotiation(struct_size=size, host_abi_major=major, host_abi_minor=minor, plugin_abi_minor=99)
         st = negotiate(ctypes.byref(n))
         return st, n
@@ -421,6 +421,8 @@ NEGOTIATE = textwrap.dedent(r"""
     out["major2"] = [st, n.plugin_abi_minor, bool(n.plugin)]
     st, newer = attempt(minor=7)
     out["minor7"] = st
+    st, n = attempt(minor=0)
+    out["minor0"] = [st, n.plugin_abi_minor, bool(n.plugin)]
     st, n = attempt()
     out["ok"] = [st, n.plugin_abi_minor]
     out["same_table"] = ctypes.addressof(n.plugin.contents) == ctypes.addressof(newer.plugin.contents)
@@ -440,8 +442,10 @@ def test_negotiation_like_define_entry(go_plugin):
     out = json.loads(r.stdout)
     assert out["null"] == 3  # MCPP_E_INVALID
     assert out["small"] == [3, False, 99]  # too small: nothing touched
-    assert out["major2"] == [2, 0, True]  # MCPP_E_VERSION, minor and table filled anyway
-    assert out["minor7"] == 0 and out["ok"] == [0, 0]
+    assert out["major2"] == [2, 1, True]  # MCPP_E_VERSION, minor and table filled anyway
+    # built against the 1.1 header: a host offering only 1.0 is told the plugin needs minor 1
+    assert out["minor0"] == [2, 1, True]
+    assert out["minor7"] == 0 and out["ok"] == [0, 1]
     assert out["same_table"] is True, "the table is static"
     assert out["table"] == [168, 1, 0, "go-reference", "1.0.0", "Reference plugin (Go)"]
     assert out["set"] == ["create", "destroy", "describe", "call_tool", "health"]

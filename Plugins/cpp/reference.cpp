@@ -1,5 +1,5 @@
 // reference.cpp — the C++ reference plugin for mcp-plugin-host, written only against mcp_plugin.hpp
-// (the header-only C++17 wrapper over the plugin ABI 1.0).
+// (the header-only C++17 wrapper over the plugin ABI 1.1).
 //
 // Build: Plugins/cpp/build.sh  ->  .build-plugins/libcpp_reference.so
 // Run:   mcp-plugin-host --plugin .build-plugins/libcpp_reference.so --listen 127.0.0.1:0
@@ -8,10 +8,14 @@
 //   tools      echo {text}, add {a, b}, slow_count {seconds?}, fail {message}   (as Plugins/reference-c)
 //              throw {message?, kind?}  throws a C++ exception: the call ends with an internal error
 //              unfinished {}            returns without finishing: the call ends with an internal error
+//              confirm {action, twice?} asks the user (elicitation, ABI 1.1), as the C plugin's confirm
+//              ask_model {question}     asks the client's model (sampling, ABI 1.1)
+//              list_roots {}            asks the client for its roots (ABI 1.1)
 //   resource   cpp-reference://readme
 //   template   cpp-reference://notes/{id}        (notes 1, 2 and 3 exist)
 //   prompt     greet {name, style?}
 //   completion greet.style, cpp-reference://notes/{id}.id
+//   cache      every list public for a minute, the readme public for five (2026-07-28 ttlMs/cacheScope)
 //
 // Threading: CONCURRENT. The handlers share no mutable state.
 #include "mcp_plugin.hpp"
@@ -19,6 +23,7 @@
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <optional>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -54,12 +59,20 @@ constexpr const char *THROW_SCHEMA =
     R"("kind":{"type":"string","enum":["std","other"],)"
     R"("description":"std: a std::runtime_error (default); other: an int, not a std::exception"}}})";
 constexpr const char *EMPTY_SCHEMA = R"({"type":"object","properties":{}})";
+constexpr const char *CONFIRM_SCHEMA =
+    R"({"type":"object","properties":{"action":{"type":"string","description":"What to confirm"},)"
+    R"("twice":{"type":"boolean","description":"Ask a second time after a yes"}},"required":["action"]})";
+constexpr const char *CONFIRM_REQUESTED =
+    R"({"type":"object","properties":{"confirm":{"type":"boolean","title":"Confirm"}},"required":["confirm"]})";
+constexpr const char *ASK_MODEL_SCHEMA =
+    R"({"type":"object","properties":{"question":{"type":"string"}},"required":["question"]})";
 
 constexpr std::string_view README_URI = "cpp-reference://readme";
 constexpr std::string_view NOTES_TEMPLATE = "cpp-reference://notes/{id}";
 constexpr std::string_view README_TEXT =
-    "This is the C++ reference plugin of mcp-supervisor, written against mcp_plugin.hpp (plugin ABI 1.0).\n"
-    "Tools: echo, add, slow_count, fail, throw, unfinished. Notes 1 to 3 live at cpp-reference://notes/{id}.\n";
+    "This is the C++ reference plugin of mcp-supervisor, written against mcp_plugin.hpp (plugin ABI 1.1).\n"
+    "Tools: echo, add, slow_count, fail, throw, unfinished, confirm, ask_model, list_roots. Notes 1 to 3 live at\n"
+    "cpp-reference://notes/{id}.\n";
 
 constexpr std::array<std::string_view, 4> STYLES = {"friendly", "formal", "pirate", "poetic"};
 constexpr std::array<std::string_view, 3> NOTE_IDS = {"1", "2", "3"};
@@ -130,10 +143,81 @@ void throw_tool(mcpp::Call &call) {
 void unfinished(mcpp::Call &call) { call.add_text("this text is never sent"); }
 
 // ---------------------------------------------------------------------------------------------------
+// Asking the client (ABI 1.1). The same code serves both protocol eras: in 2025-11-25 the continuation gets
+// the answer while the call waits; in 2026-07-28 the first attempt is suspended (the wrapper finishes it and
+// the host answers input_required) and the client's retry runs the handler again, where the same request
+// (same automatic key) is answered at once. So the handlers ask before they act.
+// ---------------------------------------------------------------------------------------------------
+
+void ask_confirmation(mcpp::Call &call, bool again);
+
+// The continuation: the Call was moved into the request and comes back here with the answer.
+void confirmed(mcpp::Call c, const mcpp::Answer &a, bool again) {
+    a.require(); // refused -> tool error, unsupported -> needs capability, cancelled -> internal error
+    std::string action = a.string(c, "/action").value_or("nothing");
+    if (action != "accept") {
+        c.add_text("Not confirmed: the user chose " + action.substr(0, 20));
+        c.ok();
+        return;
+    }
+    std::optional<mcpp::Json> yes = a.get(c, "/content/confirm");
+    if (!yes || !yes->is_true()) {
+        c.add_text("Not confirmed: the user said no");
+        c.ok();
+        return;
+    }
+    if (!again && c.optional_boolean("twice").value_or(false)) {
+        ask_confirmation(c, true); // a second round: the Call moves on into the next request
+        return;
+    }
+    std::string text = "Confirmed: " + std::string(c.string("action").substr(0, 500));
+    if (std::optional<std::string_view> ticket = c.request_state()) // 2026-07-28 retries carry it back
+        text += " (after a retry carrying " + std::string(ticket->substr(0, 100)) + ")";
+    c.add_text(text);
+    c.ok();
+}
+
+void ask_confirmation(mcpp::Call &call, bool again) {
+    std::string action(call.string("action").substr(0, 500));
+    call.set_request_state("ticket-1"); // sealed by the host; comes back in the retry
+    call.elicit((again ? "Are you sure: " : "Really do this: ") + action + "?", CONFIRM_REQUESTED,
+                [again](mcpp::Call c, mcpp::Answer a) { confirmed(std::move(c), a, again); });
+}
+
+void confirm(mcpp::Call &call) { ask_confirmation(call, false); }
+
+void ask_model(mcpp::Call &call) {
+    std::string question(call.string("question").substr(0, 2000));
+    call.sample(question, 200, [](mcpp::Call c, mcpp::Answer a) {
+        a.require();
+        std::string model = a.string(c, "/model").value_or("unknown");
+        std::string text = a.string(c, "/content/text").value_or("");
+        c.add_text("The model (" + model.substr(0, 100) + ") says: " + text.substr(0, 2000));
+        c.ok();
+    });
+}
+
+void list_roots(mcpp::Call &call) {
+    call.list_roots([](mcpp::Call c, mcpp::Answer a) {
+        a.require();
+        int count = 0;
+        for (;; count++) {
+            std::optional<std::string> uri = a.string(c, "/roots/" + std::to_string(count) + "/uri");
+            if (!uri)
+                break;
+            c.add_text(*uri);
+        }
+        c.add_text(std::to_string(count) + (count == 1 ? " root" : " roots"));
+        c.ok();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Resources, prompt and completions
 // ---------------------------------------------------------------------------------------------------
 
 void read_readme(mcpp::Call &call, std::string_view uri) {
+    call.set_cache(std::chrono::minutes(5), mcpp::CacheScope::public_); // the same for everyone
     call.add_resource_text(uri, "text/plain", README_TEXT);
     call.ok();
 }
@@ -191,7 +275,8 @@ const mcpp::Plugin plugin{
     mcpp::Definition("cpp-reference", "1.0.0")
         .title("Reference plugin (C++)")
         .instructions("A demonstration server written in C++: echo text, add numbers, count slowly, read notes, "
-                      "get a greeting prompt, and two tools that misbehave on purpose.")
+                      "get a greeting prompt, ask the user or the client's model, and two tools that misbehave on "
+                      "purpose.")
         .concurrent()
         .tool(mcpp::Tool("echo")
                   .title("Echo")
@@ -229,6 +314,21 @@ const mcpp::Plugin plugin{
                   .description("Returns without finishing its call; the call fails with an internal error.")
                   .input_schema(EMPTY_SCHEMA),
               unfinished)
+        .tool(mcpp::Tool("confirm")
+                  .title("Confirm")
+                  .description("Asks the user to confirm an action (elicitation) and reports the answer.")
+                  .input_schema(CONFIRM_SCHEMA),
+              confirm)
+        .tool(mcpp::Tool("ask_model")
+                  .title("Ask the model")
+                  .description("Asks the client's model a question (sampling) and reports its answer.")
+                  .input_schema(ASK_MODEL_SCHEMA),
+              ask_model)
+        .tool(mcpp::Tool("list_roots")
+                  .title("List roots")
+                  .description("Asks the client for its roots and lists their URIs.")
+                  .input_schema(EMPTY_SCHEMA),
+              list_roots)
         .resource(mcpp::Resource(std::string(README_URI), "readme")
                       .title("Read me")
                       .description("What this plugin is.")
@@ -248,6 +348,8 @@ const mcpp::Plugin plugin{
                     .arg("style", "friendly (default), formal, pirate or poetic")
                     .completer(complete_greet),
                 greet)
+        .list_cache(mcpp::List::tools | mcpp::List::resources | mcpp::List::prompts, std::chrono::minutes(1),
+                    mcpp::CacheScope::public_)
         .on_create([](mcpp::Host host, std::string_view) { host.log(mcpp::Level::debug, "cpp-reference: created"); })
         .on_health([] { return mcpp::Health::ok("ok"); })};
 

@@ -13,8 +13,15 @@ mcp-plugin-host as libcpp_reference.so.
   once whatever the handler does (forgets, throws, finishes and then throws, moves the call to another thread,
   uses it after finishing), no host function touches a handle after finish, and every struct handed to the
   host carries struct_size = sizeof;
-- the header compiles cleanly on its own with -Wall -Wextra -Werror (and -Wpedantic -Wshadow), and the example
-  in Plugins/cpp/README.md compiles.
+- ABI 1.1 with the SDK in both eras: confirm (elicitation through Call::elicit and a continuation: accepted,
+  asked twice, declined, refused by the client, no capability -> -32021 / -32602 with requiredCapabilities),
+  ask_model (sampling) and list_roots, request state across the 2026-07-28 retry, cache hints;
+- against the mock host, the 1.1 continuations: answered, SUSPENDED (the wrapper finishes the call), refused,
+  unsupported, cancelled, exceptions and forgotten calls in continuations (a Call taken by value included),
+  second rounds, a refused request_input (the Call comes back), a 1.0 host table (a clear error), request state,
+  set_cache, list cache hints; built with AddressSanitizer, so a leaked or doubly freed request fails;
+- the header compiles cleanly on its own with -Wall -Wextra -Werror (and -Wpedantic -Wshadow), and both examples
+  in Plugins/cpp/README.md compile.
 
 The module first runs Plugins/cpp/build.sh (g++, a couple of seconds), so the tests never run against a stale
 plugin.
@@ -38,7 +45,10 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from abi_ctypes import negotiated_table
-from conftest import REPO, plugin_dir, plugin_path
+from conftest import MODERN_VERSION, REPO, LegacySession, modern_meta, modern_post, plugin_dir, plugin_path
+from schema_check import check_response
+from sdk_recorder import run as sdk_run
+from test_client_sdk import run_client
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -123,7 +133,8 @@ def test_server_info_and_tools(host, mode):
     assert caps.tools is not None and caps.resources is not None and caps.prompts is not None
     assert caps.completions is not None
     tools = {t.name: t for t in listed.tools}
-    assert [t.name for t in listed.tools] == ["echo", "add", "slow_count", "fail", "throw", "unfinished"]
+    assert [t.name for t in listed.tools] == ["echo", "add", "slow_count", "fail", "throw", "unfinished", "confirm",
+                                              "ask_model", "list_roots"]
     assert tools["echo"].title == "Echo" and tools["echo"].description == "Returns the text it was given."
     assert tools["echo"].input_schema == {
         "type": "object",
@@ -360,6 +371,155 @@ def test_concurrent_calls(host, mode):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# ABI 1.1 through the host: input requests as continuations (Call::elicit/sample/list_roots), request state,
+# cache hints. The SDK client answers; every exchange is validated against its revision's schema (run_client).
+# ----------------------------------------------------------------------------------------------------------
+
+
+def accept_confirm(asked: list):
+    async def callback(context, params):
+        asked.append(params)
+        return types.ElicitResult(action="accept", content={"confirm": True})
+    return callback
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_elicitation_answer_reaches_the_continuation(host, mode):
+    asked: list = []
+
+    async def body(c: Client):
+        return await c.call_tool("confirm", {"action": "deploy"})
+
+    result, seen = sdk_run(run_client(host.url, mode, body, elicitation_callback=accept_confirm(asked)))
+    assert not result.is_error, texts(result)
+    [params] = asked
+    assert params.message == "Really do this: deploy?"
+    assert params.requested_schema["properties"]["confirm"]["type"] == "boolean"
+    if mode == "auto":
+        # The first attempt was suspended (the wrapper finished it, the host sent input_required); the retry ran
+        # the handler again, the same request was answered, and Call::request_state() returned the bytes.
+        assert texts(result) == ["Confirmed: deploy (after a retry carrying ticket-1)"]
+        assert seen["tools/call"] == 2
+    else:
+        assert texts(result) == ["Confirmed: deploy"]
+        assert seen["tools/call"] == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_continuation_asks_again(host, mode):
+    asked: list = []
+
+    async def body(c: Client):
+        return await c.call_tool("confirm", {"action": "drop the table", "twice": True})
+
+    result, seen = sdk_run(run_client(host.url, mode, body, elicitation_callback=accept_confirm(asked)))
+    assert [p.message for p in asked] == ["Really do this: drop the table?", "Are you sure: drop the table?"]
+    assert not result.is_error and texts(result)[0].startswith("Confirmed: drop the table"), texts(result)
+    assert seen["tools/call"] == (3 if mode == "auto" else 1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_user_declines(host, mode):
+    async def callback(context, params):
+        return types.ElicitResult(action="decline")
+
+    async def body(c: Client):
+        return await c.call_tool("confirm", {"action": "deploy"})
+
+    result, _ = sdk_run(run_client(host.url, mode, body, elicitation_callback=callback))
+    assert not result.is_error and texts(result) == ["Not confirmed: the user chose decline"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_client_refuses(host, mode):
+    async def callback(context, params):
+        return types.ErrorData(code=-1, message="no humans here")
+
+    async def body(c: Client):
+        try:
+            return await c.call_tool("confirm", {"action": "deploy"})
+        except MCPError as e:
+            return e
+
+    result, _ = sdk_run(run_client(host.url, mode, body, elicitation_callback=callback))
+    if mode == "auto":
+        # 2026-07-28: the refusal ends the client's retry loop; the plugin only saw the suspended attempt.
+        assert isinstance(result, MCPError) and "no humans here" in str(result)
+    else:
+        # 2025-11-25: the error reaches the continuation; Answer::require() throws mcpp::ToolError.
+        assert result.is_error is True
+        assert texts(result) == ["the client refused the elicitation request: no humans here"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_elicitation_capability(host, mode):
+    async def body(c: Client):
+        with pytest.raises(MCPError) as missing:
+            await c.call_tool("confirm", {"action": "deploy"})
+        return missing.value
+
+    error, _ = sdk_run(run_client(host.url, mode, body))
+    # Answer::require() threw mcpp::NeedsCapability -> MCPP_OUTCOME_NEEDS_CAPABILITY
+    assert error.error.message == "this tool needs the client's elicitation capability"
+    assert error.error.data == {"requiredCapabilities": {"elicitation": {}}}
+    assert error.error.code == (-32021 if mode == "auto" else -32602)
+
+
+def test_missing_capability_is_400_with_required_capabilities(host):
+    reply = modern_post(host.port, "tools/call", {"name": "ask_model", "arguments": {"question": "why"}},
+                        meta=modern_meta(capabilities={"elicitation": {}}))
+    assert reply.status == 400
+    msg = check_response(reply.json(), MODERN_VERSION, "tools/call")
+    assert msg["error"]["code"] == -32021
+    assert msg["error"]["data"] == {"requiredCapabilities": {"sampling": {}}}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sampling_and_roots(host, mode):
+    asked: list = []
+
+    async def sampling(context, params):
+        asked.append(params)
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="42"),
+                                         model="test-model")
+
+    async def roots(context):
+        return types.ListRootsResult(roots=[types.Root(uri="file:///srv/a", name="a"), types.Root(uri="file:///srv/b")])
+
+    async def body(c: Client):
+        return (await c.call_tool("ask_model", {"question": "What is 6 × 7? \"quoted\""}),
+                await c.call_tool("list_roots", {}))
+
+    (model, listed), _ = sdk_run(run_client(host.url, mode, body, sampling_callback=sampling,
+                                            list_roots_callback=roots))
+    assert texts(model) == ["The model (test-model) says: 42"]
+    [params] = asked
+    assert params.max_tokens == 200
+    assert [m.content.text for m in params.messages] == ["What is 6 × 7? \"quoted\""]  # json_quote
+    assert texts(listed) == ["file:///srv/a", "file:///srv/b", "2 roots"]
+
+
+def test_cache_hints(host):
+    """Definition::list_cache (lists public for a minute) and Call::set_cache (the readme public for five); a
+    note keeps the default; none in the legacy era."""
+    for method in ["tools/list", "resources/list", "resources/templates/list", "prompts/list"]:
+        result = check_response(modern_post(host.port, method, {}).json(), MODERN_VERSION, method)["result"]
+        assert (result["ttlMs"], result["cacheScope"]) == (60000, "public"), method
+    readme = modern_post(host.port, "resources/read", {"uri": "cpp-reference://readme"})
+    result = check_response(readme.json(), MODERN_VERSION, "resources/read")["result"]
+    assert (result["ttlMs"], result["cacheScope"]) == (300000, "public")
+    note = modern_post(host.port, "resources/read", {"uri": "cpp-reference://notes/1"})
+    result = check_response(note.json(), MODERN_VERSION, "resources/read")["result"]
+    assert (result["ttlMs"], result["cacheScope"]) == (0, "private")
+    s = LegacySession(host.port, "2025-11-25")
+    s.initialize()
+    legacy = s.request("resources/read", {"uri": "cpp-reference://readme"}).final()
+    check_response(legacy, "2025-11-25", "resources/read")
+    assert "ttlMs" not in legacy["result"] and "cacheScope" not in legacy["result"]
+    s.delete()
+
+
+# ----------------------------------------------------------------------------------------------------------
 # The shared object itself
 # ----------------------------------------------------------------------------------------------------------
 
@@ -395,7 +555,11 @@ def test_negotiation_in_process(cpp_plugin):
 MOCK_HOST = r"""
 #include "mcp_plugin.hpp"
 
+#include <cstddef>
 #include <cstdio>
+#include <deque>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -420,7 +584,7 @@ static mcpp_status h_arg_int(mcpp_call *c, const char *, size_t, int64_t *) { re
 static mcpp_status h_add_text(mcpp_call *c, const char *t, size_t n) {
     if (!live(c)) return MCPP_E_FINISHED;
     c->text.append(t, n);
-    return c->text.size() > 10 ? MCPP_E_TOO_LARGE : MCPP_OK;
+    return n > 10 ? MCPP_E_TOO_LARGE : MCPP_OK; // one block of more than 10 bytes is "too large"
 }
 static mcpp_status h_set_description(mcpp_call *c, const char *, size_t) { return live(c) ? MCPP_OK : MCPP_E_FINISHED; }
 static int32_t h_is_cancelled(mcpp_call *c) { return live(c) ? 0 : 1; }
@@ -428,6 +592,69 @@ static void h_finish(mcpp_call *c, int32_t outcome, const char *m, size_t n) {
     std::lock_guard<std::mutex> g(mu);
     if (++c->finishes == 1) { c->outcome = outcome; c->msg.assign(m ? m : "", n); }
 }
+// ABI 1.1. request_input queues the request; main() answers it after the handler returned (never inside
+// request_input), with the next status of the tool's script; a key "bad" is refused (MCPP_E_INVALID).
+struct Request { mcpp_call *call; int32_t kind; std::string key, params; mcpp_input_callback cb; void *user; };
+static std::deque<Request> pending;
+static std::vector<std::string> requests; // "kind key params" of every accepted request
+static mcpp_status h_request_input(mcpp_call *c, int32_t kind, const char *k, size_t kn, const char *p, size_t pn,
+                                   mcpp_input_callback cb, void *user) {
+    if (!live(c)) return MCPP_E_FINISHED;
+    std::string key(k, kn);
+    if (key == "bad") return MCPP_E_INVALID;
+    pending.push_back(Request{c, kind, key, std::string(p, pn), cb, user});
+    requests.push_back(std::to_string(kind) + " " + key + " " + std::string(p, pn));
+    return MCPP_OK;
+}
+static mcpp_status h_set_request_state(mcpp_call *c, const uint8_t *d, size_t n) {
+    if (!live(c)) return MCPP_E_FINISHED;
+    c->text += "[state:" + std::string(reinterpret_cast<const char *>(d), n) + "]";
+    return MCPP_OK;
+}
+static mcpp_status h_get_request_state(mcpp_call *c, const uint8_t **out, size_t *n) {
+    if (!live(c)) return MCPP_E_FINISHED;
+    static const char prior[] = "prior";
+    *out = reinterpret_cast<const uint8_t *>(prior); *n = 5;
+    return MCPP_OK;
+}
+static mcpp_status h_set_cache(mcpp_call *c, int64_t ttl, int32_t scope) {
+    if (!live(c)) return MCPP_E_FINISHED;
+    c->text += "[cache:" + std::to_string(ttl) + "/" + std::to_string(scope) + "]";
+    return MCPP_OK;
+}
+// A canned json_get: the values the test's answers hold.
+static mcpp_status h_json_get(mcpp_call *c, const char *j, size_t jn, const char *p, size_t pn, int32_t *type,
+                              const char **out, size_t *n) {
+    if (!live(c)) return MCPP_E_FINISHED;
+    static std::map<std::pair<std::string, std::string>, std::pair<int32_t, std::string>> canned = {
+        {{"{\"action\":\"accept\",\"content\":{\"confirm\":true}}", "/action"}, {MCPP_JSON_STRING, "accept"}},
+        {{"{\"action\":\"accept\",\"content\":{\"confirm\":true}}", "/content/confirm"}, {MCPP_JSON_BOOL, "true"}},
+        {{"{\"code\":-1,\"message\":\"nope\"}", "/message"}, {MCPP_JSON_STRING, "nope"}},
+        {{"{\"model\":\"m\"}", "/model"}, {MCPP_JSON_STRING, "m"}},
+        {{"{\"roots\":[]}", "/roots"}, {MCPP_JSON_ARRAY, "[]"}},
+    };
+    auto it = canned.find({std::string(j, jn), std::string(p, pn)});
+    if (it == canned.end()) return MCPP_E_NOT_FOUND;
+    *type = it->second.first; *out = it->second.second.data(); *n = it->second.second.size();
+    return MCPP_OK;
+}
+static std::map<std::string, std::vector<std::pair<int32_t, std::string>>> scripts = {
+    {"ask_ok", {{MCPP_INPUT_ANSWERED, "{\"action\":\"accept\",\"content\":{\"confirm\":true}}"}}},
+    {"old:ask_ok", {}},
+    {"ask_suspended", {{MCPP_INPUT_SUSPENDED, ""}}},
+    {"ask_refused", {{MCPP_INPUT_REFUSED, "{\"code\":-1,\"message\":\"nope\"}"}}},
+    {"ask_unsupported", {{MCPP_INPUT_UNSUPPORTED, ""}}},
+    {"ask_cancelled", {{MCPP_INPUT_CANCELLED, ""}}},
+    {"ask_throws", {{MCPP_INPUT_ANSWERED, "{}"}}},
+    {"ask_tool_error", {{MCPP_INPUT_ANSWERED, "{}"}}},
+    {"ask_forgets", {{MCPP_INPUT_ANSWERED, "{}"}}},
+    {"ask_forgets_ref", {{MCPP_INPUT_ANSWERED, "{}"}}},
+    {"ask_twice", {{MCPP_INPUT_ANSWERED, "{\"model\":\"m\"}"}, {MCPP_INPUT_ANSWERED, "{\"roots\":[]}"}}},
+    {"ask_twice_suspended", {{MCPP_INPUT_ANSWERED, "{\"model\":\"m\"}"}, {MCPP_INPUT_SUSPENDED, ""}}},
+    {"ask_then_use", {{MCPP_INPUT_ANSWERED, "{}"}}},
+    {"ask_to_thread", {{MCPP_INPUT_ANSWERED, "{}"}}},
+    {"prompt:ask", {{MCPP_INPUT_ANSWERED, "{}"}}},
+};
 static void w_write(void *ctx, const char *b, size_t n) { static_cast<std::string *>(ctx)->append(b, n); }
 static mcpp_status r_add_tool(void *, const mcpp_tool *t) { sizes.push_back(t->struct_size); sizes.push_back(sizeof(mcpp_tool)); return MCPP_OK; }
 static mcpp_status r_add_prompt(void *, const mcpp_prompt *p) {
@@ -436,7 +663,19 @@ static mcpp_status r_add_prompt(void *, const mcpp_prompt *p) {
     return MCPP_OK;
 }
 
+static std::vector<std::string> list_caches;
+static mcpp_status r_set_list_cache(void *, uint32_t lists, int64_t ttl, int32_t scope) {
+    list_caches.push_back(std::to_string(lists) + "/" + std::to_string(ttl) + "/" + std::to_string(scope));
+    return MCPP_OK;
+}
+
 static bool fail_create = false;
+static void finish_with_answer(mcpp::Call c, mcpp::Answer a) {
+    a.require();
+    c.add_text(a.string(c, "/action").value_or("-"));
+    if (a.boolean(c, "/content/confirm").value_or(false)) c.add_text("+yes");
+    c.ok();
+}
 
 static const mcpp::Plugin plugin{
     mcpp::Definition("mock", "0.1")
@@ -463,8 +702,59 @@ static const mcpp::Plugin plugin{
             later_thread = std::thread([owned = std::move(c)]() mutable { owned.ok(); });
             throw std::runtime_error("after the move");
         })
+        .tool(mcpp::Tool("ask_ok"), [](mcpp::Call &c) { c.elicit("Sure?", "", finish_with_answer); })
+        .tool(mcpp::Tool("ask_suspended"), [](mcpp::Call &c) { c.elicit("Sure?", "", finish_with_answer); })
+        .tool(mcpp::Tool("ask_refused"), [](mcpp::Call &c) { c.elicit("Sure?", "", finish_with_answer); })
+        .tool(mcpp::Tool("ask_unsupported"), [](mcpp::Call &c) { c.elicit("Sure?", "", finish_with_answer); })
+        .tool(mcpp::Tool("ask_cancelled"), [](mcpp::Call &c) { c.elicit("Sure?", "", finish_with_answer); })
+        .tool(mcpp::Tool("ask_throws"), [](mcpp::Call &c) {
+            c.elicit("Sure?", "{}", [](mcpp::Call d, mcpp::Answer) { d.add_text("x"); throw std::runtime_error("late boom"); });
+        })
+        .tool(mcpp::Tool("ask_tool_error"), [](mcpp::Call &c) {
+            c.elicit("Sure?", "{}", [](mcpp::Call, mcpp::Answer) { throw mcpp::ToolError("declined"); });
+        })
+        .tool(mcpp::Tool("ask_forgets"), [](mcpp::Call &c) {
+            c.elicit("Sure?", "{}", [](mcpp::Call d, mcpp::Answer) { d.add_text("y"); });
+        })
+        .tool(mcpp::Tool("ask_forgets_ref"), [](mcpp::Call &c) {
+            c.elicit("Sure?", "{}", [](mcpp::Call &&d, const mcpp::Answer &) { d.add_text("z"); });
+        })
+        .tool(mcpp::Tool("ask_twice"), [](mcpp::Call &c) {
+            c.sample("q \"1\"", 7, [](mcpp::Call d, mcpp::Answer a) {
+                d.add_text(a.require().string(d, "/model").value_or("?"));
+                d.list_roots([](mcpp::Call e, mcpp::Answer b) { e.add_text(b.require().get(e, "/roots")->text); e.ok(); });
+            });
+        })
+        .tool(mcpp::Tool("ask_twice_suspended"), [](mcpp::Call &c) {
+            c.sample("q", 7, [](mcpp::Call d, mcpp::Answer) {
+                d.add_text("round 2");
+                d.list_roots([](mcpp::Call e, mcpp::Answer) { e.add_text("never"); e.ok(); });
+            });
+        })
+        .tool(mcpp::Tool("ask_then_use"), [](mcpp::Call &c) {
+            c.elicit("Sure?", "{}", [](mcpp::Call d, mcpp::Answer) { d.ok(); });
+            c.add_text("after the move");
+        })
+        .tool(mcpp::Tool("ask_to_thread"), [](mcpp::Call &c) {
+            c.elicit("Sure?", "{}", [](mcpp::Call d, mcpp::Answer) {
+                later_thread = std::thread([owned = std::move(d)]() mutable { owned.add_text("threaded"); owned.ok(); });
+            });
+        })
+        .tool(mcpp::Tool("ask_rejected"), [](mcpp::Call &c) {
+            c.ask(mcpp::Input::elicitation, "bad", "{}", [](mcpp::Call d, mcpp::Answer) { d.add_text("never"); d.ok(); });
+        })
+        .tool(mcpp::Tool("state"), [](mcpp::Call &c) {
+            c.set_request_state("abc");
+            c.add_text(std::string(c.request_state().value_or("none")));
+            c.set_cache(std::chrono::seconds(5), mcpp::CacheScope::public_);
+            c.ok();
+        })
         .prompt(mcpp::Prompt("p").arg("a", "first", true).arg("b", "second"),
                 [](mcpp::Call &c) { c.set_description("d"); throw mcpp::ToolError("not a tool"); })
+        .prompt(mcpp::Prompt("ask"), [](mcpp::Call &c) {
+            c.elicit("Sure?", "{}", [](mcpp::Call, mcpp::Answer) { throw mcpp::ToolError("not a tool either"); });
+        })
+        .list_cache(mcpp::List::tools | mcpp::List::prompts, std::chrono::minutes(1), mcpp::CacheScope::public_)
         .on_create([](mcpp::Host, std::string_view config) {
             if (fail_create) throw std::invalid_argument("bad config " + std::string(config));
         })};
@@ -485,6 +775,10 @@ int main(int argc, char **argv) {
     host.struct_size = sizeof host; host.abi_minor = MCPP_ABI_MINOR;
     host.log = h_log; host.arg_string = h_arg_string; host.arg_int = h_arg_int; host.add_text = h_add_text;
     host.set_description = h_set_description; host.is_cancelled = h_is_cancelled; host.finish = h_finish;
+    mcpp_host host_1_0 = host; // an ABI 1.0 table: ends before request_input
+    host_1_0.struct_size = offsetof(mcpp_host, request_input); host_1_0.abi_minor = 0;
+    host.request_input = h_request_input; host.set_request_state = h_set_request_state;
+    host.get_request_state = h_get_request_state; host.set_cache = h_set_cache; host.json_get = h_json_get;
     std::string err;
     mcpp_writer w{}; w.struct_size = sizeof w; w.ctx = &err; w.write = w_write;
     void *inst = nullptr;
@@ -501,21 +795,46 @@ int main(int argc, char **argv) {
     if (t->create(&host, "{}", 2, &w, &inst) != MCPP_OK) return 3;
 
     mcpp_registry reg{}; reg.struct_size = sizeof reg; reg.add_tool = r_add_tool; reg.add_prompt = r_add_prompt;
+    reg.set_list_cache = r_set_list_cache;
     std::printf("describe %d", t->describe(inst, &reg));
     for (size_t i = 0; i < sizes.size(); i += 2) std::printf(" %s", sizes[i] == sizes[i + 1] ? "ok" : "WRONG");
     std::printf("\n");
+    for (const std::string &l : list_caches) std::printf("list_cache %s\n", l.c_str());
+    mcpp_registry old_reg = reg; old_reg.struct_size = offsetof(mcpp_registry, set_list_cache);
+    sizes.clear(); list_caches.clear();
+    std::printf("describe_old %d %zu\n", t->describe(inst, &old_reg), list_caches.size());
+    void *old_inst = nullptr;
+    if (t->create(&host_1_0, "{}", 2, &w, &old_inst) != MCPP_OK) return 4;
+    std::printf("old_host_size %u\n", host_1_0.struct_size);
 
+    std::vector<std::unique_ptr<mcpp_call>> calls; // kept to the end: a late host call on one is still counted
     for (int i = 1; i < argc; i++) {
         std::string name = argv[i];
-        mcpp_call *call = new mcpp_call;
+        calls.emplace_back(new mcpp_call);
+        mcpp_call *call = calls.back().get();
         if (name == "prompt:p") t->get_prompt(inst, call, "p", 1);
+        else if (name == "prompt:ask") t->get_prompt(inst, call, "ask", 3);
+        else if (name.rfind("old:", 0) == 0) t->call_tool(old_inst, call, name.data() + 4, name.size() - 4);
         else t->call_tool(inst, call, name.data(), name.size());
+        // The handler returned: answer its requests one by one, each after the previous callback returned.
+        size_t step = 0;
+        while (!pending.empty()) {
+            Request r = pending.front();
+            pending.pop_front();
+            auto &script = scripts[name];
+            if (r.call != call || step >= script.size()) { std::printf("unexpected request of %s\n", name.c_str()); return 5; }
+            const std::string &answer = script[step].second;
+            r.cb(r.user, r.call, script[step].first, answer.data(), answer.size());
+            step++;
+        }
         if (later_thread.joinable()) later_thread.join();
         std::printf("%s finishes=%d outcome=%d used_after_finish=%d msg=[%s] text=[%s]\n", name.c_str(), call->finishes,
                     call->outcome, call->used_after_finish ? 1 : 0, call->msg.c_str(), call->text.c_str());
         // the handle is never freed: a late (wrong) host call on it would still be counted, not crash
     }
     t->destroy(inst);
+    t->destroy(old_inst);
+    for (const std::string &r : requests) std::printf("request [%s]\n", r.c_str());
     for (const std::string &l : logs) std::printf("log [%s]\n", l.c_str());
     return 0;
 }
@@ -541,7 +860,52 @@ MOCK_CALLS = {
     "nope": "finishes=1 outcome=2 used_after_finish=0 msg=[unknown tool 'nope'] text=[]",
     # MCPP_OUTCOME_TOOL_ERROR is for tools/call only: from a prompt handler it becomes an internal error
     "prompt:p": "finishes=1 outcome=4 used_after_finish=0 msg=[not a tool] text=[]",
+    # ABI 1.1 continuations. The answer is read through json_get on the live call.
+    "ask_ok": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[accept+yes]",
+    # On a host whose table ends before request_input (1.0), the call fails naming the missing function.
+    "old:ask_ok": "finishes=1 outcome=4 used_after_finish=0 msg=[the host does not implement mcpp_host.request_input "
+                  "(ABI 1.1; its table has struct_size 208, abi_minor 0)] text=[]",
+    # SUSPENDED never reaches the continuation: the wrapper finishes the call (the host sends input_required).
+    "ask_suspended": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[]",
+    # Answer::require(): refused -> tool error, unsupported -> MCPP_OUTCOME_NEEDS_CAPABILITY, cancelled -> internal
+    "ask_refused": "finishes=1 outcome=1 used_after_finish=0 msg=[the client refused the elicitation request: nope] text=[]",
+    "ask_unsupported": "finishes=1 outcome=5 used_after_finish=0 msg=[this tool needs the client's elicitation capability] text=[]",
+    "ask_cancelled": "finishes=1 outcome=4 used_after_finish=0 msg=[cancelled while waiting for the client] text=[]",
+    # The continuation took the Call by value and threw: the Call died while the exception unwound, yet the call
+    # ends with the exception's outcome and message (the handle went back to the boundary).
+    "ask_throws": "finishes=1 outcome=4 used_after_finish=0 msg=[tool 'ask_throws' (continuation) threw "
+                  "std::runtime_error: late boom] text=[x]",
+    "ask_tool_error": "finishes=1 outcome=1 used_after_finish=0 msg=[declined] text=[]",
+    "ask_forgets": "finishes=1 outcome=4 used_after_finish=0 msg=[tool 'ask_forgets' (continuation) returned without "
+                   "finishing the call] text=[y]",
+    "ask_forgets_ref": "finishes=1 outcome=4 used_after_finish=0 msg=[tool 'ask_forgets_ref' (continuation) returned "
+                       "without finishing the call] text=[z]",
+    "ask_twice": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[m[]]",
+    "ask_twice_suspended": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[round 2]",
+    "ask_then_use": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[]",
+    "ask_to_thread": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[threaded]",
+    # request_input refused (MCPP_E_INVALID): no callback, the Call came back and ask() threw.
+    "ask_rejected": "finishes=1 outcome=4 used_after_finish=0 msg=[could not ask the client (request_input returned "
+                    "status 3)] text=[]",
+    "state": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[[state:abc]prior[cache:5000/1]]",
+    "prompt:ask": "finishes=1 outcome=4 used_after_finish=0 msg=[not a tool either] text=[]",
 }
+
+# The requests the calls above made, in order: kind, automatic key (numbered per call), params.
+MOCK_REQUESTS = [
+    '0 elicit-1 {"message":"Sure?","requestedSchema":{"type":"object","properties":{}}}',  # ask_ok
+    '0 elicit-1 {"message":"Sure?","requestedSchema":{"type":"object","properties":{}}}',  # ask_suspended
+    '0 elicit-1 {"message":"Sure?","requestedSchema":{"type":"object","properties":{}}}',  # ask_refused
+    '0 elicit-1 {"message":"Sure?","requestedSchema":{"type":"object","properties":{}}}',  # ask_unsupported
+    '0 elicit-1 {"message":"Sure?","requestedSchema":{"type":"object","properties":{}}}',  # ask_cancelled
+    *['0 elicit-1 {"message":"Sure?","requestedSchema":{}}'] * 4,  # ask_throws .. ask_forgets_ref
+    '1 sample-1 {"messages":[{"role":"user","content":{"type":"text","text":"q \\"1\\""}}],"maxTokens":7}',
+    '2 roots-2 ',
+    '1 sample-1 {"messages":[{"role":"user","content":{"type":"text","text":"q"}}],"maxTokens":7}',
+    '2 roots-2 ',
+    *['0 elicit-1 {"message":"Sure?","requestedSchema":{}}'] * 2,  # ask_then_use, ask_to_thread
+    '0 elicit-1 {"message":"Sure?","requestedSchema":{}}',  # prompt:ask
+]
 
 
 def test_wrapper_against_a_mock_host(tmp_path):
@@ -549,11 +913,16 @@ def test_wrapper_against_a_mock_host(tmp_path):
     src = tmp_path / "mock_host.cpp"
     src.write_text(MOCK_HOST)
     exe = tmp_path / "mock_host"
-    r = subprocess.run([cxx, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden", "-pthread",
-                        "-I", str(INCLUDE), "-o", str(exe), str(src)], capture_output=True, text=True, timeout=300)
+    # AddressSanitizer (with LeakSanitizer at exit): a continuation object leaked, freed twice or used after its
+    # callback fails the run. (-O0: the sanitized build then takes about as long as the plain -O1 one did.)
+    r = subprocess.run([cxx, "-std=c++17", "-O0", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden", "-pthread",
+                        "-fsanitize=address", "-I", str(INCLUDE), "-o", str(exe), str(src)],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, f"the mock host did not compile:\n{r.stderr}"
-    r = subprocess.run([str(exe), *MOCK_CALLS], capture_output=True, text=True, timeout=60)
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")
+    r = subprocess.run([str(exe), *MOCK_CALLS], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, f"mock host exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
+    assert "Sanitizer" not in r.stderr, r.stderr
     lines = r.stdout.splitlines()
     # built against the 1.1 header: a 1.0 host gets MCPP_E_VERSION (2) and the minor the plugin needs
     assert lines.pop(0) == "negotiate_1_0 2 1"
@@ -562,14 +931,25 @@ def test_wrapper_against_a_mock_host(tmp_path):
     # into MCPP_E_FAILED with the reason written to the error writer.
     assert lines[1] == "create_small 2 [the host's function table is smaller than ABI 1.0 (struct_size 40)]"
     assert lines[2] == 'create_throws 1 [create failed: bad config {"x":1}]'
-    # 16 tools and one prompt with two arguments, each with struct_size == sizeof
-    assert lines[3] == "describe 0" + " ok" * (16 + 1 + 2), lines[3]
-    calls = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in lines[4:4 + len(MOCK_CALLS)]}
+    # 31 tools, one prompt with two arguments and one without, each with struct_size == sizeof
+    assert lines[3] == "describe 0" + " ok" * (31 + 1 + 2 + 1), lines[3]
+    # Definition::list_cache -> mcpp_registry.set_list_cache (tools | prompts, 60000 ms, public); a registry that
+    # ends before set_list_cache (1.0) still describes, without the hint.
+    assert lines[4:8] == ["list_cache 5/60000/1", "describe_old 0 0", "old_host_size 208",
+                          lines[7]] and lines[7].split(" ", 1)[0] == "ok", lines[4:8]
+    calls = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in lines[7:7 + len(MOCK_CALLS)]}
     assert calls == MOCK_CALLS
-    logs = [line for line in lines[4 + len(MOCK_CALLS):]]
+    rest = lines[7 + len(MOCK_CALLS):]
+    assert [line[len("request ["):-1] for line in rest if line.startswith("request [")] == MOCK_REQUESTS
+    logs = [line for line in rest if line.startswith("log [")]
+    assert "log [the host's registry has no set_list_cache (ABI 1.1): list cache hints dropped]" in logs
+    assert "log [tool 'ask_throws' (continuation) threw std::runtime_error: late boom]" in logs
+    assert "log [tool 'ask_forgets' (continuation) returned without finishing the call]" in logs
+    assert ("log [tool 'ask_then_use' threw std::logic_error: mcpp::Call used after it was finished or moved from]"
+            in logs)
     assert "log [tool 'throw_std' threw std::out_of_range: boom]" in logs
     assert "log [tool 'throw_after_ok' threw std::runtime_error: late]" in logs
-    assert "log [tool 'throw_after_ok': the exception came after the call was finished]" in logs
+    assert "log [tool 'throw_after_ok': the exception came after the call was finished or handed on]" in logs
     assert "log [tool 'use_after_ok' threw std::logic_error: mcpp::Call used after it was finished or moved from]" in logs
     assert "log [tool 'forget' returned without finishing the call]" in logs
     # Failures the handler chose (ToolError, InvalidParams, NotFound) are outcomes, not log lines.
@@ -594,17 +974,17 @@ def test_readme_example_compiles(tmp_path):
     cxx = need_cxx()
     readme = (CPP_DIR / "README.md").read_text()
     blocks = re.findall(r"```cpp\n(.*?)```", readme, re.S)
-    assert blocks, "Plugins/cpp/README.md has no ```cpp example"
-    example = blocks[0]
-    assert len(example.strip().splitlines()) <= 25, "the README example should stay short"
-    src = tmp_path / "example.cpp"
-    src.write_text(example)
-    so = tmp_path / "libexample.so"
-    r = subprocess.run([cxx, "-std=c++17", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
-                        "-I", str(INCLUDE), "-o", str(so), str(src)], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    nm = shutil.which("nm")
-    if nm:
-        out = subprocess.run([nm, "-D", "--defined-only", str(so)], capture_output=True, text=True, check=True).stdout
-        assert [s for s in (line.split()[-1] for line in out.splitlines() if line.strip()) if s.startswith("mcpp_")] == [
-            "mcpp_negotiate_v1"]
+    assert len(blocks) == 2, "Plugins/cpp/README.md should have two ```cpp examples (the basics, ABI 1.1)"
+    for i, example in enumerate(blocks):
+        assert len(example.strip().splitlines()) <= 25, "the README examples should stay short"
+        src = tmp_path / f"example{i}.cpp"
+        src.write_text(example)
+        so = tmp_path / f"libexample{i}.so"
+        r = subprocess.run([cxx, "-std=c++17", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
+                            "-I", str(INCLUDE), "-o", str(so), str(src)], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        nm = shutil.which("nm")
+        if nm:
+            out = subprocess.run([nm, "-D", "--defined-only", str(so)], capture_output=True, text=True, check=True).stdout
+            assert [s for s in (line.split()[-1] for line in out.splitlines() if line.strip())
+                    if s.startswith("mcpp_")] == ["mcpp_negotiate_v1"]

@@ -13,7 +13,15 @@
 - the Go runtime's own threads stay bounded (host_factory's teardown check, with an allowance of GOMAXPROCS + 2
   threads for the Go runtime: see GO_RUNTIME_THREADS);
 - the .so exports exactly one dynamic symbol, mcpp_negotiate_v1, which negotiates like MCPP_DEFINE_ENTRY
-  (checked with ctypes in a child process, so the Go runtime is never loaded into pytest itself).
+  (checked with ctypes in a child process, so the Go runtime is never loaded into pytest itself);
+- resources, a template, a prompt and completions (the kit's Resources, ResourceTemplates, Prompts, Completer), and
+  cancellation through mcpp_plugin.cancel (slow_count waits on Call.Done());
+- ABI 1.1 with the SDK in both eras: confirm (an Interactive handler waiting in Call.Elicit: accepted, asked twice,
+  declined, refused by the client, no capability -> -32021 / -32602 with requiredCapabilities), ask_model
+  (sampling) and list_roots, request state across the 2026-07-28 retry, cache hints;
+- the kit against a C mock host (Plugins/go/kittest, Serial): every end of an input request, panics and Goexit in
+  handler goroutines, a handler on the host's thread refused, cancel, Serial handlers while one waits, a 1.0 host
+  table, and no call, goroutine or cgo handle left behind (the kit's diagnose counters).
 
 When go is on PATH the module first runs Plugins/go/build.sh (a no-op build when nothing changed, Go's cache),
 so the tests never run against a stale plugin; without go they use the already-built file.
@@ -34,12 +42,16 @@ import warnings
 from pathlib import Path
 
 import anyio
+import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from conftest import (REPO, StderrWatcher, modern_body, modern_headers, modern_meta, open_http, parse_sse,
-                      plugin_dir, plugin_path, wait_exit)
+from conftest import (MODERN_VERSION, REPO, LegacySession, StderrWatcher, modern_body, modern_headers, modern_meta,
+                      modern_post, open_http, parse_sse, plugin_dir, plugin_path, wait_exit)
+from schema_check import check_response
+from sdk_recorder import run as sdk_run
+from test_client_sdk import run_client
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -49,7 +61,7 @@ GO_DIR = REPO / "Plugins" / "go"
 JSONRPC_INVALID_PARAMS = -32602
 JSONRPC_INTERNAL_ERROR = -32603
 EXIT_PLUGIN_CRASHED = 70
-TOOLS = {"echo", "add", "slow_count", "fail", "panic", "crash"}
+TOOLS = {"echo", "add", "slow_count", "fail", "panic", "crash", "confirm", "ask_model", "list_roots"}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -309,6 +321,552 @@ def test_concurrent_calls(host, mode):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Resources, templates, prompts and completions (the kit's Resources, ResourceTemplates, Prompts, Completer)
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_resources(host, mode):
+    async def body(c: Client):
+        listed = await c.list_resources()
+        readme = await c.read_resource("go-reference://readme")
+        templates = await c.list_resource_templates()
+        note = await c.read_resource("go-reference://notes/2")
+        with pytest.raises(MCPError) as missing:
+            await c.read_resource("go-reference://notes/9")
+        return listed, readme, templates, note, missing.value
+
+    listed, readme, templates, note, missing = run(converse(host.url, mode, body))
+    [r] = listed.resources
+    assert (r.uri, r.name, r.title, r.mime_type) == ("go-reference://readme", "readme", "Read me", "text/plain")
+    [content] = readme.contents
+    assert content.uri == "go-reference://readme" and content.mime_type == "text/plain"
+    assert content.text.startswith("This is the Go reference plugin of mcp-supervisor")
+    assert r.size == len(content.text.encode())
+    [t] = templates.resource_templates
+    assert (t.uri_template, t.name, t.mime_type) == ("go-reference://notes/{id}", "note", "text/plain")
+    [n] = note.contents
+    assert (n.uri, n.text, n.mime_type) == ("go-reference://notes/2", "Note 2", "text/plain")
+    # mcpplugin.NotFound; 2026-07-28 answers a missing resource with -32602, 2025-11-25 with -32002
+    assert missing.code == (-32602 if mode == "auto" else -32002)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_prompts_and_completion(host, mode):
+    prompt_ref = types.PromptReference(type="ref/prompt", name="greet")
+    notes_ref = types.ResourceTemplateReference(type="ref/resource", uri="go-reference://notes/{id}")
+
+    async def body(c: Client):
+        with pytest.raises(MCPError) as unknown:
+            await c.get_prompt("nope", {})
+        return (
+            await c.list_prompts(),
+            await c.get_prompt("greet", {"name": "Ada", "style": "pirate"}),
+            await c.get_prompt("greet", {"name": "Grace"}),
+            await c.complete(prompt_ref, {"name": "style", "value": "p"}),
+            await c.complete(prompt_ref, {"name": "name", "value": "A"}),
+            await c.complete(notes_ref, {"name": "id", "value": ""}),
+            unknown.value,
+        )
+
+    prompts, greet, default, style, names, ids, unknown = run(converse(host.url, mode, body))
+    [p] = prompts.prompts
+    assert (p.name, p.title) == ("greet", "Greet someone")
+    assert [(a.name, bool(a.required), a.description) for a in p.arguments] == [
+        ("name", True, "Who to greet"), ("style", False, "friendly (default), formal, pirate or poetic")]
+    assert greet.description == "A greeting"
+    assert [(m.role, m.content.text) for m in greet.messages] == [("user", "Please greet Ada in a pirate way.")]
+    assert default.messages[0].content.text == "Please greet Grace in a friendly way."
+    assert style.completion.values == ["pirate", "poetic"] and style.completion.total == 2
+    assert names.completion.values == []
+    assert ids.completion.values == ["1", "2", "3"] and ids.completion.total == 3
+    assert unknown.code == JSONRPC_INVALID_PARAMS and "nope" in str(unknown)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ABI 1.1 through the host: Interactive handlers asking the client (Call.Elicit/Sample/Roots), request state,
+# cache hints. The SDK client answers; every exchange is validated against its revision's schema (run_client).
+# ----------------------------------------------------------------------------------------------------------
+
+
+def accept_confirm(asked: list):
+    async def callback(context, params):
+        asked.append(params)
+        return types.ElicitResult(action="accept", content={"confirm": True})
+    return callback
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_elicitation_answer_reaches_the_handler(host, mode):
+    asked: list = []
+
+    async def body(c: Client):
+        return await c.call_tool("confirm", {"action": "deploy"})
+
+    result, seen = sdk_run(run_client(host.url, mode, body, elicitation_callback=accept_confirm(asked)))
+    assert not result.is_error, texts(result)
+    [params] = asked
+    assert params.message == "Really do this: deploy?"
+    assert params.requested_schema["properties"]["confirm"]["type"] == "boolean"
+    if mode == "auto":
+        # The first attempt's Elicit returned ErrSuspended (the kit finished the call, the host sent
+        # input_required); the retry ran the handler again and Call.RequestState() returned the bytes.
+        assert texts(result) == ["Confirmed: deploy (after a retry carrying ticket-1)"]
+        assert seen["tools/call"] == 2
+    else:
+        assert texts(result) == ["Confirmed: deploy"]
+        assert seen["tools/call"] == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_handler_asks_twice(host, mode):
+    asked: list = []
+
+    async def body(c: Client):
+        return await c.call_tool("confirm", {"action": "drop the table", "twice": True})
+
+    result, seen = sdk_run(run_client(host.url, mode, body, elicitation_callback=accept_confirm(asked)))
+    assert [p.message for p in asked] == ["Really do this: drop the table?", "Are you sure: drop the table?"]
+    assert not result.is_error and texts(result)[0].startswith("Confirmed: drop the table"), texts(result)
+    assert seen["tools/call"] == (3 if mode == "auto" else 1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_user_declines(host, mode):
+    async def callback(context, params):
+        return types.ElicitResult(action="decline")
+
+    async def body(c: Client):
+        return await c.call_tool("confirm", {"action": "deploy"})
+
+    result, _ = sdk_run(run_client(host.url, mode, body, elicitation_callback=callback))
+    assert not result.is_error and texts(result) == ["Not confirmed: the user chose decline"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_client_refuses(host, mode):
+    async def callback(context, params):
+        return types.ErrorData(code=-1, message="no humans here")
+
+    async def body(c: Client):
+        try:
+            return await c.call_tool("confirm", {"action": "deploy"})
+        except MCPError as e:
+            return e
+
+    result, _ = sdk_run(run_client(host.url, mode, body, elicitation_callback=callback))
+    if mode == "auto":
+        assert isinstance(result, MCPError) and "no humans here" in str(result)
+    else:
+        # 2025-11-25: Elicit returned an *InputError matching ErrRefused; returned as is: a tool error.
+        assert result.is_error is True
+        assert texts(result) == ["the client refused the elicitation request: no humans here"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_elicitation_capability(host, mode):
+    async def body(c: Client):
+        with pytest.raises(MCPError) as missing:
+            await c.call_tool("confirm", {"action": "deploy"})
+        return missing.value
+
+    error, _ = sdk_run(run_client(host.url, mode, body))
+    # ErrUnsupported returned as is -> MCPP_OUTCOME_NEEDS_CAPABILITY
+    assert error.error.message == "this tool needs the client's elicitation capability"
+    assert error.error.data == {"requiredCapabilities": {"elicitation": {}}}
+    assert error.error.code == (-32021 if mode == "auto" else -32602)
+
+
+def test_missing_capability_is_400_with_required_capabilities(host):
+    reply = modern_post(host.port, "tools/call", {"name": "ask_model", "arguments": {"question": "why"}},
+                        meta=modern_meta(capabilities={"elicitation": {}}))
+    assert reply.status == 400
+    msg = check_response(reply.json(), MODERN_VERSION, "tools/call")
+    assert msg["error"]["code"] == -32021
+    assert msg["error"]["data"] == {"requiredCapabilities": {"sampling": {}}}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sampling_and_roots(host, mode):
+    asked: list = []
+
+    async def sampling(context, params):
+        asked.append(params)
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="42"),
+                                         model="test-model")
+
+    async def roots(context):
+        return types.ListRootsResult(roots=[types.Root(uri="file:///srv/a", name="a"), types.Root(uri="file:///srv/b")])
+
+    async def body(c: Client):
+        return (await c.call_tool("ask_model", {"question": "What is 6 × 7? \"quoted\""}),
+                await c.call_tool("list_roots", {}))
+
+    (model, listed), _ = sdk_run(run_client(host.url, mode, body, sampling_callback=sampling,
+                                            list_roots_callback=roots))
+    assert texts(model) == ["The model (test-model) says: 42"]
+    [params] = asked
+    assert params.max_tokens == 200
+    assert [m.content.text for m in params.messages] == ["What is 6 × 7? \"quoted\""]
+    assert texts(listed) == ["file:///srv/a", "file:///srv/b", "2 roots"]
+
+
+def test_cache_hints(host):
+    """Plugin.ListCache (lists public for a minute) and Call.SetCache (the readme public for five); a note keeps
+    the default; none in the legacy era."""
+    for method in ["tools/list", "resources/list", "resources/templates/list", "prompts/list"]:
+        result = check_response(modern_post(host.port, method, {}).json(), MODERN_VERSION, method)["result"]
+        assert (result["ttlMs"], result["cacheScope"]) == (60000, "public"), method
+    readme = modern_post(host.port, "resources/read", {"uri": "go-reference://readme"})
+    result = check_response(readme.json(), MODERN_VERSION, "resources/read")["result"]
+    assert (result["ttlMs"], result["cacheScope"]) == (300000, "public")
+    note = modern_post(host.port, "resources/read", {"uri": "go-reference://notes/1"})
+    result = check_response(note.json(), MODERN_VERSION, "resources/read")["result"]
+    assert (result["ttlMs"], result["cacheScope"]) == (0, "private")
+    s = LegacySession(host.port, "2025-11-25")
+    s.initialize()
+    legacy = s.request("resources/read", {"uri": "go-reference://readme"}).final()
+    check_response(legacy, "2025-11-25", "resources/read")
+    assert "ttlMs" not in legacy["result"] and "cacheScope" not in legacy["result"]
+    s.delete()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The kit against a mock host (C, dlopen): Plugins/go/kittest, a Serial plugin with a tool per edge
+# ----------------------------------------------------------------------------------------------------------
+
+MOCK_HOST = r"""
+#define _GNU_SOURCE
+#include "mcp_plugin.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct mcpp_call { int finishes, outcome, used_after_finish, cancelled; char name[64], msg[512], text[512]; };
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static char logs[64][600], requests[64][600], list_caches[8][64];
+static int nlogs, nrequests, nlist_caches, sizes_ok = 1, ndecls;
+
+struct request { struct mcpp_call *call; mcpp_input_callback cb; void *user; };
+static struct request queue[64];
+static int qhead, qtail;
+
+static int live(struct mcpp_call *c) {
+    pthread_mutex_lock(&mu);
+    int ok = !c->finishes;
+    if (!ok) c->used_after_finish = 1;
+    pthread_mutex_unlock(&mu);
+    return ok;
+}
+static void append(struct mcpp_call *c, const char *s, size_t n) {
+    pthread_mutex_lock(&mu);
+    strncat(c->text, s, n < sizeof c->text - strlen(c->text) - 1 ? n : sizeof c->text - strlen(c->text) - 1);
+    pthread_mutex_unlock(&mu);
+}
+static void h_log(void *ctx, int32_t level, const char *m, size_t n) {
+    (void)ctx; (void)level;
+    pthread_mutex_lock(&mu);
+    if (nlogs < 64) snprintf(logs[nlogs++], sizeof logs[0], "%.*s", (int)n, m);
+    pthread_mutex_unlock(&mu);
+}
+static mcpp_status h_arg_string(mcpp_call *c, const char *k, size_t kn, const char **o, size_t *n) {
+    (void)k; (void)kn; (void)o; (void)n; return live(c) ? MCPP_E_NOT_FOUND : MCPP_E_FINISHED;
+}
+static mcpp_status h_arg_bool(mcpp_call *c, const char *k, size_t kn, int32_t *o) {
+    (void)k; (void)kn; (void)o; return live(c) ? MCPP_E_NOT_FOUND : MCPP_E_FINISHED;
+}
+static mcpp_status h_arg_json(mcpp_call *c, const char *k, size_t kn, const char **o, size_t *n) {
+    (void)k; (void)kn; (void)o; (void)n; return live(c) ? MCPP_E_NOT_FOUND : MCPP_E_FINISHED;
+}
+static mcpp_status h_add_text(mcpp_call *c, const char *t, size_t n) {
+    if (!live(c)) return MCPP_E_FINISHED;
+    append(c, t, n);
+    return MCPP_OK;
+}
+static mcpp_status h_ok_text(mcpp_call *c, const char *t, size_t n) { (void)t; (void)n; return live(c) ? MCPP_OK : MCPP_E_FINISHED; }
+static mcpp_status h_set_role(mcpp_call *c, int32_t r) { (void)r; return live(c) ? MCPP_OK : MCPP_E_FINISHED; }
+static int32_t h_is_cancelled(mcpp_call *c) { return c->cancelled || !live(c); }
+static void h_finish(mcpp_call *c, int32_t outcome, const char *m, size_t n) {
+    pthread_mutex_lock(&mu);
+    if (++c->finishes == 1) { c->outcome = outcome; snprintf(c->msg, sizeof c->msg, "%.*s", (int)n, m ? m : ""); }
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+/* 1.1: request_input queues; main() answers after the handler returned, never inside request_input. */
+static mcpp_status h_request_input(mcpp_call *c, int32_t kind, const char *k, size_t kn, const char *p, size_t pn,
+                                   mcpp_input_callback cb, void *user) {
+    if (!live(c)) return MCPP_E_FINISHED;
+    if (kn == 3 && memcmp(k, "bad", 3) == 0) return MCPP_E_INVALID;
+    pthread_mutex_lock(&mu);
+    snprintf(requests[nrequests++], sizeof requests[0], "%d %.*s %.*s", kind, (int)kn, k, (int)pn, p);
+    queue[qtail++] = (struct request){c, cb, user};
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    return MCPP_OK;
+}
+static mcpp_status h_set_request_state(mcpp_call *c, const uint8_t *d, size_t n) {
+    if (!live(c)) return MCPP_E_FINISHED;
+    append(c, "[state:", 7); append(c, (const char *)d, n); append(c, "]", 1);
+    return MCPP_OK;
+}
+static mcpp_status h_get_request_state(mcpp_call *c, const uint8_t **o, size_t *n) {
+    if (!live(c)) return MCPP_E_FINISHED;
+    *o = (const uint8_t *)"prior"; *n = 5;
+    return MCPP_OK;
+}
+static mcpp_status h_set_cache(mcpp_call *c, int64_t ttl, int32_t scope) {
+    if (!live(c)) return MCPP_E_FINISHED;
+    char b[64];
+    int n = snprintf(b, sizeof b, "[cache:%lld/%d]", (long long)ttl, scope);
+    append(c, b, (size_t)n);
+    return MCPP_OK;
+}
+#define ACCEPT "{\"action\":\"accept\",\"content\":{\"confirm\":true}}"
+#define REFUSAL "{\"code\":-1,\"message\":\"nope\"}"
+#define MODEL "{\"model\":\"m\"}"
+#define ROOTS "{\"roots\":[]}"
+static const struct { const char *json, *pointer; int32_t type; const char *value; } canned[] = {
+    {ACCEPT, "/action", MCPP_JSON_STRING, "accept"}, {ACCEPT, "/content/confirm", MCPP_JSON_BOOL, "true"},
+    {REFUSAL, "/message", MCPP_JSON_STRING, "nope"}, {REFUSAL, "/code", MCPP_JSON_NUMBER, "-1"},
+    {MODEL, "/model", MCPP_JSON_STRING, "m"}, {ROOTS, "/roots", MCPP_JSON_ARRAY, "[]"},
+};
+static mcpp_status h_json_get(mcpp_call *c, const char *j, size_t jn, const char *p, size_t pn, int32_t *type,
+                              const char **o, size_t *n) {
+    if (!live(c)) return MCPP_E_FINISHED;
+    for (size_t i = 0; i < sizeof canned / sizeof canned[0]; i++)
+        if (strlen(canned[i].json) == jn && !memcmp(canned[i].json, j, jn) && strlen(canned[i].pointer) == pn &&
+            !memcmp(canned[i].pointer, p, pn)) {
+            *type = canned[i].type; *o = canned[i].value; *n = strlen(canned[i].value);
+            return MCPP_OK;
+        }
+    return MCPP_E_NOT_FOUND;
+}
+static mcpp_status r_add_tool(void *ctx, const mcpp_tool *t) {
+    (void)ctx; ndecls++; sizes_ok &= t->struct_size == sizeof(mcpp_tool); return MCPP_OK;
+}
+static mcpp_status r_add_prompt(void *ctx, const mcpp_prompt *p) {
+    (void)ctx; ndecls++;
+    sizes_ok &= p->struct_size == sizeof(mcpp_prompt) && p->arg_count == 2;
+    for (uint32_t i = 0; i < p->arg_count; i++)
+        sizes_ok &= p->args[i].struct_size == sizeof(mcpp_prompt_arg);
+    sizes_ok &= p->args[0].flags == MCPP_ARG_REQUIRED && p->args[0].name.len == 1 && p->args[0].name.ptr[0] == 'a';
+    sizes_ok &= p->args[1].flags == 0 && p->args[0].description.len == 5;
+    return MCPP_OK;
+}
+static mcpp_status r_set_list_cache(void *ctx, uint32_t lists, int64_t ttl, int32_t scope) {
+    (void)ctx;
+    snprintf(list_caches[nlist_caches++], sizeof list_caches[0], "%u/%lld/%d", lists, (long long)ttl, scope);
+    return MCPP_OK;
+}
+static void w_write(void *ctx, const char *b, size_t n) { strncat((char *)ctx, b, n); }
+
+static const struct { const char *name; int n; struct { int32_t status; const char *answer; } steps[2]; } scripts[] = {
+    {"ask_ok", 1, {{MCPP_INPUT_ANSWERED, ACCEPT}}},
+    {"ask_refused", 1, {{MCPP_INPUT_REFUSED, REFUSAL}}},
+    {"ask_unsupported", 1, {{MCPP_INPUT_UNSUPPORTED, ""}}},
+    {"ask_cancelled", 1, {{MCPP_INPUT_CANCELLED, ""}}},
+    {"ask_suspended", 1, {{MCPP_INPUT_SUSPENDED, ""}}},
+    {"ask_panics", 1, {{MCPP_INPUT_ANSWERED, "{}"}}},
+    {"ask_goexit", 1, {{MCPP_INPUT_ANSWERED, "{}"}}},
+    {"ask_twice", 2, {{MCPP_INPUT_ANSWERED, MODEL}, {MCPP_INPUT_ANSWERED, ROOTS}}},
+    {"serial_wait", 1, {{MCPP_INPUT_ANSWERED, ACCEPT}}},
+    {"prompt:ask", 1, {{MCPP_INPUT_REFUSED, REFUSAL}}},
+};
+
+static const mcpp_plugin *t;
+static void *inst, *old_inst;
+static struct mcpp_call *calls[64];
+static int ncalls;
+
+static struct mcpp_call *start(const char *name) {
+    struct mcpp_call *c = calloc(1, sizeof *c); /* never freed: a late host call on it is still counted */
+    snprintf(c->name, sizeof c->name, "%s", name);
+    calls[ncalls++] = c;
+    const char *what = name;
+    void *in = inst;
+    if (!strncmp(name, "old:", 4)) { what = name + 4; in = old_inst; }
+    if (!strncmp(name, "prompt:", 7)) t->get_prompt(in, c, name + 7, strlen(name + 7));
+    else t->call_tool(in, c, what, strlen(what));
+    return c;
+}
+
+/* Runs one call: answers its requests one at a time with its script; returns when it is finished. */
+static void run(const char *name) {
+    struct mcpp_call *c = start(name);
+    if (!strcmp(name, "wait_cancel")) { c->cancelled = 1; t->cancel(inst, c); }
+    int step = 0, script = -1;
+    for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++)
+        if (!strcmp(scripts[i].name, name)) script = (int)i;
+    for (;;) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 10;
+        pthread_mutex_lock(&mu);
+        while (!c->finishes && qhead == qtail)
+            if (pthread_cond_timedwait(&cv, &mu, &deadline) == ETIMEDOUT) {
+                printf("timeout %s\n", name);
+                exit(6);
+            }
+        if (qhead == qtail) { pthread_mutex_unlock(&mu); break; }
+        struct request r = queue[qhead++];
+        pthread_mutex_unlock(&mu);
+        if (r.call != c || script < 0 || step >= scripts[script].n) { printf("unexpected request of %s\n", name); exit(5); }
+        if (!strcmp(name, "serial_wait"))
+            start("serial_other"); /* a Serial plugin's next handler, on this thread, while serial_wait waits */
+        const char *answer = scripts[script].steps[step].answer;
+        r.cb(r.user, r.call, scripts[script].steps[step].status, answer, strlen(answer));
+        step++;
+    }
+}
+
+int main(int argc, char **argv) {
+    alarm(20); /* a deadlock kills the run */
+    void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (!lib) { printf("dlopen: %s\n", dlerror()); return 2; }
+    mcpp_status (*negotiate)(mcpp_negotiation *) = (mcpp_status (*)(mcpp_negotiation *))dlsym(lib, "mcpp_negotiate_v1");
+    mcpp_negotiation n = {sizeof n, 1, 1, 0, NULL};
+    if (negotiate(&n) != MCPP_OK) return 3;
+    t = n.plugin;
+    printf("table %u %u\n", t->struct_size, t->threading);
+    mcpp_host host = {0};
+    host.struct_size = sizeof host; host.abi_minor = 1;
+    host.log = h_log; host.arg_string = h_arg_string; host.arg_bool = h_arg_bool; host.arg_json = h_arg_json;
+    host.add_text = h_add_text; host.set_description = h_ok_text; host.set_role = h_set_role;
+    host.is_cancelled = h_is_cancelled; host.finish = h_finish;
+    mcpp_host host_1_0 = host; /* an ABI 1.0 table: ends before request_input */
+    host_1_0.struct_size = offsetof(mcpp_host, request_input); host_1_0.abi_minor = 0;
+    host.request_input = h_request_input; host.set_request_state = h_set_request_state;
+    host.get_request_state = h_get_request_state; host.set_cache = h_set_cache; host.json_get = h_json_get;
+    char err[512] = "";
+    mcpp_writer w = {sizeof w, 0, err, w_write};
+    if (t->create(&host, "{}", 2, &w, &inst) != MCPP_OK) { printf("create: %s\n", err); return 4; }
+    mcpp_registry reg = {0};
+    reg.struct_size = sizeof reg; reg.add_tool = r_add_tool; reg.add_prompt = r_add_prompt;
+    reg.set_list_cache = r_set_list_cache;
+    mcpp_status st = t->describe(inst, &reg);
+    printf("describe %d decls=%d sizes_ok=%d list_cache=%s\n", st, ndecls, sizes_ok, list_caches[0]);
+    mcpp_registry reg_1_0 = reg;
+    reg_1_0.struct_size = offsetof(mcpp_registry, set_list_cache);
+    nlist_caches = 0;
+    st = t->describe(inst, &reg_1_0);
+    printf("describe_1_0 %d list_caches=%d\n", st, nlist_caches);
+    if (t->create(&host_1_0, "{}", 2, &w, &old_inst) != MCPP_OK) return 4;
+
+    for (int i = 2; i < argc; i++) run(argv[i]);
+    char report[1024] = "";
+    mcpp_writer rw = {sizeof rw, 0, report, w_write};
+    st = t->diagnose(inst, &rw);
+    printf("diagnose %d %s\n", st, report);
+    for (int i = 0; i < ncalls; i++) {
+        pthread_mutex_lock(&mu);
+        struct mcpp_call *c = calls[i];
+        printf("%s finishes=%d outcome=%d used_after_finish=%d msg=[%s] text=[%s]\n", c->name, c->finishes, c->outcome,
+               c->used_after_finish, c->msg, c->text);
+        pthread_mutex_unlock(&mu);
+    }
+    for (int i = 0; i < nrequests; i++) printf("request [%s]\n", requests[i]);
+    t->destroy(old_inst);
+    t->destroy(inst);
+    for (int i = 0; i < nlogs; i++) printf("log [%s]\n", logs[i]);
+    return 0;
+}
+"""
+
+MOCK_CALLS = {
+    "ask_ok": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[accept+yes]",
+    # Answers that are not answers: Elicit's *InputError, returned as is, ends the call like the C plugin's.
+    "ask_refused": "finishes=1 outcome=1 used_after_finish=0 msg=[the client refused the elicitation request: nope] text=[]",
+    "ask_unsupported": "finishes=1 outcome=5 used_after_finish=0 msg=[this tool needs the client's elicitation capability] text=[]",
+    "ask_cancelled": "finishes=1 outcome=4 used_after_finish=0 msg=[cancelled while waiting for the client] text=[]",
+    # SUSPENDED: the kit finishes the call (outcome OK; the host sends input_required). The handler's later
+    # AddText got ErrFinished and never reached the host (used_after_finish=0; see the log line).
+    "ask_suspended": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[]",
+    # A panic and runtime.Goexit in the handler's goroutine, after the answer
+    "ask_panics": "finishes=1 outcome=4 used_after_finish=0 msg=[tool 'ask_panics' panicked: boom after the answer] text=[]",
+    "ask_goexit": "finishes=1 outcome=4 used_after_finish=0 msg=[tool 'ask_goexit' did not return (panic(nil) or "
+                  "runtime.Goexit)] text=[]",
+    # Asking from a handler on the host's thread is refused before anything is sent (it could only deadlock).
+    "not_interactive": "finishes=1 outcome=4 used_after_finish=0 msg=[the handler asked the client but is not declared "
+                       "Interactive (it would block the host's handler thread)] text=[]",
+    "ask_rejected": "finishes=1 outcome=4 used_after_finish=0 msg=[could not ask the client (request_input returned "
+                    "status 3)] text=[]",
+    "ask_twice": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[m[]]",
+    "state": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[[state:abc]prior[cache:5000/1]]",
+    # mcpp_plugin.cancel closes Call.Done()
+    "wait_cancel": "finishes=1 outcome=1 used_after_finish=0 msg=[cancelled: context canceled] text=[]",
+    "serial_wait": "finishes=1 outcome=0 used_after_finish=0 msg=[] text=[accept+yes]",
+    # MCPP_OUTCOME_TOOL_ERROR is for tools/call only: a prompt's refusal becomes an internal error
+    "prompt:ask": "finishes=1 outcome=4 used_after_finish=0 msg=[the client refused the elicitation request: nope] text=[]",
+    "nope": "finishes=1 outcome=2 used_after_finish=0 msg=[unknown tool 'nope'] text=[]",
+    # On a host whose table ends before request_input (1.0), the request fails naming the missing function.
+    "old:ask_ok": "finishes=1 outcome=4 used_after_finish=0 msg=[the host does not implement mcpp_host.request_input "
+                  "(ABI 1.1; its table has struct_size 208, abi_minor 0)] text=[]",
+}
+
+ELICIT_SURE = '0 elicit-1 {"message":"Sure?","requestedSchema":{"type":"object","properties":{}}}'
+MOCK_REQUESTS = [ELICIT_SURE] * 7 + [
+    '1 sample-1 {"messages":[{"role":"user","content":{"type":"text","text":"q \\"1\\""}}],"maxTokens":7}',
+    "2 roots-2 ",
+    ELICIT_SURE,  # serial_wait
+    ELICIT_SURE,  # prompt:ask
+]
+
+
+def test_kit_against_a_mock_host(tmp_path):
+    """Plugins/go/kittest (Serial) loaded by a C mock host: each call is finished exactly once and never touched
+    after that, whatever the handler does in its goroutine (answered, refused, unsupported, cancelled, suspended,
+    panics, Goexit, two rounds); a handler on the host's thread may not ask; mcpp_plugin.cancel closes Done(); a
+    Serial plugin's next handler runs while an Interactive one waits for the client (else: deadlock, killed by
+    alarm); a 1.0 host table gives a clear error; and at the end the kit's diagnose counts no call in flight, no
+    handler goroutine, no cgo handle of a request and nobody waiting."""
+    if shutil.which("go") is None or shutil.which("cc") is None:
+        pytest.skip("go and a C compiler are needed")
+    env = dict(os.environ, MCP_PLUGIN_DIR=str(tmp_path))
+    r = subprocess.run([str(GO_DIR / "build.sh"), "kittest"], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.startswith("built go_kittest"), (r.stdout, r.stderr)
+    src = tmp_path / "mock_host.c"
+    src.write_text(MOCK_HOST)
+    exe = tmp_path / "mock_host"
+    r = subprocess.run(["cc", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread", "-I",
+                        str(REPO / "Sources" / "PluginABI" / "include"), "-o", str(exe), str(src), "-ldl"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(exe), str(tmp_path / "libgo_kittest.so"), *MOCK_CALLS], capture_output=True, text=True,
+                       timeout=90)
+    assert r.returncode == 0, f"mock host exited {r.returncode}:\n{r.stdout}\n{r.stderr[-3000:]}"
+    lines = r.stdout.splitlines()
+    assert lines[0] == "table 168 0"  # MCPP_THREADING_SERIAL
+    # every tool plus the prompt with struct_size == sizeof (and its two arguments, flags and texts copied);
+    # Plugin.ListCache -> set_list_cache(tools | prompts, 60000 ms, public); a 1.0 registry just drops the hint
+    assert lines[1] == "describe 0 decls=15 sizes_ok=1 list_cache=5/60000/1", lines[1]
+    assert lines[2] == "describe_1_0 0 list_caches=0"
+    assert lines[3] == ('diagnose 0 {"kit":"mcpplugin","calls_in_flight":0,"handler_goroutines":0,"input_handles":0,'
+                        '"waiting_for_input":0}'), lines[3]
+    calls = {}
+    for line in lines[4:]:
+        name, _, rest = line.partition(" ")
+        if name in ("request", "log"):
+            break
+        calls[name] = rest
+    assert calls == dict(MOCK_CALLS, serial_other="finishes=1 outcome=0 used_after_finish=0 msg=[] text=[other]")
+    assert [line[len("request ["):-1] for line in lines if line.startswith("request [")] == MOCK_REQUESTS
+    logs = [line[len("log ["):-1] for line in lines if line.startswith("log [")]
+    assert "ask_suspended: suspended=true after=true" in logs, logs
+    assert any(re.fullmatch(r"mcpplugin: tool 'ask_panics' panicked at \S*kittest/main\.go:\d+: boom after the answer", l)
+               for l in logs), logs
+    assert "mcpplugin: the host's registry has no set_list_cache (ABI 1.1): list cache hints dropped" in logs, logs
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Signals: the Go runtime's handlers and the host's
 # ----------------------------------------------------------------------------------------------------------
 
@@ -409,7 +967,7 @@ NEGOTIATE = textwrap.dedent(r"""
     negotiate.argtypes = [ctypes.POINTER(Negotiation)]
     negotiate.restype = ctypes.c_int32
 
-    def attempt(major=1, minor=1, size=24):
+    def attempt(major=1, minor=0, size=24):
         n = Negotiation(struct_size=size, host_abi_major=major, host_abi_minor=minor, plugin_abi_minor=99)
         st = negotiate(ctypes.byref(n))
         return st, n
@@ -422,8 +980,8 @@ NEGOTIATE = textwrap.dedent(r"""
     st, newer = attempt(minor=7)
     out["minor7"] = st
     st, n = attempt(minor=0)
-    out["minor0"] = [st, n.plugin_abi_minor, bool(n.plugin)]
-    st, n = attempt()
+    out["minor0"] = [st, n.plugin_abi_minor]
+    st, n = attempt(minor=1)
     out["ok"] = [st, n.plugin_abi_minor]
     out["same_table"] = ctypes.addressof(n.plugin.contents) == ctypes.addressof(newer.plugin.contents)
     t = n.plugin.contents
@@ -443,12 +1001,12 @@ def test_negotiation_like_define_entry(go_plugin):
     assert out["null"] == 3  # MCPP_E_INVALID
     assert out["small"] == [3, False, 99]  # too small: nothing touched
     assert out["major2"] == [2, 1, True]  # MCPP_E_VERSION, minor and table filled anyway
-    # built against the 1.1 header: a host offering only 1.0 is told the plugin needs minor 1
-    assert out["minor0"] == [2, 1, True]
-    assert out["minor7"] == 0 and out["ok"] == [0, 1]
+    assert out["minor7"] == 0 and out["ok"] == [0, 1]  # built against the 1.1 header
+    assert out["minor0"] == [2, 1]  # a host offering only 1.0 is told the plugin needs minor 1
     assert out["same_table"] is True, "the table is static"
     assert out["table"] == [168, 1, 0, "go-reference", "1.0.0", "Reference plugin (Go)"]
-    assert out["set"] == ["create", "destroy", "describe", "call_tool", "health"]
+    assert out["set"] == ["create", "destroy", "describe", "call_tool", "read_resource", "get_prompt", "complete",
+                          "cancel", "health", "diagnose"]
 
 
 def test_build_without_go_installs_nothing(tmp_path):

@@ -46,6 +46,87 @@ static inline mcpp_status shim_add_tool(const mcpp_registry *r, uint32_t flags, 
     return r->add_tool(r->ctx, &t);
 }
 
+// --- mcpp_registry: resources, templates, prompts, list cache hints (copied by the host) ---
+static inline mcpp_status shim_add_resource(const mcpp_registry *r, _GoString_ uri, _GoString_ name, _GoString_ title,
+                                            _GoString_ description, _GoString_ mime, int64_t size) {
+    if (!r || !MCPP_HAS(r, mcpp_registry, add_resource) || !r->add_resource) return MCPP_E_VERSION;
+    mcpp_resource d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof(mcpp_resource);
+    d.uri = gs_str(uri);
+    d.name = gs_str(name);
+    d.title = gs_str(title);
+    d.description = gs_str(description);
+    d.mime_type = gs_str(mime);
+    d.size = size;
+    return r->add_resource(r->ctx, &d);
+}
+static inline mcpp_status shim_add_resource_template(const mcpp_registry *r, _GoString_ tmpl, _GoString_ name,
+                                                     _GoString_ title, _GoString_ description, _GoString_ mime) {
+    if (!r || !MCPP_HAS(r, mcpp_registry, add_resource_template) || !r->add_resource_template) return MCPP_E_VERSION;
+    mcpp_resource_template d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof(mcpp_resource_template);
+    d.uri_template = gs_str(tmpl);
+    d.name = gs_str(name);
+    d.title = gs_str(title);
+    d.description = gs_str(description);
+    d.mime_type = gs_str(mime);
+    return r->add_resource_template(r->ctx, &d);
+}
+// Prompt arguments live in C memory (an array of structs pointing at strings: no Go pointer may be stored in it),
+// built with shim_args_new/shim_args_set and freed with shim_args_free after add_prompt returned.
+static inline mcpp_str c_copy(_GoString_ s) {
+    mcpp_str r = { NULL, 0 };
+    size_t n = gs_len(s);
+    if (n == 0) return r;
+    char *p = malloc(n);
+    if (!p) return r;
+    memcpy(p, gs_ptr(s), n);
+    r.ptr = p;
+    r.len = n;
+    return r;
+}
+static inline mcpp_prompt_arg *shim_args_new(uint32_t n) { return n ? calloc(n, sizeof(mcpp_prompt_arg)) : NULL; }
+static inline void shim_args_set(mcpp_prompt_arg *a, uint32_t i, uint32_t flags, _GoString_ name, _GoString_ title,
+                                 _GoString_ description) {
+    a[i].struct_size = sizeof(mcpp_prompt_arg);
+    a[i].flags = flags;
+    a[i].name = c_copy(name);
+    a[i].title = c_copy(title);
+    a[i].description = c_copy(description);
+}
+static inline void shim_args_free(mcpp_prompt_arg *a, uint32_t n) {
+    if (!a) return;
+    for (uint32_t i = 0; i < n; i++) {
+        free((void *)a[i].name.ptr);
+        free((void *)a[i].title.ptr);
+        free((void *)a[i].description.ptr);
+    }
+    free(a);
+}
+static inline mcpp_status shim_add_prompt(const mcpp_registry *r, _GoString_ name, _GoString_ title,
+                                          _GoString_ description, const mcpp_prompt_arg *args, uint32_t n) {
+    if (!r || !MCPP_HAS(r, mcpp_registry, add_prompt) || !r->add_prompt) return MCPP_E_VERSION;
+    if (n > 0 && !args) return MCPP_E_FAILED; // calloc failed
+    mcpp_prompt d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof(mcpp_prompt);
+    d.arg_count = n;
+    d.name = gs_str(name);
+    d.title = gs_str(title);
+    d.description = gs_str(description);
+    d.args = args;
+    return r->add_prompt(r->ctx, &d);
+}
+// 1 when the registry has set_list_cache (1.1).
+static inline int shim_has_list_cache(const mcpp_registry *r) {
+    return r && MCPP_HAS(r, mcpp_registry, set_list_cache) && r->set_list_cache;
+}
+static inline mcpp_status shim_set_list_cache(const mcpp_registry *r, uint32_t lists, int64_t ttl, int32_t scope) {
+    return r->set_list_cache(r->ctx, lists, ttl, scope);
+}
+
 // --- mcpp_host: process-wide functions ([any]) ---
 static inline void shim_log(const mcpp_host *h, int32_t level, _GoString_ msg) {
     if (h && h->log) h->log(h->ctx, level, gs_ptr(msg), gs_len(msg));
@@ -124,11 +205,72 @@ static inline int32_t shim_is_cancelled(const mcpp_host *h, mcpp_call *c) {
 static inline void shim_finish(const mcpp_host *h, mcpp_call *c, int32_t outcome, _GoString_ msg) {
     if (h && h->finish) h->finish(c, outcome, gs_ptr(msg), gs_len(msg));
 }
+
+// --- mcpp_host: prompts and completions ---
+static inline mcpp_status shim_set_role(const mcpp_host *h, mcpp_call *c, int32_t role) {
+    return h->set_role ? h->set_role(c, role) : MCPP_E_FAILED;
+}
+static inline mcpp_status shim_set_description(const mcpp_host *h, mcpp_call *c, _GoString_ s) {
+    return h->set_description ? h->set_description(c, gs_ptr(s), gs_len(s)) : MCPP_E_FAILED;
+}
+static inline mcpp_status shim_add_completion(const mcpp_host *h, mcpp_call *c, _GoString_ s) {
+    return h->add_completion ? h->add_completion(c, gs_ptr(s), gs_len(s)) : MCPP_E_FAILED;
+}
+static inline mcpp_status shim_set_completion_info(const mcpp_host *h, mcpp_call *c, int64_t total, int32_t more) {
+    return h->set_completion_info ? h->set_completion_info(c, total, more) : MCPP_E_FAILED;
+}
+
+// --- mcpp_host 1.1. Each is checked first with shim_has_11 (abi_minor and struct_size). ---
+#define GOMCPP_REQUEST_INPUT 0
+#define GOMCPP_SET_REQUEST_STATE 1
+#define GOMCPP_GET_REQUEST_STATE 2
+#define GOMCPP_SET_CACHE 3
+#define GOMCPP_JSON_GET 4
+static inline int shim_has_11(const mcpp_host *h, int which) {
+    if (!h || h->abi_minor < 1) return 0;
+    switch (which) {
+    case GOMCPP_REQUEST_INPUT: return MCPP_HAS(h, mcpp_host, request_input) && h->request_input;
+    case GOMCPP_SET_REQUEST_STATE: return MCPP_HAS(h, mcpp_host, set_request_state) && h->set_request_state;
+    case GOMCPP_GET_REQUEST_STATE: return MCPP_HAS(h, mcpp_host, get_request_state) && h->get_request_state;
+    case GOMCPP_SET_CACHE: return MCPP_HAS(h, mcpp_host, set_cache) && h->set_cache;
+    case GOMCPP_JSON_GET: return MCPP_HAS(h, mcpp_host, json_get) && h->json_get;
+    }
+    return 0;
+}
+// The mcpp_input_callback of every request (entry.c): hands the outcome to Go. user is a cgo.Handle value.
+extern void gomcpp_c_input_callback(void *user, mcpp_call *call, int32_t status, const char *answer, size_t len);
+static inline mcpp_status shim_request_input(const mcpp_host *h, mcpp_call *c, int32_t kind, _GoString_ key,
+                                             _GoString_ params, uintptr_t user) {
+    return h->request_input(c, kind, gs_ptr(key), gs_len(key), gs_ptr(params), gs_len(params),
+                            gomcpp_c_input_callback, (void *)user);
+}
+static inline mcpp_status shim_set_request_state(const mcpp_host *h, mcpp_call *c, const uint8_t *data, size_t len) {
+    static const uint8_t empty[1];
+    return h->set_request_state(c, data ? data : empty, len);
+}
+static inline mcpp_status shim_get_request_state(const mcpp_host *h, mcpp_call *c, const uint8_t **out, size_t *len) {
+    return h->get_request_state(c, out, len);
+}
+static inline mcpp_status shim_set_cache(const mcpp_host *h, mcpp_call *c, int64_t ttl, int32_t scope) {
+    return h->set_cache(c, ttl, scope);
+}
+static inline mcpp_status shim_json_get(const mcpp_host *h, mcpp_call *c, _GoString_ json, _GoString_ pointer,
+                                        int32_t *type, const char **out, size_t *len) {
+    return h->json_get(c, gs_ptr(json), gs_len(json), gs_ptr(pointer), gs_len(pointer), type, out, len);
+}
 */
 import "C"
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/cgo"
+	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -171,22 +313,111 @@ func (h *Host) NotifyResourceUpdated(uri string) { C.shim_notify_resource_update
 // Call: one request in flight (mcpp_call*), valid until the kit calls finish after the handler returned.
 // ---------------------------------------------------------------------------------------------------------
 
-// Call is the tools/call request a handler answers. Its methods are safe to use from several goroutines
-// while the handler runs; once the handler returned (and the kit called finish) they return ErrFinished.
+// callKind is what a Call answers.
+type callKind int
+
+const (
+	kindTool callKind = iota
+	kindResource
+	kindPrompt
+	kindCompletion
+)
+
+func (k callKind) noun() string {
+	return [...]string{"tool", "resource", "prompt", "completion"}[k]
+}
+
+// Call is the request a handler answers (tools/call, resources/read, prompts/get, completion/complete). Its
+// methods are safe to use from several goroutines while the handler runs; once the call is finished they return
+// ErrFinished.
 type Call struct {
-	host *C.mcpp_host
-	call *C.mcpp_call // opaque host handle (C memory)
-	tool string
+	host        *C.mcpp_host
+	call        *C.mcpp_call // opaque host handle (C memory)
+	kind        callKind
+	name        string // the tool or prompt name, the resource URI, the completion's reference
+	interactive bool   // the handler runs in a goroutine of its own and may ask the client
+	serial      bool   // the plugin is Serial: the handler holds serialMu while it runs
 
 	mu   sync.RWMutex // readers: host calls on the handle; writer: finish
 	done bool
+
+	asked          atomic.Uint32 // input requests with automatic keys
+	completionInfo atomic.Bool   // the completer called SetCompletionInfo
+
+	ctxMu     sync.Mutex // guards the lazily made context
+	ctx       context.Context
+	cancelCtx context.CancelFunc
+	ended     bool // cancelled by the host or finished
+
+	serialMu    sync.Mutex // guards holdsSerial
+	holdsSerial bool
 }
 
-// Tool is the name of the tool being called.
-func (c *Call) Tool() string { return c.tool }
+// serialLock keeps a Serial plugin serial although Interactive handlers run in goroutines: every handler holds it
+// while it runs, and releases it only while it waits for the client.
+var serialLock sync.Mutex
+
+func (c *Call) acquireSerial() {
+	if !c.serial {
+		return
+	}
+	c.serialMu.Lock()
+	defer c.serialMu.Unlock()
+	if !c.holdsSerial {
+		serialLock.Lock()
+		c.holdsSerial = true
+	}
+}
+
+func (c *Call) releaseSerial() {
+	c.serialMu.Lock()
+	defer c.serialMu.Unlock()
+	if c.holdsSerial {
+		c.holdsSerial = false
+		serialLock.Unlock()
+	}
+}
+
+// Tool is the name of the tool being called ("" for other calls).
+func (c *Call) Tool() string {
+	if c.kind != kindTool {
+		return ""
+	}
+	return c.name
+}
+
+// Name is the tool or prompt name, the resource URI, or the completion's reference (prompt name or template).
+func (c *Call) Name() string { return c.name }
 
 // Host is the host table, e.g. for Host().Log.
 func (c *Call) Host() *Host { return &Host{c.host} }
+
+// Context is cancelled when the host cancels the call (mcpp_plugin.cancel: the client cancelled, disconnected or
+// the deadline passed) and when the call is finished. Use it with select, or pass it to code that takes one.
+func (c *Call) Context() context.Context {
+	c.ctxMu.Lock()
+	defer c.ctxMu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancelCtx = context.WithCancel(context.Background())
+		if c.ended {
+			c.cancelCtx()
+		}
+	}
+	return c.ctx
+}
+
+// Done is Context().Done().
+func (c *Call) Done() <-chan struct{} { return c.Context().Done() }
+
+// endContext cancels the context (made now or later). Never blocks: mcpp_plugin.cancel calls it.
+func (c *Call) endContext() {
+	c.ctxMu.Lock()
+	defer c.ctxMu.Unlock()
+	c.ended = true
+	if c.cancelCtx != nil {
+		c.cancelCtx()
+	}
+}
 
 // use runs f with the handle while the call is not finished. false: finished, f did not run.
 func (c *Call) use(f func()) bool {
@@ -212,13 +443,66 @@ func (c *Call) status(op string, st C.mcpp_status, ran bool) error {
 // finish ends the call exactly once (mcpp_host.finish). Later uses of c return ErrFinished.
 func (c *Call) finish(outcome Outcome, msg string) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.done {
+		c.mu.Unlock()
 		return false
 	}
 	c.done = true
+	if outcome == OutcomeToolError && c.kind != kindTool {
+		outcome = OutcomeInternal // MCPP_OUTCOME_TOOL_ERROR is for tools/call only
+	}
+	if outcome == OutcomeOK {
+		msg = ""
+	}
+	// Bookkeeping first: whoever sees the finish (the host, diagnose right after it) sees the call gone. A cancel
+	// that arrives meanwhile finds nothing to wake, which is right: the call is ending.
+	forgetCall(c)
+	c.endContext()
 	C.shim_finish(c.host, c.call, C.int32_t(outcome), msg)
+	c.mu.Unlock()
 	return true
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Calls in flight, by handle: mcpp_plugin.cancel finds its Call here; diagnose counts them.
+// ---------------------------------------------------------------------------------------------------------
+
+var (
+	callsMu    sync.Mutex
+	callsByKey = map[uintptr]*Call{}
+	// Interactive handlers still running in their goroutines; cgo handles of input requests not yet answered;
+	// handlers waiting for an answer now. Reported by diagnose.
+	handlerGoroutines atomic.Int64
+	inputHandles      atomic.Int64
+	waitingForInput   atomic.Int64
+)
+
+func handleKey(call *C.mcpp_call) uintptr { return uintptr(unsafe.Pointer(call)) }
+
+func rememberCall(c *Call) {
+	callsMu.Lock()
+	callsByKey[handleKey(c.call)] = c
+	callsMu.Unlock()
+}
+
+func forgetCall(c *Call) {
+	callsMu.Lock()
+	if callsByKey[handleKey(c.call)] == c {
+		delete(callsByKey, handleKey(c.call))
+	}
+	callsMu.Unlock()
+}
+
+func lookupCall(call *C.mcpp_call) *Call {
+	callsMu.Lock()
+	defer callsMu.Unlock()
+	return callsByKey[handleKey(call)]
+}
+
+func callsInFlight() int {
+	callsMu.Lock()
+	defer callsMu.Unlock()
+	return len(callsByKey)
 }
 
 // argError turns an arg_* status into the error a handler returns (texts as in the C reference plugin).
@@ -455,6 +739,283 @@ func (c *Call) Cancelled() bool {
 	return v != 0
 }
 
+// SetRole sets the role of the prompt messages added next (prompts/get; default user). mcpp_host.set_role
+func (c *Call) SetRole(role Role) error {
+	var st C.mcpp_status
+	ran := c.use(func() { st = C.shim_set_role(c.host, c.call, C.int32_t(role)) })
+	return c.status("set_role", st, ran)
+}
+
+// SetDescription sets the prompts/get result's description. mcpp_host.set_description
+func (c *Call) SetDescription(text string) error {
+	var st C.mcpp_status
+	ran := c.use(func() { st = C.shim_set_description(c.host, c.call, text) })
+	return c.status("set_description", st, ran)
+}
+
+// AddCompletion adds one completion value (the host keeps the first 100). mcpp_host.add_completion. A
+// Completer's returned values are added by the kit; use this only for values you add yourself.
+func (c *Call) AddCompletion(value string) error {
+	var st C.mcpp_status
+	ran := c.use(func() { st = C.shim_add_completion(c.host, c.call, value) })
+	return c.status("add_completion", st, ran)
+}
+
+// SetCompletionInfo reports the total number of values (-1 unknown) and whether more exist; the kit then does
+// not report its own count. mcpp_host.set_completion_info
+func (c *Call) SetCompletionInfo(total int64, hasMore bool) error {
+	more := C.int32_t(0)
+	if hasMore {
+		more = 1
+	}
+	var st C.mcpp_status
+	ran := c.use(func() { st = C.shim_set_completion_info(c.host, c.call, C.int64_t(total), more) })
+	c.completionInfo.Store(true)
+	return c.status("set_completion_info", st, ran)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// ABI 1.1: asking the client, state across attempts, cache hints, JSON pointers.
+// ---------------------------------------------------------------------------------------------------------
+
+// need11 reports a 1.1 function the host table lacks, naming it and the table.
+func (c *Call) need11(which C.int, name string) error {
+	if C.shim_has_11(c.host, which) != 0 {
+		return nil
+	}
+	var size, minor uint32
+	if c.host != nil {
+		size, minor = uint32(c.host.struct_size), uint32(c.host.abi_minor)
+	}
+	return Internal("the host does not implement mcpp_host.%s (ABI 1.1; its table has struct_size %d, abi_minor %d)",
+		name, size, minor)
+}
+
+// inputResult is what the host's callback hands the waiting handler.
+type inputResult struct {
+	status InputStatus
+	answer string
+}
+
+// Answer is the client's answer to an input request: JSON is its result as JSON text (an ElicitResult
+// {"action", "content"}, a CreateMessageResult {"role", "content", "model"}, {"roots": [...]}). Read it with
+// Get/String/Bool/Float (mcpp_host.json_get, RFC 6901 pointers) while the call is live, or with Unmarshal.
+type Answer struct {
+	Kind InputKind
+	JSON string
+	c    *Call
+}
+
+// Get returns the value at an RFC 6901 pointer ("/content/confirm"; "" = the whole answer); ErrNoValue when it
+// leads nowhere. mcpp_host.json_get
+func (a Answer) Get(pointer string) (JSONValue, error) {
+	if a.c == nil {
+		return JSONValue{}, ErrNoValue
+	}
+	return a.c.JSONGet(a.JSON, pointer)
+}
+
+// String returns the string at pointer; false when absent or of another type.
+func (a Answer) String(pointer string) (string, bool) {
+	v, err := a.Get(pointer)
+	if err != nil || v.Type != JSONString {
+		return "", false
+	}
+	return v.Text, true
+}
+
+// Bool returns the boolean at pointer; false, false when absent or of another type.
+func (a Answer) Bool(pointer string) (value bool, ok bool) {
+	v, err := a.Get(pointer)
+	if err != nil || v.Type != JSONBool {
+		return false, false
+	}
+	return v.Text == "true", true
+}
+
+// Float returns the number at pointer; false when absent or of another type.
+func (a Answer) Float(pointer string) (float64, bool) {
+	v, err := a.Get(pointer)
+	if err != nil || v.Type != JSONNumber {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(v.Text, 64)
+	return f, err == nil
+}
+
+// Unmarshal decodes the whole answer with encoding/json.
+func (a Answer) Unmarshal(v any) error { return json.Unmarshal([]byte(a.JSON), v) }
+
+// ErrNoValue: the JSON pointer leads nowhere (Call.JSONGet, Answer.Get).
+var ErrNoValue = errors.New("no value at that JSON pointer")
+
+func (c *Call) nextKey(prefix string) string {
+	return prefix + "-" + strconv.FormatUint(uint64(c.asked.Add(1)), 10)
+}
+
+// Elicit asks the user (elicitation/create in form mode): message and requestedSchema (a JSON Schema object as
+// text; "" = no fields). It blocks this goroutine until the client answers; the handler must be Interactive.
+// The key is automatic ("elicit-N", numbering the call's requests in order), so ask in the same order in every
+// attempt: in 2026-07-28 sessions the first attempt ends here with an error matching ErrSuspended (the kit has
+// finished the call; return the error), the client retries the whole request, the handler runs again from the
+// start and this same request is then answered. Ask before you act.
+func (c *Call) Elicit(message, requestedSchema string) (Answer, error) {
+	msg, _ := json.Marshal(message)
+	if requestedSchema == "" {
+		requestedSchema = `{"type":"object","properties":{}}`
+	}
+	return c.Ask(InputElicitation, c.nextKey("elicit"), `{"message":`+string(msg)+`,"requestedSchema":`+requestedSchema+`}`)
+}
+
+// Sample asks the client's model (sampling/createMessage) with one user message. See Elicit.
+func (c *Call) Sample(prompt string, maxTokens int) (Answer, error) {
+	text, _ := json.Marshal(prompt)
+	return c.Ask(InputSampling, c.nextKey("sample"),
+		`{"messages":[{"role":"user","content":{"type":"text","text":`+string(text)+`}}],"maxTokens":`+
+			strconv.Itoa(maxTokens)+`}`)
+}
+
+// Roots asks the client for its roots (roots/list); the answer is {"roots": [{"uri", "name"}]}. See Elicit.
+func (c *Call) Roots() (Answer, error) { return c.Ask(InputRoots, c.nextKey("roots"), "") }
+
+// Ask makes any input request (mcpp_host.request_input) with your own key (unique within the call, the same in
+// every attempt) and params object as JSON text ("" for roots), and waits for its end. Errors: an *InputError
+// (match ErrSuspended, ErrRefused, ErrUnsupported, ErrInputCancelled), ErrNotInteractive, ErrFinished, or an
+// internal error when the host refused the request.
+func (c *Call) Ask(kind InputKind, key, params string) (Answer, error) {
+	if !c.interactive {
+		return Answer{}, ErrNotInteractive
+	}
+	if err := c.need11(C.GOMCPP_REQUEST_INPUT, "request_input"); err != nil {
+		return Answer{}, err
+	}
+	ch := make(chan inputResult, 1) // the callback never blocks
+	h := cgo.NewHandle(ch)
+	inputHandles.Add(1)
+	var st C.mcpp_status
+	ran := c.use(func() {
+		st = C.shim_request_input(c.host, c.call, C.int32_t(kind), key, params, C.uintptr_t(h))
+	})
+	if !ran || st != C.MCPP_OK { // no callback will come
+		h.Delete()
+		inputHandles.Add(-1)
+		switch {
+		case !ran || Status(st) == StatusFinished:
+			return Answer{}, ErrFinished
+		case Status(st) == StatusCancelled:
+			return Answer{}, &InputError{Kind: kind, Status: InputCancelled, noun: c.kind.noun()}
+		}
+		return Answer{}, Internal("could not ask the client (request_input returned status %d)", int32(st))
+	}
+	waitingForInput.Add(1)
+	c.releaseSerial() // other handlers of a Serial plugin may run while the user thinks
+	r := <-ch
+	c.acquireSerial()
+	waitingForInput.Add(-1)
+	switch r.status {
+	case InputAnswered:
+		return Answer{Kind: kind, JSON: r.answer, c: c}, nil
+	case InputSuspended:
+		// 2026-07-28: the host answers this attempt with input_required, whatever the outcome.
+		c.finish(OutcomeOK, "")
+		return Answer{}, &InputError{Kind: kind, Status: InputSuspended, noun: c.kind.noun()}
+	case InputRefused:
+		e := &InputError{Kind: kind, Status: InputRefused, noun: c.kind.noun()}
+		if v, err := c.JSONGet(r.answer, "/message"); err == nil && v.Type == JSONString {
+			e.Message = v.Text
+		}
+		if v, err := c.JSONGet(r.answer, "/code"); err == nil && v.Type == JSONNumber {
+			e.Code, _ = strconv.ParseInt(v.Text, 10, 64)
+		}
+		return Answer{}, e
+	case InputUnsupported:
+		return Answer{}, &InputError{Kind: kind, Status: InputUnsupported, noun: c.kind.noun()}
+	}
+	return Answer{}, &InputError{Kind: kind, Status: InputCancelled, noun: c.kind.noun()}
+}
+
+// deliverInput is the host's callback: exactly once per accepted request, on a host thread. Never blocks.
+func deliverInput(user uintptr, status int32, answer string) {
+	h := cgo.Handle(user)
+	ch, _ := h.Value().(chan inputResult)
+	h.Delete()
+	inputHandles.Add(-1)
+	if ch != nil {
+		ch <- inputResult{status: InputStatus(status), answer: answer}
+	}
+}
+
+// SetRequestState sets bytes the retry of this call gets back (2026-07-28; at most 64 KiB, sealed by the host).
+// mcpp_host.set_request_state
+func (c *Call) SetRequestState(state []byte) error {
+	if err := c.need11(C.GOMCPP_SET_REQUEST_STATE, "set_request_state"); err != nil {
+		return err
+	}
+	var st C.mcpp_status
+	ran := c.use(func() {
+		p, n := bytesPtr(state)
+		st = C.shim_set_request_state(c.host, c.call, p, n)
+	})
+	return c.status("set_request_state", st, ran)
+}
+
+// RequestState returns (a copy of) what the attempt this one retries set; false on a first attempt.
+// mcpp_host.get_request_state
+func (c *Call) RequestState() ([]byte, bool) {
+	if c.need11(C.GOMCPP_GET_REQUEST_STATE, "get_request_state") != nil {
+		return nil, false
+	}
+	var p *C.uint8_t
+	var n C.size_t
+	var st C.mcpp_status
+	var out []byte
+	ran := c.use(func() {
+		st = C.shim_get_request_state(c.host, c.call, &p, &n)
+		if st == C.MCPP_OK {
+			out = C.GoBytes(unsafe.Pointer(p), C.int(n))
+		}
+	})
+	return out, ran && st == C.MCPP_OK
+}
+
+// SetCache sets the cache hint of a resources/read result (2026-07-28 ttlMs and cacheScope). mcpp_host.set_cache
+func (c *Call) SetCache(ttl time.Duration, scope CacheScope) error {
+	if err := c.need11(C.GOMCPP_SET_CACHE, "set_cache"); err != nil {
+		return err
+	}
+	var st C.mcpp_status
+	ran := c.use(func() { st = C.shim_set_cache(c.host, c.call, C.int64_t(ttl.Milliseconds()), C.int32_t(scope)) })
+	return c.status("set_cache", st, ran)
+}
+
+// JSONGet reads the value at an RFC 6901 pointer out of JSON text ("" = the whole text), copied; ErrNoValue when
+// the pointer leads nowhere. mcpp_host.json_get
+func (c *Call) JSONGet(jsonText, pointer string) (JSONValue, error) {
+	if err := c.need11(C.GOMCPP_JSON_GET, "json_get"); err != nil {
+		return JSONValue{}, err
+	}
+	var typ C.int32_t
+	var p *C.char
+	var n C.size_t
+	var st C.mcpp_status
+	var v JSONValue
+	ran := c.use(func() {
+		st = C.shim_json_get(c.host, c.call, jsonText, pointer, &typ, &p, &n)
+		if st == C.MCPP_OK {
+			v = JSONValue{Type: JSONType(typ), Text: goString(p, n)}
+		}
+	})
+	switch {
+	case !ran:
+		return JSONValue{}, ErrFinished
+	case st == C.MCPP_E_NOT_FOUND:
+		return JSONValue{}, ErrNoValue
+	case st != C.MCPP_OK:
+		return JSONValue{}, Internal("json_get failed (status %d): not JSON text?", int32(st))
+	}
+	return v, nil
+}
+
 // describeTools declares every tool through the registry (mcpp_registry.add_tool; the host copies).
 func describeTools(reg *C.mcpp_registry, tools []Tool) C.mcpp_status {
 	for i := range tools {
@@ -469,4 +1030,62 @@ func describeTools(reg *C.mcpp_registry, tools []Tool) C.mcpp_status {
 		}
 	}
 	return C.MCPP_OK
+}
+
+// describeRest declares resources, templates, prompts and the list cache hints.
+func describeRest(reg *C.mcpp_registry, p *Plugin) C.mcpp_status {
+	for i := range p.Resources {
+		r := &p.Resources[i]
+		size := C.int64_t(-1)
+		if r.Size > 0 {
+			size = C.int64_t(r.Size)
+		}
+		if st := C.shim_add_resource(reg, r.URI, r.Name, r.Title, r.Description, r.MIMEType, size); st != C.MCPP_OK {
+			return st
+		}
+	}
+	for i := range p.ResourceTemplates {
+		t := &p.ResourceTemplates[i]
+		if st := C.shim_add_resource_template(reg, t.URITemplate, t.Name, t.Title, t.Description, t.MIMEType); st != C.MCPP_OK {
+			return st
+		}
+	}
+	for i := range p.Prompts {
+		pr := &p.Prompts[i]
+		n := C.uint32_t(len(pr.Args))
+		args := C.shim_args_new(n)
+		for j, a := range pr.Args {
+			flags := C.uint32_t(0)
+			if a.Required {
+				flags = C.MCPP_ARG_REQUIRED
+			}
+			if args != nil {
+				C.shim_args_set(args, C.uint32_t(j), flags, a.Name, a.Title, a.Description)
+			}
+		}
+		st := C.shim_add_prompt(reg, pr.Name, pr.Title, pr.Description, args, n)
+		C.shim_args_free(args, n)
+		if st != C.MCPP_OK {
+			return st
+		}
+	}
+	if len(p.ListCache) > 0 {
+		if C.shim_has_list_cache(reg) == 0 {
+			logf(LogWarning, "mcpplugin: the host's registry has no set_list_cache (ABI 1.1): list cache hints dropped")
+			return C.MCPP_OK
+		}
+		for _, lc := range p.ListCache {
+			st := C.shim_set_list_cache(reg, C.uint32_t(lc.Lists), C.int64_t(lc.TTL.Milliseconds()), C.int32_t(lc.Scope))
+			if st != C.MCPP_OK {
+				return st
+			}
+		}
+	}
+	return C.MCPP_OK
+}
+
+// diagnoseReport is the kit's part of mcpp_plugin.diagnose.
+func diagnoseReport() string {
+	return fmt.Sprintf(`{"kit":"mcpplugin","calls_in_flight":%d,"handler_goroutines":%d,"input_handles":%d,`+
+		`"waiting_for_input":%d}`, callsInFlight(), handlerGoroutines.Load(), inputHandles.Load(), waitingForInput.Load())
 }

@@ -40,9 +40,41 @@ static void go_call_tool(void *instance, mcpp_call *call, const char *name, size
     gomcpp_call_tool((uintptr_t)instance, call, (char *)name, name_len);
 }
 
+static void go_read_resource(void *instance, mcpp_call *call, const char *uri, size_t uri_len, const char *tmpl,
+                             size_t tmpl_len)
+{
+    gomcpp_read_resource((uintptr_t)instance, call, (char *)uri, uri_len, (char *)tmpl, tmpl_len);
+}
+
+static void go_get_prompt(void *instance, mcpp_call *call, const char *name, size_t name_len)
+{
+    gomcpp_get_prompt((uintptr_t)instance, call, (char *)name, name_len);
+}
+
+static void go_complete(void *instance, mcpp_call *call, int32_t ref_kind, const char *ref, size_t ref_len,
+                        const char *arg, size_t arg_len, const char *value, size_t value_len)
+{
+    gomcpp_complete((uintptr_t)instance, call, ref_kind, (char *)ref, ref_len, (char *)arg, arg_len, (char *)value,
+                    value_len);
+}
+
+static void go_cancel(void *instance, mcpp_call *call) { gomcpp_cancel((uintptr_t)instance, call); }
+
 static mcpp_status go_health(void *instance, const mcpp_writer *detail)
 {
     return gomcpp_health((uintptr_t)instance, (mcpp_writer *)detail);
+}
+
+static mcpp_status go_diagnose(void *instance, const mcpp_writer *report)
+{
+    return gomcpp_diagnose((uintptr_t)instance, (mcpp_writer *)report);
+}
+
+/* 1.1: the mcpp_input_callback of every request the kit makes (call.go); user is a cgo.Handle value. Not static
+ * (call.go's shims refer to it); the version script keeps it out of the dynamic symbol table. */
+void gomcpp_c_input_callback(void *user, mcpp_call *call, int32_t status, const char *answer, size_t len)
+{
+    gomcpp_input_callback((uintptr_t)user, call, status, (char *)answer, len);
 }
 
 static mcpp_plugin GO_PLUGIN = {
@@ -52,12 +84,24 @@ static mcpp_plugin GO_PLUGIN = {
     .destroy = go_destroy,
     .describe = go_describe,
     .call_tool = go_call_tool,
-    /* read_resource, get_prompt, complete, cancel, diagnose, get_extension: NULL (not wrapped) */
+    /* read_resource, get_prompt, complete: set by fill_table when the plugin declares them */
+    .cancel = go_cancel, /* closes Call.Done() */
     .health = go_health,
+    .diagnose = go_diagnose, /* the kit's counters: calls in flight, handler goroutines, input handles */
+    /* get_extension: NULL (not wrapped) */
 };
 
 static pthread_once_t fill_once = PTHREAD_ONCE_INIT;
-static void fill_table(void) { gomcpp_fill_table(&GO_PLUGIN); }
+static void fill_table(void)
+{
+    uint32_t features = gomcpp_fill_table(&GO_PLUGIN);
+    if (features & 1)
+        GO_PLUGIN.read_resource = go_read_resource;
+    if (features & 2)
+        GO_PLUGIN.get_prompt = go_get_prompt;
+    if (features & 4)
+        GO_PLUGIN.complete = go_complete;
+}
 
 /* Exactly MCPP_DEFINE_ENTRY(GO_PLUGIN), plus the one-time fill. The only exported mcpp_* symbol. */
 MCPP_EXPORT mcpp_status mcpp_negotiate_v1(mcpp_negotiation *n)

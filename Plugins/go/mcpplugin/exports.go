@@ -8,7 +8,15 @@ package mcpplugin
 //	mcpp_plugin.destroy             gomcpp_destroy       [main]
 //	mcpp_plugin.describe            gomcpp_describe      [main]
 //	mcpp_plugin.call_tool           gomcpp_call_tool     [handler] on a host worker (or network) thread
+//	mcpp_plugin.read_resource       gomcpp_read_resource [handler]
+//	mcpp_plugin.get_prompt          gomcpp_get_prompt    [handler]
+//	mcpp_plugin.complete            gomcpp_complete      [handler]
+//	mcpp_plugin.cancel              gomcpp_cancel        [any, must not block]
 //	mcpp_plugin.health              gomcpp_health        [any]
+//	mcpp_plugin.diagnose            gomcpp_diagnose      [any, must not block]
+//	mcpp_input_callback (1.1)       gomcpp_input_callback, on a host handler thread
+//
+// Interactive handlers run in a goroutine of their own: the export starts it and returns at once.
 //
 // Every one of them recovers: a Go panic never unwinds into C (that would crash the host).
 // The exports are named gomcpp_* (never mcpp_*); Plugins/go/build.sh links with exports.map so that the
@@ -39,9 +47,12 @@ import (
 
 // instance is what mcpp_plugin.create returns, as a cgo.Handle: C holds an integer, never a Go pointer.
 type instance struct {
-	host   *Host
-	plugin *Plugin
-	tools  map[string]*Tool
+	host      *Host
+	plugin    *Plugin
+	tools     map[string]*Tool
+	resources map[string]*Resource
+	templates map[string]*ResourceTemplate
+	prompts   map[string]*Prompt
 }
 
 // hostTable is the mcpp_host pointer create() received (static for the life of the process), kept apart from
@@ -64,16 +75,39 @@ func cString(s string) C.mcpp_str {
 	return C.mcpp_str{ptr: (*C.char)(C.CBytes([]byte(s))), len: C.size_t(len(s))}
 }
 
+// Features gomcpp_fill_table reports, so that entry.c sets only the table entries the plugin uses.
+const (
+	featureResources   = 1
+	featurePrompts     = 2
+	featureCompletions = 4
+)
+
 //export gomcpp_fill_table
-func gomcpp_fill_table(t *C.mcpp_plugin) {
+func gomcpp_fill_table(t *C.mcpp_plugin) (features C.uint32_t) {
 	defer func() { recover() }() // nothing to report to yet; the table keeps its defaults
 	p, err := registration()
 	if p == nil {
 		t.name = cString("unregistered-go-plugin") // create() reports the error
 		t.version = cString("0")
-		return
+		return 0
 	}
 	_ = err
+	if len(p.Resources) > 0 || len(p.ResourceTemplates) > 0 {
+		features |= featureResources
+	}
+	if len(p.Prompts) > 0 {
+		features |= featurePrompts
+	}
+	for i := range p.Prompts {
+		if p.Prompts[i].Complete != nil {
+			features |= featureCompletions
+		}
+	}
+	for i := range p.ResourceTemplates {
+		if p.ResourceTemplates[i].Complete != nil {
+			features |= featureCompletions
+		}
+	}
 	t.threading = C.MCPP_THREADING_CONCURRENT
 	if p.Serial {
 		t.threading = C.MCPP_THREADING_SERIAL
@@ -83,6 +117,7 @@ func gomcpp_fill_table(t *C.mcpp_plugin) {
 	t.version = cString(p.Version)
 	t.title = cString(p.Title)
 	t.instructions = cString(p.Instructions)
+	return features
 }
 
 // panicText is "<value> (at file:line)" for the frame that panicked (runtime frames skipped).
@@ -132,9 +167,19 @@ func gomcpp_create(host *C.mcpp_host, config *C.char, configLen C.size_t, errw *
 			return C.MCPP_E_FAILED
 		}
 	}
-	in := &instance{host: h, plugin: p, tools: make(map[string]*Tool, len(p.Tools))}
+	in := &instance{host: h, plugin: p, tools: map[string]*Tool{}, resources: map[string]*Resource{},
+		templates: map[string]*ResourceTemplate{}, prompts: map[string]*Prompt{}}
 	for i := range p.Tools {
 		in.tools[p.Tools[i].Name] = &p.Tools[i]
+	}
+	for i := range p.Resources {
+		in.resources[p.Resources[i].URI] = &p.Resources[i]
+	}
+	for i := range p.ResourceTemplates {
+		in.templates[p.ResourceTemplates[i].URITemplate] = &p.ResourceTemplates[i]
+	}
+	for i := range p.Prompts {
+		in.prompts[p.Prompts[i].Name] = &p.Prompts[i]
 	}
 	*out = C.uintptr_t(cgo.NewHandle(in))
 	return C.MCPP_OK
@@ -165,7 +210,11 @@ func gomcpp_describe(inst C.uintptr_t, reg *C.mcpp_registry) (status C.mcpp_stat
 			status = C.MCPP_E_FAILED
 		}
 	}()
-	return describeTools(reg, instanceOf(inst).plugin.Tools)
+	p := instanceOf(inst).plugin
+	if st := describeTools(reg, p.Tools); st != C.MCPP_OK {
+		return st
+	}
+	return describeRest(reg, p)
 }
 
 //export gomcpp_health
@@ -190,10 +239,33 @@ func gomcpp_health(inst C.uintptr_t, detail *C.mcpp_writer) (status C.mcpp_statu
 	return C.MCPP_OK
 }
 
+//export gomcpp_diagnose
+func gomcpp_diagnose(inst C.uintptr_t, report *C.mcpp_writer) (status C.mcpp_status) {
+	defer func() {
+		if r := recover(); r != nil {
+			status = C.MCPP_E_FAILED
+		}
+	}()
+	writeTo(report, diagnoseReport())
+	return C.MCPP_OK
+}
+
 // outcomeOf maps a handler's error to the finish() outcome and message.
 func outcomeOf(err error) (Outcome, string) {
 	if err == nil {
 		return OutcomeOK, ""
+	}
+	var ie *InputError
+	if errors.As(err, &ie) {
+		switch ie.Status {
+		case InputSuspended:
+			return OutcomeOK, "" // the kit finished the call already; this is a no-op
+		case InputRefused:
+			return OutcomeToolError, ie.Error()
+		case InputUnsupported:
+			return OutcomeNeedsCapability, ie.Error()
+		}
+		return OutcomeInternal, ie.Error()
 	}
 	var e *Error
 	if errors.As(err, &e) {
@@ -219,30 +291,199 @@ func truncate(s string, n int) string {
 	return s
 }
 
-//export gomcpp_call_tool
-func gomcpp_call_tool(inst C.uintptr_t, call *C.mcpp_call, name *C.char, nameLen C.size_t) {
-	c := &Call{host: hostTable.Load(), call: call}
-	returned := false
-	defer func() {
-		if r := recover(); r != nil {
-			msg, where := panicText(r)
-			logf(LogError, "mcpplugin: tool '%s' panicked at %s: %s", c.tool, where, msg)
-			c.finish(OutcomeInternal, fmt.Sprintf("tool '%s' panicked: %s", c.tool, msg))
-		} else if !returned {
-			c.finish(OutcomeInternal, fmt.Sprintf("tool '%s' did not return (panic(nil) or runtime.Goexit)", c.tool))
-		}
-		// Exactly once: every path above finished already; finish is a no-op the second time.
-	}()
-	c.tool = goString(name, nameLen) // borrowed until finish: copied
-	in := instanceOf(inst)
-	c.host = in.host.h
-	t := in.tools[c.tool]
-	if t == nil || t.Handler == nil {
-		c.finish(OutcomeNotFound, fmt.Sprintf("unknown tool '%s'", truncate(c.tool, 100)))
-		returned = true
+// newCall makes the Call for a handle the host passed and remembers it (mcpp_plugin.cancel looks it up).
+func newCall(in *instance, call *C.mcpp_call, kind callKind, name string) *Call {
+	c := &Call{host: in.host.h, call: call, kind: kind, name: name, serial: in.plugin.Serial}
+	rememberCall(c)
+	return c
+}
+
+// dispatch runs body for c: on this host thread, or (interactive) in a goroutine of its own while the host's
+// handler returns at once. Either way: the panic is recovered, the call finished exactly once, a Serial plugin's
+// lock held while body runs, and the goroutine (if any) ends with body.
+func dispatch(c *Call, interactive bool, what string, body func() error) {
+	if !interactive {
+		runBody(c, what, body)
 		return
 	}
-	err := t.Handler(c)
+	c.interactive = true
+	handlerGoroutines.Add(1) // down again in runBody, just before the call is finished
+	go runBody(c, what, body)
+}
+
+func runBody(c *Call, what string, body func() error) {
+	returned := false
+	var err error
+	defer func() {
+		outcome, msg := outcomeOf(err)
+		if r := recover(); r != nil {
+			text, where := panicText(r)
+			logf(LogError, "mcpplugin: %s panicked at %s: %s", what, where, text)
+			outcome, msg = OutcomeInternal, fmt.Sprintf("%s panicked: %s", what, text)
+		} else if !returned {
+			outcome, msg = OutcomeInternal, fmt.Sprintf("%s did not return (panic(nil) or runtime.Goexit)", what)
+		}
+		c.releaseSerial()
+		if c.interactive {
+			// Counted as ended before the call is: whoever sees the finish sees no handler goroutine of it left
+			// that does anything but return.
+			handlerGoroutines.Add(-1)
+		}
+		c.finish(outcome, msg) // exactly once: a no-op if the call was finished already (a suspended request)
+	}()
+	c.acquireSerial()
+	err = body()
 	returned = true
-	c.finish(outcomeOf(err))
+}
+
+//export gomcpp_call_tool
+func gomcpp_call_tool(inst C.uintptr_t, call *C.mcpp_call, name *C.char, nameLen C.size_t) {
+	tool := goString(name, nameLen) // borrowed until finish: copied
+	var c *Call
+	defer func() { // a failure before dispatch (a bad instance handle): still finish the call
+		if r := recover(); r != nil {
+			msg, where := panicText(r)
+			logf(LogError, "mcpplugin: tool '%s' panicked at %s: %s", tool, where, msg)
+			if c == nil {
+				c = &Call{host: hostTable.Load(), call: call}
+			}
+			c.finish(OutcomeInternal, fmt.Sprintf("tool '%s' panicked: %s", tool, msg))
+		}
+	}()
+	in := instanceOf(inst)
+	c = newCall(in, call, kindTool, tool)
+	t := in.tools[tool]
+	if t == nil || t.Handler == nil {
+		c.finish(OutcomeNotFound, fmt.Sprintf("unknown tool '%s'", truncate(tool, 100)))
+		return
+	}
+	dispatch(c, t.Interactive, fmt.Sprintf("tool '%s'", tool), func() error { return t.Handler(c) })
+}
+
+//export gomcpp_read_resource
+func gomcpp_read_resource(inst C.uintptr_t, call *C.mcpp_call, uri *C.char, uriLen C.size_t, tmpl *C.char,
+	tmplLen C.size_t) {
+	u, t := goString(uri, uriLen), goString(tmpl, tmplLen)
+	var c *Call
+	defer func() {
+		if r := recover(); r != nil {
+			msg, _ := panicText(r)
+			if c == nil {
+				c = &Call{host: hostTable.Load(), call: call}
+			}
+			c.finish(OutcomeInternal, "resources/read panicked: "+msg)
+		}
+	}()
+	in := instanceOf(inst)
+	c = newCall(in, call, kindResource, u)
+	if t == "" {
+		r := in.resources[u]
+		if r == nil || r.Handler == nil {
+			c.finish(OutcomeNotFound, fmt.Sprintf("unknown resource '%s'", truncate(u, 200)))
+			return
+		}
+		dispatch(c, r.Interactive, fmt.Sprintf("resource '%s'", truncate(u, 200)), func() error { return r.Handler(c, u) })
+		return
+	}
+	rt := in.templates[t]
+	if rt == nil || rt.Handler == nil {
+		c.finish(OutcomeNotFound, fmt.Sprintf("unknown resource template '%s'", truncate(t, 200)))
+		return
+	}
+	dispatch(c, rt.Interactive, fmt.Sprintf("resource template '%s'", truncate(t, 200)),
+		func() error { return rt.Handler(c, u) })
+}
+
+//export gomcpp_get_prompt
+func gomcpp_get_prompt(inst C.uintptr_t, call *C.mcpp_call, name *C.char, nameLen C.size_t) {
+	n := goString(name, nameLen)
+	var c *Call
+	defer func() {
+		if r := recover(); r != nil {
+			msg, _ := panicText(r)
+			if c == nil {
+				c = &Call{host: hostTable.Load(), call: call}
+			}
+			c.finish(OutcomeInternal, "prompts/get panicked: "+msg)
+		}
+	}()
+	in := instanceOf(inst)
+	c = newCall(in, call, kindPrompt, n)
+	p := in.prompts[n]
+	if p == nil || p.Handler == nil {
+		c.finish(OutcomeNotFound, fmt.Sprintf("unknown prompt '%s'", truncate(n, 100)))
+		return
+	}
+	dispatch(c, p.Interactive, fmt.Sprintf("prompt '%s'", truncate(n, 100)), func() error { return p.Handler(c) })
+}
+
+//export gomcpp_complete
+func gomcpp_complete(inst C.uintptr_t, call *C.mcpp_call, refKind C.int32_t, ref *C.char, refLen C.size_t,
+	arg *C.char, argLen C.size_t, value *C.char, valueLen C.size_t) {
+	r, a, v := goString(ref, refLen), goString(arg, argLen), goString(value, valueLen)
+	var c *Call
+	defer func() {
+		if p := recover(); p != nil {
+			msg, _ := panicText(p)
+			if c == nil {
+				c = &Call{host: hostTable.Load(), call: call}
+			}
+			c.finish(OutcomeInternal, "completion/complete panicked: "+msg)
+		}
+	}()
+	in := instanceOf(inst)
+	c = newCall(in, call, kindCompletion, r)
+	var fn Completer
+	found := false
+	switch refKind {
+	case C.MCPP_REF_PROMPT:
+		if p := in.prompts[r]; p != nil {
+			fn, found = p.Complete, true
+		}
+	case C.MCPP_REF_RESOURCE_TEMPLATE:
+		if t := in.templates[r]; t != nil {
+			fn, found = t.Complete, true
+		}
+	}
+	if !found {
+		c.finish(OutcomeNotFound, fmt.Sprintf("nothing to complete for '%s'", truncate(r, 200)))
+		return
+	}
+	dispatch(c, false, fmt.Sprintf("the completer of '%s'", truncate(r, 200)), func() error {
+		var values []string
+		if fn != nil {
+			var err error
+			if values, err = fn(c, a, v); err != nil {
+				return err
+			}
+		}
+		for _, value := range values {
+			if err := c.AddCompletion(value); err != nil {
+				return err
+			}
+		}
+		if !c.completionInfo.Load() {
+			return c.SetCompletionInfo(int64(len(values)), len(values) > 100)
+		}
+		return nil
+	})
+}
+
+//export gomcpp_cancel
+func gomcpp_cancel(inst C.uintptr_t, call *C.mcpp_call) {
+	defer func() { recover() }()
+	if c := lookupCall(call); c != nil {
+		c.endContext() // closes Done(); the handler still finishes the call (the kit does, when it returns)
+	}
+}
+
+//export gomcpp_input_callback
+func gomcpp_input_callback(user C.uintptr_t, call *C.mcpp_call, status C.int32_t, answer *C.char, answerLen C.size_t) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg, _ := panicText(r)
+			logf(LogError, "mcpplugin: input callback panicked: %s", msg)
+		}
+	}()
+	deliverInput(uintptr(user), int32(status), goString(answer, answerLen)) // borrowed for the callback: copied
 }

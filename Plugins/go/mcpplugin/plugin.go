@@ -1,40 +1,58 @@
 // Package mcpplugin writes an mcp-plugin-host plugin in Go (std + cgo only).
 //
-// The host owns the Model Context Protocol; a plugin declares tools and answers calls through the C ABI of
-// Sources/PluginABI/include/mcp_plugin.h (ABI 1.0). This package is that ABI for Go:
+// The host owns the Model Context Protocol; a plugin declares tools, resources, resource templates and prompts
+// and answers calls through the C ABI of Sources/PluginABI/include/mcp_plugin.h (ABI 1.1). This package is that
+// ABI for Go:
 //
 //	mcpplugin.Register(mcpplugin.Plugin{...})  in an init()   ->  the static mcpp_plugin table (entry.c)
 //	Plugin.Name/Version/Title/Instructions                      ->  mcpp_plugin.name/version/title/instructions
 //	Plugin.Serial / MaxConcurrency                              ->  mcpp_plugin.threading / max_concurrency
-//	Plugin.Create(host, config)                                 ->  mcpp_plugin.create
-//	Plugin.Destroy()                                            ->  mcpp_plugin.destroy
-//	Plugin.Tools ([]Tool)                                       ->  mcpp_plugin.describe -> mcpp_registry.add_tool
+//	Plugin.Create(host, config) / Destroy() / Health()          ->  mcpp_plugin.create / destroy / health
+//	Plugin.Tools, Resources, ResourceTemplates, Prompts         ->  mcpp_plugin.describe -> mcpp_registry.add_*
+//	Plugin.ListCache                                            ->  mcpp_registry.set_list_cache (1.1)
 //	Tool.Handler(*Call) error                                   ->  mcpp_plugin.call_tool, then mcpp_host.finish
-//	Plugin.Health() error                                       ->  mcpp_plugin.health
+//	Resource.Handler / ResourceTemplate.Handler(*Call, uri)     ->  mcpp_plugin.read_resource
+//	Prompt.Handler(*Call)                                       ->  mcpp_plugin.get_prompt
+//	Prompt.Complete / ResourceTemplate.Complete                 ->  mcpp_plugin.complete
+//	Call.Done/Context                                           ->  mcpp_plugin.cancel (and finish)
 //	Call.String/Int/Float/Bool/JSON                             ->  mcpp_host.arg_string/arg_int/arg_double/...
-//	Call.AddText/AddImage/SetStructured/...                     ->  mcpp_host.add_text/add_image/set_structured/...
+//	Call.AddText/AddImage/SetStructured/SetRole/...             ->  mcpp_host.add_text/add_image/set_structured/...
 //	Call.Progress/Log/Cancelled                                 ->  mcpp_host.progress/call_log/is_cancelled
-//	Host.Log/NotifyListChanged                                  ->  mcpp_host.log/notify_list_changed
+//	Call.Elicit/Sample/Roots/Ask                                ->  mcpp_host.request_input (1.1), waiting
+//	Call.SetRequestState/RequestState/SetCache/JSONGet          ->  mcpp_host.set_request_state/... (1.1)
+//	Host.Log/NotifyListChanged/NotifyResourceUpdated            ->  mcpp_host.log/notify_list_changed/...
+//	(the kit's own counters)                                    ->  mcpp_plugin.diagnose
 //
 // The entry point mcpp_negotiate_v1 is written in C (entry.c) and behaves exactly like MCPP_DEFINE_ENTRY; it
-// is the only mcpp_* symbol of the shared object. Resources, prompts, completions, cancel and extensions are
-// not wrapped yet: their table entries are NULL ("feature absent").
+// is the only mcpp_* symbol of the shared object. Built against the 1.1 header, a plugin is refused by a host
+// that offers only ABI 1.0 (it is told the plugin needs minor 1). Extensions are not wrapped.
 //
 // Guarantees:
-//   - A Go panic never crosses into C: every function the host calls recovers. A panicking tool handler ends
-//     its call with MCPP_OUTCOME_INTERNAL (the client sees a JSON-RPC internal error) and the host keeps
-//     serving; a panicking Create fails create(); Describe/Health report MCPP_E_FAILED; Destroy swallows it.
-//   - Every call is finished exactly once, by the kit, after the handler returned. A Call used after that
-//     (e.g. from a goroutine the handler started) returns ErrFinished and never touches the stale handle.
-//   - cgo pointer rules: C never holds a Go pointer. The instance the host keeps is a runtime/cgo.Handle
-//     (an integer); strings go down as (pointer, length) for the duration of one host call, which copies;
-//     strings coming up (argument values, names, the configuration) are copied into Go strings at once.
+//   - A Go panic never crosses into C: every function the host calls recovers. A panicking handler ends its
+//     call with MCPP_OUTCOME_INTERNAL (the client sees a JSON-RPC internal error) and the host keeps serving; a
+//     panicking Create fails create(); Describe/Health report MCPP_E_FAILED; Destroy swallows it.
+//   - Every call is finished exactly once, by the kit, after the handler returned (or earlier, when an input
+//     request was suspended). A Call used after that (e.g. from a goroutine the handler started) returns
+//     ErrFinished and never touches the stale handle.
+//   - Asking the client blocks the goroutine, never a host thread: handlers of Interactive tools (and prompts,
+//     resources) run in a goroutine of their own and the host's handler returns at once; the host's callback
+//     feeds a channel. In 2026-07-28 sessions the host calls back SUSPENDED only after its handler returned
+//     (which is why a wait on the host thread would deadlock): the kit then finishes the call itself and Elicit
+//     returns an error matching ErrSuspended; return it. The cgo.Handle behind each request is deleted when
+//     the answer arrives (or when the host refuses the request), and the goroutine ends with the handler.
+//   - Serial plugins stay serial: a kit lock is held while a handler runs and released only while it waits for
+//     the client.
+//   - cgo pointer rules: C never holds a Go pointer. The instance the host keeps and the user pointer of an
+//     input request are runtime/cgo.Handle values (integers); strings go down as (pointer, length) for the
+//     duration of one host call, which copies; strings coming up (argument values, names, answers, the
+//     configuration) are copied into Go strings at once.
 package mcpplugin
 
 import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Outcome is how a call ends (mcpp_host.finish, MCPP_OUTCOME_*).
@@ -46,6 +64,9 @@ const (
 	OutcomeNotFound      Outcome = 2 // MCPP_OUTCOME_NOT_FOUND
 	OutcomeInvalidParams Outcome = 3 // MCPP_OUTCOME_INVALID_PARAMS: JSON-RPC -32602
 	OutcomeInternal      Outcome = 4 // MCPP_OUTCOME_INTERNAL: JSON-RPC -32603
+	// MCPP_OUTCOME_NEEDS_CAPABILITY (1.1): the call needs a client capability; 2026-07-28 -32021 with
+	// data.requiredCapabilities (HTTP 400), earlier -32602.
+	OutcomeNeedsCapability Outcome = 5
 )
 
 // Status is an mcpp_status returned by a host function.
@@ -108,6 +129,81 @@ const (
 	ListPrompts   uint32 = 4
 )
 
+// Role of the prompt messages added next (Call.SetRole, MCPP_ROLE_*).
+type Role int32
+
+const (
+	RoleUser      Role = 0
+	RoleAssistant Role = 1
+)
+
+// CacheScope says who may keep a cached result (1.1, MCPP_CACHE_*; 2026-07-28 cacheScope).
+type CacheScope int32
+
+const (
+	CachePrivate CacheScope = 0 // "private": only within the same authorization context (the default)
+	CachePublic  CacheScope = 1 // "public": holds no user-specific data
+)
+
+// ListCache is a cache hint for lists (1.1, mcpp_registry.set_list_cache): 2026-07-28 clients may reuse a page of
+// Lists (ListTools | ListResources | ListPrompts; ListResources covers resources/templates/list too) for TTL.
+type ListCache struct {
+	Lists uint32
+	TTL   time.Duration
+	Scope CacheScope
+}
+
+// InputKind is what a call asks the client for (1.1, MCPP_INPUT_*).
+type InputKind int32
+
+const (
+	InputElicitation InputKind = 0 // elicitation/create
+	InputSampling    InputKind = 1 // sampling/createMessage
+	InputRoots       InputKind = 2 // roots/list
+)
+
+func (k InputKind) String() string {
+	switch k {
+	case InputElicitation:
+		return "elicitation"
+	case InputSampling:
+		return "sampling"
+	case InputRoots:
+		return "roots"
+	}
+	return fmt.Sprintf("input kind %d", int32(k))
+}
+
+// InputStatus is how an input request ended (1.1, MCPP_INPUT_*).
+type InputStatus int32
+
+const (
+	InputAnswered    InputStatus = 0
+	InputRefused     InputStatus = 1 // the client answered with an error
+	InputUnsupported InputStatus = 2 // the client did not declare the capability; nothing was sent
+	InputCancelled   InputStatus = 3 // the call was cancelled or passed its deadline while waiting
+	InputSuspended   InputStatus = 4 // 2026-07-28: the client answers in a retry; the kit finished the call
+)
+
+// JSONType is the type of a value read with Call.JSONGet (1.1, MCPP_JSON_*).
+type JSONType int32
+
+const (
+	JSONNull   JSONType = 0
+	JSONBool   JSONType = 1
+	JSONNumber JSONType = 2
+	JSONString JSONType = 3
+	JSONArray  JSONType = 4
+	JSONObject JSONType = 5
+)
+
+// JSONValue is one value read out of JSON text: Text is a string's unescaped text, or the value's JSON text
+// for the other types ("true", "42", "{...}").
+type JSONValue struct {
+	Type JSONType
+	Text string
+}
+
 // Error ends a call with a chosen outcome. Return it from a handler (or use the constructors below).
 type Error struct {
 	Outcome Outcome
@@ -138,6 +234,74 @@ func Internal(format string, a ...any) error {
 	return &Error{Outcome: OutcomeInternal, Message: fmt.Sprintf(format, a...)}
 }
 
+// NeedsCapability: the call cannot go on without a client capability (MCPP_OUTCOME_NEEDS_CAPABILITY). An input
+// request that came back unsupported already makes its error end the call this way.
+func NeedsCapability(format string, a ...any) error {
+	return &Error{Outcome: OutcomeNeedsCapability, Message: fmt.Sprintf(format, a...)}
+}
+
+// Sentinels for the ends of an input request other than an answer; match them with errors.Is on the error that
+// Elicit, Sample, Roots or Ask returned (an *InputError). Returned from the handler as they are, they end the
+// call as the C reference plugin does.
+var (
+	// ErrSuspended (2026-07-28): the client answers in a retry of the whole request. The kit has finished the
+	// call already (the host sends input_required); the handler runs again, from the start, on the retry and
+	// the same request is then answered. Return it (or anything: the call is over).
+	ErrSuspended = errors.New("the client answers in a retry of the request")
+	// ErrRefused: the client answered with an error. As a handler's result: a tool error naming it.
+	ErrRefused = errors.New("the client refused the request")
+	// ErrUnsupported: the client lacks the capability; nothing was sent. As a handler's result:
+	// MCPP_OUTCOME_NEEDS_CAPABILITY (-32021 with requiredCapabilities in 2026-07-28, -32602 before).
+	ErrUnsupported = errors.New("the client lacks the capability")
+	// ErrInputCancelled: the call was cancelled or passed its deadline while waiting. As a result: internal.
+	ErrInputCancelled = errors.New("cancelled while waiting for the client")
+)
+
+// ErrNotInteractive: Elicit, Sample, Roots or Ask from a handler not declared Interactive. Its host thread would
+// wait for an answer that (in 2026-07-28 sessions) comes only after it returned.
+var ErrNotInteractive = &Error{Outcome: OutcomeInternal,
+	Message: "the handler asked the client but is not declared Interactive (it would block the host's handler thread)"}
+
+// InputError is how an input request ended when it was not answered.
+type InputError struct {
+	Kind    InputKind
+	Status  InputStatus // InputRefused, InputUnsupported, InputCancelled or InputSuspended
+	Message string      // InputRefused: the client's error message
+	Code    int64       // InputRefused: the client's error code
+	noun    string      // "tool", "prompt", "resource"
+}
+
+func (e *InputError) Error() string {
+	switch e.Status {
+	case InputSuspended:
+		return "the client answers the " + e.Kind.String() + " request in a retry of the whole request"
+	case InputRefused:
+		return "the client refused the " + e.Kind.String() + " request: " + e.Message
+	case InputUnsupported:
+		noun := e.noun
+		if noun == "" {
+			noun = "call"
+		}
+		return "this " + noun + " needs the client's " + e.Kind.String() + " capability"
+	}
+	return "cancelled while waiting for the client"
+}
+
+// Is makes errors.Is(err, ErrSuspended) (and the other sentinels) true for the matching status.
+func (e *InputError) Is(target error) bool {
+	switch target {
+	case ErrSuspended:
+		return e.Status == InputSuspended
+	case ErrRefused:
+		return e.Status == InputRefused
+	case ErrUnsupported:
+		return e.Status == InputUnsupported
+	case ErrInputCancelled:
+		return e.Status == InputCancelled
+	}
+	return false
+}
+
 // StatusError: a host function returned a non-OK status. Returned from a handler it ends the call with an
 // internal error, except StatusCancelled (the host discards the output anyway: the call ends OK).
 type StatusError struct {
@@ -162,9 +326,66 @@ type Tool struct {
 	// handlers that finish in microseconds and never wait for anything (see README: entering Go from C can
 	// wait for a P during a GC stop-the-world, so keep this for trivial handlers).
 	NonBlocking bool
-	// Handler answers tools/call. It runs on a host worker thread; nil error = success.
+	// Interactive: the handler may ask the client (Call.Elicit, Sample, Roots, Ask). It then runs in a goroutine
+	// of its own and the host's handler thread returns at once, so waiting for the answer blocks nothing of the
+	// host's. (Not with NonBlocking.)
+	Interactive bool
+	// Handler answers tools/call. It runs on a host worker thread (Interactive: a goroutine); nil error = success.
 	Handler func(c *Call) error
 }
+
+// Resource declares a plain resource with a fixed URI (mcpp_resource) and its reader.
+type Resource struct {
+	URI         string // required, unique
+	Name        string // required
+	Title       string
+	Description string
+	MIMEType    string
+	Size        int64 // bytes, if known; 0 = unknown (sent as -1)
+	Interactive bool  // as Tool.Interactive
+	// Handler answers resources/read for URI: add contents with c.AddResourceText/AddResourceBlob ("" = URI).
+	Handler func(c *Call, uri string) error
+}
+
+// ResourceTemplate declares an RFC 6570 level-1 template ("notes://{id}", mcpp_resource_template). The handler
+// reads its variables with c.String("id").
+type ResourceTemplate struct {
+	URITemplate string // required, unique
+	Name        string // required
+	Title       string
+	Description string
+	MIMEType    string
+	Interactive bool
+	Handler     func(c *Call, uri string) error
+	// Complete answers completion/complete for the template's variables (nil: no values).
+	Complete Completer
+}
+
+// PromptArg is one argument of a prompt (mcpp_prompt_arg).
+type PromptArg struct {
+	Name        string
+	Title       string
+	Description string
+	Required    bool
+}
+
+// Prompt declares a prompt (mcpp_prompt). The handler adds messages with c.AddText (role: c.SetRole, default
+// user) and may set c.SetDescription.
+type Prompt struct {
+	Name        string // required, unique
+	Title       string
+	Description string
+	Args        []PromptArg
+	Interactive bool
+	Handler     func(c *Call) error
+	// Complete answers completion/complete for the prompt's arguments (nil: no values).
+	Complete Completer
+}
+
+// Completer offers values for argument arg whose partial value is value; c.String & co. read the context's
+// already-resolved arguments. The kit adds the values (the host keeps the first 100) and reports their count as
+// the total, unless the completer called c.SetCompletionInfo itself.
+type Completer func(c *Call, arg, value string) ([]string, error)
 
 // Plugin is the whole declaration. Register it once, from an init() function of package main.
 type Plugin struct {
@@ -187,7 +408,12 @@ type Plugin struct {
 	// Health is [any] and must not block: nil = healthy. May run beside handlers, even for Serial plugins.
 	Health func() error
 
-	Tools []Tool
+	Tools             []Tool
+	Resources         []Resource
+	ResourceTemplates []ResourceTemplate
+	Prompts           []Prompt
+	// ListCache: cache hints for the lists (1.1); a host registry without set_list_cache drops them (logged).
+	ListCache []ListCache
 }
 
 var (
@@ -208,6 +434,13 @@ func Register(p Plugin) {
 	}
 	cp := p
 	cp.Tools = append([]Tool(nil), p.Tools...)
+	cp.Resources = append([]Resource(nil), p.Resources...)
+	cp.ResourceTemplates = append([]ResourceTemplate(nil), p.ResourceTemplates...)
+	cp.Prompts = append([]Prompt(nil), p.Prompts...)
+	for i := range cp.Prompts {
+		cp.Prompts[i].Args = append([]PromptArg(nil), cp.Prompts[i].Args...)
+	}
+	cp.ListCache = append([]ListCache(nil), p.ListCache...)
 	registered = &cp
 }
 

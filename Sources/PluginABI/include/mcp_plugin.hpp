@@ -1,5 +1,5 @@
 /*
- * mcp_plugin.hpp — a header-only C++17 wrapper over mcp_plugin.h (plugin ABI 1.0).
+ * mcp_plugin.hpp — a header-only C++17 wrapper over mcp_plugin.h (plugin ABI 1.1).
  *
  * The C header stays the contract; this file only makes it pleasant and safe to use from C++:
  *
@@ -44,6 +44,25 @@
  *     -fvisibility=hidden (and a linker version script, see Plugins/cpp/build.sh, to hide the std:: template
  *     instances the compiler emits with default visibility).
  *
+ *   - ABI 1.1 input requests are continuations, never blocking waits. The host answers an input request
+ *     later, on a handler thread, and in 2026-07-28 sessions only after the handler returned (SUSPENDED), so a
+ *     handler that waited for the answer would deadlock. Call::elicit(), sample(), list_roots() and ask() move
+ *     the Call into a heap object handed to mcpp_host.request_input as the user pointer; the callback moves it
+ *     out again and runs the continuation `void(mcpp::Call, mcpp::Answer)`:
+ *       call.elicit("Really?", SCHEMA, [](mcpp::Call c, mcpp::Answer a) {
+ *           a.require();                                  // refused/unsupported/cancelled -> an outcome
+ *           c.add_text(a.string(c, "/action").value_or("?"));
+ *           c.ok();
+ *       });
+ *     SUSPENDED (2026-07-28: the client answers in a retry, the handler then runs again from the start) never
+ *     reaches the continuation: the wrapper finishes the call itself and the host sends input_required.
+ *     A continuation is a boundary like a handler: exceptions are caught and finish the call with their
+ *     outcome (also when it took the Call by value and the Call died while the exception unwound), a call it
+ *     neither finished nor handed on is finished as an internal error, and the heap object is freed exactly
+ *     once (by the callback; or at once when request_input refused, in which case the Call comes back and
+ *     ask() throws). A 1.1 function on a host table without the field (struct_size, abi_minor) throws
+ *     InternalError naming it.
+ *
  * Declarations are fixed when the .so loads (describe() reports the same set every time). One mcpp::Plugin per
  * shared object. Compiles with g++/clang++ -std=c++17 -Wall -Wextra -Werror -fvisibility=hidden.
  *
@@ -54,15 +73,18 @@
 
 #include "mcp_plugin.h"
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <typeinfo>
 #include <utility>
 #include <vector>
@@ -88,6 +110,9 @@ enum class Outcome : int32_t {
     not_found = MCPP_OUTCOME_NOT_FOUND,
     invalid_params = MCPP_OUTCOME_INVALID_PARAMS,
     internal = MCPP_OUTCOME_INTERNAL,
+    /* 1.1: the call needs a client capability (after an input request came back unsupported): 2026-07-28
+     * -32021 with data.requiredCapabilities (HTTP 400), earlier -32602. */
+    needs_capability = MCPP_OUTCOME_NEEDS_CAPABILITY,
 };
 
 /* MCPP_LOG_*: RFC 5424 severities. */
@@ -104,6 +129,44 @@ enum class Level : int32_t {
 
 /* MCPP_ROLE_*: role of the prompt messages added next (mcpp_host.set_role). */
 enum class Role : int32_t { user = MCPP_ROLE_USER, assistant = MCPP_ROLE_ASSISTANT };
+
+/* MCPP_LIST_* bits (Definition::list_cache). Combine with |. */
+enum class List : uint32_t { tools = MCPP_LIST_TOOLS, resources = MCPP_LIST_RESOURCES, prompts = MCPP_LIST_PROMPTS };
+constexpr List operator|(List a, List b) noexcept {
+    return static_cast<List>(static_cast<uint32_t>(a) | static_cast<uint32_t>(b));
+}
+
+/* 1.1, MCPP_CACHE_*: who may keep a cached result (2026-07-28 cacheScope). */
+enum class CacheScope : int32_t {
+    private_ = MCPP_CACHE_PRIVATE, /* "private": only within the same authorization context (the default) */
+    public_ = MCPP_CACHE_PUBLIC,   /* "public": holds no user-specific data */
+};
+
+/* 1.1, MCPP_INPUT_ELICIT/SAMPLE/ROOTS: what a call asks the client for (Call::ask). */
+enum class Input : int32_t {
+    elicitation = MCPP_INPUT_ELICIT, /* elicitation/create */
+    sampling = MCPP_INPUT_SAMPLE,    /* sampling/createMessage */
+    roots = MCPP_INPUT_ROOTS,        /* roots/list */
+};
+
+/* 1.1: how an input request ended, as a continuation sees it. (MCPP_INPUT_SUSPENDED never reaches a
+ * continuation: the wrapper finishes the call and the handler runs again on the client's retry.) */
+enum class InputStatus : int32_t {
+    answered = MCPP_INPUT_ANSWERED,       /* Answer::json() is the client's result */
+    refused = MCPP_INPUT_REFUSED,         /* the client answered with an error (Answer::error_message()) */
+    unsupported = MCPP_INPUT_UNSUPPORTED, /* the client lacks the capability; nothing was sent */
+    cancelled = MCPP_INPUT_CANCELLED,     /* the call was cancelled or passed its deadline while waiting */
+};
+
+/* 1.1, MCPP_JSON_*: the type of a value read with Call::json_get. */
+enum class JsonType : int32_t {
+    null = MCPP_JSON_NULL,
+    boolean = MCPP_JSON_BOOL,
+    number = MCPP_JSON_NUMBER,
+    string = MCPP_JSON_STRING,
+    array = MCPP_JSON_ARRAY,
+    object = MCPP_JSON_OBJECT,
+};
 
 /* ======================================================================================================== */
 /* 2. Exceptions a handler may throw to choose its outcome. Anything else becomes MCPP_OUTCOME_INTERNAL.     */
@@ -136,6 +199,11 @@ struct NotFound : Failure {
 struct InternalError : Failure {
     explicit InternalError(const std::string &m) : Failure(Outcome::internal, m) {}
 };
+/* 1.1: the call cannot go on without a client capability (Answer::require() throws it for an unsupported input
+ * request; the host adds data.requiredCapabilities). */
+struct NeedsCapability : Failure {
+    explicit NeedsCapability(const std::string &m) : Failure(Outcome::needs_capability, m) {}
+};
 
 namespace detail {
 /* A std::string_view as the (pointer, length) pair of mcpp_str. The view must outlive the mcpp_str. */
@@ -144,6 +212,57 @@ inline mcpp_str str(std::string_view s) noexcept { return mcpp_str{s.data(), s.s
 inline std::string_view view(const char *p, size_t n) noexcept { return p ? std::string_view(p, n) : std::string_view(); }
 /* At most `max` bytes, for names quoted in messages. (May cut a UTF-8 sequence; the host checks its input.) */
 inline std::string clip(std::string_view s, size_t max = 200) { return std::string(s.substr(0, max)); }
+/* A non-NULL pointer for (possibly empty) text passed to the host. */
+inline const char *ptr(std::string_view s) noexcept { return s.data() ? s.data() : ""; }
+/* Appends `s` to `out` as a JSON string literal (quotes and escapes included). */
+inline void json_quote(std::string &out, std::string_view s) {
+    static const char hex[] = "0123456789abcdef";
+    out += '"';
+    for (char ch : s) {
+        unsigned char c = static_cast<unsigned char>(ch);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (c < 0x20) {
+            out += "\\u00";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += ch;
+        }
+    }
+    out += '"';
+}
+
+/* The call handle a Call destructor hands back instead of finishing it, while a handler or continuation
+ * boundary on this thread waits for exactly that handle (see Call::~Call). */
+struct Rescue {
+    mcpp_call *expect = nullptr;
+    mcpp_call *got = nullptr;
+};
+inline Rescue *&rescue_slot() noexcept {
+    static thread_local Rescue *slot = nullptr;
+    return slot;
+}
+/* Arms the slot for one boundary; restores the previous one (nesting) when it goes out of scope. */
+class RescueScope {
+  public:
+    explicit RescueScope(Rescue *r) noexcept : previous_(std::exchange(rescue_slot(), r)) {}
+    ~RescueScope() { rescue_slot() = previous_; }
+    RescueScope(const RescueScope &) = delete;
+    RescueScope &operator=(const RescueScope &) = delete;
+
+  private:
+    Rescue *previous_;
+};
+
+struct PendingBase;
+template <typename F> struct Pending;
+} // namespace detail
+class Call;
+namespace detail {
+inline void input_callback(void *user, mcpp_call *raw, int32_t status, const char *answer, size_t len) noexcept;
+inline void reclaim(Call &call, Rescue &rescue) noexcept;
 } // namespace detail
 
 /* ======================================================================================================== */
@@ -175,6 +294,72 @@ class Host {
 };
 
 /* ======================================================================================================== */
+/* 3b. ABI 1.1 values: a JSON value read with mcpp_host.json_get, and the answer to an input request.       */
+/* ======================================================================================================== */
+
+class Call;
+
+/* One value out of JSON text (Call::json_get, Answer::get). Copied: it outlives the call. */
+struct Json {
+    JsonType type = JsonType::null;
+    std::string text; /* a string's unescaped text; the JSON text of any other type ("true", "42", "{...}") */
+    bool is_true() const noexcept { return type == JsonType::boolean && text == "true"; }
+};
+
+/* The end of one input request as the continuation receives it. A value: the text is copied, so it stays
+ * valid wherever the continuation moves it. Reading inside it goes through the (live) call: get(c, pointer). */
+class Answer {
+  public:
+    Answer(Input kind, InputStatus status, std::string json, std::string error_message, std::string noun)
+        : kind_(kind), status_(status), json_(std::move(json)), error_message_(std::move(error_message)),
+          noun_(std::move(noun)) {}
+
+    Input kind() const noexcept { return kind_; }
+    InputStatus status() const noexcept { return status_; }
+    bool answered() const noexcept { return status_ == InputStatus::answered; }
+    /* ANSWERED: the client's result (an ElicitResult, a CreateMessageResult, {"roots": [...]}); REFUSED: the
+     * JSON-RPC error object; otherwise empty. */
+    std::string_view json() const noexcept { return json_; }
+    /* REFUSED: the error's "message" (may be empty). */
+    std::string_view error_message() const noexcept { return error_message_; }
+
+    /* Returns *this when answered; otherwise throws what ends the call the usual way:
+     *   unsupported -> NeedsCapability "this tool needs the client's elicitation capability"
+     *   refused     -> ToolError       "the client refused the elicitation request: <message>"
+     *   cancelled   -> InternalError   "cancelled while waiting for the client" */
+    const Answer &require() const {
+        switch (status_) {
+        case InputStatus::answered:
+            return *this;
+        case InputStatus::unsupported:
+            throw NeedsCapability("this " + noun_ + " needs the client's " + kind_name() + " capability");
+        case InputStatus::refused:
+            throw ToolError("the client refused the " + kind_name() + " request: " + error_message_);
+        default:
+            throw InternalError("cancelled while waiting for the client");
+        }
+    }
+
+    /* mcpp_host.json_get on json() at an RFC 6901 pointer ("/content/confirm"; "" = the whole answer):
+     * std::nullopt when it leads nowhere. `c` must be the live call (throws std::logic_error otherwise). */
+    std::optional<Json> get(const Call &c, std::string_view pointer) const;
+    /* The string / boolean / number at `pointer`; std::nullopt when absent or of another type. */
+    std::optional<std::string> string(const Call &c, std::string_view pointer) const;
+    std::optional<bool> boolean(const Call &c, std::string_view pointer) const;
+    std::optional<double> number(const Call &c, std::string_view pointer) const;
+
+    /* "elicitation", "sampling" or "roots". */
+    std::string kind_name() const {
+        return kind_ == Input::elicitation ? "elicitation" : kind_ == Input::sampling ? "sampling" : "roots";
+    }
+
+  private:
+    Input kind_;
+    InputStatus status_;
+    std::string json_, error_message_, noun_;
+};
+
+/* ======================================================================================================== */
 /* 4. Call: one request in flight (mcpp_call *), owned RAII-style. Finished exactly once.                    */
 /*    Use one Call from one thread at a time (the host functions are [any]; this object is not locked).      */
 /* ======================================================================================================== */
@@ -187,13 +372,27 @@ class Call {
     Call(const mcpp_host *host, mcpp_call *raw, Kind kind) noexcept : host_(host), raw_(raw), kind_(kind) {}
 
     /* Move-only: the new object owns the handle, the old one is empty (finishing it is a no-op). */
-    Call(Call &&other) noexcept : host_(other.host_), raw_(std::exchange(other.raw_, nullptr)), kind_(other.kind_) {}
+    Call(Call &&other) noexcept
+        : host_(other.host_), raw_(std::exchange(other.raw_, nullptr)), kind_(other.kind_),
+          what_(std::move(other.what_)), asked_(other.asked_) {}
     Call &operator=(Call &&) = delete;
     Call(const Call &) = delete;
     Call &operator=(const Call &) = delete;
 
-    /* The last line of defence: an owner that forgot to finish finishes as an internal error. */
-    ~Call() { finish(Outcome::internal, "the plugin did not finish the call"); }
+    /* The last line of defence: an owner that forgot to finish finishes as an internal error. Inside a handler or
+     * continuation on this thread, the handle goes back to that boundary instead (a Call taken by value dies
+     * before the boundary's catch sees the exception that killed it), which finishes it with the exception's
+     * outcome or as "returned without finishing". */
+    ~Call() {
+        if (raw_ != nullptr) {
+            detail::Rescue *r = detail::rescue_slot();
+            if (r != nullptr && r->expect == raw_ && r->got == nullptr) {
+                r->got = std::exchange(raw_, nullptr);
+                return;
+            }
+        }
+        finish(Outcome::internal, "the plugin did not finish the call");
+    }
 
     /* --- Finishing: mcpp_host.finish. Each returns true if it finished the call, false if this object no
      *     longer owns a live call (already finished, or moved away): finish is never called twice. --- */
@@ -308,12 +507,124 @@ class Call {
     /* mcpp_host.is_cancelled: cheap, poll it in loops. True too once this object no longer owns the call. */
     bool is_cancelled() const noexcept { return raw_ == nullptr || host_->is_cancelled(raw_) != 0; }
 
+    /* --- ABI 1.1: asking the client (mcpp_host.request_input). Each moves this Call into the request (this
+     *     object is empty afterwards: return from the handler) and runs `then(mcpp::Call, mcpp::Answer)` later,
+     *     exactly once, on a handler thread, with the call. Ask before you act: in 2026-07-28 sessions the first
+     *     attempt ends when the handler returns (the wrapper finishes it, the host sends input_required) and the
+     *     handler runs again from the start on the client's retry, where the same request (same key) is
+     *     answered. Automatic keys number the requests of a call in the order they are made ("elicit-1",
+     *     "sample-2", ...), the same in every attempt. If the host refuses the request (MCPP_E_INVALID and the
+     *     like) the Call stays here and InternalError is thrown. --- */
+
+    /* elicitation/create in form mode: params {"message", "requestedSchema"} (a JSON Schema object as text). */
+    template <typename F> void elicit(std::string_view message, std::string_view requested_schema, F &&then) {
+        std::string params = "{\"message\":";
+        detail::json_quote(params, message);
+        params += ",\"requestedSchema\":";
+        params.append(requested_schema.empty() ? std::string_view(R"({"type":"object","properties":{}})")
+                                               : requested_schema);
+        params += '}';
+        ask(Input::elicitation, next_key("elicit"), params, std::forward<F>(then));
+    }
+    /* sampling/createMessage with one user message. */
+    template <typename F> void sample(std::string_view prompt, int64_t max_tokens, F &&then) {
+        std::string params = R"({"messages":[{"role":"user","content":{"type":"text","text":)";
+        detail::json_quote(params, prompt);
+        params += "}}],\"maxTokens\":" + std::to_string(max_tokens) + "}";
+        ask(Input::sampling, next_key("sample"), params, std::forward<F>(then));
+    }
+    /* roots/list: the answer is {"roots": [{"uri", "name"}]}. */
+    template <typename F> void list_roots(F &&then) { ask(Input::roots, next_key("roots"), {}, std::forward<F>(then)); }
+    /* Any input request with your own key (unique within the call, the same in every attempt) and params
+     * object as JSON text (empty for roots). */
+    template <typename F> void ask(Input kind, std::string_view key, std::string_view params_json, F &&then) {
+        using Fn = std::decay_t<F>;
+        static_assert(std::is_invocable_v<Fn &, Call, Answer>,
+                      "the continuation must be callable as then(mcpp::Call, mcpp::Answer)");
+        const mcpp_host &h = live_host();
+        need_11(MCPP_HAS(&h, mcpp_host, request_input) && h.request_input != nullptr, "request_input");
+        /* The Call moves into the request; the callback owns (and frees) it from the moment the host accepts. */
+        std::unique_ptr<detail::Pending<Fn>> pending(new detail::Pending<Fn>(std::forward<F>(then), std::move(*this), kind));
+        mcpp_call *raw = pending->held.raw_;
+        detail::PendingBase *user = pending.get();
+        mcpp_status st = h.request_input(raw, static_cast<int32_t>(kind), detail::ptr(key), key.size(),
+                                         detail::ptr(params_json), params_json.size(), &detail::input_callback, user);
+        if (st == MCPP_OK) {
+            (void)pending.release(); /* the callback may already be running on another thread: never touch it again */
+            return;
+        }
+        raw_ = std::exchange(pending->held.raw_, nullptr); /* no callback will come: the call is ours again */
+        if (st == MCPP_E_CANCELLED)
+            throw InternalError("the call was cancelled before the client was asked");
+        throw InternalError("could not ask the client (request_input returned status " + std::to_string(st) + ")");
+    }
+
+    /* --- ABI 1.1: state across attempts and cache hints. --- */
+    /* mcpp_host.set_request_state: bytes the retry of this call gets back (2026-07-28; at most 64 KiB, sealed). */
+    void set_request_state(std::string_view bytes) {
+        const mcpp_host &h = live_host();
+        need_11(MCPP_HAS(&h, mcpp_host, set_request_state) && h.set_request_state != nullptr, "set_request_state");
+        mcpp_status st = h.set_request_state(raw_, bytes_of(bytes), bytes.size());
+        if (st == MCPP_E_TOO_LARGE)
+            throw InternalError("the request state is larger than the host allows");
+        check_out(st);
+    }
+    /* mcpp_host.get_request_state: what the attempt this one retries set; std::nullopt on a first attempt.
+     * Borrowed until the call is finished. */
+    std::optional<std::string_view> request_state() const {
+        const mcpp_host &h = live_host();
+        need_11(MCPP_HAS(&h, mcpp_host, get_request_state) && h.get_request_state != nullptr, "get_request_state");
+        const uint8_t *p = nullptr;
+        size_t n = 0;
+        mcpp_status st = h.get_request_state(raw_, &p, &n);
+        if (st == MCPP_E_NOT_FOUND)
+            return std::nullopt;
+        check_out(st);
+        return detail::view(reinterpret_cast<const char *>(p), n);
+    }
+    /* mcpp_host.set_cache (resources/read): 2026-07-28 ttlMs and cacheScope of this result. */
+    void set_cache(std::chrono::milliseconds ttl, CacheScope scope = CacheScope::private_) {
+        const mcpp_host &h = live_host();
+        need_11(MCPP_HAS(&h, mcpp_host, set_cache) && h.set_cache != nullptr, "set_cache");
+        check_out(h.set_cache(raw_, static_cast<int64_t>(ttl.count()), static_cast<int32_t>(scope)));
+    }
+    /* mcpp_host.json_get: the value at an RFC 6901 pointer in any JSON text ("" = the whole text), copied;
+     * std::nullopt when the pointer leads nowhere; InternalError when `json` is not JSON. */
+    std::optional<Json> json_get(std::string_view json, std::string_view pointer) const {
+        const mcpp_host &h = live_host();
+        need_11(MCPP_HAS(&h, mcpp_host, json_get) && h.json_get != nullptr, "json_get");
+        int32_t type = 0;
+        const char *p = nullptr;
+        size_t n = 0;
+        mcpp_status st = h.json_get(raw_, detail::ptr(json), json.size(), detail::ptr(pointer), pointer.size(), &type, &p, &n);
+        if (st == MCPP_E_NOT_FOUND)
+            return std::nullopt;
+        if (st != MCPP_OK)
+            throw InternalError("json_get failed (status " + std::to_string(st) + "): not JSON text?");
+        return Json{static_cast<JsonType>(type), std::string(detail::view(p, n))};
+    }
+
     Host host() const noexcept { return Host(host_); }
     Kind kind() const noexcept { return kind_; }
+    /* "tool 'x'", "resource 'u'", ... as the wrapper names this call in messages (empty before dispatch). */
+    const std::string &what() const noexcept { return what_; }
     /* The C handle, for host functions this class does not cover. Never pass it to finish yourself. */
     mcpp_call *raw() const noexcept { return raw_; }
 
   private:
+    friend class Plugin;
+    template <typename F> friend struct detail::Pending;
+    friend void detail::input_callback(void *, mcpp_call *, int32_t, const char *, size_t) noexcept;
+    friend void detail::reclaim(Call &, detail::Rescue &) noexcept;
+
+    std::string next_key(const char *prefix) { return std::string(prefix) + "-" + std::to_string(++asked_); }
+    /* A 1.1 function the host table lacks: say which, and what the table is. */
+    void need_11(bool present, const char *function) const {
+        if (!present || host_->abi_minor < 1)
+            throw InternalError(std::string("the host does not implement mcpp_host.") + function +
+                                " (ABI 1.1; its table has struct_size " + std::to_string(host_->struct_size) +
+                                ", abi_minor " + std::to_string(host_->abi_minor) + ")");
+    }
     const mcpp_host &live_host() const {
         if (raw_ == nullptr) /* "Functions taking a call handle may be used only until finish()" */
             throw std::logic_error("mcpp::Call used after it was finished or moved from");
@@ -346,7 +657,164 @@ class Call {
     const mcpp_host *host_;
     mcpp_call *raw_; /* nullptr once finished or moved from */
     Kind kind_;
+    std::string what_;   /* for messages: "tool 'x'" */
+    uint32_t asked_ = 0; /* input requests made with automatic keys */
 };
+
+/* ======================================================================================================== */
+/* 4b. Input requests: the heap object behind mcpp_host.request_input's user pointer, and its callback.      */
+/* ======================================================================================================== */
+
+namespace detail {
+struct PendingBase {
+    explicit PendingBase(Input k) noexcept : kind(k) {}
+    virtual ~PendingBase() = default;
+    virtual Call &call() noexcept = 0;
+    virtual void invoke(Call &&c, Answer &&a) = 0;
+    Input kind;
+};
+template <typename F> struct Pending final : PendingBase {
+    F fn;      /* constructed first: if moving the continuation throws, the Call has not moved yet */
+    Call held; /* owns the handle while the client thinks */
+    template <typename G>
+    Pending(G &&g, Call &&c, Input k) : PendingBase(k), fn(std::forward<G>(g)), held(std::move(c)) {}
+    Call &call() noexcept override { return held; }
+    void invoke(Call &&c, Answer &&a) override { fn(std::move(c), std::move(a)); }
+};
+} // namespace detail
+
+inline std::optional<Json> Answer::get(const Call &c, std::string_view pointer) const { return c.json_get(json_, pointer); }
+inline std::optional<std::string> Answer::string(const Call &c, std::string_view pointer) const {
+    std::optional<Json> v = get(c, pointer);
+    if (!v || v->type != JsonType::string)
+        return std::nullopt;
+    return std::move(v->text);
+}
+inline std::optional<bool> Answer::boolean(const Call &c, std::string_view pointer) const {
+    std::optional<Json> v = get(c, pointer);
+    if (!v || v->type != JsonType::boolean)
+        return std::nullopt;
+    return v->text == "true";
+}
+inline std::optional<double> Answer::number(const Call &c, std::string_view pointer) const {
+    std::optional<Json> v = get(c, pointer);
+    if (!v || v->type != JsonType::number)
+        return std::nullopt;
+    return std::strtod(v->text.c_str(), nullptr);
+}
+
+/* ======================================================================================================== */
+/* 4c. The boundary: how a handler or continuation that threw, or returned without finishing, ends its call. */
+/* ======================================================================================================== */
+
+namespace detail {
+/* The type name of the exception being handled (demangled where the C++ ABI allows). */
+inline std::string current_exception_type() {
+#if defined(__GNUC__) || defined(__clang__)
+    if (const std::type_info *t = abi::__cxa_current_exception_type()) {
+        int status = 0;
+        char *name = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
+        std::string out = (status == 0 && name) ? name : t->name();
+        std::free(name);
+        return out;
+    }
+#endif
+    return "an exception";
+}
+
+/* Called inside a catch block: finishes `call` according to the exception being handled. Logs an
+ * exception that is not an mcpp::Failure. Never throws. */
+inline void finish_after_exception(Call &call, std::string_view what) noexcept {
+    Host host = call.host();
+    try {
+        std::string msg;
+        Outcome outcome = Outcome::internal;
+        bool unexpected = true;
+        try {
+            throw;
+        } catch (const Failure &f) {
+            outcome = f.outcome();
+            msg = f.what();
+            unexpected = false;
+        } catch (const std::exception &e) {
+            msg = std::string(what) + " threw " + current_exception_type() + ": " + e.what();
+        } catch (...) {
+            msg = std::string(what) + " threw " + current_exception_type();
+        }
+        if (unexpected)
+            host.log(Level::error, msg);
+        if (!call.finish(outcome, msg) && unexpected)
+            host.log(Level::error, std::string(what) + ": the exception came after the call was finished or handed on");
+    } catch (...) { /* bad_alloc while building the message */
+        call.finish(Outcome::internal, "the plugin threw an exception");
+    }
+}
+
+/* After a handler returned: a call it neither finished nor moved away is an internal error. */
+inline void finish_unfinished(Call &call, std::string_view what) noexcept {
+    if (!call.live())
+        return;
+    try {
+        std::string msg = std::string(what) + " returned without finishing the call";
+        call.host().log(Level::error, msg);
+        call.finish(Outcome::internal, msg);
+    } catch (...) {
+        call.finish(Outcome::internal, "the handler returned without finishing the call");
+    }
+}
+
+/* A handle a Call destructor handed back to this boundary (see Call::~Call) goes back into `call`. */
+inline void reclaim(Call &call, Rescue &rescue) noexcept {
+    if (rescue.got != nullptr && call.raw_ == nullptr)
+        call.raw_ = std::exchange(rescue.got, nullptr);
+}
+
+/* mcpp_input_callback for every request made through Call::ask: runs exactly once per accepted request. */
+inline void input_callback(void *user, mcpp_call *raw, int32_t status, const char *answer, size_t len) noexcept {
+    std::unique_ptr<PendingBase> pending(static_cast<PendingBase *>(user)); /* freed whatever happens below */
+    if (!pending)
+        return;
+    Call call(std::move(pending->call()));
+    (void)raw; /* the same handle as call.raw() */
+    if (status == MCPP_INPUT_SUSPENDED) {
+        /* 2026-07-28: the client answers in a retry of the whole request. The host sends input_required for
+         * this attempt (whatever the outcome); the handler runs again from the start on the retry. */
+        call.ok();
+        return;
+    }
+    std::string what = "the plugin";
+    Rescue rescue{call.raw_, nullptr};
+    try {
+        what = call.what_.empty() ? std::string("a continuation") : call.what_ + " (continuation)";
+        InputStatus st = status == MCPP_INPUT_ANSWERED  ? InputStatus::answered
+                         : status == MCPP_INPUT_REFUSED ? InputStatus::refused
+                         : status == MCPP_INPUT_UNSUPPORTED ? InputStatus::unsupported
+                                                            : InputStatus::cancelled;
+        std::string text(view(answer, len)), message;
+        if (st == InputStatus::refused) {
+            try {
+                if (std::optional<Json> m = call.json_get(text, "/message"))
+                    message = m->text;
+            } catch (const Failure &) { /* not JSON: no message */
+            }
+        }
+        const char *noun = call.kind_ == Call::Kind::tool       ? "tool"
+                           : call.kind_ == Call::Kind::resource ? "resource"
+                           : call.kind_ == Call::Kind::prompt   ? "prompt"
+                                                                : "completion";
+        Answer a(pending->kind, st, std::move(text), std::move(message), noun);
+        {
+            RescueScope armed(&rescue);
+            pending->invoke(std::move(call), std::move(a));
+        }
+        reclaim(call, rescue);
+        finish_unfinished(call, what);
+    } catch (...) {
+        reclaim(call, rescue);
+        finish_after_exception(call, what);
+    }
+}
+} // namespace detail
 
 /* ======================================================================================================== */
 /* 5. Declarations (copied into the plugin when it is built; the host copies them again in describe()).     */
@@ -544,6 +1012,13 @@ class Definition {
     Definition &on_destroy(std::function<void()> fn) { return on_destroy_ = std::move(fn), *this; }
     /* mcpp_plugin.health. [any]: runs beside handlers even for a SERIAL plugin, must not block. */
     Definition &on_health(std::function<Health()> fn) { return on_health_ = std::move(fn), *this; }
+    /* 1.1, mcpp_registry.set_list_cache: 2026-07-28 clients may reuse a page of these lists (List::resources
+     * covers resources/list and resources/templates/list) for `ttl` within `scope`. Default 0 / private. */
+    Definition &list_cache(List lists, std::chrono::milliseconds ttl, CacheScope scope = CacheScope::private_) {
+        return list_caches_.push_back({static_cast<uint32_t>(lists), static_cast<int64_t>(ttl.count()),
+                                       static_cast<int32_t>(scope)}),
+               *this;
+    }
 
   private:
     friend class Plugin;
@@ -561,6 +1036,12 @@ class Definition {
     std::function<void(Host, std::string_view)> on_create_;
     std::function<void()> on_destroy_;
     std::function<Health()> on_health_;
+    struct ListCache {
+        uint32_t lists;
+        int64_t ttl_ms;
+        int32_t scope;
+    };
+    std::vector<ListCache> list_caches_;
 };
 
 /* ======================================================================================================== */
@@ -660,72 +1141,28 @@ class Plugin {
         w->write(w->ctx, buf, n);
     }
 
-    /* The type name of the exception being handled (demangled where the C++ ABI allows). */
-    static std::string current_exception_type() {
-#if defined(__GNUC__) || defined(__clang__)
-        if (const std::type_info *t = abi::__cxa_current_exception_type()) {
-            int status = 0;
-            char *name = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
-            std::string out = (status == 0 && name) ? name : t->name();
-            std::free(name);
-            return out;
-        }
-#endif
-        return "an exception";
-    }
-
-    /* Called inside a catch block: finishes `call` according to the exception being handled. Logs an
-     * exception that is not an mcpp::Failure. Never throws. */
-    static void finish_after_exception(Call &call, std::string_view what) noexcept {
-        Host host = call.host();
-        try {
-            std::string msg;
-            Outcome outcome = Outcome::internal;
-            bool unexpected = true;
-            try {
-                throw;
-            } catch (const Failure &f) {
-                outcome = f.outcome();
-                msg = f.what();
-                unexpected = false;
-            } catch (const std::exception &e) {
-                msg = std::string(what) + " threw " + current_exception_type() + ": " + e.what();
-            } catch (...) {
-                msg = std::string(what) + " threw " + current_exception_type();
-            }
-            if (unexpected)
-                host.log(Level::error, msg);
-            if (!call.finish(outcome, msg) && unexpected)
-                host.log(Level::error, std::string(what) + ": the exception came after the call was finished");
-        } catch (...) { /* bad_alloc while building the message */
-            call.finish(Outcome::internal, "the plugin threw an exception");
-        }
-    }
-
-    /* After a handler returned: a call it neither finished nor moved away is an internal error. */
-    static void finish_unfinished(Call &call, std::string_view what) noexcept {
-        if (!call.live())
-            return;
-        try {
-            std::string msg = std::string(what) + " returned without finishing the call";
-            call.host().log(Level::error, msg);
-            call.finish(Outcome::internal, msg);
-        } catch (...) {
-            call.finish(Outcome::internal, "the handler returned without finishing the call");
-        }
-    }
-
     /* Runs a handler on a fresh Call: the one place where handler code meets the C boundary. */
     template <typename Body>
     static void run(const Instance *self, mcpp_call *raw, Call::Kind kind, Body &&body) noexcept {
         Call call(self->host, raw, kind);
         std::string what = "the plugin";
+        detail::Rescue rescue{raw, nullptr};
         try {
-            body(call, what);
-            finish_unfinished(call, what);
+            {
+                detail::RescueScope armed(&rescue);
+                body(call, what);
+            }
+            detail::reclaim(call, rescue);
+            detail::finish_unfinished(call, what);
         } catch (...) {
-            finish_after_exception(call, what);
+            detail::reclaim(call, rescue);
+            detail::finish_after_exception(call, what);
         }
+    }
+    /* Names the call for messages, here and in its continuations. */
+    static void name_call(Call &call, std::string &what, std::string text) {
+        what = std::move(text);
+        call.what_ = what;
     }
 
     // ---- the thunks: one per mcpp_plugin function pointer --------------------------------------------
@@ -812,6 +1249,15 @@ class Plugin {
                 mcpp_prompt p = def.prompts_[i].decl.raw(self->impl->prompt_args[i]);
                 st = reg->add_prompt(reg->ctx, &p);
             }
+            if (!def.list_caches_.empty() && !(MCPP_HAS(reg, mcpp_registry, set_list_cache) && reg->set_list_cache)) {
+                /* a hint only: a registry without it (ABI 1.0) serves the lists uncached */
+                Host(self->host).log(Level::warning, "the host's registry has no set_list_cache (ABI 1.1): list cache hints dropped");
+                return st;
+            }
+            for (size_t i = 0; i < def.list_caches_.size() && st == MCPP_OK; i++) {
+                const Definition::ListCache &c = def.list_caches_[i];
+                st = reg->set_list_cache(reg->ctx, c.lists, c.ttl_ms, c.scope);
+            }
             return st;
         } catch (...) {
             Host(self->host).log(Level::error, "describe failed: a C++ exception");
@@ -829,7 +1275,7 @@ class Plugin {
             auto it = self->impl->tool_index.find(n);
             if (it == self->impl->tool_index.end())
                 throw NotFound("unknown tool '" + detail::clip(n, 100) + "'");
-            what = "tool '" + detail::clip(n, 100) + "'";
+            name_call(call, what, "tool '" + detail::clip(n, 100) + "'");
             self->impl->def.tools_[it->second].handler(call);
         });
     }
@@ -847,13 +1293,13 @@ class Plugin {
                 auto it = self->impl->resource_index.find(u);
                 if (it == self->impl->resource_index.end())
                     throw NotFound("unknown resource '" + detail::clip(u) + "'");
-                what = "resource '" + detail::clip(u) + "'";
+                name_call(call, what, "resource '" + detail::clip(u) + "'");
                 def.resources_[it->second].handler(call, u);
             } else {
                 auto it = self->impl->template_index.find(t);
                 if (it == self->impl->template_index.end())
                     throw NotFound("unknown resource template '" + detail::clip(t) + "'");
-                what = "resource template '" + detail::clip(t) + "'";
+                name_call(call, what, "resource template '" + detail::clip(t) + "'");
                 def.templates_[it->second].handler(call, u);
             }
         });
@@ -869,7 +1315,7 @@ class Plugin {
             auto it = self->impl->prompt_index.find(n);
             if (it == self->impl->prompt_index.end())
                 throw NotFound("unknown prompt '" + detail::clip(n, 100) + "'");
-            what = "prompt '" + detail::clip(n, 100) + "'";
+            name_call(call, what, "prompt '" + detail::clip(n, 100) + "'");
             self->impl->def.prompts_[it->second].handler(call);
         });
     }
@@ -896,7 +1342,7 @@ class Plugin {
             }
             if (fn == nullptr)
                 throw NotFound("nothing to complete for '" + detail::clip(r) + "'");
-            what = "the completer of '" + detail::clip(r) + "'";
+            name_call(call, what, "the completer of '" + detail::clip(r) + "'");
             if (*fn) {
                 (*fn)(call, detail::view(arg, arg_len), detail::view(value, value_len));
             } else {

@@ -115,7 +115,17 @@ extension Call {
                 c.resume(returning: (-1, ""))
             }
         }
-        if status == -1 { throw .notOffered("the host refused the request (status \(sent.status))") }
+        if status == -1 {
+            switch sent.status {
+            case MCPP_E_INVALID:
+                throw .notOffered(
+                    "the host refused it: an empty or repeated key, params that are not a JSON object, or a call "
+                        + "other than tools/call, prompts/get and resources/read")
+            case MCPP_E_FINISHED: throw .notOffered("the call is already finished")
+            case MCPP_E_CANCELLED: throw .cancelled
+            default: throw .notOffered("the host refused it with status \(sent.status)")
+            }
+        }
         switch status {
         case MCPP_INPUT_ANSWERED: return answer
         case MCPP_INPUT_REFUSED: throw .refused(answer)

@@ -488,6 +488,21 @@ struct MCPDispatcherTests {
         }
     }
 
+    @Test func theReplayBookkeepingStaysBoundedOverManyStreams() {
+        let replay = EventReplay(limits: .init(maxBytes: 1 << 20, maxStreams: 4), primes: true)
+        let event = Array(#"{"jsonrpc":"2.0","method":"m"}"#.utf8)
+        for _ in 0..<500 {
+            let stream = replay.open(on: RecordingSink())
+            _ = stream.startStream(headers: [])
+            for _ in 0..<3 { stream.sendEvent(event) }
+            stream.endStream()
+        }
+        // Only the 4 streams remembered keep events (3 each); the eviction order does not keep the entries of
+        // the 496 forgotten ones.
+        #expect(replay.keptBytes == 4 * 3 * event.count)
+        #expect(replay.orderEntries <= 2 * 12 + 64)
+    }
+
     // MARK: Batches (2025-03-26)
 
     func batch(session: String, version: String, _ messages: [JSONValue], accept: String = "application/json")

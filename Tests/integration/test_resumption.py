@@ -49,6 +49,8 @@ class CuttingProxy:
         self.armed = False
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
+        self.open: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self.handlers: set[asyncio.Task] = set()
 
     async def __aenter__(self):
         self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
@@ -56,12 +58,19 @@ class CuttingProxy:
         return self
 
     async def __aexit__(self, *exc):
+        # Every connection closed (both sides) before the test goes on: the host must see them end.
         assert self.server is not None
         self.server.close()
+        for pair in list(self.open):
+            for w in pair:
+                w.close()
+        await asyncio.gather(*self.handlers, return_exceptions=True)
         await self.server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.handlers.add(asyncio.current_task())
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        self.open.add((writer, up_writer))
         cut_here = asyncio.Event()
 
         async def client_to_host():
@@ -105,8 +114,13 @@ class CuttingProxy:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.open.discard((writer, up_writer))
             for w in (writer, up_writer):
                 w.close()
+                try:
+                    await w.wait_closed()
+                except (ConnectionError, asyncio.CancelledError):
+                    pass
 
 
 def test_the_sdk_resumes_a_cut_post_stream_and_sees_each_message_once(host):

@@ -1074,6 +1074,9 @@ final class ActiveRequest: CallObserver, Sendable {
         /// Why the host ended the request, when it did (the deadline, the client leaving): set before the call
         /// is cancelled, so the plugin's answer to the cancellation cannot count as something else.
         var endedBy: TrafficMetrics.ErrorType?
+        /// The answer the host gives when it ended the request (the deadline's): it wins over whatever the
+        /// plugin finishes with once cancelled, which can arrive first from another thread.
+        var hostAnswer: (JSONValue, Int)?
         /// Legacy era: ids of the requests sent to the client for this call and not answered yet.
         var inputIDs: [JSONValue] = []
     }
@@ -1212,7 +1215,7 @@ final class ActiveRequest: CallObserver, Sendable {
             guard !s.done else { return (false, nil) }
             s.done = true
             let error = s.endedBy ?? error
-            if let (message, status) = final {
+            if let (message, status) = s.hostAnswer ?? final {
                 if s.streaming {
                     dispatcher.count(ctx.meter, error)
                     send(message)
@@ -1243,16 +1246,23 @@ final class ActiveRequest: CallObserver, Sendable {
     }
 
     func deadlinePassed() {
-        let running = lock.withLock { s -> PluginCall? in
-            guard !s.done, let call = s.call else { return nil }
-            s.endedBy = .deadline
-            return call
-        }
-        guard let call = running else { return }
+        guard let call = lock.withLock({ s in s.done ? nil : s.call }) else { return }
         let timeout = dispatcher.timeoutSeconds
+        let message = deadlineAnswer(call, timeout: timeout)
+        let running = lock.withLock { s -> Bool in
+            guard !s.done, s.call != nil else { return false }
+            s.endedBy = .deadline
+            s.hostAnswer = message
+            return true
+        }
+        guard running else { return }
         dispatcher.plugin.cancel(call)
         dispatcher.plugin.log("\(call.kind.activity) exceeded its deadline of \(timeout) s and was cancelled")
         dispatcher.scheduleOverrunCheck(call, on: out)
+        complete(with: message, error: .deadline)
+    }
+
+    private func deadlineAnswer(_ call: PluginCall, timeout: String) -> (JSONValue, Int) {
         let message: (JSONValue, Int)
         if case .tool(let name) = call.kind {
             let fields: [String: JSONValue] = [
@@ -1274,7 +1284,7 @@ final class ActiveRequest: CallObserver, Sendable {
                 200
             )
         }
-        complete(with: message, error: .deadline)
+        return message
     }
 
     func clientGone() {

@@ -31,6 +31,8 @@ final class EventReplay: Sendable {
         /// Every kept event in the order sent, for eviction: (stream, size).
         var order: [(stream: Int, size: Int)] = []
         var orderHead = 0
+        /// Events kept, across the streams.
+        var kept = 0
     }
 
     private let state = Mutex<State>(State())
@@ -108,10 +110,7 @@ final class EventReplay: Sendable {
     /// Forgets a stream (a fresh GET replaces the session's old one).
     func drop(_ number: Int) {
         state.withLock { s in
-            if let stream = s.streams.removeValue(forKey: number) {
-                s.bytes -= stream.events.reduce(0) { $0 + $1.bytes.count }
-                stream.sink?.endStream()
-            }
+            Self.remove(number, from: &s)?.sink?.endStream()
         }
     }
 
@@ -151,6 +150,7 @@ final class EventReplay: Sendable {
             Self.live(&stream)?.sendEvent(bytes, comment: false, id: "\(number)-\(seq)")
             s.streams[number] = stream
             s.bytes += bytes.count
+            s.kept += 1
             s.order.append((number, bytes.count))
             evict(&s)
         }
@@ -180,11 +180,7 @@ final class EventReplay: Sendable {
 
     /// A whole (non-streamed) response: nothing to replay, so the stream is forgotten.
     fileprivate func responded(_ number: Int) {
-        state.withLock { s in
-            if let stream = s.streams.removeValue(forKey: number) {
-                s.bytes -= stream.events.reduce(0) { $0 + $1.bytes.count }
-            }
-        }
+        state.withLock { s in _ = Self.remove(number, from: &s) }
     }
 
     fileprivate func firstSink(_ number: Int) -> (any ReplySink)? { state.withLock { $0.streams[number]?.sink } }
@@ -199,6 +195,7 @@ final class EventReplay: Sendable {
             if var stream = s.streams[number], !stream.events.isEmpty {
                 stream.events.removeFirst()
                 s.bytes -= size
+                s.kept -= 1
                 if stream.ended && stream.events.isEmpty {
                     s.streams[number] = nil
                 } else {
@@ -217,10 +214,25 @@ final class EventReplay: Sendable {
         guard s.streams.count > limits.maxStreams else { return }
         for number in s.streams.keys.sorted() where s.streams.count > limits.maxStreams {
             guard let stream = s.streams[number], stream.ended else { continue }
-            s.bytes -= stream.events.reduce(0) { $0 + $1.bytes.count }
-            s.streams[number] = nil
+            _ = Self.remove(number, from: &s)
         }
     }
+
+    /// Forgets a whole stream and its events. Their entries in `order` go stale: once stale entries outnumber
+    /// the live ones, `order` is rebuilt from the streams still kept, so it stays bounded by what is kept.
+    private static func remove(_ number: Int, from s: inout State) -> Stream? {
+        guard let stream = s.streams.removeValue(forKey: number) else { return nil }
+        s.bytes -= stream.events.reduce(0) { $0 + $1.bytes.count }
+        s.kept -= stream.events.count
+        if s.order.count - s.orderHead > 2 * s.kept + 64 {
+            s.order = s.order[s.orderHead...].filter { s.streams[$0.stream] != nil }
+            s.orderHead = 0
+        }
+        return stream
+    }
+
+    /// Entries of the eviction order (for tests: bounded by the events kept).
+    var orderEntries: Int { state.withLock { $0.order.count - $0.orderHead } }
 }
 
 /// One resumable stream of a legacy session, as the `ReplySink` the dispatcher writes to. Its events go to

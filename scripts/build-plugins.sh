@@ -5,6 +5,7 @@
 #   libhostile.so        Plugins/hostile/hostile.c (tries what the box must stop; docs/security.md)
 #   libfaulty.so         Tests/fixtures/plugins/faulty.c
 #   libhealth_states.so  Tests/fixtures/plugins/health_states.c
+#   libmetrics_probe.so  Tests/fixtures/plugins/metrics_probe.c (the metrics extension, from a tool)
 #   liblarger_structs.so Tests/fixtures/plugins/larger_structs.c (structs of a later 1.x header)
 #   libsmall_structs.so  Tests/fixtures/plugins/small_structs.c (one struct smaller than 1.0's, by env)
 #   librust_reference.so Plugins/rust (Plugins/rust/build.sh), libcpp_reference.so Plugins/cpp (build.sh),
@@ -48,6 +49,7 @@ build conformance "$REPO/Plugins/conformance/conformance.c" -pthread
 build hostile "$REPO/Plugins/hostile/hostile.c"
 build faulty "$FIXTURES/faulty.c"
 build health_states "$FIXTURES/health_states.c" -pthread
+build metrics_probe "$FIXTURES/metrics_probe.c" -pthread
 build no_entry "$FIXTURES/no_entry.c"
 build wrong_major "$FIXTURES/wrong_major.c"
 build newer_minor "$FIXTURES/newer_minor.c"

@@ -37,6 +37,13 @@ typedef struct reference {
     const mcpp_host *host;
 } reference;
 
+/* The plugin's own Prometheus series (section 8b), registered in create(); NULL when the host has no metrics
+ * extension. The handles are valid for the life of the process and may be used from any thread. */
+static const mcpp_metrics *METRICS;
+static mcpp_metric *ECHO_CALLS;      /* mcp_plugin_reference_tool_calls_total{tool="echo"} */
+static mcpp_metric *ADD_CALLS;       /* ... {tool="add"} */
+static mcpp_metric *ECHO_TEXT_BYTES; /* mcp_plugin_reference_echo_text_bytes (a histogram) */
+
 /* A C string literal as the (pointer, length) pair the ABI functions take. */
 #define KEY(s) ("" s ""), (sizeof(s) - 1)
 
@@ -112,7 +119,11 @@ static void tool_echo(const mcpp_host *h, mcpp_call *call)
         return;
     }
     st = h->add_text(call, text, len); /* one text block with the same text */
-    finish_result(h, call, st);        /* MCPP_OUTCOME_OK: the result is sent */
+    if (METRICS != NULL) {             /* lock-free: cheap enough for every call */
+        METRICS->add(ECHO_CALLS, 1);
+        METRICS->observe(ECHO_TEXT_BYTES, (double)len);
+    }
+    finish_result(h, call, st); /* MCPP_OUTCOME_OK: the result is sent */
 }
 
 static const mcpp_tool ECHO_TOOL = {
@@ -165,6 +176,8 @@ static void tool_add(const mcpp_host *h, mcpp_call *call)
         finish_bad_arg(h, call, "b", "a number", st);
         return;
     }
+    if (METRICS != NULL)
+        METRICS->add(ADD_CALLS, 1);
     double sum = a + b;
     if (!isfinite(sum)) { /* JSON has no inf/nan */
         finish_fmt(h, call, MCPP_OUTCOME_TOOL_ERROR, "the sum is too large to represent");
@@ -775,6 +788,33 @@ static void ref_complete(void *instance, mcpp_call *call, int32_t ref_kind, cons
 /* 8. Life cycle, declarations, health.                                                   */
 /* ------------------------------------------------------------------------------------- */
 
+/* 8b. The plugin's own metrics (the host extension "org.mcp-supervisor.metrics/1"): the supervisor's metrics
+ * endpoint shows them as mcp_plugin_<name>{server, group, replica, <labels>}. Optional: an older host has no
+ * such extension, and the plugin just goes without. */
+static mcpp_status register_metrics(const mcpp_host *host)
+{
+    const mcpp_metrics *m = host->abi_minor >= 1 ? host->get_extension(host->ctx, MCPP_METRICS_EXTENSION) : NULL;
+    if (m == NULL || !MCPP_HAS(m, mcpp_metrics, observe))
+        return MCPP_OK;
+    static const mcpp_str echo_label[] = {MCPP_LIT("tool"), MCPP_LIT("echo")};
+    static const mcpp_str add_label[] = {MCPP_LIT("tool"), MCPP_LIT("add")};
+    static const double text_buckets[] = {8, 64, 512};
+    mcpp_status st = m->register_metric(m->ctx, MCPP_METRIC_COUNTER, KEY("reference_tool_calls_total"),
+                                        KEY("Calls of the reference plugin's tools, by tool."), echo_label, 1, NULL,
+                                        0, &ECHO_CALLS);
+    if (st == MCPP_OK)
+        st = m->register_metric(m->ctx, MCPP_METRIC_COUNTER, KEY("reference_tool_calls_total"),
+                                KEY("Calls of the reference plugin's tools, by tool."), add_label, 1, NULL, 0,
+                                &ADD_CALLS);
+    if (st == MCPP_OK)
+        st = m->register_metric(m->ctx, MCPP_METRIC_HISTOGRAM, KEY("reference_echo_text_bytes"),
+                                KEY("Bytes of the texts the echo tool sent back."), NULL, 0, text_buckets,
+                                sizeof text_buckets / sizeof text_buckets[0], &ECHO_TEXT_BYTES);
+    if (st == MCPP_OK)
+        METRICS = m; /* only once every handle is in place */
+    return st;
+}
+
 static mcpp_status ref_create(const mcpp_host *host, const char *config, size_t config_len,
                               const mcpp_writer *err, void **instance)
 {
@@ -788,6 +828,10 @@ static mcpp_status ref_create(const mcpp_host *host, const char *config, size_t 
     }
     self->host = host;
     HOST = host;
+    if (register_metrics(host) != MCPP_OK) { /* the host logged why; the plugin works without them */
+        static const char why[] = "reference: metrics not registered";
+        host->log(host->ctx, MCPP_LOG_WARNING, why, sizeof why - 1);
+    }
     *instance = self;
     return MCPP_OK;
 }

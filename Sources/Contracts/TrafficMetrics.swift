@@ -28,6 +28,8 @@ public struct TrafficSnapshot: Sendable, Equatable {
     public var slotsTotal = 0
     /// Sessions open (the 2025 era; the 2026-07-28 era has none).
     public var sessionsOpen = 0
+    /// The plugin's own series (the metrics extension), in the order the plugin registered their families.
+    public var plugin: [PluginMetricFamily] = []
 
     public init() {}
 }
@@ -118,6 +120,7 @@ extension TrafficSnapshot {
         static let slotsBusy = "slots_busy"
         static let slotsTotal = "slots"
         static let sessions = "sessions"
+        static let plugin = "plugin"
     }
 
     /// The snapshot's fields as they go into a `metrics` event (merged into the event's object).
@@ -141,6 +144,7 @@ extension TrafficSnapshot {
         o[Key.slotsBusy] = .int(Int64(slotsBusy))
         o[Key.slotsTotal] = .int(Int64(slotsTotal))
         o[Key.sessions] = .int(Int64(sessionsOpen))
+        if !plugin.isEmpty { o[Key.plugin] = .array(plugin.map { $0.encoded() }) }
     }
 
     /// The snapshot in a `metrics` event; entries that are not well formed are skipped, missing numbers are 0.
@@ -178,6 +182,13 @@ extension TrafficSnapshot {
         s.slotsBusy = int(value[Key.slotsBusy])
         s.slotsTotal = int(value[Key.slotsTotal])
         s.sessionsOpen = int(value[Key.sessions])
+        if case .array(let families) = value[Key.plugin] {
+            var seen = Set<String>()
+            for f in families {
+                guard let family = PluginMetricFamily.decode(f), seen.insert(family.name).inserted else { continue }
+                s.plugin.append(family)
+            }
+        }
         return s
     }
 }

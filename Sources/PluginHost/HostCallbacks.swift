@@ -1,3 +1,4 @@
+import Contracts
 import MCPProtocol
 import PluginABI
 import Synchronization
@@ -86,7 +87,10 @@ func makeHostTable(context: UnsafeMutableRawPointer) -> UnsafePointer<mcpp_host>
         guard let ctx, let u = text(uri, len) else { return }
         Unmanaged<PluginInstance>.fromOpaque(ctx).takeUnretainedValue().resourceUpdated(u)
     }
-    host.get_extension = { _, _ in nil }
+    host.get_extension = { ctx, id in
+        guard let ctx, let id, String(cString: id) == PluginMetrics.extensionID else { return nil }
+        return Unmanaged<PluginInstance>.fromOpaque(ctx).takeUnretainedValue().metricsTable
+    }
 
     host.arg_string = { handle, key, keyLen, out, outLen in
         let (call, value, found) = argument(handle, key, keyLen)

@@ -22,6 +22,7 @@ public final class MCPEngine: Sendable {
         if dispatcher.traffic == nil { s.callsInFlight = callsInFlight }
         s.slotsBusy = plugin.slotsBusy
         s.slotsTotal = plugin.concurrency
+        s.plugin = plugin.metrics.snapshot()
         return s
     }
 

@@ -38,6 +38,10 @@ public final class PluginInstance: Sendable {
     /// One lazily started thread for health and diagnose callbacks.
     private let healthPool = HandlerPool(maxThreads: 1)
     private let describeLock = Mutex<Void>(())
+    /// The plugin's own series (the metrics extension) and the extension's table (static, never freed).
+    let metrics = PluginMetricsRegistry()
+    private let metricsTableAddress = Atomic<UInt>(0)
+    var metricsTable: UnsafeRawPointer? { UnsafeRawPointer(bitPattern: metricsTableAddress.load(ordering: .acquiring)) }
     private let logSink: @Sendable (String) -> Void
     /// Called after the catalog changed (bits: MCPP_LIST_*), and when a resource changed (uri).
     let changeHandlers = Mutex<[@Sendable (UInt32, String?) -> Void]>([])
@@ -82,6 +86,9 @@ public final class PluginInstance: Sendable {
 
         // The host table lives as long as the process (the ABI calls it static); it is never freed.
         let hostTable = makeHostTable(context: Unmanaged.passUnretained(self).toOpaque())
+        metricsTableAddress.store(
+            UInt(bitPattern: makeMetricsTable(context: Unmanaged.passUnretained(self).toOpaque())),
+            ordering: .releasing)
         var errorText = ""
         var instanceOut: UnsafeMutableRawPointer? = nil
         let status: mcpp_status = withUnsafeMutablePointer(to: &errorText) { errorSink in

@@ -174,6 +174,82 @@ struct ExpositionTests {
     }
 }
 
+/// The plugins' own families (Metrics/PluginSeriesRendering.swift).
+struct PluginSeriesRenderingTests {
+    static func family(
+        _ name: String, _ kind: PluginMetrics.Kind, help: String = "Help.", labels: [String] = [],
+        bounds: [Double] = [], _ series: [PluginMetricSeries]
+    ) -> PluginMetricFamily {
+        PluginMetricFamily(name: name, kind: kind, help: help, labelNames: labels, bounds: bounds, series: series)
+    }
+
+    static func replica(_ server: String, _ index: Int, _ families: [PluginMetricFamily]) -> TrafficRendering.Replica {
+        var s = TrafficSnapshot()
+        s.plugin = families
+        return TrafficRendering.Replica(server: server, group: "g", index: index, snapshot: s)
+    }
+
+    static func page(_ replicas: [TrafficRendering.Replica], _ format: Exposition.Format = .text) -> (
+        String, PluginSeriesRendering.Result
+    ) {
+        var page = PageWriter(format: format)
+        let result = PluginSeriesRendering.write(replicas, into: &page)
+        return (String(decoding: page.finish(), as: UTF8.self), result)
+    }
+
+    @Test func oneFamilyPerNameAcrossReplicasAndServers() {
+        let jobs = { (v: Double) in
+            Self.family("jobs_total", .counter, labels: ["queue"], [.init(labelValues: ["a"], value: v, buckets: [])])
+        }
+        let size = Self.family(
+            "size", .histogram, bounds: [1, 10], [.init(labelValues: [], value: 12.5, buckets: [1, 2, 3])])
+        let (text, result) = Self.page([
+            Self.replica("s", 0, [jobs(3), size]), Self.replica("s", 1, [jobs(4)]), Self.replica("t", 0, [jobs(5)]),
+        ])
+        #expect(result.conflicts.isEmpty)
+        #expect(
+            text == """
+                # HELP mcp_plugin_jobs_total Help.
+                # TYPE mcp_plugin_jobs_total counter
+                mcp_plugin_jobs_total{server="s",group="g",replica="0",queue="a"} 3
+                mcp_plugin_jobs_total{server="s",group="g",replica="1",queue="a"} 4
+                mcp_plugin_jobs_total{server="t",group="g",replica="0",queue="a"} 5
+                # HELP mcp_plugin_size Help.
+                # TYPE mcp_plugin_size histogram
+                mcp_plugin_size_bucket{server="s",group="g",replica="0",le="1"} 1
+                mcp_plugin_size_bucket{server="s",group="g",replica="0",le="10"} 3
+                mcp_plugin_size_bucket{server="s",group="g",replica="0",le="+Inf"} 6
+                mcp_plugin_size_sum{server="s",group="g",replica="0"} 12.5
+                mcp_plugin_size_count{server="s",group="g",replica="0"} 6
+
+                """)
+        let (om, _) = Self.page([Self.replica("s", 0, [jobs(3), size])], .openMetrics)
+        #expect(om.contains("# TYPE mcp_plugin_jobs counter\n# HELP mcp_plugin_jobs Help.\nmcp_plugin_jobs_total{"))
+        #expect(om.contains(#"mcp_plugin_size_bucket{server="s",group="g",replica="0",le="10.0"} 3"#))
+        #expect(om.hasSuffix("# EOF\n"))
+    }
+
+    @Test func aDisagreeingFamilyIsLeftOffAndCounted() {
+        let a = Self.family("shared", .gauge, help: "A.", [.init(labelValues: [], value: 1, buckets: [])])
+        let b = Self.family("shared", .gauge, help: "B.", [.init(labelValues: [], value: 2, buckets: [])])
+        let c = Self.family("shared_total", .counter, [.init(labelValues: [], value: 2, buckets: [])])
+        let (text, result) = Self.page([Self.replica("a", 0, [a]), Self.replica("b", 0, [b, c])])
+        #expect(result.conflicts == ["b/shared"])
+        #expect(text.contains(#"mcp_plugin_shared{server="a",group="g",replica="0"} 1"#))
+        #expect(!text.contains(#"mcp_plugin_shared{server="b""#))
+        #expect(text.contains(#"mcp_plugin_shared_total{server="b",group="g",replica="0"} 2"#))
+    }
+
+    @Test func aSeriesTwiceInOneReplicaIsWrittenOnce() {
+        let twice = Self.family(
+            "level", .gauge, labels: ["k"],
+            [.init(labelValues: ["x"], value: 1, buckets: []), .init(labelValues: ["x"], value: 9, buckets: [])])
+        let (text, _) = Self.page([Self.replica("a", 0, [twice])])
+        #expect(text.components("mcp_plugin_level{") == 1)
+        #expect(text.contains(#"mcp_plugin_level{server="a",group="g",replica="0",k="x"} 1"#))
+    }
+}
+
 extension String {
     fileprivate func components(_ a: String) -> Int {
         var n = 0

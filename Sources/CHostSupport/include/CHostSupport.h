@@ -31,6 +31,29 @@ int mcph_elf_check(int fd, char *reason, size_t reason_len);
 /* The machine name for an ELF e_machine value ("x86-64", "aarch64", ...). */
 const char *mcph_elf_machine_name(uint16_t machine);
 
+/* The cells behind the metrics extension's series (mcp_plugin.h, "org.mcp-supervisor.metrics/1"): the host
+ * registers a series in Swift (names, labels, limits) and hands the plugin this cell; the plugin's add, set and
+ * observe run here, lock-free, from any thread. A cell is never freed (series live as long as the process). */
+struct mcpp_metric;
+
+#define MCPH_METRIC_COUNTER 0
+#define MCPH_METRIC_GAUGE 1
+#define MCPH_METRIC_HISTOGRAM 2
+#define MCPH_METRIC_MAX_BUCKETS 32
+
+/* A new cell of `kind`; for a histogram, `bounds` (count finite increasing upper bounds, at most 32) are copied
+ * and one more bucket counts what is above the last. NULL when out of memory. */
+struct mcpp_metric *mcph_metric_new(int32_t kind, const double *bounds, size_t count);
+
+/* The functions the extension table points to; they return an mcpp_status (0 ok, 3 invalid). */
+int32_t mcph_metric_add(struct mcpp_metric *metric, double delta);
+int32_t mcph_metric_set(struct mcpp_metric *metric, double value);
+int32_t mcph_metric_observe(struct mcpp_metric *metric, double value);
+
+/* Reads a cell: a counter's or gauge's value, or a histogram's sum (into *value) and its non-cumulative bucket
+ * counts (into buckets, which has room for count + 1 of them: the bounds given to mcph_metric_new, then +Inf). */
+void mcph_metric_read(const struct mcpp_metric *metric, double *value, uint64_t *buckets, size_t room);
+
 #endif
 
 /* What mcph_elf_inspect found in a shared object, read from the file without loading it. */

@@ -369,6 +369,52 @@ typedef struct mcpp_host {
 } mcpp_host;
 
 /* ---------------------------------------------------------------------------------- */
+/* Host extension "org.mcp-supervisor.metrics/1" (1.1 hosts): a plugin's own Prometheus */
+/* series, published by the supervisor's metrics endpoint beside the host's own, as     */
+/* mcp_plugin_<name>{server, group, replica, <the plugin's labels>}.                    */
+/*   const mcpp_metrics *m = host->get_extension(host->ctx, MCPP_METRICS_EXTENSION);    */
+/* NULL from an older host: then just skip them. Series count from the host's start.    */
+/* ---------------------------------------------------------------------------------- */
+#define MCPP_METRICS_EXTENSION "org.mcp-supervisor.metrics/1"
+
+/* Kinds of series (mcpp_metrics.register_metric). */
+#define MCPP_METRIC_COUNTER 0   /* goes only up (add with delta >= 0); its name ends in _total          */
+#define MCPP_METRIC_GAUGE 1     /* goes up and down (add, set)                                         */
+#define MCPP_METRIC_HISTOGRAM 2 /* counts observations in buckets (observe)                             */
+
+/* One registered series; valid for the life of the process. */
+typedef struct mcpp_metric mcpp_metric;
+
+typedef struct mcpp_metrics {
+    uint32_t struct_size;
+    uint32_t reserved;
+    void *ctx; /* pass to register_metric */
+
+    /* Registers one series: a name and one fixed set of label pairs (labels[0] = labels[1],
+     * labels[2] = labels[3], ...; label_count is the number of pairs, at most 8). [any]
+     * name: [a-zA-Z_][a-zA-Z0-9_]*, at most 64 bytes; a counter's ends in "_total", no other ends in
+     * _total, _bucket, _sum, _count or _created. Label names: the same rule, not starting with "__",
+     * and none of server, group, replica, le, quantile (the supervisor's). help: 1 to 512 bytes.
+     * buckets (histograms only, else NULL/0): 1 to 32 finite, strictly increasing upper bounds; NULL
+     * and 0 take the host's duration buckets (0.0005 s to 30 s). Series of one name share kind, help,
+     * label names (in order) and buckets. Registering a series again returns the same handle.
+     * At most 256 series per plugin. Returns MCPP_OK and *out, or MCPP_E_INVALID (the host logs
+     * what is wrong, naming the series) or MCPP_E_TOO_LARGE (the 256th series is the last). */
+    mcpp_status (*register_metric)(void *ctx, int32_t kind, const char *name, size_t name_len,
+                                   const char *help, size_t help_len, const mcpp_str *labels,
+                                   size_t label_count, const double *buckets, size_t bucket_count,
+                                   mcpp_metric **out);
+    /* Counter and gauge: adds delta (a counter refuses a negative delta with MCPP_E_INVALID; all three
+     * refuse NaN and infinities, and a handle of the wrong kind). Lock-free, [any]; about 7 ns on one
+     * thread, tens of ns when threads contend for one series (bench/plugin_metrics/run.sh). */
+    mcpp_status (*add)(mcpp_metric *metric, double delta);
+    /* Gauge only: sets the value. [any] */
+    mcpp_status (*set)(mcpp_metric *metric, double value);
+    /* Histogram only: records one observation (a value equal to a bound counts in that bucket). [any] */
+    mcpp_status (*observe)(mcpp_metric *metric, double value);
+} mcpp_metrics;
+
+/* ---------------------------------------------------------------------------------- */
 /* The plugin's table, returned by mcpp_negotiate_v1. Static for the life of the        */
 /* process: the host never frees or copies it. Every function pointer except create,    */
 /* destroy and describe may be NULL (feature absent).                                   */

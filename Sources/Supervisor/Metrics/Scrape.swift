@@ -223,6 +223,13 @@ extension Supervisor {
                         snapshot: c.answers[id]!)
                 }
                 TrafficRendering.write(replicas, crashes: self.metrics.crashes(), into: &page.writer)
+                let plugins = PluginSeriesRendering.write(replicas, into: &page.writer)
+                page.writer.family(
+                    "mcp_supervisor_plugin_families_left_off", .gauge,
+                    help: "Plugin families left off this page because another server's plugin reported the same "
+                        + "name with another kind, help, labels or buckets.")
+                page.writer.begin("mcp_supervisor_plugin_families_left_off", .none)
+                page.writer.end(plugins.conflicts.count)
                 page.writer.family(
                     "mcp_supervisor_scrape_duration_seconds", .gauge,
                     help: "How long collecting this scrape's traffic counters from the replicas took, in seconds.")

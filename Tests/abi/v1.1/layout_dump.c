@@ -116,6 +116,15 @@ int main(void)
     FIELD(mcpp_host, set_cache);
     FIELD(mcpp_host, json_get);
 
+    STRUCT(mcpp_metrics);
+    FIELD(mcpp_metrics, struct_size);
+    FIELD(mcpp_metrics, reserved);
+    FIELD(mcpp_metrics, ctx);
+    FIELD(mcpp_metrics, register_metric);
+    FIELD(mcpp_metrics, add);
+    FIELD(mcpp_metrics, set);
+    FIELD(mcpp_metrics, observe);
+
     STRUCT(mcpp_plugin);
     FIELD(mcpp_plugin, struct_size);
     FIELD(mcpp_plugin, threading);

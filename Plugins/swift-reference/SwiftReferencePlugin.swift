@@ -3,6 +3,12 @@
 // library .build/<config>/libSwiftReferencePlugin.so (same toolchain as the host: see docs/plugin-authors.md).
 import MCPPluginKit
 
+// The plugin's own series on the supervisor's metrics endpoint (docs/metrics.md, "Plugin series"): registered on
+// first use (a global is initialised lazily), nil on a host without the metrics extension.
+let shouts = PluginMetric.counter("swift_reference_shouts_total", help: "Texts shouted.")
+let shoutBytes = PluginMetric.histogram(
+    "swift_reference_shout_bytes", help: "Bytes of the texts shouted.", buckets: [8, 64, 512])
+
 let plugin = PluginDefinition(
     name: "swift-reference", version: "1.0.0", title: "Reference plugin (Swift)",
     instructions: "Text utilities written in Swift.",
@@ -10,14 +16,18 @@ let plugin = PluginDefinition(
     completions: { ref, argument, value in
         guard ref == .prompt("haiku"), argument == "season" else { return [] }
         return ["spring", "summer", "autumn", "winter"].filter { $0.hasPrefix(value) }
-    }
+    },
+    listCache: [ListCache([.tools, .prompts], ttlMs: 60000, scope: .public)]
 ) {
     Tool(
         "shout", title: "Shout", description: "Upper-cases the text.",
         inputSchema: #"{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}"#,
         nonblocking: true
     ) { call in
-        .text(try call.string("text").uppercased())
+        let text = try call.string("text")
+        shouts?.add()
+        shoutBytes?.observe(Double(text.utf8.count))
+        return .text(text.uppercased())
     }
 
     Tool(

@@ -30,6 +30,7 @@ public final class PluginDefinition: Sendable {
     let completer: Completer?
     let onCreate: (@Sendable (_ config: String) throws -> Void)?
     let healthCheck: (@Sendable () -> HealthStatus)?
+    let listCache: [ListCache]
 
     /// How the host may call handlers.
     public enum Threading: Sendable {
@@ -43,10 +44,11 @@ public final class PluginDefinition: Sendable {
     ///   - onCreate: validates the plugin configuration (JSON text); a thrown error fails startup with its message.
     ///   - health: the answer to the host's health probe.
     ///   - completions: values for a prompt or resource-template argument being typed.
+    ///   - listCache: cache hints for the lists (2026-07-28 `ttlMs` and `cacheScope`; default 0 / private).
     public init(
         name: String, version: String, title: String? = nil, instructions: String? = nil,
         threading: Threading = .concurrent(), onCreate: (@Sendable (_ config: String) throws -> Void)? = nil,
-        health: (@Sendable () -> HealthStatus)? = nil, completions: Completer? = nil,
+        health: (@Sendable () -> HealthStatus)? = nil, completions: Completer? = nil, listCache: [ListCache] = [],
         @PluginBuilder _ items: () -> [PluginItem]
     ) {
         self.name = name
@@ -57,6 +59,7 @@ public final class PluginDefinition: Sendable {
         self.onCreate = onCreate
         self.healthCheck = health
         self.completer = completions
+        self.listCache = listCache
         var tools: [Tool] = []
         var resources: [Resource] = []
         var templates: [ResourceTemplate] = []
@@ -87,6 +90,20 @@ public final class PluginDefinition: Sendable {
         guard n.pointee.host_abi_major == UInt32(MCPP_ABI_MAJOR), n.pointee.host_abi_minor >= UInt32(MCPP_ABI_MINOR)
         else { return MCPP_E_VERSION }
         return MCPP_OK
+    }
+}
+
+/// A cache hint for some of the plugin's lists: 2026-07-28 clients may reuse a page of them for `ttlMs`
+/// milliseconds within `scope` (`.resources` covers resources/list and resources/templates/list).
+public struct ListCache: Sendable {
+    public var lists: ListKinds
+    public var ttlMs: Int64
+    public var scope: CacheScope
+
+    public init(_ lists: ListKinds, ttlMs: Int64, scope: CacheScope = .private) {
+        self.lists = lists
+        self.ttlMs = ttlMs
+        self.scope = scope
     }
 }
 

@@ -378,6 +378,14 @@ enum Runtime {
             }
             guard st == MCPP_OK else { return MCPP_E_INVALID }
         }
+        // set_list_cache is 1.1, the last field of mcpp_registry: an older registry just loses the hint.
+        if Int(r.struct_size) >= MemoryLayout<mcpp_registry>.size, let setListCache = r.set_list_cache {
+            for hint in d.listCache {
+                guard setListCache(r.ctx, hint.lists.rawValue, hint.ttlMs, hint.scope.raw) == MCPP_OK else {
+                    return MCPP_E_INVALID
+                }
+            }
+        }
         return MCPP_OK
     }
 }

@@ -9,6 +9,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from conftest import REPO, host_binary
+from supervisor_fixtures import control_env  # noqa: F401  (control_env is the `env` fixture)
 
 SWIFT_PLUGIN = Path(host_binary()).parent / "libSwiftReferencePlugin.so"
 
@@ -143,3 +144,40 @@ def test_swift_ask_model_samples(swift_host, mode):
     result, _ = _run_sdk(swift_host.url, mode, body, sampling_callback=sampling)
     assert [b.text for b in result.content] == ["The model says: 42"]
     assert asked == [(100, ['6 × 7 = "?"'])]
+
+
+def test_swift_list_cache_hints(swift_host):
+    """ListCache in the definition: tools and prompts lists public for a minute (2026-07-28), resources keep the
+    default; nothing in the legacy era. Schema-checked."""
+    from conftest import MODERN_VERSION, LegacySession, modern_post
+    from schema_check import check_response
+
+    for method in ["tools/list", "prompts/list"]:
+        result = check_response(modern_post(swift_host.port, method, {}).json(), MODERN_VERSION, method)["result"]
+        assert (result["ttlMs"], result["cacheScope"]) == (60000, "public"), method
+    result = check_response(modern_post(swift_host.port, "resources/list", {}).json(), MODERN_VERSION,
+                            "resources/list")["result"]
+    assert (result["ttlMs"], result["cacheScope"]) == (0, "private")
+    s = LegacySession(swift_host.port, "2025-11-25")
+    s.initialize()
+    legacy = s.request("tools/list", {}).final()
+    assert "ttlMs" not in legacy["result"] and "cacheScope" not in legacy["result"]
+    s.delete()
+
+
+def test_swift_plugin_metrics_on_the_supervisors_page(env):
+    """PluginMetric: the Swift plugin's counter and histogram appear as mcp_plugin_* on the metrics endpoint."""
+    from supervisor_fixtures import call_tool, wait_until
+    from test_metrics_endpoint import scrape, series, start
+
+    run, mport = start(env, replicas=1, extra_servers={"sw": {"plugin": str(SWIFT_PLUGIN), "group": "swift"}})
+    wait_until(lambda: env.status("sw")["state"] == "running", 20, "sw running")
+    port = env.status("sw")["port"]
+    assert not series(scrape(mport), "mcp_plugin_swift_reference_shouts_total")  # registered on first use
+    for text in ["hi", "a" * 10]:
+        assert call_tool(port, "shout", {"text": text}) == text.upper()
+    samples = scrape(mport)
+    own = {"server": "sw", "group": "swift", "replica": "0"}
+    assert [v for _, v in series(samples, "mcp_plugin_swift_reference_shouts_total", **own)] == [2]
+    buckets = {l["le"]: v for l, v in series(samples, "mcp_plugin_swift_reference_shout_bytes_bucket", **own)}
+    assert buckets == {"8": 1, "64": 2, "512": 2, "+Inf": 2}

@@ -8,9 +8,11 @@ import MCPProtocol
 /// A receiver ignores what it does not know (an unknown op or event, an extra key), so either side can add
 /// messages and fields without breaking the other; `ControlChannelProtocol.version` counts such additions.
 public enum ControlChannelProtocol {
-    /// 1: ready, ping/pong, health (loop and plugin parts), stop. 2: metrics (a `TrafficSnapshot`). The host
-    /// sends it in `ready`; the supervisor asks a host for metrics only when its `ready` said 2 or more.
-    public static let version = 2
+    /// 1: ready, ping/pong, health (loop and plugin parts), stop. 2: metrics (a `TrafficSnapshot`). 3: changed
+    /// (a plugin's change notification, relayed to the other replicas of its server). The host sends it in
+    /// `ready`; the supervisor asks a host for metrics only when its `ready` said 2 or more, and relays changes
+    /// only to hosts that said 3 or more.
+    public static let version = 3
 }
 
 /// What the supervisor sends a host.
@@ -24,6 +26,9 @@ public enum SupervisorMessage: Sendable, Equatable {
     case stop
     /// Answer with `metrics` (a `TrafficSnapshot`) from the event loop (version 2).
     case metrics(seq: Int)
+    /// Another replica's plugin reported a change (version 3): tell this host's listeners too (and, for lists,
+    /// read the declarations again), without relaying it back.
+    case changed(PluginChange)
 
     enum Key {
         static let op = "op"
@@ -36,6 +41,7 @@ public enum SupervisorMessage: Sendable, Equatable {
         static let health = "health"
         static let stop = "stop"
         static let metrics = "metrics"
+        static let changed = "changed"
     }
 
     public func encode() -> JSONValue {
@@ -45,6 +51,10 @@ public enum SupervisorMessage: Sendable, Equatable {
             return .object([Key.op: .string(Op.health), Key.seq: .int(Int64(seq)), Key.level: .string(level.rawValue)])
         case .stop: return .object([Key.op: .string(Op.stop)])
         case .metrics(let seq): return .object([Key.op: .string(Op.metrics), Key.seq: .int(Int64(seq))])
+        case .changed(let change):
+            var o: [String: JSONValue] = [Key.op: .string(Op.changed)]
+            change.encode(into: &o)
+            return .object(o)
         }
     }
 
@@ -59,8 +69,36 @@ public enum SupervisorMessage: Sendable, Equatable {
             return .health(seq: seq, level: value[Key.level]?.stringValue.flatMap(HealthLevel.init) ?? .basic)
         case Op.stop: return .stop
         case Op.metrics: return .metrics(seq: seq)
+        case Op.changed: return PluginChange.decode(value).map { .changed($0) }
         default: return nil
         }
+    }
+}
+
+/// A plugin's change notification (`notify_list_changed` or `notify_resource_updated`), as a host reports it and
+/// the supervisor relays it to the server's other replicas, whose listeners would otherwise not hear of it.
+public enum PluginChange: Sendable, Equatable {
+    /// MCPP_LIST_* bits.
+    case lists(UInt32)
+    case resource(uri: String)
+
+    static let listsKey = "lists"
+    static let uriKey = "uri"
+
+    func encode(into o: inout [String: JSONValue]) {
+        switch self {
+        case .lists(let bits): o[Self.listsKey] = .int(Int64(bits))
+        case .resource(let uri): o[Self.uriKey] = .string(uri)
+        }
+    }
+
+    /// nil when neither a list bit set (1...7) nor a URI (non-empty, at most 64 KiB) is there.
+    static func decode(_ value: JSONValue) -> PluginChange? {
+        if let uri = value[uriKey]?.stringValue {
+            return uri.isEmpty || uri.utf8.count > 65536 ? nil : .resource(uri: uri)
+        }
+        guard let bits = value[listsKey].flatMap(intValue), (1...7).contains(bits) else { return nil }
+        return .lists(UInt32(bits))
     }
 }
 
@@ -113,6 +151,8 @@ public enum HostMessage: Sendable, Equatable {
     case healthPlugin(seq: Int, PluginHealth)
     /// The answer to `metrics`: the host's traffic counters now.
     case metrics(seq: Int, TrafficSnapshot)
+    /// The plugin reported a change (version 3); the supervisor relays it to the server's other replicas.
+    case changed(PluginChange)
 
     enum Key {
         static let event = "event"
@@ -136,6 +176,7 @@ public enum HostMessage: Sendable, Equatable {
         static let pong = "pong"
         static let health = "health"
         static let metrics = "metrics"
+        static let changed = "changed"
     }
 
     enum Part {
@@ -178,6 +219,9 @@ public enum HostMessage: Sendable, Equatable {
             o[Key.event] = .string(Event.metrics)
             o[Key.seq] = .int(Int64(seq))
             snapshot.encode(into: &o)
+        case .changed(let change):
+            o[Key.event] = .string(Event.changed)
+            change.encode(into: &o)
         }
         return .object(o)
     }
@@ -212,6 +256,7 @@ public enum HostMessage: Sendable, Equatable {
         case Event.metrics:
             guard let seq = int(Key.seq) else { return nil }
             return .metrics(seq: seq, TrafficSnapshot.decode(value))
+        case Event.changed: return PluginChange.decode(value).map { .changed($0) }
         default: return nil
         }
     }

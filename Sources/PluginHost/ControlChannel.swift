@@ -33,6 +33,7 @@ public final class ControlChannel: Sendable {
                     }
                 }
                 .withConnectedSocket(fd).wait()
+            engine.plugin.relayChanges { change in ControlHandler.write(.changed(change), to: ch) }
             return ControlChannel(channel: ch)
         } catch {
             throw HostFailure(
@@ -74,6 +75,10 @@ final class ControlHandler: ChannelInboundHandler {
         case .metrics(let seq):
             // Answered here on the event loop: the snapshot only reads counters (docs/plugin-host.md "Metrics").
             Self.write(.metrics(seq: seq, engine.trafficSnapshot()), to: context.channel)
+        case .changed(.lists(let lists)):
+            engine.plugin.listsChanged(lists)
+        case .changed(.resource(let uri)):
+            engine.plugin.resourceUpdated(uri)
         }
     }
 

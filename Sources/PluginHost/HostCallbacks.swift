@@ -81,11 +81,15 @@ func makeHostTable(context: UnsafeMutableRawPointer) -> UnsafePointer<mcpp_host>
     }
     host.notify_list_changed = { ctx, lists in
         guard let ctx else { return }
-        Unmanaged<PluginInstance>.fromOpaque(ctx).takeUnretainedValue().listsChanged(lists)
+        let instance = Unmanaged<PluginInstance>.fromOpaque(ctx).takeUnretainedValue()
+        instance.listsChanged(lists)
+        instance.relay(lists: lists)
     }
     host.notify_resource_updated = { ctx, uri, len in
         guard let ctx, let u = text(uri, len) else { return }
-        Unmanaged<PluginInstance>.fromOpaque(ctx).takeUnretainedValue().resourceUpdated(u)
+        let instance = Unmanaged<PluginInstance>.fromOpaque(ctx).takeUnretainedValue()
+        instance.resourceUpdated(u)
+        instance.relay(.resource(uri: u))
     }
     host.get_extension = { ctx, id in
         guard let ctx, let id, String(cString: id) == PluginMetrics.extensionID else { return nil }

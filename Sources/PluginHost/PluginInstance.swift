@@ -1,4 +1,5 @@
 import CHostSupport
+import Contracts
 import Dispatch
 import MCPProtocol
 import PluginABI
@@ -45,6 +46,7 @@ public final class PluginInstance: Sendable {
     private let logSink: @Sendable (String) -> Void
     /// Called after the catalog changed (bits: MCPP_LIST_*), and when a resource changed (uri).
     let changeHandlers = Mutex<[@Sendable (UInt32, String?) -> Void]>([])
+    private let changeRelay = Mutex<(@Sendable (PluginChange) -> Void)?>(nil)
     /// Called when every call slot is held by a call stuck past its deadline.
     public let onHung = Mutex<(@Sendable (String) -> Void)?>(nil)
 
@@ -409,6 +411,20 @@ public final class PluginInstance: Sendable {
     func resourceUpdated(_ uri: String) {
         for handler in changeHandlers.withLock({ $0 }) { handler(0, uri) }
     }
+
+    /// Where the plugin's own change notifications go besides this host's listeners: the supervisor, which relays
+    /// them to the server's other replicas (docs/protocol.md, "Replicas"). Changes relayed to this host are
+    /// applied with `listsChanged`/`resourceUpdated` and never relayed again.
+    public func relayChanges(to relay: @escaping @Sendable (PluginChange) -> Void) {
+        changeRelay.withLock { $0 = relay }
+    }
+
+    func relay(lists: UInt32) {
+        let known = lists & UInt32(MCPP_LIST_TOOLS | MCPP_LIST_RESOURCES | MCPP_LIST_PROMPTS)
+        if known != 0 { relay(.lists(known)) }
+    }
+
+    func relay(_ change: PluginChange) { changeRelay.withLock { $0 }?(change) }
 
     /// Runs a text-returning callback with a host writer that collects what it writes.
     private func collect(

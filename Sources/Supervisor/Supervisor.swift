@@ -481,6 +481,14 @@ public final class Supervisor: @unchecked Sendable {
         case .metrics(let seq, let snapshot):
             metrics.slotUse(id, inflight: snapshot.callsInFlight)
             metricsAnswered(id, seq: seq, snapshot)
+        case .changed(let change):
+            // Each replica serves its own listeners: the others hear of the change from us (docs/protocol.md,
+            // "Replicas"). Only hosts that said they know the message get it; it is never relayed back.
+            for (other, child) in children where other.server == id.server && other != id {
+                if (metricsState.protocols[other]?.1 ?? 1) >= 3, metricsState.protocols[other]?.0 == child.pid {
+                    _ = child.send(.changed(change))
+                }
+            }
         }
     }
 

@@ -5,11 +5,24 @@ import Testing
 struct SupervisorMessageTests {
     @Test(arguments: [
         SupervisorMessage.ping(seq: 7), .health(seq: 3, level: .basic), .health(seq: 4, level: .detailed),
-        .health(seq: 5, level: .diagnostic), .stop, .metrics(seq: 11),
+        .health(seq: 5, level: .diagnostic), .stop, .metrics(seq: 11), .changed(.lists(5)),
+        .changed(.resource(uri: "notes://1")),
     ])
     func roundTrips(_ message: SupervisorMessage) throws {
         let wire = try JSONParser.parse(JSONWriter.serialize(message.encode()))
         #expect(SupervisorMessage.decode(wire) == message)
+    }
+
+    @Test func changesThatSayNothingAreIgnored() {
+        for bad: JSONValue in [
+            ["op": "changed"], ["op": "changed", "lists": 0], ["op": "changed", "lists": 8],
+            ["op": "changed", "uri": ""],
+            ["op": "changed", "lists": "1"],
+        ] {
+            #expect(SupervisorMessage.decode(bad) == nil, "\(bad)")
+        }
+        #expect(HostMessage.decode(["event": "changed", "lists": 9]) == nil)
+        #expect(HostMessage.decode(["event": "changed", "uri": .string(String(repeating: "u", count: 65537))]) == nil)
     }
 
     @Test func unknownOpsAreIgnored() {
@@ -77,7 +90,8 @@ struct HostMessageTests {
         .healthPlugin(seq: 5, PluginHealth(ok: true, detail: "fine", milliseconds: 1.5, report: "{\"a\":1}")),
         .healthPlugin(seq: 6, PluginHealth(ok: nil, detail: "")),
         .healthPlugin(seq: 7, PluginHealth(ok: false, detail: "still running", busy: true)),
-        .metrics(seq: 8, TrafficSnapshot()), .metrics(seq: 9, sampleSnapshot),
+        .metrics(seq: 8, TrafficSnapshot()), .metrics(seq: 9, sampleSnapshot), .changed(.lists(1)),
+        .changed(.resource(uri: "reference://readme")),
     ])
     func roundTrips(_ message: HostMessage) throws {
         let wire = try JSONParser.parse(JSONWriter.serialize(message.encode()))

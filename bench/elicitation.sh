@@ -35,7 +35,7 @@ wait_port() {  # wait (with a deadline) until something answers on the port
     done
 }
 
-pids=()
+pids=()  # the driver first: on SIGTERM it ends its client workers before the servers go
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -49,7 +49,11 @@ pids+=($!); PY_PID=$!
 wait_port "$HOST_PORT"; wait_port "$PY_PORT"
 
 mkdir -p bench/results
-# The driver checks every answer and exits non-zero (set -e ends the script) when a server answers wrongly.
+# The driver checks every answer and exits non-zero (set -e ends the script) when a server answers wrongly. It
+# runs in the background so that a TERM or INT to this script runs the cleanup at once, not after the driver.
 .venv/bin/python bench/elicitation_client.py --host-port "$HOST_PORT" --host-pid "$HOST_PID" \
     --py-port "$PY_PORT" --py-pid "$PY_PID" --calls "$CALLS" --clients "$CLIENTS" --warmup "$WARMUP" \
-    --command bench/elicitation.sh --out bench/results/elicitation.md
+    --command bench/elicitation.sh --out bench/results/elicitation.md &
+DRIVER=$!
+pids=("$DRIVER" "${pids[@]}")
+wait "$DRIVER"

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -192,8 +193,11 @@ class Workers:
                 "rate": calls / wall, "cpu_ms": (c1 - c0) / 1e6 / calls,
                 "posts": sum(r["posts"] for r in results) / calls}
 
-    def close(self):
+    def close(self, abort: bool):
+        """Ends the workers: at once when the run failed or was stopped, else by closing their stdin."""
         for p in self.procs:
+            if abort:
+                p.kill()
             try:
                 p.stdin.close()
             except OSError:
@@ -233,7 +237,10 @@ def main() -> int:
     ks = [1] + ([a.clients] if a.clients > 1 else [])
     rows = {}  # (k, era, server label) -> figures
     load0 = os.getloadavg()[0]
+    # SIGTERM (bench/elicitation.sh's cleanup) unwinds like an error, so the workers are ended too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workers = Workers(max(ks))
+    finished = False
     try:
         for k in ks:
             per = max(1, a.calls // k)
@@ -249,8 +256,9 @@ def main() -> int:
                                label=f"{label}, {era}, {k} client(s)")
                     print(f"elicitation: {job['label']}: {per} calls each", file=sys.stderr, flush=True)
                     rows[(k, era, label)] = workers.run(k, job, pid)
+        finished = True
     finally:
-        workers.close()
+        workers.close(abort=not finished)
     rss = {label: rss_kb(pid) / 1024 for label, _, pid, _ in servers}
     load1 = os.getloadavg()[0]
 

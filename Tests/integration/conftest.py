@@ -31,6 +31,15 @@ EARLY = 0.1
 SERVING = re.compile(r"^mcp-plugin-host: serving .* at (http://127\.0\.0\.1:(\d+)/mcp)$")
 
 
+def control_channel_version() -> int:
+    """The host-supervisor channel's protocol version, read from its one definition (Contracts/ControlChannel.swift),
+    so a test that checks the host's `ready` message follows the contract instead of repeating its number."""
+    text = (REPO / "Sources" / "Contracts" / "ControlChannel.swift").read_text()
+    m = re.search(r"public static let version = (\d+)", text)
+    assert m, "ControlChannelProtocol.version not found in Sources/Contracts/ControlChannel.swift"
+    return int(m.group(1))
+
+
 def host_binary() -> Path:
     path = Path(os.environ.get("MCP_PLUGIN_HOST", REPO / ".build" / "release" / "mcp-plugin-host"))
     if not path.exists():

@@ -35,6 +35,7 @@ from conftest import (
     assert_back_to_baseline,
     assert_reaped,
     await_serving,
+    control_channel_version,
     host_binary,
     http_call,
     modern_body,
@@ -161,7 +162,7 @@ class MeteredHost:
         self.host = HostProcess(proc, m.group(1), int(m.group(2)), line, _thread_cap(plugin, extra))
         self.stderr = StderrWatcher(self.host)
         ready = self._read(timeout)
-        assert ready.get("event") == "ready" and ready.get("protocol") == 2, f"first control message: {ready}"
+        assert ready.get("event") == "ready" and ready.get("protocol") == control_channel_version(), f"first control message: {ready}"
         assert ready["port"] == self.port and ready["pid"] == proc.pid, ready
 
     @property

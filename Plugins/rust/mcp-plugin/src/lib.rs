@@ -815,26 +815,40 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// guard), because an interactive handler gives it back while it waits for the client and takes it again
 /// afterwards, from the same thread but across host calls.
 pub(crate) struct Gate {
-    busy: Mutex<bool>,
+    busy: Mutex<GateState>,
     free: Condvar,
+}
+
+struct GateState {
+    busy: bool,
+    /// Threads waiting in acquire (read by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    waiting: usize,
 }
 
 impl Gate {
     pub(crate) fn new() -> Gate {
-        Gate { busy: Mutex::new(false), free: Condvar::new() }
+        Gate { busy: Mutex::new(GateState { busy: false, waiting: 0 }), free: Condvar::new() }
     }
 
     pub(crate) fn acquire(&self) {
-        let mut busy = lock(&self.busy);
-        while *busy {
-            busy = self.free.wait(busy).unwrap_or_else(|e| e.into_inner());
+        let mut s = lock(&self.busy);
+        s.waiting += 1;
+        while s.busy {
+            s = self.free.wait(s).unwrap_or_else(|e| e.into_inner());
         }
-        *busy = true;
+        s.waiting -= 1;
+        s.busy = true;
     }
 
     pub(crate) fn release(&self) {
-        *lock(&self.busy) = false;
+        lock(&self.busy).busy = false;
         self.free.notify_one();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
+        lock(&self.busy).waiting
     }
 }
 
@@ -941,7 +955,7 @@ pub mod __private {
     /// The instance behind the `void *` the host holds.
     pub(crate) struct Instance<T> {
         host: Host,
-        plugin: T,
+        pub(crate) plugin: T,
         kit: Kit,
     }
 
@@ -981,6 +995,16 @@ pub mod __private {
     pub(crate) unsafe fn unjoined_threads<T>(instance: *mut c_void) -> usize {
         // SAFETY: per the contract.
         lock(&unsafe { &*instance.cast::<Instance<T>>() }.kit.threads).len()
+    }
+
+    /// The serial lock of an instance. For the tests.
+    ///
+    /// # Safety
+    /// `instance` is a live instance of `T` made by this kit's `create`, and outlives the returned reference.
+    #[cfg(test)]
+    pub(crate) unsafe fn serial_gate<'a, T>(instance: *mut c_void) -> &'a Gate {
+        // SAFETY: per the contract.
+        &unsafe { &*instance.cast::<Instance<T>>() }.kit.gate
     }
 
     /// What an interactive handler's thread needs: raw pointers made `Send`.
@@ -1261,16 +1285,21 @@ pub mod __private {
         let inst = unsafe { &*instance.cast::<Instance<T>>() };
         guard(
             || {
-                // SAFETY: the registry is valid during this call; struct_size is checked before each field.
-                let reg = match unsafe { reg.as_ref() } {
-                    Some(r) => r,
-                    None => return MCPP_E_INVALID,
-                };
-                let has = |end: usize| reg.struct_size as usize >= end;
+                if reg.is_null() {
+                    return MCPP_E_INVALID;
+                }
+                // The registry may be smaller than this crate's declaration (a 1.0 host's has no
+                // set_list_cache): no reference to the whole struct is formed, and each field is read through
+                // the raw pointer only after struct_size says it is there.
+                // SAFETY: the registry is valid for struct_size bytes during this call.
+                let size = unsafe { (*reg).struct_size } as usize;
+                let has = |end: usize| size >= end;
                 if !has(std::mem::offset_of!(mcpp_registry, add_tool) + std::mem::size_of::<usize>()) {
                     return MCPP_E_INVALID;
                 }
-                let Some(add_tool) = reg.add_tool else { return MCPP_E_FAILED };
+                // SAFETY: inside struct_size (ctx comes before add_tool).
+                let (ctx, add_tool) = unsafe { ((*reg).ctx, (*reg).add_tool) };
+                let Some(add_tool) = add_tool else { return MCPP_E_FAILED };
                 let mut interactive = HashSet::new();
                 for tool in inst.plugin.tools() {
                     if tool.interactive {
@@ -1292,14 +1321,15 @@ pub mod __private {
                     }
                     let raw = tool.as_raw();
                     // SAFETY: on the describe thread during describe; the host copies the declaration.
-                    let st = unsafe { add_tool(reg.ctx, &raw) };
+                    let st = unsafe { add_tool(ctx, &raw) };
                     if st != MCPP_OK {
                         return st;
                     }
                 }
                 if !T::LIST_CACHE.is_empty() {
                     let set = if has(std::mem::offset_of!(mcpp_registry, set_list_cache) + std::mem::size_of::<usize>()) {
-                        reg.set_list_cache
+                        // SAFETY: inside struct_size, checked just above.
+                        unsafe { (*reg).set_list_cache }
                     } else {
                         None
                     };
@@ -1311,7 +1341,7 @@ pub mod __private {
                         Some(set) => {
                             for hint in T::LIST_CACHE {
                                 // SAFETY: on the describe thread during describe.
-                                let st = unsafe { set(reg.ctx, hint.lists.bits(), hint.ttl_ms(), hint.scope.raw()) };
+                                let st = unsafe { set(ctx, hint.lists.bits(), hint.ttl_ms(), hint.scope.raw()) };
                                 if st != MCPP_OK {
                                     inst.host.log(
                                         LogLevel::Error,

@@ -667,6 +667,7 @@ fn asker_tools() -> Vec<Tool> {
         Tool::new("state").interactive(),
         Tool::new("not_interactive"),
         Tool::new("plain"),
+        Tool::new("boom").interactive(),
     ]
 }
 
@@ -702,6 +703,7 @@ fn asker_call(name: &str, call: &mut Call) -> Outcome {
                 call.elicit("k", "never sent", FORM)?;
             }
             "plain" => call.add_text("plain")?,
+            "boom" => panic!("boom on a kit thread"),
             _ => return Err(Outcome::unknown_tool(name)),
         }
         Ok(())
@@ -905,6 +907,16 @@ fn a_refused_request_gets_no_callback_and_ends_the_call() {
 }
 
 #[test]
+fn a_panic_on_a_kit_thread_ends_the_call() {
+    let inst = start(&ASKER, &HOST_11.0);
+    let m = Mock::new(&[]);
+    call_on(&ASKER, inst, &m, "boom");
+    assert_eq!(m.wait_finish(), (MCPP_OUTCOME_INTERNAL, "tool 'boom' panicked: boom on a kit thread".to_owned()));
+    unsafe { ASKER.0.destroy.unwrap()(inst) };
+    assert_eq!(m.s.lock().unwrap().finishes.len(), 1);
+}
+
+#[test]
 fn a_handler_on_the_host_thread_cannot_ask() {
     let inst = start(&ASKER, &HOST_11.0);
     let m = Mock::new(&[]);
@@ -943,7 +955,7 @@ fn describe_passes_list_cache_hints() {
     let mut d = Declared::default();
     let reg = registry(&mut d);
     assert_eq!(unsafe { ASKER.0.describe.unwrap()(inst, &reg) }, MCPP_OK);
-    assert_eq!(d.tools, ["ask", "sample", "roots", "state", "not_interactive", "plain"]);
+    assert_eq!(d.tools, ["ask", "sample", "roots", "state", "not_interactive", "plain", "boom"]);
     assert_eq!(
         d.list_cache,
         [(MCPP_LIST_TOOLS | MCPP_LIST_PROMPTS, 60_000, MCPP_CACHE_PUBLIC), (MCPP_LIST_RESOURCES, 250, MCPP_CACHE_PRIVATE)]
@@ -1093,7 +1105,7 @@ fn a_1_0_registry_drops_list_cache_hints() {
     reg.struct_size = size_1_0 as u32;
     let small = unsafe { guarded(&reg, size_1_0) };
     assert_eq!(unsafe { ASKER.0.describe.unwrap()(inst, small) }, MCPP_OK);
-    assert_eq!(d.tools.len(), 6);
+    assert_eq!(d.tools.len(), 7);
     assert!(d.list_cache.is_empty());
     unsafe { ASKER.0.destroy.unwrap()(inst) };
 }

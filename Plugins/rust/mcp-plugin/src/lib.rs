@@ -48,7 +48,26 @@
 //! 2026-07-28 sessions the first attempt gets [`InputError::Suspended`] (the host answers `input_required`, the
 //! client retries, the handler runs again and the same key is answered at once): ask before you act.
 //! [`Call::set_request_state`], [`Call::request_state`], [`Call::set_cache`], [`Call::json_get`] and
-//! [`Plugin::LIST_CACHE`] wrap the rest of 1.1. The kit still negotiates minor 0, so a plugin loads on a 1.0
+//! [`Plugin::LIST_CACHE`] wrap the rest of 1.1.
+//!
+//! ```no_run
+//! use mcp_plugin::{Call, Outcome, Tool};
+//!
+//! const YES_NO: &str = r#"{"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]}"#;
+//!
+//! // Declared with Tool::new("deploy").interactive(); called from Plugin::call_tool as deploy(call).into().
+//! fn deploy(call: &Call) -> Result<(), Outcome> {
+//!     call.set_request_state(b"ticket-1")?; // 2026-07-28: comes back (sealed) in the client's retry
+//!     let answer = call.elicit("deploy", "Deploy now?", YES_NO)?; // suspended/refused/unsupported/cancelled
+//!     if !answer.accepted() || answer.bool("/content/ok") != Ok(true) {
+//!         call.add_text("not deploying")?;
+//!         return Ok(());
+//!     }
+//!     call.add_text("deploying")?; // act only once every answer is in
+//!     Ok(())
+//! }
+//! # let _ = (deploy, Tool::new("deploy").interactive());
+//! ``` The kit still negotiates minor 0, so a plugin loads on a 1.0
 //! host too; there every 1.1 call fails with [`Error::NotImplemented`] naming the function, and nothing past
 //! the host table's `struct_size` is read.
 //!

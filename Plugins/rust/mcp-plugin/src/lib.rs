@@ -67,9 +67,10 @@
 //!     Ok(())
 //! }
 //! # let _ = (deploy, Tool::new("deploy").interactive());
-//! ``` The kit still negotiates minor 0, so a plugin loads on a 1.0
-//! host too; there every 1.1 call fails with [`Error::NotImplemented`] naming the function, and nothing past
-//! the host table's `struct_size` is read.
+//! ```
+//!
+//! The kit still negotiates minor 0, so a plugin loads on a 1.0 host too; there every 1.1 call fails with
+//! [`Error::NotImplemented`] naming the function, and nothing past the host table's `struct_size` is read.
 //!
 //! # Guarantees
 //!

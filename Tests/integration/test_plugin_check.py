@@ -12,7 +12,7 @@ GOOD = {
     "reference": ["echo", "add", "slow_count", "fail", "confirm", "ask_model", "list_roots", "announce"],
     "faulty": ["ok", "crash", "hang", "slow", "abort"],
     "conformance": None,
-    "rust_reference": ["reverse", "word_count", "panic"],
+    "rust_reference": ["reverse", "word_count", "panic", "confirm", "ask_model", "list_roots"],
 }
 
 BROKEN = {

@@ -1,7 +1,8 @@
 //! `mcp-plugin`: write an mcp-plugin-host plugin in safe Rust, with std only.
 //!
 //! The host owns the Model Context Protocol; a plugin declares tools and answers calls through the C ABI of
-//! `Sources/PluginABI/include/mcp_plugin.h` (ABI 1.0). This crate is that ABI in two layers:
+//! `Sources/PluginABI/include/mcp_plugin.h` (ABI 1.0, and the 1.1 functions when the host has them). This crate
+//! is that ABI in two layers:
 //!
 //! - [`ffi`]: the header's declarations by hand (`#[repr(C)]`, fixed-width integers, no Rust enums across
 //!   the boundary), with compile-time size/offset checks against `Tests/abi/layout.golden`;
@@ -38,6 +39,39 @@
 //! export_plugin!(Echo); // Echo is Sync: declared CONCURRENT
 //! ```
 //!
+//! # Asking the client (ABI 1.1)
+//!
+//! A tool declared [`Tool::interactive`] runs on a thread of the kit's own; the host's handler thread returns
+//! at once. Its handler may block in [`Call::elicit`], [`Call::sample`], [`Call::roots`] or [`Call::ask`],
+//! which wait on a `std::sync::mpsc` channel fed by the host's answer callback and return an [`Answer`] or an
+//! [`InputError`]. Every `InputError` converts into the right [`Outcome`], so `?` is the usual handling; in
+//! 2026-07-28 sessions the first attempt gets [`InputError::Suspended`] (the host answers `input_required`, the
+//! client retries, the handler runs again and the same key is answered at once): ask before you act.
+//! [`Call::set_request_state`], [`Call::request_state`], [`Call::set_cache`], [`Call::json_get`] and
+//! [`Plugin::LIST_CACHE`] wrap the rest of 1.1.
+//!
+//! ```no_run
+//! use mcp_plugin::{Call, Outcome, Tool};
+//!
+//! const YES_NO: &str = r#"{"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]}"#;
+//!
+//! // Declared with Tool::new("deploy").interactive(); called from Plugin::call_tool as deploy(call).into().
+//! fn deploy(call: &Call) -> Result<(), Outcome> {
+//!     call.set_request_state(b"ticket-1")?; // 2026-07-28: comes back (sealed) in the client's retry
+//!     let answer = call.elicit("deploy", "Deploy now?", YES_NO)?; // suspended/refused/unsupported/cancelled
+//!     if !answer.accepted() || answer.bool("/content/ok") != Ok(true) {
+//!         call.add_text("not deploying")?;
+//!         return Ok(());
+//!     }
+//!     call.add_text("deploying")?; // act only once every answer is in
+//!     Ok(())
+//! }
+//! # let _ = (deploy, Tool::new("deploy").interactive());
+//! ```
+//!
+//! The kit still negotiates minor 0, so a plugin loads on a 1.0 host too; there every 1.1 call fails with
+//! [`Error::NotImplemented`] naming the function, and nothing past the host table's `struct_size` is read.
+//!
 //! # Guarantees
 //!
 //! - **Panics never cross the boundary.** Every `extern "C"` function of the kit runs its body under
@@ -72,8 +106,12 @@ use std::borrow::Cow;
 use std::ffi::{c_char, c_void};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use ffi::*;
+
+mod input;
+pub use input::{json_string, Answer, CacheScope, InputError, InputKind, JsonValue, ListCache, Lists};
 
 // ---------------------------------------------------------------------------------------------------
 // Errors and statuses
@@ -100,6 +138,9 @@ pub enum Error {
     Cancelled,
     /// A status this version of the kit does not know.
     Other(i32),
+    /// The host's table lacks this ABI 1.1 function (an older host): nothing was called. Carries the
+    /// function's name and what the table says about itself.
+    NotImplemented { function: &'static str, struct_size: u32, abi_minor: u32 },
 }
 
 impl Error {
@@ -131,6 +172,7 @@ impl Error {
             Error::Finished => MCPP_E_FINISHED,
             Error::Cancelled => MCPP_E_CANCELLED,
             Error::Other(s) => s,
+            Error::NotImplemented { .. } => MCPP_E_VERSION,
         }
     }
 }
@@ -147,6 +189,13 @@ impl fmt::Display for Error {
             Error::Finished => "the call was already finished",
             Error::Cancelled => "the call was cancelled",
             Error::Other(s) => return write!(f, "status {s}"),
+            Error::NotImplemented { function, struct_size, abi_minor } => {
+                return write!(
+                    f,
+                    "the host does not implement mcpp_host.{function} (ABI 1.1; its table has struct_size \
+                     {struct_size}, abi_minor {abi_minor})"
+                )
+            }
         };
         f.write_str(what)
     }
@@ -222,6 +271,9 @@ pub enum Outcome {
     InvalidParams(String),
     /// The plugin failed for a reason of its own (JSON-RPC -32603).
     Internal(String),
+    /// ABI 1.1: the call cannot go on without a client capability (after [`InputError::Unsupported`]):
+    /// 2026-07-28 `-32021` with `data.requiredCapabilities` (HTTP 400), earlier `-32602`.
+    NeedsCapability(String),
 }
 
 impl Outcome {
@@ -247,13 +299,18 @@ impl Outcome {
             Outcome::NotFound(_) => MCPP_OUTCOME_NOT_FOUND,
             Outcome::InvalidParams(_) => MCPP_OUTCOME_INVALID_PARAMS,
             Outcome::Internal(_) => MCPP_OUTCOME_INTERNAL,
+            Outcome::NeedsCapability(_) => MCPP_OUTCOME_NEEDS_CAPABILITY,
         }
     }
 
     pub fn message(&self) -> &str {
         match self {
             Outcome::Ok => "",
-            Outcome::ToolError(m) | Outcome::NotFound(m) | Outcome::InvalidParams(m) | Outcome::Internal(m) => m,
+            Outcome::ToolError(m)
+            | Outcome::NotFound(m)
+            | Outcome::InvalidParams(m)
+            | Outcome::Internal(m)
+            | Outcome::NeedsCapability(m) => m,
         }
     }
 }
@@ -271,6 +328,7 @@ impl From<Error> for Outcome {
         match e {
             Error::Cancelled => Outcome::Ok,
             Error::TooLarge => Outcome::Internal("the result is too large".into()),
+            e @ Error::NotImplemented { .. } => Outcome::Internal(e.to_string()),
             e => Outcome::Internal(format!("could not build the result ({e})")),
         }
     }
@@ -330,10 +388,70 @@ pub struct Host {
 unsafe impl Send for Host {}
 unsafe impl Sync for Host {}
 
+/// Size of `mcpp_host` in ABI 1.0: everything before `request_input`.
+pub(crate) const HOST_SIZE_1_0: usize = std::mem::offset_of!(mcpp_host, request_input);
+
 impl Host {
-    /// The raw table, for what this crate does not wrap (resources, prompts, extensions).
+    /// The host's table as a full-size `&'static mcpp_host`.
+    ///
+    /// A table as large as this crate's declaration is used as it is. A smaller one (a 1.0 host: the 1.1
+    /// functions are not there) is copied, once per table, into a zeroed full-size table that the kit keeps
+    /// for the life of the process, so the missing entries read as `None` and nothing past the host's
+    /// `struct_size` is ever read. `None` when the table is smaller than ABI 1.0.
+    ///
+    /// # Safety
+    /// `table` points to a host table of at least `(*table).struct_size` bytes that lives as long as the
+    /// process (the header makes it static).
+    pub(crate) unsafe fn from_table(table: *const mcpp_host) -> Option<Host> {
+        use std::sync::Mutex;
+        // SAFETY: reading struct_size (the first field) through the raw pointer forms no reference.
+        let size = unsafe { (*table).struct_size } as usize;
+        if size < HOST_SIZE_1_0 {
+            return None;
+        }
+        if size >= std::mem::size_of::<mcpp_host>() {
+            // SAFETY: the whole declaration is inside the host's table; static per the contract.
+            return Some(Host { raw: unsafe { &*table } });
+        }
+        // (host table address, copy) pairs; Host is Send + Sync (see below).
+        static COPIES: Mutex<Vec<(usize, Host)>> = Mutex::new(Vec::new());
+        let mut copies = COPIES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&(_, copy)) = copies.iter().find(|(addr, _)| *addr == table as usize) {
+            return Some(copy);
+        }
+        let mut copy = Box::new(std::mem::MaybeUninit::<mcpp_host>::zeroed());
+        // SAFETY: `size` bytes are readable at `table` and fit in the copy (size < size_of). All-zero bytes
+        // are a valid mcpp_host (integers 0, NULL ctx, `None` function pointers), and the copied prefix holds
+        // the host's own valid values.
+        let copy: &'static mcpp_host = unsafe {
+            std::ptr::copy_nonoverlapping(table.cast::<u8>(), copy.as_mut_ptr().cast::<u8>(), size);
+            Box::leak(copy).assume_init_ref()
+        };
+        copies.push((table as usize, Host { raw: copy }));
+        Some(Host { raw: copy })
+    }
+
+    /// The raw table, for what this crate does not wrap (resources, prompts, extensions). Entries past the
+    /// host's `struct_size` (a 1.0 host's 1.1 functions) read as `None`.
     pub fn raw(&self) -> &'static mcpp_host {
         self.raw
+    }
+
+    /// True when the host implements the ABI 1.1 functions (`abi_minor >= 1` and a table that has them).
+    pub fn has_1_1(&self) -> bool {
+        self.raw.abi_minor >= 1 && self.raw.struct_size as usize >= std::mem::size_of::<mcpp_host>()
+    }
+
+    /// A 1.1 entry of the table, or [`Error::NotImplemented`] naming it.
+    pub(crate) fn need<F>(&self, f: Option<F>, function: &'static str) -> Result<F, Error> {
+        match f {
+            Some(f) if self.raw.abi_minor >= 1 => Ok(f),
+            _ => Err(Error::NotImplemented {
+                function,
+                struct_size: self.raw.struct_size,
+                abi_minor: self.raw.abi_minor,
+            }),
+        }
     }
 
     /// The ABI minor the host implements.
@@ -384,6 +502,10 @@ pub struct Tool {
     pub annotations: Cow<'static, str>,
     /// `MCPP_TOOL_NONBLOCKING`: the handler finishes within microseconds and never blocks.
     pub nonblocking: bool,
+    /// Kit-side only (not sent to the host): the handler runs on a thread of the kit's own and may ask
+    /// the client ([`Call::elicit`], [`Call::sample`], [`Call::roots`], [`Call::ask`]). Needs a `Sync`
+    /// plugin type; excludes `nonblocking`.
+    pub interactive: bool,
 }
 
 impl Tool {
@@ -396,6 +518,7 @@ impl Tool {
             output_schema: Cow::Borrowed(""),
             annotations: Cow::Borrowed(""),
             nonblocking: false,
+            interactive: false,
         }
     }
     pub fn title(mut self, v: impl Into<Cow<'static, str>>) -> Tool {
@@ -421,6 +544,16 @@ impl Tool {
     /// Marks the tool `MCPP_TOOL_NONBLOCKING`. Only for handlers that never wait for anything.
     pub fn nonblocking(mut self) -> Tool {
         self.nonblocking = true;
+        self
+    }
+
+    /// Runs the handler on a thread of the kit's own, so that it may block waiting for the client
+    /// (ABI 1.1 input requests): the host's handler thread is given back at once, and the call is
+    /// finished when the handler returns, as for any tool. Needs a `Sync` plugin type (the handler shares
+    /// `&self` with the host's threads); a SERIAL (`FORCE_SERIAL`) plugin stays serial: the kit holds a
+    /// lock while a handler runs and releases it only while an interactive handler waits for the client.
+    pub fn interactive(mut self) -> Tool {
+        self.interactive = true;
         self
     }
 
@@ -453,6 +586,11 @@ pub struct Call {
     host: Host,
     raw: *mut mcpp_call,
     finished: bool,
+    /// The handler runs on a kit thread (an interactive tool) and may wait for the client.
+    interactive: bool,
+    /// SERIAL plugins: the lock every handler holds while it runs, and whether this call holds it now.
+    gate: Option<Arc<Gate>>,
+    holds_gate: Mutex<bool>,
 }
 
 // SAFETY: all methods taking &self call host functions documented [any] on a handle that stays valid until
@@ -487,7 +625,39 @@ macro_rules! host_fn {
 
 impl Call {
     fn new(host: Host, raw: *mut mcpp_call) -> Call {
-        Call { host, raw, finished: false }
+        Call { host, raw, finished: false, interactive: false, gate: None, holds_gate: Mutex::new(false) }
+    }
+
+    /// A call whose handler runs on a kit thread; `gate` is the serial lock of a SERIAL plugin.
+    fn new_interactive(host: Host, raw: *mut mcpp_call, gate: Option<Arc<Gate>>) -> Call {
+        Call { host, raw, finished: false, interactive: true, gate, holds_gate: Mutex::new(false) }
+    }
+
+    /// True when the handler runs on a kit thread and may ask the client ([`Tool::interactive`]).
+    pub fn is_interactive(&self) -> bool {
+        self.interactive
+    }
+
+    /// Takes the serial lock (SERIAL plugins), unless this call holds it already.
+    pub(crate) fn acquire_gate(&self) {
+        if let Some(gate) = &self.gate {
+            let mut holds = lock(&self.holds_gate);
+            if !*holds {
+                gate.acquire();
+                *holds = true;
+            }
+        }
+    }
+
+    /// Gives the serial lock back, if this call holds it.
+    pub(crate) fn release_gate(&self) {
+        if let Some(gate) = &self.gate {
+            let mut holds = lock(&self.holds_gate);
+            if *holds {
+                *holds = false;
+                gate.release();
+            }
+        }
     }
 
     /// The host table (to log to the host's own log, or reach functions this crate does not wrap).
@@ -652,6 +822,53 @@ impl Drop for Call {
     /// the kit itself) ends with an internal error, so the host never waits for it forever.
     fn drop(&mut self) {
         self.finish(&Outcome::Internal("the plugin did not finish the call".into()));
+        self.release_gate();
+    }
+}
+
+/// Locks a mutex of the kit, ignoring poisoning (the kit's own critical sections never panic half-way).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The serial lock of a SERIAL plugin whose handlers may run on kit threads: a binary semaphore (not a
+/// guard), because an interactive handler gives it back while it waits for the client and takes it again
+/// afterwards, from the same thread but across host calls.
+pub(crate) struct Gate {
+    busy: Mutex<GateState>,
+    free: Condvar,
+}
+
+struct GateState {
+    busy: bool,
+    /// Threads waiting in acquire (read by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    waiting: usize,
+}
+
+impl Gate {
+    pub(crate) fn new() -> Gate {
+        Gate { busy: Mutex::new(GateState { busy: false, waiting: 0 }), free: Condvar::new() }
+    }
+
+    pub(crate) fn acquire(&self) {
+        let mut s = lock(&self.busy);
+        s.waiting += 1;
+        while s.busy {
+            s = self.free.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        s.waiting -= 1;
+        s.busy = true;
+    }
+
+    pub(crate) fn release(&self) {
+        lock(&self.busy).busy = false;
+        self.free.notify_one();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
+        lock(&self.busy).waiting
     }
 }
 
@@ -681,6 +898,11 @@ pub trait Plugin: Send + Sized + 'static {
     /// (`panic at FILE:LINE: MESSAGE`) instead of a multi-line report on stderr; with `RUST_BACKTRACE`
     /// set (not `0`) the standard report follows it. Set to false to keep std's hook (or install your own).
     const PANIC_HOOK: bool = true;
+    /// ABI 1.1 cache hints for the lists (2026-07-28 `ttlMs` / `cacheScope` of tools/list and the
+    /// others), declared at every `describe` through `mcpp_registry.set_list_cache`. A 1.0 host's registry
+    /// has no such function: the hints are then dropped (one line in the host's log). Default: none (the
+    /// host says 0 / private).
+    const LIST_CACHE: &'static [ListCache] = &[];
 
     /// Creates the instance from the plugin configuration (JSON text, `{}` when none). An `Err` is the
     /// one-line reason the host prints before it exits (status 16).
@@ -738,7 +960,10 @@ pub mod __private {
     //! Implementation details of `export_plugin!`: the tables and the `extern "C"` thunks.
     use super::*;
     use std::any::Any;
+    use std::collections::HashSet;
     use std::marker::PhantomData;
+    use std::sync::RwLock;
+    use std::thread::JoinHandle;
 
     /// The plugin table in a `static`. `#[repr(transparent)]`: a pointer to it is a pointer to the table.
     #[repr(transparent)]
@@ -748,10 +973,68 @@ pub mod __private {
     unsafe impl Sync for PluginTable {}
 
     /// The instance behind the `void *` the host holds.
-    struct Instance<T> {
+    pub(crate) struct Instance<T> {
         host: Host,
-        plugin: T,
+        pub(crate) plugin: T,
+        kit: Kit,
     }
+
+    /// The kit's own state beside the plugin: which tools are interactive, their threads, the serial lock.
+    pub(crate) struct Kit {
+        /// Names of the tools declared [`Tool::interactive`] by the last successful describe.
+        interactive: RwLock<HashSet<String>>,
+        /// Threads of interactive handlers: finished ones are joined at the next spawn, the rest at destroy.
+        threads: Mutex<Vec<JoinHandle<()>>>,
+        /// SERIAL (`FORCE_SERIAL`) Sync plugins: held by every handler while it runs.
+        gate: Arc<Gate>,
+    }
+
+    impl Kit {
+        fn new() -> Kit {
+            Kit { interactive: RwLock::new(HashSet::new()), threads: Mutex::new(Vec::new()), gate: Arc::new(Gate::new()) }
+        }
+
+        fn is_interactive(&self, name: &str) -> bool {
+            self.interactive.read().unwrap_or_else(|e| e.into_inner()).contains(name)
+        }
+
+        /// Joins every handler thread (destroy: every call is finished, so each has ended or is ending).
+        fn join_all(&self) {
+            let threads = std::mem::take(&mut *lock(&self.threads));
+            for t in threads {
+                let _ = t.join(); // a handler's panic was caught inside the thread
+            }
+        }
+    }
+
+    /// Handler threads of an instance that have not been joined yet (finished or not). For the tests.
+    #[cfg(test)]
+    ///
+    /// # Safety
+    /// `instance` is a live instance of `T` made by this kit's `create`.
+    pub(crate) unsafe fn unjoined_threads<T>(instance: *mut c_void) -> usize {
+        // SAFETY: per the contract.
+        lock(&unsafe { &*instance.cast::<Instance<T>>() }.kit.threads).len()
+    }
+
+    /// The serial lock of an instance. For the tests.
+    ///
+    /// # Safety
+    /// `instance` is a live instance of `T` made by this kit's `create`, and outlives the returned reference.
+    #[cfg(test)]
+    pub(crate) unsafe fn serial_gate<'a, T>(instance: *mut c_void) -> &'a Gate {
+        // SAFETY: per the contract.
+        &unsafe { &*instance.cast::<Instance<T>>() }.kit.gate
+    }
+
+    /// What an interactive handler's thread needs: raw pointers made `Send`.
+    struct Handoff<T> {
+        instance: *const Instance<T>,
+        call: *mut mcpp_call,
+    }
+    // SAFETY: the instance is `T: Sync` (only Sync plugin tables spawn) and lives until destroy, which joins
+    // the thread first; the call handle is valid until finish on any thread (every host function is [any]).
+    unsafe impl<T: Sync> Send for Handoff<T> {}
 
     // ---- panic containment ----------------------------------------------------------------------
 
@@ -890,7 +1173,7 @@ pub mod __private {
             instructions: mcpp_str::from_str(T::INSTRUCTIONS),
             create: Some(thunk_create::<T> as _),
             destroy: Some(thunk_destroy::<T> as _),
-            describe: Some(thunk_describe::<T> as _),
+            describe: Some(thunk_describe::<T, false> as _),
             call_tool: Some(thunk_call_tool::<T> as _),
             read_resource: None,
             get_prompt: None,
@@ -916,6 +1199,8 @@ pub mod __private {
             base::<T>(MCPP_THREADING_CONCURRENT, T::MAX_CONCURRENCY)
         };
         t.health = Some(thunk_health::<T> as _);
+        t.describe = Some(thunk_describe::<T, true> as _);
+        t.call_tool = Some(thunk_call_tool_sync::<T> as _);
         PluginTable(t)
     }
 
@@ -953,26 +1238,25 @@ pub mod __private {
                         write_line(err, "create: the host passed a NULL table or instance pointer");
                         return MCPP_E_INVALID;
                     }
-                    let table: &'static mcpp_host = &*host; // static for the life of the process
-                    if (table.struct_size as usize) < std::mem::size_of::<mcpp_host>() {
+                    // A 1.0 table (no 1.1 functions) is fine: the kit reads nothing past its struct_size.
+                    let Some(host) = Host::from_table(host) else {
                         write_line(err, &format!(
                             "the host's function table has {} bytes, this plugin needs {} (ABI 1.0)",
-                            table.struct_size,
-                            std::mem::size_of::<mcpp_host>()
+                            (*host).struct_size,
+                            HOST_SIZE_1_0
                         ));
                         return MCPP_E_VERSION;
-                    }
+                    };
                     let Some(config) = raw_str(config, config_len) else {
                         write_line(err, "the plugin configuration is not valid UTF-8");
                         return MCPP_E_INVALID;
                     };
-                    let host = Host { raw: table };
                     if T::PANIC_HOOK {
                         install_panic_hook(host);
                     }
                     match T::create(host, config) {
                         Ok(plugin) => {
-                            *instance = Box::into_raw(Box::new(Instance { host, plugin })).cast::<c_void>();
+                            *instance = Box::into_raw(Box::new(Instance { host, plugin, kit: Kit::new() })).cast::<c_void>();
                             MCPP_OK
                         }
                         Err(reason) => {
@@ -996,8 +1280,12 @@ pub mod __private {
             || {
                 if !instance.is_null() {
                     // SAFETY: created by Box::into_raw in thunk_create; the host calls destroy once, after
-                    // every call finished, with nothing running beside it.
-                    drop(unsafe { Box::from_raw(instance.cast::<Instance<T>>()) });
+                    // every call finished, with nothing running beside it. The handler threads of
+                    // interactive tools (which finished their calls, so they have ended or are ending)
+                    // are joined before the instance they borrow goes.
+                    let inst = unsafe { Box::from_raw(instance.cast::<Instance<T>>()) };
+                    inst.kit.join_all();
+                    drop(inst);
                 }
             },
             |_| (),
@@ -1005,7 +1293,11 @@ pub mod __private {
         )
     }
 
-    unsafe extern "C" fn thunk_describe<T: Plugin>(instance: *mut c_void, reg: *const mcpp_registry) -> mcpp_status {
+    /// `SYNC`: the plugin type is `Sync` (its table is [`table_sync`]), so interactive tools may run.
+    unsafe extern "C" fn thunk_describe<T: Plugin, const SYNC: bool>(
+        instance: *mut c_void,
+        reg: *const mcpp_registry,
+    ) -> mcpp_status {
         if instance.is_null() {
             return MCPP_E_INVALID;
         }
@@ -1013,23 +1305,75 @@ pub mod __private {
         let inst = unsafe { &*instance.cast::<Instance<T>>() };
         guard(
             || {
-                // SAFETY: the registry is valid during this call; struct_size is checked before add_tool.
-                let reg = match unsafe { reg.as_ref() } {
-                    Some(r) => r,
-                    None => return MCPP_E_INVALID,
-                };
-                if (reg.struct_size as usize) < std::mem::offset_of!(mcpp_registry, add_tool) + std::mem::size_of::<usize>() {
+                if reg.is_null() {
                     return MCPP_E_INVALID;
                 }
-                let Some(add_tool) = reg.add_tool else { return MCPP_E_FAILED };
+                // The registry may be smaller than this crate's declaration (a 1.0 host's has no
+                // set_list_cache): no reference to the whole struct is formed, and each field is read through
+                // the raw pointer only after struct_size says it is there.
+                // SAFETY: the registry is valid for struct_size bytes during this call.
+                let size = unsafe { (*reg).struct_size } as usize;
+                let has = |end: usize| size >= end;
+                if !has(std::mem::offset_of!(mcpp_registry, add_tool) + std::mem::size_of::<usize>()) {
+                    return MCPP_E_INVALID;
+                }
+                // SAFETY: inside struct_size (ctx comes before add_tool).
+                let (ctx, add_tool) = unsafe { ((*reg).ctx, (*reg).add_tool) };
+                let Some(add_tool) = add_tool else { return MCPP_E_FAILED };
+                let mut interactive = HashSet::new();
                 for tool in inst.plugin.tools() {
+                    if tool.interactive {
+                        let refuse = if !SYNC {
+                            Some("needs a Sync plugin type (its handler runs on a kit thread beside the host's)")
+                        } else if tool.nonblocking {
+                            Some("cannot also be nonblocking (it waits for the client)")
+                        } else {
+                            None
+                        };
+                        if let Some(why) = refuse {
+                            inst.host.log(
+                                LogLevel::Error,
+                                &format!("describe: tool '{}' is interactive and {why}", truncate(&tool.name, 100)),
+                            );
+                            return MCPP_E_INVALID;
+                        }
+                        interactive.insert(tool.name.clone().into_owned());
+                    }
                     let raw = tool.as_raw();
                     // SAFETY: on the describe thread during describe; the host copies the declaration.
-                    let st = unsafe { add_tool(reg.ctx, &raw) };
+                    let st = unsafe { add_tool(ctx, &raw) };
                     if st != MCPP_OK {
                         return st;
                     }
                 }
+                if !T::LIST_CACHE.is_empty() {
+                    let set = if has(std::mem::offset_of!(mcpp_registry, set_list_cache) + std::mem::size_of::<usize>()) {
+                        // SAFETY: inside struct_size, checked just above.
+                        unsafe { (*reg).set_list_cache }
+                    } else {
+                        None
+                    };
+                    match set {
+                        None => inst.host.log(
+                            LogLevel::Warning,
+                            "the host's registry has no set_list_cache (ABI 1.1): list cache hints dropped",
+                        ),
+                        Some(set) => {
+                            for hint in T::LIST_CACHE {
+                                // SAFETY: on the describe thread during describe.
+                                let st = unsafe { set(ctx, hint.lists.bits(), hint.ttl_ms(), hint.scope.raw()) };
+                                if st != MCPP_OK {
+                                    inst.host.log(
+                                        LogLevel::Error,
+                                        &format!("describe: set_list_cache({:?}) failed with status {st}", hint),
+                                    );
+                                    return st;
+                                }
+                            }
+                        }
+                    }
+                }
+                *inst.kit.interactive.write().unwrap_or_else(|e| e.into_inner()) = interactive;
                 MCPP_OK
             },
             |msg| {
@@ -1038,6 +1382,18 @@ pub mod __private {
             },
             MCPP_E_FAILED,
         )
+    }
+
+    /// Runs the handler on `call` and returns how it ends (a panic becomes an internal error).
+    fn run_handler<T: Plugin>(plugin: &T, name: &str, call: &mut Call) -> Outcome {
+        match catch_unwind(AssertUnwindSafe(|| plugin.call_tool(name, call))) {
+            Ok(outcome) => outcome,
+            Err(payload) => {
+                let msg = panic_message(&*payload);
+                drop_payload(payload);
+                Outcome::Internal(format!("tool '{}' panicked: {}", truncate(name, 100), truncate(&msg, 300)))
+            }
+        }
     }
 
     unsafe extern "C" fn thunk_call_tool<T: Plugin>(
@@ -1059,20 +1415,89 @@ pub mod __private {
                 // SAFETY: name is borrowed until finish(), which comes after the handler returned.
                 let outcome = match unsafe { raw_str(name, name_len) } {
                     None => Outcome::InvalidParams("the tool name is not valid UTF-8".into()),
-                    Some(name) => match catch_unwind(AssertUnwindSafe(|| inst.plugin.call_tool(name, &mut call))) {
-                        Ok(outcome) => outcome,
-                        Err(payload) => {
-                            let msg = panic_message(&*payload);
-                            drop_payload(payload);
-                            Outcome::Internal(format!("tool '{}' panicked: {}", truncate(name, 100), truncate(&msg, 300)))
-                        }
-                    },
+                    Some(name) => run_handler(&inst.plugin, name, &mut call),
                 };
                 call.finish(&outcome);
             },
             |_| (),
             (),
         )
+    }
+
+    /// `call_tool` of a `Sync` plugin: interactive tools go to a kit thread (the host's thread returns at
+    /// once); the others run here. A SERIAL (`FORCE_SERIAL`) plugin's handlers all hold the serial lock.
+    unsafe extern "C" fn thunk_call_tool_sync<T: Plugin + Sync>(
+        instance: *mut c_void,
+        call: *mut mcpp_call,
+        name: *const c_char,
+        name_len: usize,
+    ) {
+        if instance.is_null() || call.is_null() {
+            return; // a host bug; without the instance there is no host table to finish with
+        }
+        // SAFETY: the instance lives until destroy, which runs only after every call finished; T: Sync.
+        let inst = unsafe { &*instance.cast::<Instance<T>>() };
+        guard(
+            || {
+                let gate = if T::FORCE_SERIAL { Some(inst.kit.gate.clone()) } else { None };
+                // SAFETY: name is borrowed until finish(), which comes after the handler returned.
+                let name = unsafe { raw_str(name, name_len) };
+                if let Some(name) = name.filter(|n| inst.kit.is_interactive(n)) {
+                    spawn_interactive(inst, call, name.to_owned(), gate);
+                    return;
+                }
+                let mut call = Call::new(inst.host, call);
+                call.gate = gate;
+                call.acquire_gate();
+                let outcome = match name {
+                    None => Outcome::InvalidParams("the tool name is not valid UTF-8".into()),
+                    Some(name) => run_handler(&inst.plugin, name, &mut call),
+                };
+                call.finish(&outcome);
+                call.release_gate();
+            },
+            |_| (),
+            (),
+        )
+    }
+
+    /// Hands an interactive tool's call to a thread of its own, which runs the handler and finishes the call.
+    fn spawn_interactive<T: Plugin + Sync>(inst: &Instance<T>, call: *mut mcpp_call, name: String, gate: Option<Arc<Gate>>) {
+        let handoff = Handoff { instance: inst as *const Instance<T>, call };
+        // The list is locked across the spawn, so a destroy (after this call finished) finds the thread in it.
+        let mut threads = lock(&inst.kit.threads);
+        let mut i = 0;
+        while i < threads.len() {
+            if threads[i].is_finished() {
+                let _ = threads.swap_remove(i).join();
+            } else {
+                i += 1;
+            }
+        }
+        let spawned = std::thread::Builder::new().name("mcp-interactive".into()).spawn(move || {
+            let handoff = handoff;
+            // SAFETY: see Handoff: the instance outlives this thread (destroy joins it first).
+            let inst = unsafe { &*handoff.instance };
+            guard(
+                || {
+                    let mut call = Call::new_interactive(inst.host, handoff.call, gate);
+                    call.acquire_gate();
+                    let outcome = run_handler(&inst.plugin, &name, &mut call);
+                    call.finish(&outcome);
+                    call.release_gate();
+                },
+                |_| (),
+                (),
+            )
+        });
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(e) => {
+                drop(threads);
+                let mut call = Call::new(inst.host, call);
+                call.finish(&Outcome::Internal(format!("could not start a thread for an interactive tool: {e}")));
+            }
+        }
     }
 
     unsafe extern "C" fn thunk_health<T: Plugin + Sync>(instance: *mut c_void, detail: *const mcpp_writer) -> mcpp_status {

@@ -414,6 +414,44 @@ pub struct mcpp_plugin {
     pub get_extension: Option<unsafe extern "C" fn(instance: *mut c_void, id: *const c_char) -> *const c_void>,
 }
 
+/// `MCPP_METRICS_EXTENSION`: the id `get_extension` answers with an `mcpp_metrics` table (NUL-terminated).
+pub const MCPP_METRICS_EXTENSION: &[u8] = b"org.mcp-supervisor.metrics/1\0";
+pub const MCPP_METRIC_COUNTER: i32 = 0;
+pub const MCPP_METRIC_GAUGE: i32 = 1;
+pub const MCPP_METRIC_HISTOGRAM: i32 = 2;
+
+/// One registered series (opaque, host-owned, valid for the life of the process).
+#[repr(C)]
+pub struct mcpp_metric {
+    _opaque: [u8; 0],
+}
+
+/// The metrics extension's table (`org.mcp-supervisor.metrics/1`), host-owned.
+#[repr(C)]
+pub struct mcpp_metrics {
+    pub struct_size: u32,
+    pub reserved: u32,
+    pub ctx: *mut c_void,
+    pub register_metric: Option<
+        unsafe extern "C" fn(
+            ctx: *mut c_void,
+            kind: i32,
+            name: *const c_char,
+            name_len: usize,
+            help: *const c_char,
+            help_len: usize,
+            labels: *const mcpp_str,
+            label_count: usize,
+            buckets: *const f64,
+            bucket_count: usize,
+            out: *mut *mut mcpp_metric,
+        ) -> mcpp_status,
+    >,
+    pub add: Option<unsafe extern "C" fn(metric: *mut mcpp_metric, delta: f64) -> mcpp_status>,
+    pub set: Option<unsafe extern "C" fn(metric: *mut mcpp_metric, value: f64) -> mcpp_status>,
+    pub observe: Option<unsafe extern "C" fn(metric: *mut mcpp_metric, value: f64) -> mcpp_status>,
+}
+
 /// Negotiation record, host-owned, passed to `mcpp_negotiate_v1`.
 #[repr(C)]
 pub struct mcpp_negotiation {
@@ -559,6 +597,15 @@ mod layout_checks {
         get_request_state 224 8;
         set_cache 232 8;
         json_get 240 8;
+    });
+    layout!(mcpp_metrics size 48 {
+        struct_size 0 4;
+        reserved 4 4;
+        ctx 8 8;
+        register_metric 16 8;
+        add 24 8;
+        set 32 8;
+        observe 40 8;
     });
     layout!(mcpp_plugin size 168 {
         struct_size 0 4;

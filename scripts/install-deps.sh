@@ -45,3 +45,17 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest, jsons
     .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' 'pytest>=8' 'jsonschema>=4.20' 'pytest-timeout' \
         'pyyaml>=6'
 fi
+# Command servers (docs/servers.md) are tested against MCP servers nobody here wrote: PyPI's mcp-server-time and
+# mcp-server-git and FastMCP 4 beside the SDK in .venv, and mcp-server-sqlite, which needs the 1.x SDK (it speaks
+# 2025-06-18 with mcp 1.15), in a venv of its own.
+if ! .venv/bin/python -c 'import mcp_server_time, mcp_server_git, fastmcp' >/dev/null 2>&1; then
+    echo "install-deps: adding mcp-server-time, mcp-server-git and fastmcp 4 to .venv"
+    .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' 'mcp-server-time==2026.10.19' \
+        'mcp-server-git==2026.10.19' 'fastmcp==4.2.3'
+fi
+if [ ! -x .venv-sqlite/bin/mcp-server-sqlite ] || ! .venv-sqlite/bin/python -c 'import mcp_server_sqlite' >/dev/null 2>&1; then
+    echo "install-deps: creating .venv-sqlite with mcp-server-sqlite (mcp 1.15)"
+    python3 -m venv .venv-sqlite
+    .venv-sqlite/bin/pip install -q --disable-pip-version-check 'mcp-server-sqlite==2025.4.25' 'mcp==1.15.0' \
+        'pydantic<2.12'
+fi

@@ -18,6 +18,10 @@ public enum ChildEnvironment {
     /// retry that lands on another replica still opens (docs/protocol.md, "Input requests"). Absent: a random key.
     public static let requestStateKey = "MCP_REQUEST_STATE_KEY"
 
+    /// What a command server's program never inherits from its host (docs/servers.md): the host's descriptors,
+    /// its box and the requestState key. The server's name and replica it may read.
+    public static let privateNames: Set<String> = [listenFD, controlFD, box, requestStateKey, logFormat]
+
     /// The descriptor numbers the supervisor maps in every child.
     public static let listenDescriptor: Int32 = 3
     public static let controlDescriptor: Int32 = 4

@@ -42,15 +42,17 @@ public struct HostExitStatus: Sendable, Hashable, CustomStringConvertible {
         public let meaning: String
     }
 
-    /// Every range, in order. 30–59 are reserved now for load errors that later issues add, so the supervisor
-    /// released today already treats them as permanent.
+    /// Every range, in order. 30–59 are load errors of the trust, the box and command servers; the supervisor treats the whole
+    /// of each range as permanent, so a status added later in one of them needs no supervisor change.
     public static let ranges: [Range] = [
         Range(
             name: "load", statuses: 10...19, permanent: true,
             meaning: "the plugin cannot be loaded: its file, its ABI, its declarations or its configuration"),
         Range(
             name: "environment", statuses: 20...29, permanent: false,
-            meaning: "the host's environment is not usable (its listening socket); restarting may help"),
+            meaning:
+                "the host's environment is not usable (its listening socket), or a command server's program exited; restarting may help"
+        ),
         Range(
             name: "trust", statuses: 30...39, permanent: true,
             meaning: "the plugin is not trusted: no valid signature by a trusted key, or not the expected digest"),
@@ -59,7 +61,7 @@ public struct HostExitStatus: Sendable, Hashable, CustomStringConvertible {
             meaning: "the child's box (docs/security.md) cannot be set up"),
         Range(
             name: "command", statuses: 50...59, permanent: true,
-            meaning: "reserved: a command server cannot be started"),
+            meaning: "a command server's program cannot be started or does not speak MCP"),
     ]
 
     /// The range a status belongs to, if any.

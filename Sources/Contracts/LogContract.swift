@@ -63,6 +63,10 @@ public enum LogEventName {
 
     // The supervisor about one child.
     public static let childStart = "child.start"
+    /// A command server's program (docs/servers.md): a line it wrote on stderr, its start and its end.
+    public static let programStderr = "program.stderr"
+    public static let programStart = "program.start"
+    public static let programExit = "program.exit"
     public static let childSpawnFailed = "child.spawn_failed"
     public static let childReady = "child.ready"
     public static let childExit = "child.exit"

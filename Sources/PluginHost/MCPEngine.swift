@@ -1,14 +1,23 @@
 import Contracts
 
-/// The host's MCP side: one loaded plugin and the dispatcher serving it. The HTTP server feeds the dispatcher;
-/// the supervisor's control channel reads the plugin's health, the calls in flight and the traffic from here.
+/// The host's MCP side: one loaded plugin (or a command server's program) and the dispatcher serving it. The
+/// HTTP server feeds the dispatcher; the supervisor's control channel reads the server's health, the calls in
+/// flight and the traffic from here.
 public final class MCPEngine: Sendable {
-    public let plugin: PluginInstance
+    let plugin: any HostedServer
     let dispatcher: MCPDispatcher
 
-    public init(plugin: PluginInstance, config: HostConfig) {
-        self.plugin = plugin
-        self.dispatcher = MCPDispatcher(plugin: plugin, config: config)
+    public convenience init(plugin: PluginInstance, config: HostConfig) {
+        self.init(server: plugin, config: config)
+    }
+
+    public convenience init(program: BridgedServer, config: HostConfig) {
+        self.init(server: program, config: config)
+    }
+
+    init(server: any HostedServer, config: HostConfig) {
+        self.plugin = server
+        self.dispatcher = MCPDispatcher(plugin: server, config: config)
     }
 
     public var config: HostConfig { dispatcher.config }
@@ -22,7 +31,7 @@ public final class MCPEngine: Sendable {
         if dispatcher.traffic == nil { s.callsInFlight = callsInFlight }
         s.slotsBusy = plugin.slotsBusy
         s.slotsTotal = plugin.concurrency
-        s.plugin = plugin.metrics.snapshot()
+        s.plugin = plugin.pluginSeries()
         return s
     }
 

@@ -294,6 +294,22 @@ public final class PluginCall: Sendable {
         return true
     }
 
+    /// Ends the call once with an outcome built elsewhere (a command server's program answered); later calls
+    /// return false. A result larger than the output limit becomes the same internal error a plugin's would.
+    func finish(with outcome: CallOutcome, size: Int = 0) -> Bool {
+        let final: CallOutcome? = state.withLock { s in
+            guard !s.finished else { return nil }
+            s.finished = true
+            if size > maxOutputBytes {
+                return .internalError("the program's result exceeds the host's limit of \(maxOutputBytes) bytes")
+            }
+            return outcome
+        }
+        guard let final else { return false }
+        observer.callFinished(final)
+        return true
+    }
+
     private func buildOutcome(_ s: State, code: Int32, message: String) -> CallOutcome {
         if s.overflowed {
             return .internalError("the plugin's result exceeds the host's limit of \(maxOutputBytes) bytes")

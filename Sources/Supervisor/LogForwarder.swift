@@ -127,7 +127,9 @@ final class LogForwarder: @unchecked Sendable {
 
     private func emit(_ line: ArraySlice<UInt8>) {
         let parsed = ForwardedLine.parse(line, textLevel: textLevel)
-        if parsed.event == LogEventName.hostFailure { hostFailure = parsed.message }
+        if parsed.event == LogEventName.hostFailure || parsed.event == LogEventName.programExit {
+            hostFailure = parsed.message
+        }
         let now = Clock.now()
         guard budgets.allSatisfy({ $0.available(now) }) else {
             dropped += 1

@@ -421,12 +421,22 @@ public final class Supervisor: @unchecked Sendable {
         return env
     }
 
+    /// A command server's host (docs/servers.md): the program after `--`, its folder, and the start timeout as the
+    /// time it has to answer initialize.
+    static func commandArguments(_ settings: ServerConfig) -> [String] {
+        var arguments = ["--init-timeout", "\(settings.startTimeout)"]
+        if let dir = settings.workingDirectory { arguments += ["--working-directory", dir] }
+        return arguments + settings.hostArguments + ["--"] + settings.command
+    }
+
     private func spawn(_ id: ReplicaID) {
         guard let server = machine.servers[id.server], let socket = sockets[id.server] else { return }
         let settings = server.config
         let arguments =
-            ["--plugin", settings.plugin, "--config", settings.pluginConfig]
-            + TrustArguments.host(for: settings, config: config, log: log) + settings.hostArguments
+            settings.isCommand
+            ? Self.commandArguments(settings)
+            : ["--plugin", settings.plugin, "--config", settings.pluginConfig]
+                + TrustArguments.host(for: settings, config: config, log: log) + settings.hostArguments
         reports[id] = nil
         let env: [String: String]
         do { env = try environment(for: settings, replica: id.index) } catch {

@@ -7,6 +7,7 @@ import NIOCore
 import NIOPosix
 import PluginHost
 import StructuredLog
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -16,13 +17,29 @@ import StructuredLog
 struct PluginHostCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mcp-plugin-host",
-        abstract: "Serve one MCP plugin (.so built against mcp_plugin.h) over Streamable HTTP at /mcp.",
+        abstract:
+            "Serve one MCP plugin (.so built against mcp_plugin.h), or an existing stdio MCP program given after --, over Streamable HTTP at /mcp.",
         discussion:
             "Exit statuses are listed in docs/plugin-host.md; 10-19 and 30-59 mean the plugin or its configuration is wrong (the supervisor does not restart on them); 30-39: the plugin is not trusted (--trust, --sha256)."
     )
 
-    @Option(help: "Path of the plugin shared object.")
-    var plugin: String
+    @Option(help: "Path of the plugin shared object (or give a program after --).")
+    var plugin: String?
+
+    /// A command server (docs/servers.md): the stdio MCP program and its arguments, after `--`.
+    @Argument(
+        parsing: .postTerminator,
+        help: "A stdio MCP program and its arguments, instead of --plugin (after --: mcp-plugin-host -- uvx mcp-server-time).")
+    var command: [String] = []
+
+    @Option(help: "With a program: its working directory.")
+    var workingDirectory: String?
+
+    @Option(help: "With a program: seconds it has to answer initialize and its lists.")
+    var initTimeout: Double = 30
+
+    @Option(help: "With a program: seconds a ping (the detailed health probe) may take.")
+    var pingTimeout: Double = 5
 
     @Option(help: "Plugin configuration as JSON text, passed to the plugin's create().")
     var config: String?
@@ -118,6 +135,19 @@ struct PluginHostCommand: ParsableCommand {
     var logFormat: String?
 
     func validate() throws {
+        guard (plugin == nil) != command.isEmpty else {
+            throw ValidationError(
+                plugin == nil ? "give --plugin PATH, or a program after --" : "give --plugin or a program after --, not both")
+        }
+        if !command.isEmpty {
+            guard config == nil, configFile == nil, !check, trust == "any", sha256 == nil else {
+                throw ValidationError(
+                    "--config, --config-file, --check, --trust and --sha256 are for plugins, not for a program")
+            }
+            guard initTimeout > 0, pingTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+        } else if workingDirectory != nil {
+            throw ValidationError("--working-directory is for a program given after --")
+        }
         guard config == nil || configFile == nil else {
             throw ValidationError("give --config or --config-file, not both")
         }
@@ -152,7 +182,7 @@ struct PluginHostCommand: ParsableCommand {
     }
 
     func run() throws {
-        let path = plugin
+        let path = plugin ?? ProgramSpec(argv: command).shown
         // The requestState key every replica shares; read, then removed so the plugin's getenv does not see it.
         var requestStateKey: [UInt8]? = nil
         if let hex = getenv(ChildEnvironment.requestStateKey).map({ String(cString: $0) }) {
@@ -217,6 +247,9 @@ struct PluginHostCommand: ParsableCommand {
 
         let signals = TerminationSignals()
         mcph_install_crash_handler(path)
+        if !command.isEmpty {
+            throw serveProgram(target: target, signals: signals, log: log, requestStateKey: requestStateKey)
+        }
         // Trust (docs/security.md): the plugin's bytes are copied into a sealed memfd and verified there, before
         // the box goes on (the keys folder is outside it); the loader then maps exactly those bytes.
         let verified: VerifiedPlugin?
@@ -245,16 +278,7 @@ struct PluginHostCommand: ParsableCommand {
             }
         } catch { throw fail(error) }
 
-        var hc = HostConfig()
-        hc.maxBodyBytes = maxBodyBytes
-        hc.callTimeout = .nanoseconds(Int64(callTimeout * 1e9))
-        hc.hangGrace = .nanoseconds(Int64(hangGrace * 1e9))
-        hc.allowedHosts = allowedHost.map { $0.lowercased() }
-        hc.allowedOrigins = allowedOrigin
-        hc.metrics = !noMetrics
-        hc.requestStateKey = requestStateKey
-        hc.requestStateTTL = .nanoseconds(Int64(requestStateTtl * 1e9))
-        hc.replayBufferBytes = replayBufferBytes
+        let hc = hostConfig(requestStateKey: requestStateKey)
         instance.onHung.withLock {
             $0 = { message in
                 log.stderr.critical(
@@ -267,31 +291,43 @@ struct PluginHostCommand: ParsableCommand {
             }
         }
         let engine = MCPEngine(plugin: instance, config: hc)
+        serve(
+            engine, name: instance.serverName, version: instance.serverVersion, from: path, target: target,
+            signals: signals, log: log, fail: fail)
+    }
+
+    /// Serves `engine` until a termination signal or the supervisor's stop, then drains and exits.
+    private func serve(
+        _ engine: MCPEngine, name: String, version: String, from path: String, target: ListenTarget,
+        signals: TerminationSignals, log: HostLog, fail: (HostFailure) -> ExitCode
+    ) -> Never {
         let server = HostServer(engine: engine, threads: threads)
         let listener: Channel
         let port: Int
-        do { (listener, port) = try server.start(target) } catch { throw fail(error) }
+        do { (listener, port) = try server.start(target) } catch { Glibc.exit(fail(error).rawValue) }
 
         var control: ControlChannel?
         if let raw = getenv(ChildEnvironment.controlFD) {
             guard let fd = Int32(String(cString: raw)), fd >= 0 else {
-                throw fail(HostFailure(.listenFailed, "\(ChildEnvironment.controlFD) is not a file descriptor number"))
+                Glibc.exit(
+                    fail(HostFailure(.listenFailed, "\(ChildEnvironment.controlFD) is not a file descriptor number"))
+                        .rawValue)
             }
             do {
                 control = try ControlChannel.connect(fd: fd, group: server.group, engine: engine) { why in
                     log.stderr.notice("\(why): draining", metadata: [LogKey.event: .string(LogEventName.hostDrain)])
                     signals.trigger()
                 }
-            } catch { throw fail(error) }
+            } catch { Glibc.exit(fail(error).rawValue) }
             control?.send(.ready(pid: getpid(), port: port, protocolVersion: ControlChannelProtocol.version))
         }
         var shownHost = "127.0.0.1"
         if case .address(let h, _) = target, h != "0.0.0.0", h != "::" { shownHost = h.contains(":") ? "[\(h)]" : h }
         log.stdout.info(
-            "serving \(instance.serverName) \(instance.serverVersion) from \(path) at http://\(shownHost):\(port)/mcp",
+            "serving \(name) \(version) from \(path) at http://\(shownHost):\(port)/mcp",
             metadata: [
                 LogKey.event: .string(LogEventName.hostServing), "port": LogValue.of(port),
-                "name": .string(instance.serverName), "version": .string(instance.serverVersion),
+                "name": .string(name), "version": .string(version),
             ])
         let status = server.runUntilSignalled(
             signals, listener: listener, drainTimeout: .nanoseconds(Int64(drainTimeout * 1e9))
@@ -301,6 +337,79 @@ struct PluginHostCommand: ParsableCommand {
         // loops, and ServerQuiescingHelper's deinit completes a promise on a loop that has shut down (NIO then
         // prints "Cannot schedule tasks on an EventLoop that has already shut down", a future crash).
         Glibc.exit(status)
+    }
+
+    /// A command server (docs/servers.md): the box goes on, the program starts under it and answers
+    /// initialize, then the host serves it like a plugin. When the program ends on its own, so does the host
+    /// (status 21; the supervisor's restart policy decides), after logging how it ended.
+    private func serveProgram(target: ListenTarget, signals: TerminationSignals, log: HostLog, requestStateKey: [UInt8]?)
+        -> ExitCode
+    {
+        let spec = ProgramSpec(argv: command, workingDirectory: workingDirectory)
+        func fail(_ f: HostFailure) -> ExitCode {
+            log.stderr.error(
+                "\(f.message)",
+                metadata: [LogKey.event: .string(LogEventName.hostFailure), "status": LogValue.of(f.status)])
+            return ExitCode(f.status)
+        }
+        let box: Box.Report?
+        do { box = try Box.applyFromEnvironment(jsonLines: format == .json) } catch { return fail(error) }
+        if let box {
+            var fields: Logger.Metadata = [LogKey.event: .string(LogEventName.boxApplied)]
+            for (k, v) in box.fields { fields[k] = .string(v) }
+            log.stderr.info("\(box.summary)", metadata: fields)
+        }
+        let pipes = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let serverBox = Mutex<BridgedServer?>(nil)
+        let bridged: BridgedServer
+        do {
+            bridged = try BridgedServer(
+                spec: spec, group: pipes, initTimeout: .nanoseconds(Int64(initTimeout * 1e9)),
+                pingTimeout: .nanoseconds(Int64(pingTimeout * 1e9)),
+                parkTimeout: .nanoseconds(Int64(requestStateTtl * 1e9)), maxConcurrency: maxConcurrency,
+                stderr: { line in
+                    log.stderr.info("\(line)", metadata: [LogKey.event: .string(LogEventName.programStderr)])
+                },
+                log: { line in log.stderr.info("\(line)", metadata: [LogKey.event: .string(LogEventName.pluginLog)]) },
+                onExit: { exit in
+                    // The drain ends the program itself (destroy); any other end is the program's own.
+                    // Before the bridge is up, its start reports the exit itself (with the status for the cause).
+                    guard let server = serverBox.withLock({ $0 }), !server.isClosing else { return }
+                    let status = HostExitStatus.programExited.rawValue
+                    var fields: Logger.Metadata = [
+                        LogKey.event: .string(LogEventName.programExit), "status": LogValue.of(status),
+                    ]
+                    if let code = exit.status { fields["exit_status"] = LogValue.of(code) }
+                    if let signal = exit.signal { fields["signal"] = LogValue.of(signal) }
+                    log.stderr.error("\(spec.shown): the program \(exit)", metadata: fields)
+                    Glibc.exit(status)
+                })
+        } catch { return fail(error) }
+        serverBox.withLock { $0 = bridged }
+        log.stderr.info(
+            "\(spec.shown): pid \(bridged.pid), MCP \(bridged.programProtocol)",
+            metadata: [
+                LogKey.event: .string(LogEventName.programStart), "program_pid": LogValue.of(bridged.pid),
+                "protocol": .string(bridged.programProtocol),
+            ])
+        let engine = MCPEngine(program: bridged, config: hostConfig(requestStateKey: requestStateKey))
+        serve(
+            engine, name: bridged.serverName, version: bridged.serverVersion, from: spec.shown, target: target,
+            signals: signals, log: log, fail: fail)
+    }
+
+    private func hostConfig(requestStateKey: [UInt8]?) -> HostConfig {
+        var hc = HostConfig()
+        hc.maxBodyBytes = maxBodyBytes
+        hc.callTimeout = .nanoseconds(Int64(callTimeout * 1e9))
+        hc.hangGrace = .nanoseconds(Int64(hangGrace * 1e9))
+        hc.allowedHosts = allowedHost.map { $0.lowercased() }
+        hc.allowedOrigins = allowedOrigin
+        hc.metrics = !noMetrics
+        hc.requestStateKey = requestStateKey
+        hc.requestStateTTL = .nanoseconds(Int64(requestStateTtl * 1e9))
+        hc.replayBufferBytes = replayBufferBytes
+        return hc
     }
 
     private func listenTarget() throws(HostFailure) -> ListenTarget {

@@ -90,3 +90,15 @@ void mcph_wait_term(void);
 
 /* Wakes mcph_wait_term as if a signal had arrived (the supervisor's stop message). Async-signal-safe. */
 void mcph_trigger_term(void);
+
+/* Command servers (docs/servers.md): starts the program at `path` (already resolved, with a '/') with argv and
+ * envp (NULL-terminated), in `cwd` when not NULL, with in_fd/out_fd/err_fd as its 0/1/2 and no other descriptor,
+ * signal mask and dispositions reset, and SIGKILL when the host dies. Returns its pid, or -1 with *stage (one of
+ * MCPH_SPAWN_*) and *err (the errno of that step); a failed exec is reaped before returning. */
+#define MCPH_SPAWN_FORK 1
+#define MCPH_SPAWN_SETUP 2
+#define MCPH_SPAWN_CHDIR 3
+#define MCPH_SPAWN_EXEC 4
+#include <sys/types.h>
+pid_t mcph_spawn_program(const char *path, char *const argv[], char *const envp[], const char *cwd, int in_fd,
+                         int out_fd, int err_fd, int *err, int *stage);

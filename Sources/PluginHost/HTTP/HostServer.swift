@@ -112,7 +112,7 @@ public final class HostServer: Sendable {
             if !allGone {
                 _ = closed.wait(timeout: .now() + Self.dispatchNanos(ContinuousClock.now.duration(to: deadline)))
             }
-            engine.plugin.destroy()
+            engine.plugin.destroy(healthWait: .seconds(5))
         }
         try? group.syncShutdownGracefully()
         if left > 0 {

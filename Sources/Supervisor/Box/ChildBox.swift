@@ -66,7 +66,10 @@ enum ChildBox {
         spec.syscallsAllow = box.syscallsAllow
         spec.network = box.network
         spec.unixSockets = box.unixSockets
-        spec.readPaths = [Path.directory(of: server.plugin)] + box.readPaths
+        // A plugin's folder; a program's working directory (its interpreter and libraries: read_paths).
+        spec.readPaths =
+            (server.isCommand ? server.workingDirectory.map { [$0] } ?? [] : [Path.directory(of: server.plugin)])
+            + box.readPaths
         spec.writePaths = [folder] + box.writePaths
         // The fixed system set the host needs after the box (BoxSpec+System.swift, the host's list).
         spec = spec.withSystemPaths()
@@ -353,7 +356,7 @@ enum ChildBox {
     /// write path or the server's state folder is under /tmp (the box would hide what it must reach).
     static func privateTmpPossible(_ server: ServerConfig, folder: String) -> Bool {
         guard canMountPrivateTmp else { return false }
-        let paths = [server.plugin, folder] + server.box.readPaths + server.box.writePaths
+        let paths = [server.plugin, server.workingDirectory ?? "", folder] + server.box.readPaths + server.box.writePaths
         return !paths.contains { $0 == "/tmp" || $0.hasPrefix("/tmp/") }
     }
 

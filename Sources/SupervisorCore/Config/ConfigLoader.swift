@@ -101,13 +101,30 @@ public struct ConfigLoader {
                 "'\(name)' is not a valid server name (letters, digits, '-', '_', '.', at most 64, not starting with '.')"
             )
         }
-        guard let plugin = try r.string("plugin") else {
-            throw ConfigError(file: file, line: nil, key: "plugin", message: "is required (path of the plugin .so)")
-        }
+        let plugin = try r.string("plugin")
+        let command = try r.stringArray("command")
         var s = defaults
         s.name = name
         s.file = file
-        s.plugin = Path.resolve(plugin, relativeTo: Path.directory(of: file))
+        switch (plugin, command) {
+        case (nil, nil):
+            throw ConfigError(
+                file: file, line: nil, key: "plugin",
+                message: "is required (path of the plugin .so), or command = [\"program\", \"arg\", ...] for an MCP program")
+        case (.some, .some):
+            throw r.error(
+                "command", line: t["command"]?.line,
+                "cannot be combined with plugin: a server runs either a plugin or a program; remove one of them")
+        case (let plugin?, nil):
+            s.plugin = Path.resolve(plugin, relativeTo: Path.directory(of: file))
+        case (nil, let command?):
+            try readCommand(&r, command: command.values, table: t, into: &s)
+        }
+        if !s.isCommand {
+            for key in ["transport", "working_directory"] where t[key] != nil {
+                throw r.error(key, line: t[key]?.line, "is for a command server (command = [...]), not a plugin")
+            }
+        }
         if let port = try r.int("port") {
             guard (1...65535).contains(port) else { throw r.error("port", line: t["port"]?.line, "must be 1-65535") }
             s.port = port
@@ -140,6 +157,39 @@ public struct ConfigLoader {
         if let args = try r.stringArray("host_args") { s.hostArguments = args.values }
         try r.rejectUnknown()
         return (s, keyLines)
+    }
+
+    /// `command`, `transport` and `working_directory` of a command server (docs/servers.md).
+    private func readCommand(_ r: inout TableReader, command: [String], table t: TOMLTable, into s: inout ServerConfig)
+        throws(ConfigError)
+    {
+        guard let program = command.first, !program.isEmpty else {
+            throw r.error(
+                "command", line: t["command"]?.line, "must name a program first: command = [\"program\", \"arg\", ...]")
+        }
+        if let bad = command.firstIndex(where: { $0.contains("\0") }) {
+            throw r.error("command", line: t["command"]?.line, "argument \(bad) holds a NUL byte")
+        }
+        s.plugin = ""
+        s.command = command
+        for key in ["trust", "sha256"] where t[key] != nil {
+            throw r.error(
+                key, line: t[key]?.line,
+                "checks a plugin file; a command server runs a program (command = [...]): remove \(key)")
+        }
+        s.trust = .any
+        if let transport = try r.string("transport") {
+            guard let value = CommandTransport(rawValue: transport) else {
+                throw r.error("transport", line: t["transport"]?.line, "must be stdio, not '\(transport)'")
+            }
+            s.transport = value
+        }
+        if let dir = try r.string("working_directory") {
+            guard !dir.isEmpty else {
+                throw r.error("working_directory", line: t["working_directory"]?.line, "must name a folder")
+            }
+            s.workingDirectory = Path.resolve(dir, relativeTo: Path.directory(of: r.file))
+        }
     }
 
     /// Settings shared by `[defaults]` and server files.

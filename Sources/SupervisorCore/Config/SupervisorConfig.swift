@@ -43,13 +43,30 @@ public struct IntensityPolicy: Sendable, Equatable {
     public init() {}
 }
 
-/// One server: a plugin served by `replicas` host processes on one stable port.
+/// How a command server's program speaks MCP (docs/servers.md).
+public enum CommandTransport: String, Sendable, Equatable {
+    /// Newline-delimited JSON-RPC on its stdin and stdout, bridged by the host.
+    case stdio
+}
+
+/// One server: a plugin (or a command server's program) served by `replicas` host processes on one stable port.
 public struct ServerConfig: Sendable, Equatable {
     public var name: String
     /// The file the server was defined in.
     public var file: String
-    /// Absolute path of the plugin `.so`.
+    /// Absolute path of the plugin `.so`; "" for a command server.
     public var plugin: String
+    /// A command server (docs/servers.md): the program and its arguments (`command = [...]`); empty for a plugin.
+    public var command: [String] = []
+    /// How the host talks to the command's program (`transport`).
+    public var transport: CommandTransport = .stdio
+    /// The program's working directory (`working_directory`, absolute); nil: the supervisor's.
+    public var workingDirectory: String?
+
+    /// Whether this server runs a program rather than a plugin.
+    public var isCommand: Bool { !command.isEmpty }
+    /// What the server runs, for messages: the plugin's path or the command line.
+    public var shownTarget: String { isCommand ? command.joined(separator: " ") : plugin }
     /// Plugin configuration as JSON text (from the `[config]` table).
     public var pluginConfig: String = "{}"
     /// A static port, or nil for one from the supervisor's range (kept across restarts in the state folder).

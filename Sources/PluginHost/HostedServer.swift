@@ -1,0 +1,24 @@
+import Contracts
+
+/// What one host serves: a loaded plugin (`PluginInstance`) or a command server's program (`BridgedServer`,
+/// docs/servers.md). The dispatcher sees either as a `DispatchedPlugin`; the control channel (health, slots,
+/// change relay, the plugin's own series) and the drain need the rest.
+protocol HostedServer: DispatchedPlugin {
+    var slotsBusy: Int { get }
+    var concurrency: Int { get }
+    var stuckCallCount: Int { get }
+    /// The plugin's own series (the metrics extension); none for a program.
+    func pluginSeries() -> [PluginMetricFamily]
+    /// Hands changes this server originates to `relay` (the supervisor passes them to the other replicas).
+    func relayChanges(to relay: @escaping @Sendable (PluginChange) -> Void)
+    /// Another replica reported a change.
+    func listsChanged(_ lists: UInt32)
+    func resourceUpdated(_ uri: String)
+    func checkHealth(diagnose: Bool, _ done: @escaping @Sendable (PluginInstance.HealthCheck) -> Void)
+    /// The graceful end, after every call finished.
+    func destroy(healthWait: Duration)
+}
+
+extension PluginInstance: HostedServer {
+    func pluginSeries() -> [PluginMetricFamily] { metrics.snapshot() }
+}

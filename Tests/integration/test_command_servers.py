@@ -1,0 +1,411 @@
+"""Command servers (docs/servers.md): existing MCP programs supervised like plugins, bridged by mcp-plugin-host.
+
+Against servers nobody here wrote, from PyPI (scripts/install-deps.sh): mcp-server-time, mcp-server-git (on a
+repository the test creates), mcp-server-sqlite (on a database the test creates; it needs the 1.x SDK, so it runs
+from .venv-sqlite and speaks 2025-06-18), a FastMCP 4 server and an official Python SDK server written here. The
+official SDK client (mcp 2.3.0) talks to each through its stable port in both eras, every response validated
+against its revision's schema (test_client_sdk.run_client).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+
+from conftest import REPO
+from sdk_recorder import run
+from supervisor_fixtures import SupervisorEnv, connect_refused, control_env, wait_until  # noqa: F401
+from test_client_sdk import MODES, run_client
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+VENV = REPO / ".venv" / "bin"
+SQLITE_VENV = REPO / ".venv-sqlite" / "bin"
+
+SDK_SERVER = '''
+import asyncio, os, sys
+from pydantic import BaseModel
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+
+app = MCPServer("sdk-stdio")
+MARKERS = sys.argv[1]
+
+@app.tool()
+def echo(text: str) -> str:
+    """Returns its text."""
+    return text
+
+@app.tool()
+def whoami() -> int:
+    """The program's pid."""
+    return os.getpid()
+
+@app.tool()
+async def slow(seconds: float, tag: str) -> str:
+    """Sleeps; notes its start and a cancellation in the markers folder."""
+    with open(os.path.join(MARKERS, "started-" + tag), "w") as f:
+        f.write("started")
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        with open(os.path.join(MARKERS, "cancelled-" + tag), "w") as f:
+            f.write("cancelled")
+        raise
+    return "slept"
+
+class Confirm(BaseModel):
+    ok: bool
+
+@app.tool()
+async def deploy(target: str, ctx: Context) -> str:
+    """Asks the user first (elicitation from the program)."""
+    answer = await ctx.elicit(f"Deploy to {target}?", schema=Confirm)
+    if answer.action == "accept" and answer.data.ok:
+        return f"deployed to {target}"
+    return f"not deployed ({answer.action})"
+
+if __name__ == "__main__":
+    app.run()
+'''
+
+FASTMCP_SERVER = '''
+import os
+from fastmcp import FastMCP
+
+mcp = FastMCP("fastmcp-stdio")
+
+@mcp.tool
+def shout(text: str) -> str:
+    """Upper-cases its text."""
+    return text.upper()
+
+@mcp.tool
+def whoami() -> int:
+    """The program's pid."""
+    return os.getpid()
+
+if __name__ == "__main__":
+    mcp.run(show_banner=False)
+'''
+
+
+def write_command(env: SupervisorEnv, name: str, command: list[str], **settings) -> Path:
+    from supervisor_fixtures import to_toml
+
+    path = env.servers_dir / f"{name}.toml"
+    tmp = env.servers_dir / f".{name}.tmp"
+    tmp.write_text(to_toml({"command": command, **settings}))
+    tmp.rename(path)
+    return path
+
+
+def texts(result) -> list[str]:
+    return [b.text for b in result.content if getattr(b, "type", "") == "text"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """One supervisor with the five command servers (and their test data), for the per-server tests."""
+    root = tmp_path_factory.mktemp("commands")
+    markers = root / "markers"
+    markers.mkdir()
+    (root / "sdk_server.py").write_text(SDK_SERVER)
+    (root / "fastmcp_server.py").write_text(FASTMCP_SERVER)
+    repo = root / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.org", "-c", "user.name=test", "commit", "-q",
+                    "--allow-empty", "-m", "commit made by the test"], check=True)
+    db = root / "data.sqlite"
+    import sqlite3
+
+    with sqlite3.connect(db) as c:
+        c.execute("create table fruit(name text)")
+        c.execute("insert into fruit values ('quince-from-the-test')")
+    env = SupervisorEnv(root)
+    env.enable_control()
+    write_command(env, "time", [str(VENV / "mcp-server-time"), "--local-timezone", "UTC"])
+    write_command(env, "git", [str(VENV / "mcp-server-git"), "--repository", str(repo)])
+    write_command(env, "sqlite", [str(SQLITE_VENV / "mcp-server-sqlite"), "--db-path", str(db)])
+    write_command(env, "fast", [str(VENV / "python"), "fastmcp_server.py"], working_directory=str(root))
+    write_command(env, "sdk", [str(VENV / "python"), str(root / "sdk_server.py"), str(markers)],
+                  host_args=["--call-timeout", "3"])
+    run_ = env.start()
+    ports = {}
+    for name in ["time", "git", "sqlite", "fast", "sdk"]:
+        run_.running(name, timeout=60)
+        ports[name] = run_.port_of(name)
+    yield {"env": env, "run": run_, "ports": ports, "repo": repo, "markers": markers, "root": root}
+    errors = env.cleanup()
+    assert not errors, errors
+
+
+def url(world, name: str) -> str:
+    return f"http://127.0.0.1:{world['ports'][name]}/mcp"
+
+
+CASES = {
+    "time": ("get_current_time", {"timezone": "UTC"}, lambda t: '"timezone": "UTC"' in t),
+    "git": ("git_log", None, lambda t: "commit made by the test" in t),
+    "sqlite": ("read_query", {"query": "select name from fruit"}, lambda t: "quince-from-the-test" in t),
+    "fast": ("shout", {"text": "quiet"}, lambda t: t == "QUIET"),
+    "sdk": ("echo", {"text": "hello bridge"}, lambda t: t == "hello bridge"),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_program_lists_and_calls_in_both_eras(world, name, mode):
+    tool, arguments, check = CASES[name]
+    if arguments is None:
+        arguments = {"repo_path": str(world["repo"])}
+
+    async def body(c: Client):
+        listed = await c.list_tools()
+        result = await c.call_tool(tool, arguments)
+        return [t.name for t in listed.tools], result
+
+    (names, result), seen = run(run_client(url(world, name), mode, body))
+    assert tool in names
+    assert not result.is_error, result
+    assert any(check(t) for t in texts(result)), texts(result)
+    assert seen.get("tools/call", 0) >= 1
+
+
+@pytest.mark.parametrize("name", ["sdk", "fast", "time"])
+def test_32_concurrent_callers_get_their_own_answers(world, name):
+    if name == "time":
+        tool = "convert_time"
+        def args(i):
+            return {"source_timezone": "UTC", "time": f"{i % 24:02d}:{i % 60:02d}", "target_timezone": "UTC"}
+        def expect(i, t):
+            return f"{i % 24:02d}:{i % 60:02d}" in t
+    else:
+        tool = "echo" if name == "sdk" else "shout"
+        def args(i):
+            return {"text": f"caller-{i}-x"}
+        def expect(i, t):
+            return t.lower() == f"caller-{i}-x"
+
+    async def one(i, mode):
+        async def body(c: Client):
+            return await c.call_tool(tool, args(i))
+        result, _ = await run_client(url(world, name), mode, body)
+        return i, texts(result)
+
+    async def all_of_them():
+        out = {}
+        async with anyio.create_task_group() as tg:
+            async def go(i):
+                k, t = await one(i, MODES[i % 2])
+                out[k] = t
+            for i in range(32):
+                tg.start_soon(go, i)
+        return out
+
+    answers = run(all_of_them())
+    assert sorted(answers) == list(range(32))
+    for i, t in answers.items():
+        assert t and any(expect(i, x) for x in t), (i, t)
+
+
+def test_a_call_past_its_deadline_is_cancelled_in_the_program(world):
+    """The sdk server's host has --call-timeout 3: the host answers the client and sends the program
+    notifications/cancelled, whose handler notes it in the markers folder."""
+    marker = world["markers"] / "cancelled-deadline"
+
+    async def body(c: Client):
+        return await c.call_tool("slow", {"seconds": 30, "tag": "deadline"})
+
+    started = time.monotonic()
+    try:
+        result, _ = run(run_client(url(world, "sdk"), "legacy", body))
+        failed = result.is_error
+    except Exception:  # the SDK raises for a JSON-RPC error
+        failed = True
+    assert failed
+    assert time.monotonic() - started < 20
+    wait_until(marker.exists, 10, "the program saw the cancellation")
+
+
+def test_a_client_cancellation_reaches_the_program(world):
+    """A legacy client's notifications/cancelled for its request reaches the program's handler."""
+    from conftest import LegacySession
+
+    markers = world["markers"]
+    s = LegacySession(world["ports"]["sdk"], "2025-11-25")
+    s.initialize()
+    replies = []
+    caller = threading.Thread(
+        target=lambda: replies.append(
+            s.request("tools/call", {"name": "slow", "arguments": {"seconds": 30, "tag": "client"}}, id=77,
+                      timeout=20)),
+        daemon=True)
+    caller.start()
+    wait_until((markers / "started-client").exists, 10, "the program started the call")
+    ack = s.notify("notifications/cancelled", {"requestId": 77, "reason": "the test changed its mind"})
+    assert ack.status == 202
+    wait_until((markers / "cancelled-client").exists, 10, "the program saw the client's cancellation")
+    caller.join(20)
+    s.delete()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_programs_elicitation_reaches_the_client(world, mode):
+    asked: list = []
+
+    async def callback(context, params):
+        asked.append(params)
+        return types.ElicitResult(action="accept", content={"ok": True})
+
+    async def body(c: Client):
+        return await c.call_tool("deploy", {"target": "staging"})
+
+    result, _ = run(run_client(url(world, "sdk"), mode, body, elicitation_callback=callback))
+    assert texts(result) == ["deployed to staging"], result
+    assert asked and "Deploy to staging?" in asked[-1].message
+
+
+def sdk_pid(port: int, name: str = "sdk") -> int:
+    async def body(c: Client):
+        return await c.call_tool("whoami", {})
+
+    result, _ = run(run_client(f"http://127.0.0.1:{port}/mcp", "legacy", body))
+    return int(texts(result)[0])
+
+
+def test_sigkill_of_the_program_brings_it_back_on_the_same_port_with_nothing_refused(world):
+    port = world["ports"]["sdk"]
+    run_ = world["run"]
+    before = sdk_pid(port)
+    refused = []
+    stop = threading.Event()
+
+    def knock():
+        while not stop.is_set():
+            if connect_refused(port):
+                refused.append(time.monotonic())
+            time.sleep(0.005)
+
+    t = threading.Thread(target=knock, daemon=True)
+    mark = run_.mark()
+    t.start()
+    try:
+        os.kill(before, signal.SIGKILL)
+        run_.wait_for(r"sdk\[\d+\]: .*was killed by signal 9", 20, start=mark)
+        run_.running("sdk", timeout=60, start=mark)
+        after = sdk_pid(port)
+    finally:
+        stop.set()
+        t.join(5)
+    assert after != before
+    assert not refused, f"{len(refused)} connection(s) refused while the program restarted"
+    assert run_.port_of("sdk") == port
+    status = world["env"].status("sdk")
+    assert status["port"] == port
+    assert status["replicas"][0]["restarts"] >= 1
+    assert "killed by signal 9" in (status["replicas"][0]["last_exit"] or ""), status
+
+
+def test_sigstop_makes_the_program_unhealthy_and_it_is_restarted(env):
+    """A program that stops answering on stdio while alive: the detailed probe's ping fails, the server turns
+    unhealthy and is restarted; the stopped program is gone with its host."""
+    root = env.root
+    (root / "sdk_server.py").write_text(SDK_SERVER)
+    (root / "m").mkdir()
+    write_command(env, "stuck", [str(VENV / "python"), str(root / "sdk_server.py"), str(root / "m")],
+                  host_args=["--ping-timeout", "0.5"],
+                  health={"interval": 0.3, "timeout": 2, "failures": 2})
+    r = env.start()
+    r.running("stuck", timeout=60)
+    port = r.port_of("stuck")
+    pid = sdk_pid(port)
+    mark = r.mark()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        r.wait_for(r"stuck.*unhealthy", 30, start=mark)
+        r.running("stuck", timeout=60, start=mark)
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
+                   10, "the stopped program is gone")
+        assert sdk_pid(port) != pid
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    r.stop()
+
+
+def test_a_command_that_does_not_exist_is_reported_and_not_restarted(env):
+    write_command(env, "ghost", ["no-such-program-here", "--flag"])
+    r = env.start()
+    hit = r.wait_for(r"ghost.*'no-such-program-here' is not found on PATH", 30)
+    assert hit
+    wait_until(lambda: env.status("ghost")["state"] == "fatal", 20, "ghost is fatal")
+    status = env.status("ghost")
+    assert "no-such-program-here" in (status["replicas"][0]["last_exit"] or "")
+    assert status["replicas"][0]["restarts"] == 0
+    r.stop()
+
+
+def test_a_command_that_exits_at_once_is_reported(env):
+    write_command(env, "quitter", [sys.executable, "-c", "import sys; sys.stderr.write('bad flag\\n'); sys.exit(3)"],
+                  backoff={"initial": 0.05, "max": 0.1}, intensity={"max_restarts": 2, "window": 60})
+    r = env.start()
+    r.wait_for(r"quitter.*bad flag", 30)
+    r.wait_for(r"quitter.*no answer to initialize .*exited with status 3", 30)
+    wait_until(lambda: env.status("quitter")["state"] == "fatal", 30, "quitter is fatal after its restarts")
+    assert "exited with status 3" in (env.status("quitter")["replicas"][0]["last_exit"] or "")
+    r.stop()
+
+
+def test_a_mixed_configuration_starts_in_order_and_reloads_by_difference(env, reference_plugin, tmp_path):
+    (tmp_path / "fastmcp_server.py").write_text(FASTMCP_SERVER)
+    env.write_server("base", reference_plugin)
+    write_command(env, "fast", [str(VENV / "python"), str(tmp_path / "fastmcp_server.py")], depends_on=["base"])
+    write_command(env, "clock", [str(VENV / "mcp-server-time")], depends_on=["fast"])
+    r = env.start()
+    base_pid, base_hit = r.running("base", timeout=60)
+    _, fast_hit = r.running("fast", timeout=60)
+    _, clock_hit = r.running("clock", timeout=60)
+    assert base_hit.index < fast_hit.index < clock_hit.index
+    fast_start = r.wait_for(r"^mcp-supervisor: fast: starting", 5)
+    assert fast_start.index > base_hit.index, "fast started before base was ready"
+    fast_port = r.port_of("fast")
+    fast_pid = sdk_pid(fast_port)
+    mark = r.mark()
+    write_command(env, "clock", [str(VENV / "mcp-server-time"), "--local-timezone", "UTC"], depends_on=["fast"])
+    r.signal(signal.SIGHUP)
+    r.running("clock", timeout=60, start=mark)
+    assert env.status("base")["replicas"][0]["pid"] == base_pid
+    assert sdk_pid(fast_port) == fast_pid
+    r.stop()
+
+
+@pytest.mark.parametrize("text,message", [
+    ('plugin = "/x.so"\ncommand = ["a"]\n', r"command.*cannot be combined with plugin"),
+    ('command = []\n', r"command.*must name a program first"),
+    ('command = [""]\n', r"command.*must name a program first"),
+    ('command = ["a"]\ntransport = "carrier-pigeon"\n', r"transport.*must be stdio"),
+    ('command = ["a"]\ntrust = "signed"\n', r"trust.*checks a plugin file"),
+    ('plugin = "/x.so"\nworking_directory = "/tmp"\n', r"working_directory.*is for a command server"),
+    ('name = "x"\n', r"plugin.*is required .* or command = "),
+])
+def test_bad_command_settings_are_named(env, text, message):
+    path = env.write_raw("bad", text)
+    out = env.check_config()
+    assert out.returncode != 0
+    assert str(path) in out.stderr + out.stdout
+    assert re.search(message, out.stderr + out.stdout), out.stderr + out.stdout

@@ -426,6 +426,7 @@ public final class Supervisor: @unchecked Sendable {
     static func commandArguments(_ settings: ServerConfig) -> [String] {
         var arguments = ["--init-timeout", "\(settings.startTimeout)"]
         if let dir = settings.workingDirectory { arguments += ["--working-directory", dir] }
+        if settings.transport == .http { arguments += ["--transport", "http", "--path", settings.httpPath] }
         return arguments + settings.hostArguments + ["--"] + settings.command
     }
 

@@ -16,7 +16,9 @@ public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .exited(let c):
-            return "exited with status \(c)" + (ExitReason.isPermanent(c) ? " (plugin or configuration error)" : "")
+            guard ExitReason.isPermanent(c) else { return "exited with status \(c)" }
+            let command = HostExitStatus.range(of: c)?.name == "command"
+            return "exited with status \(c)" + (command ? " (command error)" : " (plugin or configuration error)")
         case .signaled(let s): return "killed by signal \(s)" + (ExitReason.signalNames[s].map { " (\($0))" } ?? "")
         case .startTimeout: return "did not become ready within its start timeout"
         case .hung: return "stopped answering heartbeats"

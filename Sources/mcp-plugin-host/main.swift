@@ -29,11 +29,21 @@ struct PluginHostCommand: ParsableCommand {
     /// A command server (docs/servers.md): the stdio MCP program and its arguments, after `--`.
     @Argument(
         parsing: .postTerminator,
-        help: "A stdio MCP program and its arguments, instead of --plugin (after --: mcp-plugin-host -- uvx mcp-server-time).")
+        help:
+            "An MCP program and its arguments, instead of --plugin (after --: mcp-plugin-host -- uvx mcp-server-time).")
     var command: [String] = []
 
     @Option(help: "With a program: its working directory.")
     var workingDirectory: String?
+
+    @Option(
+        help:
+            "With a program: how the host talks to it, stdio (its stdin and stdout) or http (Streamable HTTP on a private loopback port given by {port} in its arguments)."
+    )
+    var transport: String = "stdio"
+
+    @Option(help: "With --transport http: the program's MCP endpoint path.")
+    var path: String = "/mcp"
 
     @Option(help: "With a program: seconds it has to answer initialize and its lists.")
     var initTimeout: Double = 30
@@ -134,6 +144,15 @@ struct PluginHostCommand: ParsableCommand {
             "Log lines as text or json (one JSON object per line). Default: $\(ChildEnvironment.logFormat), else text.")
     var logFormat: String?
 
+    private static func environmentHoldsPort() -> Bool {
+        var e = environ
+        while let p = e.pointee {
+            if String(cString: p).contains(ProgramSpec.portPlaceholder) { return true }
+            e += 1
+        }
+        return false
+    }
+
     func validate() throws {
         guard (plugin == nil) != command.isEmpty else {
             throw ValidationError(
@@ -145,8 +164,21 @@ struct PluginHostCommand: ParsableCommand {
                     "--config, --config-file, --check, --trust and --sha256 are for plugins, not for a program")
             }
             guard initTimeout > 0, pingTimeout > 0 else { throw ValidationError("timeouts must be positive") }
-        } else if workingDirectory != nil {
-            throw ValidationError("--working-directory is for a program given after --")
+            guard transport == "stdio" || transport == "http" else {
+                throw ValidationError("--transport is stdio or http, not '\(transport)'")
+            }
+            if transport == "http" {
+                guard path.hasPrefix("/"), !path.contains(" ") else {
+                    throw ValidationError("--path must start with '/' (it is '\(path)')")
+                }
+                guard command.contains(where: { $0.contains(ProgramSpec.portPlaceholder) }) || Self.environmentHoldsPort()
+                else {
+                    throw ValidationError(
+                        "--transport http: the program's arguments (or a variable) must hold \(ProgramSpec.portPlaceholder), the port it is to listen on")
+                }
+            }
+        } else if workingDirectory != nil || transport != "stdio" {
+            throw ValidationError("--working-directory and --transport are for a program given after --")
         }
         guard config == nil || configFile == nil else {
             throw ValidationError("give --config or --config-file, not both")
@@ -345,7 +377,8 @@ struct PluginHostCommand: ParsableCommand {
     private func serveProgram(target: ListenTarget, signals: TerminationSignals, log: HostLog, requestStateKey: [UInt8]?)
         -> ExitCode
     {
-        let spec = ProgramSpec(argv: command, workingDirectory: workingDirectory)
+        let spec = ProgramSpec(
+            argv: command, workingDirectory: workingDirectory, transport: transport == "http" ? .http(path: path) : .stdio)
         func fail(_ f: HostFailure) -> ExitCode {
             log.stderr.error(
                 "\(f.message)",

@@ -10,7 +10,8 @@ import Synchronization
     import Glibc
 #endif
 
-/// A command server (docs/servers.md): an existing stdio MCP program behind the host's own protocol engine.
+/// A command server (docs/servers.md): an existing MCP program (stdio, or Streamable HTTP on a private loopback
+/// port) behind the host's own protocol engine.
 ///
 /// The bridge performs the program's `initialize` once and keeps that one session for every client of every era;
 /// the dispatcher serves clients exactly as for a plugin, and each call becomes one request to the program with
@@ -28,7 +29,7 @@ public final class BridgedServer: Sendable {
     public let programProtocol: String
     let handlers: PluginHandlers
     public let concurrency: Int
-    let program: StdioProgram
+    let program: RunningProgram
     private let capabilities: [String: JSONValue]
     private let catalogBox: Mutex<Catalog>
     private let state = Mutex(BridgeState())
@@ -79,11 +80,12 @@ public final class BridgedServer: Sendable {
         self.pingTimeout = pingTimeout
         self.parkTimeout = parkTimeout
         concurrency = maxConcurrency
-        let program = try StdioProgram(spec, group: group, onStderr: stderr, onExit: onExit)
+        let program = try RunningProgram(
+            spec, group: group, connectWithin: initTimeout, onStderr: stderr, onExit: onExit)
         self.program = program
         let initialized = DispatchSemaphore(value: 0)
         let answer = Mutex<Result<JSONValue, ProgramRPCError>?>(nil)
-        let earlyInbound = Mutex<[StdioProgram.Inbound]>([])
+        let earlyInbound = Mutex<[RunningProgram.Inbound]>([])
         program.start(
             onInbound: { message in earlyInbound.withLock { $0.append(message) } },
             onClose: { _ in })
@@ -139,6 +141,7 @@ public final class BridgedServer: Sendable {
         if capabilities["completions"] != nil { h.insert(.completions) }
         handlers = h
         catalogBox = Mutex(Catalog())
+        program.initialized(protocolVersion: version)
         program.notify("notifications/initialized", [:])
         // From here on the bridge handles what the program sends unasked (a notification sent before
         // `initialized`, such as a log line, is handled now).
@@ -155,7 +158,7 @@ public final class BridgedServer: Sendable {
         if capabilities["resources"]?["subscribe"]?.boolValue == true { subscribeAll(catalog) }
     }
 
-    private static func waitForExit(_ program: StdioProgram, _ limit: Duration) -> ProgramExit? {
+    private static func waitForExit(_ program: RunningProgram, _ limit: Duration) -> ProgramExit? {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
             if let e = program.exit { return e }
@@ -289,7 +292,7 @@ public final class BridgedServer: Sendable {
 
     // MARK: What the program sends unasked
 
-    private func inbound(_ message: StdioProgram.Inbound) {
+    private func inbound(_ message: RunningProgram.Inbound) {
         switch message {
         case .notification("$/nonjson", let params):
             log("the program wrote a line that is not JSON-RPC on its stdout (ignored): \(params["line"]?.stringValue ?? "")")

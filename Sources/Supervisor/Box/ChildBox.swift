@@ -66,11 +66,14 @@ enum ChildBox {
         spec.syscallsAllow = box.syscallsAllow
         spec.network = box.network
         spec.unixSockets = box.unixSockets
-        // A plugin's folder; a program's working directory (its interpreter and libraries: read_paths).
-        spec.readPaths =
-            (server.isCommand ? server.workingDirectory.map { [$0] } ?? [] : [Path.directory(of: server.plugin)])
+        // A plugin's folder; a program's working directory and the prefixes of the program and its interpreter
+        // (ProgramLookup.readPaths; anything else it reads: read_paths).
+        spec.readPaths = (server.isCommand ? commandReadPaths(server) : [Path.directory(of: server.plugin)])
             + box.readPaths
         spec.writePaths = [folder] + box.writePaths
+        // A boxed program's home is its state folder (its dotfiles and caches stay its own, as with systemd's
+        // StateDirectory); `env.HOME` in the server file chooses another.
+        if server.isCommand, server.environment["HOME"] == nil { env["HOME"] = folder }
         // The fixed system set the host needs after the box (BoxSpec+System.swift, the host's list).
         spec = spec.withSystemPaths()
         if box.privateTmp, privateTmpPossible(server, folder: folder) {
@@ -86,6 +89,14 @@ enum ChildBox {
         if let processes = box.processesMax, applied.processes == .rlimit { spec.processesMax = processes }
         env[ChildEnvironment.box] = JSONWriter.string(spec.encode())
         return env
+    }
+
+    /// A command server's own read paths: its working directory, then where its program and interpreter live.
+    static func commandReadPaths(_ server: ServerConfig) -> [String] {
+        let searchPath = server.environment["PATH"] ?? getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
+        return (server.workingDirectory.map { [$0] } ?? [])
+            + ProgramLookup.readPaths(
+                command: server.command, searchPath: searchPath, workingDirectory: server.workingDirectory)
     }
 
     // MARK: Folders

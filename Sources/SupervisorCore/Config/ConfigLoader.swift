@@ -121,7 +121,7 @@ public struct ConfigLoader {
             try readCommand(&r, command: command.values, table: t, into: &s)
         }
         if !s.isCommand {
-            for key in ["transport", "working_directory"] where t[key] != nil {
+            for key in ["transport", "working_directory", "path"] where t[key] != nil {
                 throw r.error(key, line: t[key]?.line, "is for a command server (command = [...]), not a plugin")
             }
         }
@@ -155,6 +155,16 @@ public struct ConfigLoader {
         }
         if let deps = try r.stringArray("depends_on") { s.dependsOn = deps.values }
         if let args = try r.stringArray("host_args") { s.hostArguments = args.values }
+        if s.isCommand, s.transport == .http {
+            let placeholder = "{port}"
+            guard s.command.contains(where: { $0.contains(placeholder) })
+                || s.environment.values.contains(where: { $0.contains(placeholder) })
+            else {
+                throw r.error(
+                    "command", line: t["command"]?.line,
+                    "transport = \"http\" needs \(placeholder) in the program's arguments (or in an env value): the host gives the program its private loopback port there")
+            }
+        }
         try r.rejectUnknown()
         return (s, keyLines)
     }
@@ -180,9 +190,19 @@ public struct ConfigLoader {
         s.trust = .any
         if let transport = try r.string("transport") {
             guard let value = CommandTransport(rawValue: transport) else {
-                throw r.error("transport", line: t["transport"]?.line, "must be stdio, not '\(transport)'")
+                throw r.error("transport", line: t["transport"]?.line, "must be stdio or http, not '\(transport)'")
             }
             s.transport = value
+        }
+        if let path = try r.string("path") {
+            guard s.transport == .http else {
+                throw r.error("path", line: t["path"]?.line, "is the endpoint of an http program: set transport = \"http\"")
+            }
+            guard path.hasPrefix("/"), !path.contains(where: { $0 == " " || $0 == "?" || $0 == "#" || $0.isNewline })
+            else {
+                throw r.error("path", line: t["path"]?.line, "must be a URL path starting with '/' (such as \"/mcp\"), not '\(path)'")
+            }
+            s.httpPath = path
         }
         if let dir = try r.string("working_directory") {
             guard !dir.isEmpty else {

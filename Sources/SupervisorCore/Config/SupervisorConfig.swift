@@ -47,6 +47,9 @@ public struct IntensityPolicy: Sendable, Equatable {
 public enum CommandTransport: String, Sendable, Equatable {
     /// Newline-delimited JSON-RPC on its stdin and stdout, bridged by the host.
     case stdio
+    /// Streamable HTTP served by the program itself on a private loopback port (`{port}` in its arguments or
+    /// variables), fronted by the host on the server's stable port.
+    case http
 }
 
 /// One server: a plugin (or a command server's program) served by `replicas` host processes on one stable port.
@@ -60,6 +63,8 @@ public struct ServerConfig: Sendable, Equatable {
     public var command: [String] = []
     /// How the host talks to the command's program (`transport`).
     public var transport: CommandTransport = .stdio
+    /// An http program's MCP endpoint path (`path`).
+    public var httpPath = "/mcp"
     /// The program's working directory (`working_directory`, absolute); nil: the supervisor's.
     public var workingDirectory: String?
 

@@ -16,11 +16,16 @@ import Synchronization
 public struct ProgramSpec: Sendable {
     public var argv: [String]
     public var workingDirectory: String?
+    public var transport: ProgramTransport
 
-    public init(argv: [String], workingDirectory: String? = nil) {
+    public init(argv: [String], workingDirectory: String? = nil, transport: ProgramTransport = .stdio) {
         self.argv = argv
         self.workingDirectory = workingDirectory
+        self.transport = transport
     }
+
+    /// The placeholder in an http program's arguments (or variables) that becomes its private loopback port.
+    public static let portPlaceholder = "{port}"
 
     /// The command as an admin wrote it, for messages.
     public var shown: String { argv.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ") }
@@ -32,6 +37,14 @@ public struct ProgramSpec: Sendable {
             || ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"]
                 .contains(name)
     }
+}
+
+/// How the host talks to a command server's program.
+public enum ProgramTransport: Sendable, Equatable {
+    /// Newline-delimited JSON-RPC on its stdin and stdout.
+    case stdio
+    /// Streamable HTTP at `http://127.0.0.1:{port}<path>`, on a loopback port the host picks.
+    case http(path: String)
 }
 
 /// The program's end, as the host saw it.
@@ -54,12 +67,13 @@ struct ProgramRPCError: Error, Sendable {
     static func closed(_ why: String) -> ProgramRPCError { ProgramRPCError(code: -32603, message: why) }
 }
 
-/// One running stdio program and the newline-delimited JSON-RPC connection to it: requests the host sends (ids
-/// are the host's own integers), their answers, and what the program sends unasked (requests and notifications),
-/// handed to `onInbound`. The pipes are NIO pipe channels, so a program that stops reading never blocks a thread
-/// of the host; lines are split by NIOExtras' `LineBasedFrameDecoder`. The program's stderr goes line by line to
+/// One running program and the JSON-RPC connection to it: requests the host sends (ids are the host's own
+/// integers), their answers, and what the program sends unasked (requests and notifications), handed to
+/// `onInbound`. For stdio the messages are lines on its stdin and stdout, NIO pipe channels (a program that stops
+/// reading never blocks a thread of the host) split by NIOExtras' `LineBasedFrameDecoder`; for http they are
+/// POSTs and SSE events (HTTPProgramClient) and its stdout is a log like its stderr, which goes line by line to
 /// `onStderr`. The process is reaped by a thread that waits for it.
-final class StdioProgram: Sendable {
+final class RunningProgram: Sendable {
     enum Inbound: Sendable {
         case request(id: JSONValue, method: String, params: [String: JSONValue])
         case notification(method: String, params: [String: JSONValue])
@@ -67,8 +81,11 @@ final class StdioProgram: Sendable {
 
     let pid: pid_t
     let spec: ProgramSpec
-    private let channel: Channel
-    private let stderrChannel: Channel
+    /// The stdio connection (stdin and stdout), or nil for http.
+    private let channel: Channel?
+    private let outputChannels: [Channel]
+    private let http: HTTPProgramClient?
+    private let loop: EventLoop
     private let shared = Shared()
     private let exitBox = ExitBox()
     private let exitSemaphore = DispatchSemaphore(value: 0)
@@ -79,6 +96,53 @@ final class StdioProgram: Sendable {
 
     fileprivate final class Shared: Sendable {
         let state = Mutex(State())
+
+        /// One message from the program: an answer goes to its request, the rest to `onInbound`.
+        func receive(_ value: JSONValue) {
+            switch JSONRPC.decode(value) {
+            case .response(let id, let result, let error):
+                guard let n = id.intValue else { return }
+                let waiting = state.withLock { $0.pending.removeValue(forKey: n) }
+                if let error {
+                    waiting?(
+                        .failure(
+                            ProgramRPCError(
+                                code: error["code"]?.intValue ?? -32603,
+                                message: error["message"]?.stringValue ?? "the program answered with an error",
+                                data: error["data"])))
+                } else {
+                    waiting?(.success(result ?? .null))
+                }
+            case .request(let id, let method, let params):
+                inbound(.request(id: id, method: method, params: params))
+            case .notification(let method, let params):
+                inbound(.notification(method: method, params: params))
+            case .batch, .invalid:
+                unparsable(String(decoding: JSONWriter.serialize(value).prefix(200), as: UTF8.self))
+            }
+        }
+
+        /// What the program sent that is not JSON-RPC (logged by the bridge).
+        func unparsable(_ text: String) { inbound(.notification(method: "$/nonjson", params: ["line": .string(text)])) }
+
+        private func inbound(_ message: Inbound) { state.withLock { $0.onInbound }?(message) }
+
+        /// The request `id` failed on its way (http: no connection, an HTTP error).
+        func fail(_ id: Int64, _ why: String) {
+            state.withLock { $0.pending.removeValue(forKey: id) }?(.failure(.closed(why)))
+        }
+
+        /// The connection ended: every waiting request fails with `why`, and `onClose` hears it once.
+        func close(_ why: String) {
+            let (waiting, onClose) = state.withLock { s -> ([@Sendable (Result<JSONValue, ProgramRPCError>) -> Void], (@Sendable (String) -> Void)?) in
+                guard s.closed == nil else { return ([], nil) }
+                s.closed = why
+                defer { s.pending = [:] }
+                return (Array(s.pending.values), s.onClose)
+            }
+            for w in waiting { w(.failure(.closed(why))) }
+            onClose?(why)
+        }
     }
 
     fileprivate struct State {
@@ -95,8 +159,8 @@ final class StdioProgram: Sendable {
     /// Starts the program. Fails with the host's exit status for the cause: not found (50), not executable (51),
     /// cannot start (52).
     init(
-        _ spec: ProgramSpec, group: EventLoopGroup, onStderr: @escaping @Sendable (String) -> Void,
-        onExit: @escaping @Sendable (ProgramExit) -> Void
+        _ spec: ProgramSpec, group: EventLoopGroup, connectWithin: Duration = .seconds(30),
+        onStderr: @escaping @Sendable (String) -> Void, onExit: @escaping @Sendable (ProgramExit) -> Void
     ) throws(HostFailure) {
         self.spec = spec
         guard let name = spec.argv.first, !name.isEmpty else {
@@ -112,6 +176,16 @@ final class StdioProgram: Sendable {
             }
             e += 1
         }
+        var argv = spec.argv
+        var port = 0
+        if case .http = spec.transport {
+            port = try Self.freeLoopbackPort(spec)
+            let text = String(port)
+            argv = argv.map { $0.replacing(ProgramSpec.portPlaceholder, with: text) }
+            for (key, value) in environment where value.contains(ProgramSpec.portPlaceholder) {
+                environment[key] = value.replacing(ProgramSpec.portPlaceholder, with: text)
+            }
+        }
         let path = try Self.resolve(name, path: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin", in: spec)
 
         var stdinPipe: [Int32] = [-1, -1]
@@ -121,21 +195,30 @@ final class StdioProgram: Sendable {
             guard pipe(&fds) == 0 else { return false }
             return fcntl(fds[0], F_SETFD, FD_CLOEXEC) == 0 && fcntl(fds[1], F_SETFD, FD_CLOEXEC) == 0
         }
-        guard cloexecPipe(&stdinPipe), cloexecPipe(&stdoutPipe), cloexecPipe(&stderrPipe) else {
+        let isStdio = spec.transport == .stdio
+        // An http program reads nothing on stdin: /dev/null (a pipe left open would keep some waiting on it).
+        let pipesMade: Bool
+        if isStdio {
+            pipesMade = cloexecPipe(&stdinPipe)
+        } else {
+            stdinPipe[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            pipesMade = stdinPipe[0] >= 0
+        }
+        guard pipesMade, cloexecPipe(&stdoutPipe), cloexecPipe(&stderrPipe) else {
             let why = String(cString: strerror(errno))
             for fd in stdinPipe + stdoutPipe + stderrPipe where fd >= 0 { close(fd) }
             throw HostFailure(.commandCannotStart, "\(spec.shown): cannot create its pipes: \(why)")
         }
         var err: Int32 = 0
         var stage: Int32 = 0
-        let argv = spec.argv.map { strdup($0) } + [nil]
+        let cArgv = argv.map { strdup($0) } + [nil]
         let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
-            for p in argv { free(p) }
+            for p in cArgv { free(p) }
             for p in envp { free(p) }
         }
         let pid = path.withCString { cpath in
-            argv.withUnsafeBufferPointer { a in
+            cArgv.withUnsafeBufferPointer { a in
                 envp.withUnsafeBufferPointer { en in
                     mcph_spawn_program(
                         cpath, a.baseAddress, en.baseAddress, spec.workingDirectory, stdinPipe[0], stdoutPipe[1],
@@ -147,7 +230,7 @@ final class StdioProgram: Sendable {
         close(stdoutPipe[1])
         close(stderrPipe[1])
         guard pid > 0 else {
-            for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] { close(fd) }
+            for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] where fd >= 0 { close(fd) }
             let why = String(cString: strerror(err))
             switch stage {
             case MCPH_SPAWN_CHDIR:
@@ -163,18 +246,10 @@ final class StdioProgram: Sendable {
             }
         }
         self.pid = pid
+        loop = group.next()
         let shared = self.shared
-        do {
-            channel = try NIOPipeBootstrap(group: group)
-                .channelInitializer { ch in
-                    ch.eventLoop.makeCompletedFuture {
-                        try ch.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(LineBasedFrameDecoder(), maximumBufferSize: Self.maxLineBytes),
-                            ProgramLineHandler(shared: shared, program: spec.shown))
-                    }
-                }
-                .takingOwnershipOfDescriptors(input: stdoutPipe[0], output: stdinPipe[1]).wait()
-            stderrChannel = try NIOPipeBootstrap(group: group)
+        func lines(_ fd: Int32) throws -> Channel {
+            try NIOPipeBootstrap(group: group)
                 .channelInitializer { ch in
                     ch.eventLoop.makeCompletedFuture {
                         try ch.pipeline.syncOperations.addHandlers(
@@ -182,13 +257,39 @@ final class StdioProgram: Sendable {
                             StderrLineHandler(onLine: onStderr))
                     }
                 }
-                .takingOwnershipOfDescriptor(input: stderrPipe[0]).wait()
+                .takingOwnershipOfDescriptor(input: fd).wait()
+        }
+        do {
+            if isStdio {
+                channel = try NIOPipeBootstrap(group: group)
+                    .channelInitializer { ch in
+                        ch.eventLoop.makeCompletedFuture {
+                            try ch.pipeline.syncOperations.addHandlers(
+                                ByteToMessageHandler(LineBasedFrameDecoder(), maximumBufferSize: Self.maxLineBytes),
+                                ProgramLineHandler(shared: shared))
+                        }
+                    }
+                    .takingOwnershipOfDescriptors(input: stdoutPipe[0], output: stdinPipe[1]).wait()
+                outputChannels = [try lines(stderrPipe[0])]
+                http = nil
+            } else {
+                channel = nil
+                outputChannels = [try lines(stdoutPipe[0]), try lines(stderrPipe[0])]
+                if case .http(let endpoint) = spec.transport {
+                    http = HTTPProgramClient(
+                        group: group, port: port, path: endpoint, connectWithin: connectWithin,
+                        deliver: { shared.receive($0) }, failed: { id, why in shared.fail(id, why) })
+                } else {
+                    http = nil
+                }
+            }
         } catch {
             kill(pid, SIGKILL)
             var status: Int32 = 0
             _ = waitpid(pid, &status, 0)
             throw HostFailure(.commandCannotStart, "\(spec.shown): cannot watch its pipes: \(error)")
         }
+        let client = http
         let exited = self.exitBox
         let semaphore = exitSemaphore
         DispatchQueue.global().async {
@@ -199,36 +300,24 @@ final class StdioProgram: Sendable {
                 ? ProgramExit(status: (status >> 8) & 0xff, signal: nil) : ProgramExit(status: nil, signal: status & 0x7f)
             exited.exit.withLock { $0 = exit }
             semaphore.signal()
+            if let client {
+                client.close()
+                shared.close("the program \(exit)")
+            }
             onExit(exit)
         }
     }
 
-    /// Where `name` is: itself when it holds a '/' (relative to the working directory), else the first
-    /// executable match on PATH.
+    /// Where `name` is (ProgramLookup, the lookup the supervisor's box uses too), or the failure naming why not.
     private static func resolve(_ name: String, path: String, in spec: ProgramSpec) throws(HostFailure) -> String {
-        if name.contains("/") {
-            var full = name
-            if !name.hasPrefix("/"), let dir = spec.workingDirectory { full = dir + "/" + name }
-            guard access(full, F_OK) == 0 else {
-                throw HostFailure(.commandNotFound, "\(spec.shown): \(full) does not exist")
-            }
-            guard access(full, X_OK) == 0 else {
-                throw HostFailure(.commandNotExecutable, "\(spec.shown): \(full) is not executable")
-            }
-            return full
+        switch ProgramLookup.find(name, searchPath: path, workingDirectory: spec.workingDirectory) {
+        case .executable(let full): return full
+        case .missing(let full): throw HostFailure(.commandNotFound, "\(spec.shown): \(full) does not exist")
+        case .notExecutable(let full):
+            throw HostFailure(.commandNotExecutable, "\(spec.shown): \(full) is not executable")
+        case .notOnPath:
+            throw HostFailure(.commandNotFound, "\(spec.shown): '\(name)' is not found on PATH (\(path))")
         }
-        var found: String?
-        for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
-            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
-            var st = stat()
-            guard stat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            if access(candidate, X_OK) == 0 { return candidate }
-            found = found ?? candidate
-        }
-        if let found {
-            throw HostFailure(.commandNotExecutable, "\(spec.shown): \(found) is not executable")
-        }
-        throw HostFailure(.commandNotFound, "\(spec.shown): '\(name)' is not found on PATH (\(path))")
     }
 
     /// Receives what the program sends unasked, and the reason when the connection ends (EOF, or a broken line).
@@ -258,10 +347,10 @@ final class StdioProgram: Sendable {
             done(.failure(.closed(closed)))
             return id
         }
-        send(JSONRPC.request(id: .int(id), method: method, params: params))
+        send(JSONRPC.request(id: .int(id), method: method, params: params), requestID: id)
         if let timeout {
             let shared = self.shared
-            channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.nanoseconds))) {
+            loop.scheduleTask(in: .nanoseconds(Int64(timeout.nanoseconds))) {
                 let waiting = shared.state.withLock { $0.pending.removeValue(forKey: id) }
                 waiting?(.failure(ProgramRPCError(code: -32001, message: "no answer within \(timeout)")))
             }
@@ -290,9 +379,13 @@ final class StdioProgram: Sendable {
         send(JSONRPC.error(id: id, code: error.code, message: error.message, data: error.data))
     }
 
-    private func send(_ message: JSONValue) {
+    private func send(_ message: JSONValue, requestID: Int64? = nil) {
+        if let http {
+            http.post(message, requestID: requestID)
+            return
+        }
+        guard let channel else { return }
         let bytes = JSONWriter.serialize(message) + [0x0A]
-        let channel = self.channel
         channel.eventLoop.execute {
             var out = channel.allocator.buffer(capacity: bytes.count)
             out.writeBytes(bytes)
@@ -300,17 +393,53 @@ final class StdioProgram: Sendable {
         }
     }
 
+    /// After `initialize`: an http program's session carries the agreed revision from now on, and its GET stream
+    /// opens for what it sends outside a request.
+    func initialized(protocolVersion: String) {
+        guard let http else { return }
+        http.agreed(protocolVersion: protocolVersion)
+        http.openListenStream()
+    }
+
+    /// The http program's private loopback port (0 for stdio).
+    var httpPort: Int { http?.port ?? 0 }
+
+    /// A loopback port nothing listens on now, for an http program (the kernel's choice of an ephemeral port).
+    private static func freeLoopbackPort(_ spec: ProgramSpec) throws(HostFailure) -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            throw HostFailure(.commandCannotStart, "\(spec.shown): no socket for its port: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                bind(fd, sa, len) == 0 && getsockname(fd, sa, &len) == 0
+            }
+        }
+        guard ok else {
+            throw HostFailure(.commandCannotStart, "\(spec.shown): no loopback port for it: \(String(cString: strerror(errno)))")
+        }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
     /// The exit, once the program has ended and been reaped.
     var exit: ProgramExit? { exitBox.exit.withLock { $0 } }
 
-    /// Ends the program: its stdin closes (most stdio servers exit on EOF), then SIGTERM after `grace`, then
-    /// SIGKILL after as long again; returns once it is reaped.
+    /// Ends the program: its stdin closes (most stdio servers exit on EOF; an http program gets SIGTERM at once),
+    /// then SIGTERM after `grace`, then SIGKILL after as long again; returns once it is reaped.
     func terminate(grace: Duration) {
-        channel.close(mode: .output, promise: nil)
-        if exitSemaphore.wait(timeout: .now() + .nanoseconds(Int(grace.nanoseconds))) == .success {
-            exitSemaphore.signal()
-            return
+        if let channel {
+            channel.close(mode: .output, promise: nil)
+            if exitSemaphore.wait(timeout: .now() + .nanoseconds(Int(grace.nanoseconds))) == .success {
+                exitSemaphore.signal()
+                return
+            }
         }
+        http?.close()
         kill(pid, SIGTERM)
         if exitSemaphore.wait(timeout: .now() + .nanoseconds(Int(grace.nanoseconds))) == .success {
             exitSemaphore.signal()
@@ -329,78 +458,37 @@ extension Duration {
     }
 }
 
-/// Reads the program's stdout: answers to the host's requests, and requests and notifications of its own.
+/// Reads a stdio program's stdout: answers to the host's requests, and requests and notifications of its own.
 private final class ProgramLineHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
-    private let shared: StdioProgram.Shared
-    private let program: String
+    private let shared: RunningProgram.Shared
 
-    init(shared: StdioProgram.Shared, program: String) {
-        self.shared = shared
-        self.program = program
-    }
+    init(shared: RunningProgram.Shared) { self.shared = shared }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let line = unwrapInboundIn(data)
         guard line.readableBytes > 0 else { return }
         guard let value = try? JSONParser.parse(line.readableBytesView) else {
-            let text = String(decoding: line.readableBytesView.prefix(200), as: UTF8.self)
-            inbound(.notification(method: "$/nonjson", params: ["line": .string(text)]))
+            shared.unparsable(String(decoding: line.readableBytesView.prefix(200), as: UTF8.self))
             return
         }
-        switch JSONRPC.decode(value) {
-        case .response(let id, let result, let error):
-            guard let n = id.intValue else { return }
-            let waiting = shared.state.withLock { $0.pending.removeValue(forKey: n) }
-            if let error {
-                waiting?(
-                    .failure(
-                        ProgramRPCError(
-                            code: error["code"]?.intValue ?? -32603,
-                            message: error["message"]?.stringValue ?? "the program answered with an error",
-                            data: error["data"])))
-            } else {
-                waiting?(.success(result ?? .null))
-            }
-        case .request(let id, let method, let params):
-            inbound(.request(id: id, method: method, params: params))
-        case .notification(let method, let params):
-            inbound(.notification(method: method, params: params))
-        case .batch, .invalid:
-            let text = String(decoding: line.readableBytesView.prefix(200), as: UTF8.self)
-            inbound(.notification(method: "$/nonjson", params: ["line": .string(text)]))
-        }
-    }
-
-    private func inbound(_ message: StdioProgram.Inbound) {
-        shared.state.withLock { $0.onInbound }?(message)
-    }
-
-    private func close(_ why: String) {
-        let (waiting, onClose) = shared.state.withLock { s -> ([@Sendable (Result<JSONValue, ProgramRPCError>) -> Void], (@Sendable (String) -> Void)?) in
-            guard s.closed == nil else { return ([], nil) }
-            s.closed = why
-            defer { s.pending = [:] }
-            return (Array(s.pending.values), s.onClose)
-        }
-        for w in waiting { w(.failure(.closed(why))) }
-        onClose?(why)
+        shared.receive(value)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        close("the program closed its standard output")
+        shared.close("the program closed its standard output")
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        close("the program's output cannot be read: \(error)")
+        shared.close("the program's output cannot be read: \(error)")
         context.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .inputClosed = event as? ChannelEvent {
-            close("the program closed its standard output")
+            shared.close("the program closed its standard output")
         }
         context.fireUserInboundEventTriggered(event)
     }

@@ -421,10 +421,13 @@ public final class Supervisor: @unchecked Sendable {
         return env
     }
 
-    /// A command server's host (docs/servers.md): the program after `--`, its folder, and the start timeout as the
-    /// time it has to answer initialize.
+    /// A command server's host (docs/servers.md): the program after `--`, its folder, its transport, and the time
+    /// it has to answer initialize.
     static func commandArguments(_ settings: ServerConfig) -> [String] {
-        var arguments = ["--init-timeout", "\(settings.startTimeout)"]
+        // A little under start_timeout, so the host names the cause (54, or no answer) before the supervisor's
+        // start deadline kills it.
+        let initTimeout = settings.startTimeout - min(1, settings.startTimeout / 10)
+        var arguments = ["--init-timeout", "\(initTimeout)"]
         if let dir = settings.workingDirectory { arguments += ["--working-directory", dir] }
         if settings.transport == .http { arguments += ["--transport", "http", "--path", settings.httpPath] }
         return arguments + settings.hostArguments + ["--"] + settings.command

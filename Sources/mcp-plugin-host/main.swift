@@ -419,12 +419,17 @@ struct PluginHostCommand: ParsableCommand {
                 })
         } catch { return fail(error) }
         serverBox.withLock { $0 = bridged }
+        var startFields: Logger.Metadata = [
+            LogKey.event: .string(LogEventName.programStart), "program_pid": LogValue.of(bridged.pid),
+            "protocol": .string(bridged.programProtocol),
+        ]
+        var endpoint = ""
+        if case .http(let path) = spec.transport {
+            endpoint = ", at http://127.0.0.1:\(bridged.programPort)\(path)"
+            startFields["program_port"] = LogValue.of(bridged.programPort)
+        }
         log.stderr.info(
-            "\(spec.shown): pid \(bridged.pid), MCP \(bridged.programProtocol)",
-            metadata: [
-                LogKey.event: .string(LogEventName.programStart), "program_pid": LogValue.of(bridged.pid),
-                "protocol": .string(bridged.programProtocol),
-            ])
+            "\(spec.shown): pid \(bridged.pid), MCP \(bridged.programProtocol)\(endpoint)", metadata: startFields)
         let engine = MCPEngine(program: bridged, config: hostConfig(requestStateKey: requestStateKey))
         serve(
             engine, name: bridged.serverName, version: bridged.serverVersion, from: spec.shown, target: target,

@@ -78,11 +78,14 @@ async def deploy(target: str, ctx: Context) -> str:
     return f"not deployed ({answer.action})"
 
 if __name__ == "__main__":
-    app.run()
+    if len(sys.argv) > 3 and sys.argv[2] == "--port":  # transport = "http": the SDK's own HTTP server
+        app.run("streamable-http", host="127.0.0.1", port=int(sys.argv[3]))
+    else:
+        app.run()
 '''
 
 FASTMCP_SERVER = '''
-import os
+import os, sys
 from fastmcp import FastMCP
 
 mcp = FastMCP("fastmcp-stdio")
@@ -98,7 +101,10 @@ def whoami() -> int:
     return os.getpid()
 
 if __name__ == "__main__":
-    mcp.run(show_banner=False)
+    if len(sys.argv) > 2 and sys.argv[1] == "--port":  # transport = "http"
+        mcp.run(transport="http", host="127.0.0.1", port=int(sys.argv[2]), show_banner=False)
+    else:
+        mcp.run(show_banner=False)
 '''
 
 
@@ -145,9 +151,14 @@ def world(tmp_path_factory):
     write_command(env, "fast", [str(VENV / "python"), "fastmcp_server.py"], working_directory=str(root))
     write_command(env, "sdk", [str(VENV / "python"), str(root / "sdk_server.py"), str(markers)],
                   host_args=["--call-timeout", "3"], sandbox={"write_paths": [str(markers)]})
+    # transport = "http": the same two programs serving Streamable HTTP themselves on the port the host gives.
+    write_command(env, "sdk_http", [str(VENV / "python"), str(root / "sdk_server.py"), str(markers), "--port", "{port}"],
+                  transport="http", host_args=["--call-timeout", "3"], sandbox={"write_paths": [str(markers)]})
+    write_command(env, "fast_http", [str(VENV / "python"), "fastmcp_server.py", "--port", "{port}"],
+                  transport="http", path="/mcp", working_directory=str(root))
     run_ = env.start()
     ports = {}
-    for name in ["time", "git", "sqlite", "fast", "sdk"]:
+    for name in ["time", "git", "sqlite", "fast", "sdk", "sdk_http", "fast_http"]:
         run_.running(name, timeout=60)
         ports[name] = run_.port_of(name)
     yield {"env": env, "run": run_, "ports": ports, "repo": repo, "markers": markers, "root": root}
@@ -165,6 +176,8 @@ CASES = {
     "sqlite": ("read_query", {"query": "select name from fruit"}, lambda t: "quince-from-the-test" in t),
     "fast": ("shout", {"text": "quiet"}, lambda t: t == "QUIET"),
     "sdk": ("echo", {"text": "hello bridge"}, lambda t: t == "hello bridge"),
+    "sdk_http": ("echo", {"text": "hello front"}, lambda t: t == "hello front"),
+    "fast_http": ("shout", {"text": "loud"}, lambda t: t == "LOUD"),
 }
 
 
@@ -187,7 +200,7 @@ def test_each_program_lists_and_calls_in_both_eras(world, name, mode):
     assert seen.get("tools/call", 0) >= 1
 
 
-@pytest.mark.parametrize("name", ["sdk", "fast", "time"])
+@pytest.mark.parametrize("name", ["sdk", "fast", "time", "sdk_http", "fast_http"])
 def test_32_concurrent_callers_get_their_own_answers(world, name):
     if name == "time":
         tool = "convert_time"
@@ -196,7 +209,7 @@ def test_32_concurrent_callers_get_their_own_answers(world, name):
         def expect(i, t):
             return f"{i % 24:02d}:{i % 60:02d}" in t
     else:
-        tool = "echo" if name == "sdk" else "shout"
+        tool = "echo" if name.startswith("sdk") else "shout"
         def args(i):
             return {"text": f"caller-{i}-x"}
         def expect(i, t):
@@ -224,17 +237,18 @@ def test_32_concurrent_callers_get_their_own_answers(world, name):
         assert t and any(expect(i, x) for x in t), (i, t)
 
 
-def test_a_call_past_its_deadline_is_cancelled_in_the_program(world):
-    """The sdk server's host has --call-timeout 3: the host answers the client and sends the program
+@pytest.mark.parametrize("name", ["sdk", "sdk_http"])
+def test_a_call_past_its_deadline_is_cancelled_in_the_program(world, name):
+    """The sdk servers' hosts have --call-timeout 3: the host answers the client and sends the program
     notifications/cancelled, whose handler notes it in the markers folder."""
-    marker = world["markers"] / "cancelled-deadline"
+    marker = world["markers"] / f"cancelled-deadline-{name}"
 
     async def body(c: Client):
-        return await c.call_tool("slow", {"seconds": 30, "tag": "deadline"})
+        return await c.call_tool("slow", {"seconds": 30, "tag": f"deadline-{name}"})
 
     started = time.monotonic()
     try:
-        result, _ = run(run_client(url(world, "sdk"), "legacy", body))
+        result, _ = run(run_client(url(world, name), "legacy", body))
         failed = result.is_error
     except Exception:  # the SDK raises for a JSON-RPC error
         failed = True
@@ -243,30 +257,33 @@ def test_a_call_past_its_deadline_is_cancelled_in_the_program(world):
     wait_until(marker.exists, 10, "the program saw the cancellation")
 
 
-def test_a_client_cancellation_reaches_the_program(world):
+@pytest.mark.parametrize("name", ["sdk", "sdk_http"])
+def test_a_client_cancellation_reaches_the_program(world, name):
     """A legacy client's notifications/cancelled for its request reaches the program's handler."""
     from conftest import LegacySession
 
     markers = world["markers"]
-    s = LegacySession(world["ports"]["sdk"], "2025-11-25")
+    tag = f"client-{name}"
+    s = LegacySession(world["ports"][name], "2025-11-25")
     s.initialize()
     replies = []
     caller = threading.Thread(
         target=lambda: replies.append(
-            s.request("tools/call", {"name": "slow", "arguments": {"seconds": 30, "tag": "client"}}, id=77,
+            s.request("tools/call", {"name": "slow", "arguments": {"seconds": 30, "tag": tag}}, id=77,
                       timeout=20)),
         daemon=True)
     caller.start()
-    wait_until((markers / "started-client").exists, 10, "the program started the call")
+    wait_until((markers / f"started-{tag}").exists, 10, "the program started the call")
     ack = s.notify("notifications/cancelled", {"requestId": 77, "reason": "the test changed its mind"})
     assert ack.status == 202
-    wait_until((markers / "cancelled-client").exists, 10, "the program saw the client's cancellation")
+    wait_until((markers / f"cancelled-{tag}").exists, 10, "the program saw the client's cancellation")
     caller.join(20)
     s.delete()
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_the_programs_elicitation_reaches_the_client(world, mode):
+@pytest.mark.parametrize("name", ["sdk", "sdk_http"])
+def test_the_programs_elicitation_reaches_the_client(world, name, mode):
     asked: list = []
 
     async def callback(context, params):
@@ -276,7 +293,7 @@ def test_the_programs_elicitation_reaches_the_client(world, mode):
     async def body(c: Client):
         return await c.call_tool("deploy", {"target": "staging"})
 
-    result, _ = run(run_client(url(world, "sdk"), mode, body, elicitation_callback=callback))
+    result, _ = run(run_client(url(world, name), mode, body, elicitation_callback=callback))
     assert texts(result) == ["deployed to staging"], result
     assert asked and "Deploy to staging?" in asked[-1].message
 
@@ -289,8 +306,9 @@ def sdk_pid(port: int, name: str = "sdk") -> int:
     return int(texts(result)[0])
 
 
-def test_sigkill_of_the_program_brings_it_back_on_the_same_port_with_nothing_refused(world):
-    port = world["ports"]["sdk"]
+@pytest.mark.parametrize("name", ["sdk", "sdk_http"])
+def test_sigkill_of_the_program_brings_it_back_on_the_same_port_with_nothing_refused(world, name):
+    port = world["ports"][name]
     run_ = world["run"]
     before = sdk_pid(port)
     refused = []
@@ -307,28 +325,31 @@ def test_sigkill_of_the_program_brings_it_back_on_the_same_port_with_nothing_ref
     t.start()
     try:
         os.kill(before, signal.SIGKILL)
-        run_.wait_for(r"sdk\[\d+\]: .*was killed by signal 9", 20, start=mark)
-        run_.running("sdk", timeout=60, start=mark)
+        run_.wait_for(rf"{name}\[\d+\]: .*was killed by signal 9", 20, start=mark)
+        run_.running(name, timeout=60, start=mark)
         after = sdk_pid(port)
     finally:
         stop.set()
         t.join(5)
     assert after != before
     assert not refused, f"{len(refused)} connection(s) refused while the program restarted"
-    assert run_.port_of("sdk") == port
-    status = world["env"].status("sdk")
+    assert run_.port_of(name) == port
+    status = world["env"].status(name)
     assert status["port"] == port
     assert status["replicas"][0]["restarts"] >= 1
     assert "killed by signal 9" in (status["replicas"][0]["last_exit"] or ""), status
 
 
-def test_sigstop_makes_the_program_unhealthy_and_it_is_restarted(env):
-    """A program that stops answering on stdio while alive: the detailed probe's ping fails, the server turns
-    unhealthy and is restarted; the stopped program is gone with its host."""
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_sigstop_makes_the_program_unhealthy_and_it_is_restarted(env, transport):
+    """A program that stops answering (on stdio, or on its HTTP port) while alive: the detailed probe's ping
+    fails, the server turns unhealthy and is restarted; the stopped program is gone with its host."""
     root = env.root
     (root / "sdk_server.py").write_text(SDK_SERVER)
     (root / "m").mkdir()
-    write_command(env, "stuck", [str(VENV / "python"), str(root / "sdk_server.py"), str(root / "m")],
+    extra = {"transport": "http"} if transport == "http" else {}
+    write_command(env, "stuck", [str(VENV / "python"), str(root / "sdk_server.py"), str(root / "m")]
+                  + (["--port", "{port}"] if transport == "http" else []), **extra,
                   host_args=["--ping-timeout", "0.5"],
                   health={"interval": 0.3, "timeout": 2, "failures": 2})
     r = env.start()
@@ -366,14 +387,31 @@ def test_a_command_that_does_not_exist_is_reported_and_not_restarted(env):
     r.stop()
 
 
-def test_a_command_that_exits_at_once_is_reported(env):
-    write_command(env, "quitter", [sys.executable, "-c", "import sys; sys.stderr.write('bad flag\\n'); sys.exit(3)"],
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_a_command_that_exits_at_once_is_reported(env, transport):
+    extra = {"transport": "http"} if transport == "http" else {}
+    write_command(env, "quitter", [sys.executable, "-c", "import sys; sys.stderr.write('bad flag\\n'); sys.exit(3)"]
+                  + (["{port}"] if transport == "http" else []), **extra,
                   backoff={"initial": 0.05, "max": 0.1}, intensity={"max_restarts": 2, "window": 60})
     r = env.start()
     r.wait_for(r"quitter.*bad flag", 30)
     r.wait_for(r"quitter.*no answer to initialize .*exited with status 3", 30)
     wait_until(lambda: env.status("quitter")["replicas"][0]["state"] == "fatal", 30, "quitter is fatal after its restarts")
     assert "exited with status 3" in (env.status("quitter")["replicas"][0]["last_exit"] or "")
+    r.stop()
+
+
+def test_an_http_program_that_never_listens_is_reported_and_not_restarted(env):
+    """transport = "http" with a program that runs but never serves its port: 54 within the start timeout,
+    naming the endpoint; the program is stopped with its host."""
+    write_command(env, "mute", [sys.executable, "-c", "import sys, time; time.sleep(600)", "--port", "{port}"],
+                  transport="http", start_timeout=2)
+    r = env.start()
+    hit = r.wait_for(r"mute.*did not serve MCP at http://127\.0\.0\.1:(\d+)/mcp within", 30)
+    wait_until(lambda: env.status("mute")["replicas"][0]["state"] == "exited", 20, "mute has exited")
+    status = env.status("mute")
+    assert (status["replicas"][0]["last_exit"] or "").startswith("exited with status 54 (command error): "), status
+    assert status["replicas"][0]["restarts"] == 0
     r.stop()
 
 
@@ -404,7 +442,11 @@ def test_a_mixed_configuration_starts_in_order_and_reloads_by_difference(env, re
     ('plugin = "/x.so"\ncommand = ["a"]\n', r"command.*cannot be combined with plugin"),
     ('command = []\n', r"command.*must name a program first"),
     ('command = [""]\n', r"command.*must name a program first"),
-    ('command = ["a"]\ntransport = "carrier-pigeon"\n', r"transport.*must be stdio"),
+    ('command = ["a"]\ntransport = "carrier-pigeon"\n', r"transport.*must be stdio or http"),
+    ('command = ["a", "--port", "8080"]\ntransport = "http"\n', r"command.*needs \{port\}"),
+    ('command = ["a"]\npath = "/mcp"\n', r"path.*set transport = .http."),
+    ('command = ["a", "{port}"]\ntransport = "http"\npath = "mcp"\n', r"path.*must be a URL path"),
+    ('plugin = "/x.so"\npath = "/mcp"\n', r"path.*is for a command server"),
     ('command = ["a"]\ntrust = "signed"\n', r"trust.*checks a plugin file"),
     ('plugin = "/x.so"\nworking_directory = "/tmp"\n', r"working_directory.*is for a command server"),
     ('name = "x"\n', r"plugin.*is required .* or command = "),

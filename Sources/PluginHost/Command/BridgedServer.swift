@@ -105,11 +105,21 @@ public final class BridgedServer: Sendable {
         switch answer.withLock({ $0 })! {
         case .success(let r): result = r
         case .failure(let e):
+            if program.exit == nil, !program.reached, case .http(let path) = spec.transport {
+                program.terminate(grace: .milliseconds(200))
+                throw HostFailure(
+                    .commandHTTPUnreachable,
+                    "\(spec.shown): it did not serve MCP at http://127.0.0.1:\(program.httpPort)\(path) within \(initTimeout) (is \(ProgramSpec.portPlaceholder) where it takes its port?)"
+                )
+            }
             if e.code == -32001 || program.exit != nil || e.message.hasPrefix("the program") {
+                // Its end may be a moment behind its closed output: an exit is 21 (restarting may help), a
+                // program still running that gave no usable answer does not speak MCP (53).
                 let exit = Self.waitForExit(program, .milliseconds(500))
                 let how = exit.map { "; it \($0)" } ?? ""
+                if exit == nil { program.terminate(grace: .milliseconds(200)) }
                 throw HostFailure(
-                    exit == nil && e.code == -32001 ? .commandNotMCP : .programExited,
+                    exit == nil ? .commandNotMCP : .programExited,
                     "\(spec.shown): no answer to initialize (\(e.message))\(how)")
             }
             program.terminate(grace: .milliseconds(200))
@@ -168,6 +178,8 @@ public final class BridgedServer: Sendable {
     }
 
     public var pid: pid_t { program.pid }
+    /// An http program's private loopback port (0 for stdio).
+    public var programPort: Int { program.httpPort }
 
     // MARK: Lists
 

@@ -44,6 +44,9 @@ final class HTTPProgramClient: Sendable {
         state.withLock { $0.connectDeadline = .now + connectWithin }
     }
 
+    /// Whether the program ever accepted a connection.
+    var reached: Bool { state.withLock { $0.connectedOnce } }
+
     /// The revision agreed at `initialize` (sent as `MCP-Protocol-Version` from then on).
     func agreed(protocolVersion: String) { state.withLock { $0.protocolVersion = protocolVersion } }
 
@@ -102,7 +105,6 @@ final class HTTPProgramClient: Sendable {
 
     private func connect(_ done: @escaping @Sendable (Result<Channel, ProgramRPCError>) -> Void) {
         ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(5))
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {

@@ -401,6 +401,9 @@ final class RunningProgram: Sendable {
         http.openListenStream()
     }
 
+    /// False for an http program that has not accepted a connection yet (always true for stdio).
+    var reached: Bool { http?.reached ?? true }
+
     /// The http program's private loopback port (0 for stdio).
     var httpPort: Int { http?.port ?? 0 }
 

@@ -447,6 +447,7 @@ def test_a_mixed_configuration_starts_in_order_and_reloads_by_difference(env, re
     ('command = ["a"]\npath = "/mcp"\n', r"path.*set transport = .http."),
     ('command = ["a", "{port}"]\ntransport = "http"\npath = "mcp"\n', r"path.*must be a URL path"),
     ('plugin = "/x.so"\npath = "/mcp"\n', r"path.*is for a command server"),
+    ('command = ["a"]\n[config]\nx = 1\n', r"config.*is a plugin's configuration"),
     ('command = ["a"]\ntrust = "signed"\n', r"trust.*checks a plugin file"),
     ('plugin = "/x.so"\nworking_directory = "/tmp"\n', r"working_directory.*is for a command server"),
     ('name = "x"\n', r"plugin.*is required .* or command = "),

@@ -130,7 +130,14 @@ public struct ConfigLoader {
             s.port = port
         }
         try readPolicies(&r, into: &s)
-        if let c = try r.table("config") { s.pluginConfig = JSONWriter.string(Self.json(.table(c))) }
+        if let c = try r.table("config") {
+            guard !s.isCommand else {
+                throw r.error(
+                    "config", line: t["config"]?.line,
+                    "is a plugin's configuration; a program takes its settings in command = [...] and [env]")
+            }
+            s.pluginConfig = JSONWriter.string(Self.json(.table(c)))
+        }
         if let env = try r.table("env") {
             for e in env.entries {
                 guard case .string(let v) = e.value else {

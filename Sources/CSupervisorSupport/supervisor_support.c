@@ -313,3 +313,50 @@ int mcps_landlock_abi(void) {
     return 0;
 #endif
 }
+
+/* The last step of a shutdown, once every host is reaped: any descendant still here (an orphan of a host that
+ * left its process group, or one still dying of its group's SIGKILL) is re-parented to us as subreaper; it is
+ * killed and reaped, so nothing the servers started outlives the supervisor, not even as a zombie handed to
+ * init. Waits at most `timeout_ms`. Returns how many were reaped. */
+int mcps_reap_all(int timeout_ms) {
+    int n = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        /* Kill every live child (a zombie ignores it). */
+        pid_t self = getpid();
+        DIR *proc = opendir("/proc");
+        if (proc) {
+            struct dirent *e;
+            while ((e = readdir(proc))) {
+                if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+                char path[64], buf[512];
+                snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0) continue;
+                ssize_t len = read(fd, buf, sizeof buf - 1);
+                close(fd);
+                if (len <= 0) continue;
+                buf[len] = 0;
+                char *rpar = strrchr(buf, ')');
+                char state = 0;
+                int ppid = 0;
+                if (!rpar || sscanf(rpar + 1, " %c %d", &state, &ppid) != 2) continue;
+                if (ppid == self && state != 'Z') kill((pid_t)atoi(e->d_name), SIGKILL);
+            }
+            closedir(proc);
+        }
+        for (;;) {
+            siginfo_t info;
+            memset(&info, 0, sizeof info);
+            if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG) != 0) return n; /* ECHILD: none left */
+            if (info.si_pid == 0) break;
+            n++;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed >= timeout_ms) return n;
+        struct timespec pause = {0, 2 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}

@@ -293,6 +293,8 @@ public final class Supervisor: @unchecked Sendable {
                 answers[id] = answer
             }
         case .stopped:
+            // Every host is reaped; what their programs left behind goes now, not to init.
+            _ = mcps_reap_all(1000)
             let done = onStopped
             onStopped = nil
             done?()

@@ -26,7 +26,7 @@ from mcp import Client
 
 from conftest import REPO
 from sdk_recorder import run
-from supervisor_fixtures import SupervisorEnv, connect_refused, control_env, wait_until  # noqa: F401
+from supervisor_fixtures import SupervisorEnv, connect_refused, control_env, pid_alive, wait_until  # noqa: F401
 from test_client_sdk import MODES, run_client
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -338,6 +338,33 @@ def test_sigkill_of_the_program_brings_it_back_on_the_same_port_with_nothing_ref
     assert status["port"] == port
     assert status["replicas"][0]["restarts"] >= 1
     assert "killed by signal 9" in (status["replicas"][0]["last_exit"] or ""), status
+
+
+def test_what_the_program_started_is_stopped_with_it(env):
+    """The program's own children are in its host's process group: when the program dies, the host exits 21 and
+    the supervisor kills the group, so a child the program left running is gone too (and reaped)."""
+    root = env.root
+    (root / "sdk_server.py").write_text(SDK_SERVER)
+    markers = root / "m"
+    markers.mkdir()
+    launcher = f"sleep 600 & echo $! > {markers}/child; exec {VENV / 'python'} {root / 'sdk_server.py'} {markers}"
+    # A shell launcher: the box opens what its command line names, so the program it execs is the admin's to name.
+    python_prefix = Path(os.path.realpath(VENV / "python")).parents[1]
+    write_command(env, "family", ["/bin/sh", "-c", launcher],
+                  sandbox={"write_paths": [str(markers)],
+                           "read_paths": [str(VENV.parent), str(python_prefix), str(root / "sdk_server.py")]})
+    r = env.start()
+    r.running("family", timeout=60)
+    child = int((markers / "child").read_text())
+    assert pid_alive(child)
+    program = sdk_pid(r.port_of("family"))
+    mark = r.mark()
+    os.kill(program, signal.SIGKILL)
+    r.wait_for(r"family\[\d+\]: .*the program was killed by signal 9", 20, start=mark)
+    wait_until(lambda: not pid_alive(child), 10, "the program's child is gone and reaped")
+    r.running("family", timeout=60, start=mark)
+    assert int((markers / "child").read_text()) != child
+    r.stop()
 
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])

@@ -31,6 +31,10 @@ int mcps_reap_group(pid_t pgid);
  * that were still dying when the group was reaped. Returns how many were reaped. */
 int mcps_reap_orphans(const pid_t *tracked, int count);
 
+/* At the end of a shutdown, every host reaped: kills and reaps every child still here (orphans re-parented to
+ * us), waiting at most timeout_ms. Returns how many were reaped. */
+int mcps_reap_all(int timeout_ms);
+
 /* Creates a TCP listening socket (CLOEXEC, SO_REUSEADDR) bound to address:port with the backlog.
  * Returns 0 and the fd, or an errno value (EADDRINUSE when the port is taken). */
 int mcps_listen_tcp(const char *address, int port, int backlog, int *fd_out);

@@ -28,8 +28,8 @@ fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/mcp-commands-bench.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p bench/results .build-bench
-.venv/bin/python -u bench/commands/bench.py --host .build/release/mcp-plugin-host \
-    --supervisor .build/release/mcp-supervisor --mcpctl .build/release/mcpctl \
+.venv/bin/python -u bench/commands/bench.py --host "$PWD/.build/release/mcp-plugin-host" \
+    --supervisor "$PWD/.build/release/mcp-supervisor" --mcpctl "$PWD/.build/release/mcpctl" \
     --plugin "$PWD/.build-plugins/libreference.so" --mcp-proxy "$PROXY_VENV/bin/mcp-proxy" --work "$WORK" \
     --seconds "$SECONDS_PER_ROW" --conns "$CONNS" --kills "$KILLS" \
     --command "bench/commands/run.sh $SECONDS_PER_ROW $CONNS $KILLS" \

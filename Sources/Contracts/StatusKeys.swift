@@ -12,6 +12,12 @@ public enum StatusKey {
     public static let score = "score"
     public static let port = "port"
     public static let portKind = "port_kind"
+    /// What the server runs: "plugin" or "command" (docs/servers.md).
+    public static let kind = "kind"
+    /// The plugin's path, or the command's program and arguments (an array).
+    public static let target = "target"
+    /// A command server's transport, "stdio" or "http" (absent for a plugin).
+    public static let transport = "transport"
     public static let failure = "failure"
     public static let replicas = "replicas"
     /// The child's box: enabled and the mechanism of each limit (docs/security.md).

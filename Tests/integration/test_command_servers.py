@@ -338,6 +338,8 @@ def test_sigkill_of_the_program_brings_it_back_on_the_same_port_with_nothing_ref
     assert status["port"] == port
     assert status["replicas"][0]["restarts"] >= 1
     assert "killed by signal 9" in (status["replicas"][0]["last_exit"] or ""), status
+    assert status["kind"] == "command" and status["target"][0] == str(VENV / "python"), status
+    assert status["transport"] == ("http" if name.endswith("_http") else "stdio"), status
 
 
 def test_what_the_program_started_is_stopped_with_it(env):
@@ -485,3 +487,30 @@ def test_bad_command_settings_are_named(env, text, message):
     assert out.returncode != 0
     assert str(path) in out.stderr + out.stdout
     assert re.search(message, out.stderr + out.stdout), out.stderr + out.stdout
+
+
+def test_the_bundled_example_configuration_holds_a_command_server():
+    """scripts/run-example.sh's configuration: the plugins and mcp-server-time as a command server, valid as
+    shipped (the program's relative path resolves from its file)."""
+    import os as _os
+
+    out = subprocess.run([_os.environ["MCP_SUPERVISOR"], "--config", str(REPO / "examples" / "supervisor.toml"),
+                          "--check-config"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"configuration OK: \d+ server\(s\): .*\btime\b", out.stdout + out.stderr), out.stderr
+
+
+def test_a_relative_program_path_is_relative_to_its_file(env):
+    """command = ["bin/prog"] in servers.d/x.toml names servers.d/bin/prog, wherever the supervisor runs."""
+    bin_dir = env.servers_dir / "bin"
+    bin_dir.mkdir()
+    prog = bin_dir / "time-server"
+    prog.write_text(f"#!/bin/sh\nexec {VENV / 'mcp-server-time'} \"$@\"\n")
+    prog.chmod(0o755)
+    write_command(env, "rel", ["bin/time-server", "--local-timezone", "UTC"],
+                  sandbox={"read_paths": [str(VENV.parent), str(Path(os.path.realpath(VENV / "python")).parents[1])]})
+    r = env.start()
+    r.running("rel", timeout=60)
+    status = env.status("rel")
+    assert status["replicas"][0]["state"] == "running", status
+    r.stop()

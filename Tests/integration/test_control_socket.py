@@ -187,6 +187,7 @@ def test_status_matches_the_real_processes(env, faulty):
     a, b = servers["alpha"], servers["beta"]
     assert (a["state"], a["port"], a["port_kind"], a["failure"]) == ("running", alpha_port, "dynamic", None)
     assert (b["state"], b["port"], b["port_kind"]) == ("running", static, "static")
+    assert a["kind"] == "plugin" and a["target"].endswith(".so") and "transport" not in a, a
     assert [r["pid"] for r in a["replicas"]] == [alpha_pid]
     assert {r["pid"] for r in b["replicas"]} == beta_pids
     assert [r["index"] for r in b["replicas"]] == [0, 1]

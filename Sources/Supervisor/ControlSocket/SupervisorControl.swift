@@ -78,7 +78,14 @@ extension Supervisor {
             return .object(object)
         }
         let states = server.replicas.map(\.health.state)
-        return [
+        let settings = server.config
+        var what: [String: JSONValue] =
+            settings.isCommand
+            ? [
+                StatusKey.kind: "command", StatusKey.target: .array(settings.command.map { .string($0) }),
+                StatusKey.transport: .string(settings.transport.rawValue),
+            ] : [StatusKey.kind: "plugin", StatusKey.target: .string(settings.plugin)]
+        let common: [String: JSONValue] = [
             StatusKey.name: .string(name),
             StatusKey.group: .string(metricsGroup(name)),
             StatusKey.state: .string(server.status.rawValue),
@@ -90,6 +97,8 @@ extension Supervisor {
             StatusKey.replicas: .array(replicas),
             StatusKey.box: ChildBox.statusJSON(server.config, stateDirectory: config.stateDirectory),
         ]
+        what.merge(common) { a, _ in a }
+        return .object(what)
     }
 
     /// `status`'s result for every server: what `mcpctl status --json` prints and `/status.json` serves.

@@ -189,6 +189,10 @@ public struct ConfigLoader {
         }
         s.plugin = ""
         s.command = command
+        // A relative path to the program is relative to the file, as `plugin` is (a bare name is looked up on PATH).
+        if program.contains("/"), !program.hasPrefix("/") {
+            s.command[0] = Path.resolve(program, relativeTo: Path.directory(of: r.file))
+        }
         for key in ["trust", "sha256"] where t[key] != nil {
             throw r.error(
                 key, line: t[key]?.line,

@@ -45,8 +45,9 @@ public enum ProgramLookup {
     /// (a script, a configuration file); folders and data the program works on are the admin's `read_paths` and
     /// `write_paths`.
     public static func readPaths(command: [String], searchPath: String, workingDirectory: String?) -> [String] {
-        guard let name = command.first, case .executable(let program) = find(
-            name, searchPath: searchPath, workingDirectory: workingDirectory)
+        guard let name = command.first,
+            case .executable(let program) = find(
+                name, searchPath: searchPath, workingDirectory: workingDirectory)
         else { return [] }
         var files = [program]
         if let interpreter = interpreter(of: program, searchPath: searchPath) { files.append(interpreter) }
@@ -59,7 +60,9 @@ public enum ProgramLookup {
         }
         // A regular file the arguments name (`python server.py`, `--config /etc/x.toml`): that file alone.
         for argument in command.dropFirst() where !argument.isEmpty {
-            let value = argument.hasPrefix("-") ? argument.split(separator: "=", maxSplits: 1).dropFirst().first.map(String.init) : argument
+            let value =
+                argument.hasPrefix("-")
+                ? argument.split(separator: "=", maxSplits: 1).dropFirst().first.map(String.init) : argument
             guard let value, !value.isEmpty else { continue }
             let full = value.hasPrefix("/") ? value : workingDirectory.map { $0 + "/" + value } ?? value
             var st = stat()

@@ -156,7 +156,8 @@ struct PluginHostCommand: ParsableCommand {
     func validate() throws {
         guard (plugin == nil) != command.isEmpty else {
             throw ValidationError(
-                plugin == nil ? "give --plugin PATH, or a program after --" : "give --plugin or a program after --, not both")
+                plugin == nil
+                    ? "give --plugin PATH, or a program after --" : "give --plugin or a program after --, not both")
         }
         if !command.isEmpty {
             guard config == nil, configFile == nil, !check, trust == "any", sha256 == nil else {
@@ -171,10 +172,12 @@ struct PluginHostCommand: ParsableCommand {
                 guard path.hasPrefix("/"), !path.contains(" ") else {
                     throw ValidationError("--path must start with '/' (it is '\(path)')")
                 }
-                guard command.contains(where: { $0.contains(ProgramSpec.portPlaceholder) }) || Self.environmentHoldsPort()
+                guard
+                    command.contains(where: { $0.contains(ProgramSpec.portPlaceholder) }) || Self.environmentHoldsPort()
                 else {
                     throw ValidationError(
-                        "--transport http: the program's arguments (or a variable) must hold \(ProgramSpec.portPlaceholder), the port it is to listen on")
+                        "--transport http: the program's arguments (or a variable) must hold \(ProgramSpec.portPlaceholder), the port it is to listen on"
+                    )
                 }
             }
         } else if workingDirectory != nil || transport != "stdio" {
@@ -374,11 +377,14 @@ struct PluginHostCommand: ParsableCommand {
     /// A command server (docs/servers.md): the box goes on, the program starts under it and answers
     /// initialize, then the host serves it like a plugin. When the program ends on its own, so does the host
     /// (status 21; the supervisor's restart policy decides), after logging how it ended.
-    private func serveProgram(target: ListenTarget, signals: TerminationSignals, log: HostLog, requestStateKey: [UInt8]?)
+    private func serveProgram(
+        target: ListenTarget, signals: TerminationSignals, log: HostLog, requestStateKey: [UInt8]?
+    )
         -> ExitCode
     {
         let spec = ProgramSpec(
-            argv: command, workingDirectory: workingDirectory, transport: transport == "http" ? .http(path: path) : .stdio)
+            argv: command, workingDirectory: workingDirectory,
+            transport: transport == "http" ? .http(path: path) : .stdio)
         func fail(_ f: HostFailure) -> ExitCode {
             log.stderr.error(
                 "\(f.message)",

@@ -14,7 +14,8 @@ struct ProgramLookupTests {
         }
         try "#!/bin/sh\n".write(toFile: root + "/base/bin/python3.11", atomically: true, encoding: .utf8)
         try fm.createSymbolicLink(atPath: root + "/venv/bin/python", withDestinationPath: root + "/base/bin/python3.11")
-        try "#!\(root)/venv/bin/python\nprint()\n".write(toFile: root + "/venv/bin/tool", atomically: true, encoding: .utf8)
+        try "#!\(root)/venv/bin/python\nprint()\n".write(
+            toFile: root + "/venv/bin/tool", atomically: true, encoding: .utf8)
         try "x".write(toFile: root + "/plain/notexec", atomically: true, encoding: .utf8)
         try "print()".write(toFile: root + "/server.py", atomically: true, encoding: .utf8)
         for file in ["/base/bin/python3.11", "/venv/bin/tool"] {
@@ -27,11 +28,17 @@ struct ProgramLookupTests {
         let root = try layout()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let path = "\(root)/plain:\(root)/venv/bin"
-        #expect(ProgramLookup.find("tool", searchPath: path, workingDirectory: nil) == .executable("\(root)/venv/bin/tool"))
-        #expect(ProgramLookup.find("notexec", searchPath: path, workingDirectory: nil) == .notExecutable("\(root)/plain/notexec"))
+        #expect(
+            ProgramLookup.find("tool", searchPath: path, workingDirectory: nil) == .executable("\(root)/venv/bin/tool"))
+        #expect(
+            ProgramLookup.find("notexec", searchPath: path, workingDirectory: nil)
+                == .notExecutable("\(root)/plain/notexec"))
         #expect(ProgramLookup.find("nothing-here", searchPath: path, workingDirectory: nil) == .notOnPath)
-        #expect(ProgramLookup.find("./missing", searchPath: path, workingDirectory: root) == .missing("\(root)/./missing"))
-        #expect(ProgramLookup.find("venv/bin/tool", searchPath: "", workingDirectory: root) == .executable("\(root)/venv/bin/tool"))
+        #expect(
+            ProgramLookup.find("./missing", searchPath: path, workingDirectory: root) == .missing("\(root)/./missing"))
+        #expect(
+            ProgramLookup.find("venv/bin/tool", searchPath: "", workingDirectory: root)
+                == .executable("\(root)/venv/bin/tool"))
     }
 
     @Test func opensTheProgramsPrefixItsInterpretersAndTheFilesItsArgumentsName() throws {
@@ -49,10 +56,14 @@ struct ProgramLookupTests {
     }
 
     @Test func aSystemProgramNeedsNothingBeyondTheSystemSet() {
-        #expect(ProgramLookup.readPaths(command: ["sh", "-c", "true"], searchPath: "/usr/bin:/bin", workingDirectory: nil).isEmpty)
+        #expect(
+            ProgramLookup.readPaths(command: ["sh", "-c", "true"], searchPath: "/usr/bin:/bin", workingDirectory: nil)
+                .isEmpty)
     }
 
     @Test func nothingForAProgramThatIsNotFound() {
-        #expect(ProgramLookup.readPaths(command: ["no-such-program"], searchPath: "/nonexistent", workingDirectory: nil).isEmpty)
+        #expect(
+            ProgramLookup.readPaths(command: ["no-such-program"], searchPath: "/nonexistent", workingDirectory: nil)
+                .isEmpty)
     }
 }

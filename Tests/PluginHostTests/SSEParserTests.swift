@@ -1,5 +1,6 @@
-@testable import PluginHost
 import Testing
+
+@testable import PluginHost
 
 /// The http bridge's reader of a program's SSE streams: each event's data lines, joined, are one message.
 struct SSEParserTests {

@@ -127,7 +127,8 @@ def test_package_installs_and_starts_without_a_toolchain(installed):
     for path in ("/etc/mcp-supervisor/supervisor.toml", "/etc/mcp-supervisor/servers.d", "/usr/include/mcp_plugin.h",
                  "/usr/include/mcp_plugin.hpp",
                  "/usr/share/pkgconfig/mcp-plugin.pc", "/usr/lib/mcp-supervisor/plugins/libreference.so",
-                 "/usr/share/doc/mcp-supervisor/examples/reference.toml", "/usr/share/man/man1/mcpctl.1.gz",
+                 "/usr/share/doc/mcp-supervisor/examples/reference.toml",
+                 "/usr/share/doc/mcp-supervisor/examples/command.toml", "/usr/share/man/man1/mcpctl.1.gz",
                  "/usr/share/man/man8/mcp-supervisor.8.gz", "/usr/share/bash-completion/completions/mcpctl"):
         ns.run("test", "-e", path)
     conffiles = ns.run("dpkg-query", "-W", "-f=${Conffiles}", "mcp-supervisor").stdout

@@ -307,7 +307,9 @@ public final class BridgedServer: Sendable {
     private func inbound(_ message: RunningProgram.Inbound) {
         switch message {
         case .notification("$/nonjson", let params):
-            log("the program wrote a line that is not JSON-RPC on its stdout (ignored): \(params["line"]?.stringValue ?? "")")
+            log(
+                "the program wrote a line that is not JSON-RPC on its stdout (ignored): \(params["line"]?.stringValue ?? "")"
+            )
         case .notification("notifications/tools/list_changed", _): relist(UInt32(MCPP_LIST_TOOLS))
         case .notification("notifications/resources/list_changed", _): relist(UInt32(MCPP_LIST_RESOURCES))
         case .notification("notifications/prompts/list_changed", _): relist(UInt32(MCPP_LIST_PROMPTS))
@@ -423,7 +425,8 @@ public final class BridgedServer: Sendable {
         case MCPP_INPUT_SUSPENDED:
             park(target, call)
         default:
-            answerProgram(target, key: key, .failure(ProgramRPCError(code: -32800, message: "the request was cancelled")))
+            answerProgram(
+                target, key: key, .failure(ProgramRPCError(code: -32800, message: "the request was cancelled")))
         }
     }
 
@@ -440,11 +443,12 @@ public final class BridgedServer: Sendable {
     /// that reaches another replica, or comes too late, starts the call afresh and answers the program's
     /// requests from the answers it carries, in order (docs/servers.md).
     private func park(_ target: ProgramCall, _ call: PluginCall) {
-        guard target.attempt.withLock({ a -> Bool in
-            guard a === call else { return false }
-            a = nil
-            return true
-        })
+        guard
+            target.attempt.withLock({ a -> Bool in
+                guard a === call else { return false }
+                a = nil
+                return true
+            })
         else { return }
         let token = (0..<16).map { _ in UInt8.random(in: 0...255) }
         state.withLock { $0.parked[token] = target }
@@ -643,7 +647,8 @@ extension BridgedServer: HostedServer {
             self?.healthBusy.withLock { $0 = nil }
             let seconds = monotonicSeconds() - start
             let report =
-                diagnose ? "program pid \(pid), MCP \(protocolVersion), \(self?.slotsBusy ?? 0) request(s) in flight" : nil
+                diagnose
+                ? "program pid \(pid), MCP \(protocolVersion), \(self?.slotsBusy ?? 0) request(s) in flight" : nil
             switch result {
             case .success:
                 done(.answered(ok: true, detail: "the program answered ping", report: report, seconds: seconds))

@@ -135,11 +135,15 @@ final class HTTPProgramClient: Sendable {
                     done(.success(channel))
                 case .failure(let error):
                     // Until the program first accepts, refusal means it is still starting: try again shortly.
-                    let retry = state.withLock { s in !s.connectedOnce && !s.closed && ContinuousClock.now < s.connectDeadline }
+                    let retry = state.withLock { s in
+                        !s.connectedOnce && !s.closed && ContinuousClock.now < s.connectDeadline
+                    }
                     if retry {
                         group.next().scheduleTask(in: .milliseconds(10)) { [self] in connect(done) }
                     } else {
-                        done(.failure(.closed("the program's HTTP endpoint 127.0.0.1:\(port) cannot be reached: \(error)")))
+                        done(
+                            .failure(
+                                .closed("the program's HTTP endpoint 127.0.0.1:\(port) cannot be reached: \(error)")))
                     }
                 }
             }
@@ -238,8 +242,14 @@ final class HTTPProgramClient: Sendable {
 
     fileprivate func received(_ bytes: [UInt8]) {
         guard let value = try? JSONParser.parse(bytes) else {
-            deliver(.object(["jsonrpc": "2.0", "method": "$/nonjson", "params": ["line": .string(
-                String(decoding: bytes.prefix(200), as: UTF8.self))]]))
+            deliver(
+                .object([
+                    "jsonrpc": "2.0", "method": "$/nonjson",
+                    "params": [
+                        "line": .string(
+                            String(decoding: bytes.prefix(200), as: UTF8.self))
+                    ],
+                ]))
             return
         }
         if case .array(let messages) = value {

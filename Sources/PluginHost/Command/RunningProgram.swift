@@ -134,7 +134,8 @@ final class RunningProgram: Sendable {
 
         /// The connection ended: every waiting request fails with `why`, and `onClose` hears it once.
         func close(_ why: String) {
-            let (waiting, onClose) = state.withLock { s -> ([@Sendable (Result<JSONValue, ProgramRPCError>) -> Void], (@Sendable (String) -> Void)?) in
+            let (waiting, onClose) = state.withLock {
+                s -> ([@Sendable (Result<JSONValue, ProgramRPCError>) -> Void], (@Sendable (String) -> Void)?) in
                 guard s.closed == nil else { return ([], nil) }
                 s.closed = why
                 defer { s.pending = [:] }
@@ -297,7 +298,8 @@ final class RunningProgram: Sendable {
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             let exit =
                 (status & 0x7f) == 0
-                ? ProgramExit(status: (status >> 8) & 0xff, signal: nil) : ProgramExit(status: nil, signal: status & 0x7f)
+                ? ProgramExit(status: (status >> 8) & 0xff, signal: nil)
+                : ProgramExit(status: nil, signal: status & 0x7f)
             exited.exit.withLock { $0 = exit }
             semaphore.signal()
             if let client {
@@ -411,7 +413,8 @@ final class RunningProgram: Sendable {
     private static func freeLoopbackPort(_ spec: ProgramSpec) throws(HostFailure) -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
-            throw HostFailure(.commandCannotStart, "\(spec.shown): no socket for its port: \(String(cString: strerror(errno)))")
+            throw HostFailure(
+                .commandCannotStart, "\(spec.shown): no socket for its port: \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
         var addr = sockaddr_in()
@@ -424,7 +427,8 @@ final class RunningProgram: Sendable {
             }
         }
         guard ok else {
-            throw HostFailure(.commandCannotStart, "\(spec.shown): no loopback port for it: \(String(cString: strerror(errno)))")
+            throw HostFailure(
+                .commandCannotStart, "\(spec.shown): no loopback port for it: \(String(cString: strerror(errno)))")
         }
         return Int(UInt16(bigEndian: addr.sin_port))
     }

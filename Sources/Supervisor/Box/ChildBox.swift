@@ -68,7 +68,8 @@ enum ChildBox {
         spec.unixSockets = box.unixSockets
         // A plugin's folder; a program's working directory and the prefixes of the program and its interpreter
         // (ProgramLookup.readPaths; anything else it reads: read_paths).
-        spec.readPaths = (server.isCommand ? commandReadPaths(server) : [Path.directory(of: server.plugin)])
+        spec.readPaths =
+            (server.isCommand ? commandReadPaths(server) : [Path.directory(of: server.plugin)])
             + box.readPaths
         spec.writePaths = [folder] + box.writePaths
         // A boxed program's home is its state folder (its dotfiles and caches stay its own, as with systemd's
@@ -93,7 +94,8 @@ enum ChildBox {
 
     /// A command server's own read paths: its working directory, then where its program and interpreter live.
     static func commandReadPaths(_ server: ServerConfig) -> [String] {
-        let searchPath = server.environment["PATH"] ?? getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
+        let searchPath =
+            server.environment["PATH"] ?? getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
         return (server.workingDirectory.map { [$0] } ?? [])
             + ProgramLookup.readPaths(
                 command: server.command, searchPath: searchPath, workingDirectory: server.workingDirectory)
@@ -367,7 +369,8 @@ enum ChildBox {
     /// write path or the server's state folder is under /tmp (the box would hide what it must reach).
     static func privateTmpPossible(_ server: ServerConfig, folder: String) -> Bool {
         guard canMountPrivateTmp else { return false }
-        let paths = [server.plugin, server.workingDirectory ?? "", folder] + server.box.readPaths + server.box.writePaths
+        let paths =
+            [server.plugin, server.workingDirectory ?? "", folder] + server.box.readPaths + server.box.writePaths
         return !paths.contains { $0 == "/tmp" || $0.hasPrefix("/tmp/") }
     }
 

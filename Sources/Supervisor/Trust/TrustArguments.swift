@@ -28,7 +28,9 @@ enum TrustArguments {
     /// reload). Returns whether it logged.
     @discardableResult
     static func warnIfUntrusted(_ server: ServerConfig, log: SupervisorLog) -> Bool {
-        guard !server.isCommand, server.trust == .any, warned.withLock({ $0.insert(server.name).inserted }) else { return false }
+        guard !server.isCommand, server.trust == .any, warned.withLock({ $0.insert(server.name).inserted }) else {
+            return false
+        }
         log.event(
             .warning, LogEventName.trustAny, server: server.name,
             message:

@@ -110,7 +110,8 @@ public struct ConfigLoader {
         case (nil, nil):
             throw ConfigError(
                 file: file, line: nil, key: "plugin",
-                message: "is required (path of the plugin .so), or command = [\"program\", \"arg\", ...] for an MCP program")
+                message:
+                    "is required (path of the plugin .so), or command = [\"program\", \"arg\", ...] for an MCP program")
         case (.some, .some):
             throw r.error(
                 "command", line: t["command"]?.line,
@@ -164,12 +165,14 @@ public struct ConfigLoader {
         if let args = try r.stringArray("host_args") { s.hostArguments = args.values }
         if s.isCommand, s.transport == .http {
             let placeholder = "{port}"
-            guard s.command.contains(where: { $0.contains(placeholder) })
-                || s.environment.values.contains(where: { $0.contains(placeholder) })
+            guard
+                s.command.contains(where: { $0.contains(placeholder) })
+                    || s.environment.values.contains(where: { $0.contains(placeholder) })
             else {
                 throw r.error(
                     "command", line: t["command"]?.line,
-                    "transport = \"http\" needs \(placeholder) in the program's arguments (or in an env value): the host gives the program its private loopback port there")
+                    "transport = \"http\" needs \(placeholder) in the program's arguments (or in an env value): the host gives the program its private loopback port there"
+                )
             }
         }
         try r.rejectUnknown()
@@ -207,11 +210,14 @@ public struct ConfigLoader {
         }
         if let path = try r.string("path") {
             guard s.transport == .http else {
-                throw r.error("path", line: t["path"]?.line, "is the endpoint of an http program: set transport = \"http\"")
+                throw r.error(
+                    "path", line: t["path"]?.line, "is the endpoint of an http program: set transport = \"http\"")
             }
             guard path.hasPrefix("/"), !path.contains(where: { $0 == " " || $0 == "?" || $0 == "#" || $0.isNewline })
             else {
-                throw r.error("path", line: t["path"]?.line, "must be a URL path starting with '/' (such as \"/mcp\"), not '\(path)'")
+                throw r.error(
+                    "path", line: t["path"]?.line,
+                    "must be a URL path starting with '/' (such as \"/mcp\"), not '\(path)'")
             }
             s.httpPath = path
         }

@@ -108,6 +108,21 @@ static int is_tracked(pid_t pid, const pid_t *tracked, int count) {
     return 0;
 }
 
+/* A process's state letter and parent from /proc/PID/stat; 0 when it is gone. */
+static int read_state(pid_t pid, char *state, int *ppid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t len = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (len <= 0) return 0;
+    buf[len] = 0;
+    /* pid (comm) state ppid ...: comm may hold anything, so parse after the last ')'. */
+    char *rpar = strrchr(buf, ')');
+    return rpar && sscanf(rpar + 1, " %c %d", state, ppid) == 2;
+}
+
 /* The slow way: every process in /proc whose parent is us and that is a zombie, except the tracked ones. */
 static int reap_orphans_by_scan(const pid_t *tracked, int count) {
     pid_t self = getpid();
@@ -119,19 +134,9 @@ static int reap_orphans_by_scan(const pid_t *tracked, int count) {
         if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
         pid_t pid = (pid_t)atoi(e->d_name);
         if (is_tracked(pid, tracked, count)) continue;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue;
-        ssize_t len = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (len <= 0) continue;
-        buf[len] = 0;
-        /* pid (comm) state ppid ...: comm may hold anything, so parse after the last ')'. */
-        char *rpar = strrchr(buf, ')');
         char state = 0;
         int ppid = 0;
-        if (!rpar || sscanf(rpar + 1, " %c %d", &state, &ppid) != 2) continue;
+        if (!read_state(pid, &state, &ppid)) continue;
         if (ppid != self || state != 'Z') continue;
         siginfo_t info;
         memset(&info, 0, sizeof info);
@@ -330,19 +335,10 @@ int mcps_reap_all(int timeout_ms) {
             struct dirent *e;
             while ((e = readdir(proc))) {
                 if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
-                char path[64], buf[512];
-                snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0) continue;
-                ssize_t len = read(fd, buf, sizeof buf - 1);
-                close(fd);
-                if (len <= 0) continue;
-                buf[len] = 0;
-                char *rpar = strrchr(buf, ')');
+                pid_t pid = (pid_t)atoi(e->d_name);
                 char state = 0;
                 int ppid = 0;
-                if (!rpar || sscanf(rpar + 1, " %c %d", &state, &ppid) != 2) continue;
-                if (ppid == self && state != 'Z') kill((pid_t)atoi(e->d_name), SIGKILL);
+                if (read_state(pid, &state, &ppid) && ppid == self && state != 'Z') kill(pid, SIGKILL);
             }
             closedir(proc);
         }

@@ -77,6 +77,38 @@ async def deploy(target: str, ctx: Context) -> str:
         return f"deployed to {target}"
     return f"not deployed ({answer.action})"
 
+@app.tool()
+async def count(steps: int, ctx: Context) -> str:
+    """Reports progress at each step and logs once."""
+    await ctx.info(f"counting {steps} steps")
+    for i in range(1, steps + 1):
+        await ctx.report_progress(i, steps, f"step {i} of {steps}")
+        await asyncio.sleep(0.01)
+    return f"counted to {steps}"
+
+@app.tool()
+async def ask_model(question: str, ctx: Context) -> str:
+    """Asks the client's model (sampling from the program)."""
+    from mcp_types import SamplingMessage, TextContent
+    r = await ctx.session.create_message(
+        [SamplingMessage(role="user", content=TextContent(type="text", text=question))], max_tokens=50)
+    return f"{r.model} says: {r.content.text}"
+
+@app.tool()
+async def roots(ctx: Context) -> str:
+    """Lists the client's roots (roots/list from the program)."""
+    r = await ctx.session.list_roots()
+    return " ".join(str(root.uri) for root in r.roots)
+
+@app.tool()
+async def grow(name: str, ctx: Context) -> str:
+    """Adds a tool and announces the change (tools list_changed from the program)."""
+    def grown() -> str:
+        return "grown"
+    app.add_tool(grown, name=name, description="Added at run time.")
+    await ctx.session.send_tool_list_changed()  # MCPServer declares listChanged false and would not send it
+    return "added " + name
+
 if __name__ == "__main__":
     if len(sys.argv) > 3 and sys.argv[2] == "--port":  # transport = "http": the SDK's own HTTP server
         app.run("streamable-http", host="127.0.0.1", port=int(sys.argv[3]))
@@ -296,6 +328,87 @@ def test_the_programs_elicitation_reaches_the_client(world, name, mode):
     result, _ = run(run_client(url(world, name), mode, body, elicitation_callback=callback))
     assert texts(result) == ["deployed to staging"], result
     assert asked and "Deploy to staging?" in asked[-1].message
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", ["sdk", "sdk_http"])
+def test_the_programs_progress_and_log_reach_the_client(world, name, mode):
+    progress: list = []
+    logs: list = []
+
+    async def on_log(params):
+        logs.append(params)
+
+    async def on_progress(p, total, message):
+        progress.append((p, total, message))
+
+    async def body(c: Client):
+        if mode == "legacy":
+            await c.set_logging_level("info")
+        return await c.call_tool("count", {"steps": 5}, progress_callback=on_progress)
+
+    extra = {"log_level": "info"} if mode == "auto" else {}
+    result, _ = run(run_client(url(world, name), mode, body, logging_callback=on_log, **extra))
+    assert texts(result) == ["counted to 5"], result
+    assert [p for p, _, _ in progress] == [1, 2, 3, 4, 5], progress
+    assert all(total == 5 for _, total, _ in progress) and progress[0][2] == "step 1 of 5"
+    assert [entry.data for entry in logs] == ["counting 5 steps"], logs
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", ["sdk", "sdk_http"])
+def test_the_programs_sampling_and_roots_reach_the_client(world, name, mode):
+    asked: list = []
+
+    async def sampling(context, params):
+        asked.append(params)
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="forty-two"),
+                                         model="test-model")
+
+    async def roots(context):
+        return types.ListRootsResult(roots=[types.Root(uri="file:///srv/a"), types.Root(uri="file:///srv/b")])
+
+    async def body(c: Client):
+        return await c.call_tool("ask_model", {"question": "6 x 7?"}), await c.call_tool("roots", {})
+
+    (model, listed), _ = run(run_client(url(world, name), mode, body, sampling_callback=sampling,
+                                        list_roots_callback=roots))
+    assert texts(model) == ["test-model says: forty-two"], model
+    assert [m.content.text for m in asked[-1].messages] == ["6 x 7?"]
+    assert texts(listed) == ["file:///srv/a file:///srv/b"], listed
+
+
+@pytest.mark.parametrize("name", ["sdk", "sdk_http"])
+def test_the_programs_list_change_reaches_clients_in_both_eras(world, name):
+    """grow adds a tool in the program and sends tools/list_changed: a legacy session's stream and a 2026-07-28
+    subscriptions/listen both hear it, and the new tool is listed and callable through the bridge."""
+    received: list = []
+    tool = f"grown_{name}_{int(time.monotonic() * 1000)}"
+
+    async def on_message(message):
+        received.append(getattr(message, "root", message))
+
+    async def legacy(c: Client):
+        await c.call_tool("grow", {"name": tool})
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any("ToolListChanged" in type(m).__name__ for m in received):
+            await anyio.sleep(0.02)
+        return [t.name for t in (await c.list_tools()).tools], await c.call_tool(tool, {})
+
+    (names, called), _ = run(run_client(url(world, name), "legacy", legacy, message_handler=on_message))
+    assert any("ToolListChanged" in type(m).__name__ for m in received), received
+    assert tool in names and texts(called) == ["grown"]
+
+    second = tool + "_b"
+
+    async def modern(c: Client):
+        async with c.listen(tools_list_changed=True) as sub:
+            await c.call_tool("grow", {"name": second})
+            async for event in sub:
+                return type(event).__name__, [t.name for t in (await c.list_tools()).tools]
+
+    (kind, names), _ = run(run_client(url(world, name), "auto", modern))
+    assert "Tool" in kind and second in names, (kind, names)
 
 
 def sdk_pid(port: int, name: str = "sdk") -> int:

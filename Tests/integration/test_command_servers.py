@@ -627,3 +627,49 @@ def test_a_relative_program_path_is_relative_to_its_file(env):
     status = env.status("rel")
     assert status["replicas"][0]["state"] == "running", status
     r.stop()
+
+
+def test_a_2026_retry_resumes_the_parked_program_call_or_replays_at_another_host(tmp_path):
+    """docs/servers.md: a 2026-07-28 client's input_required parks the program's call behind a sealed token. The
+    retry at the same host resumes that call; the retry at another host with the server's key (a replica, or
+    the host after a restart) starts the call afresh there and answers the program's request from the retry."""
+    from conftest import await_serving, host_binary, modern_meta, modern_post
+
+    (tmp_path / "sdk_server.py").write_text(SDK_SERVER)
+    markers = tmp_path / "m"
+    markers.mkdir()
+    key = "5e" * 32
+    hosts = []
+    try:
+        for _ in range(2):
+            proc = subprocess.Popen(
+                [str(host_binary()), "--listen", "127.0.0.1:0", "--", str(VENV / "python"),
+                 str(tmp_path / "sdk_server.py"), str(markers)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                start_new_session=True, env={**os.environ, "MCP_REQUEST_STATE_KEY": key})
+            m, line = await_serving(proc, time.monotonic() + 60)
+            assert m, line
+            hosts.append((proc, int(m.group(2))))
+        (a, port_a), (b, port_b) = hosts
+        call = {"name": "deploy", "arguments": {"target": "prod"}}
+        meta = modern_meta(capabilities={"elicitation": {}})
+        accept = {"input-1": {"action": "accept", "content": {"ok": True}}}
+        for retry_port, how in [(port_a, "resumed"), (port_b, "replayed")]:
+            first = modern_post(port_a, "tools/call", call, meta=meta).json()["result"]
+            assert first["resultType"] == "input_required", first
+            assert first["inputRequests"]["input-1"]["method"] == "elicitation/create", first
+            assert "Deploy to prod?" in first["inputRequests"]["input-1"]["params"]["message"]
+            done = modern_post(retry_port, "tools/call",
+                               {**call, "requestState": first["requestState"], "inputResponses": accept},
+                               id=2, meta=meta).json()
+            assert done["result"]["resultType"] == "complete", (how, done)
+            assert [c["text"] for c in done["result"]["content"]] == ["deployed to prod"], (how, done)
+    finally:
+        for proc, _ in hosts:
+            proc.send_signal(signal.SIGTERM)
+        for proc, _ in hosts:
+            assert proc.wait(20) == 0
+            pgid = proc.pid
+            wait_until(lambda: not any(
+                os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[2] == str(pgid)
+                for p in os.listdir("/proc") if p.isdigit()), 10, "the host's program is gone")

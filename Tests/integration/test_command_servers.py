@@ -166,6 +166,9 @@ def world(tmp_path_factory):
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.org", "-c", "user.name=test", "commit", "-q",
                     "--allow-empty", "-m", "commit made by the test"], check=True)
+    for i in range(32):  # one commit per concurrent caller of git_show
+        subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.org", "-c", "user.name=test", "commit",
+                        "-q", "--allow-empty", "-m", f"commit-{i}"], check=True)
     db = root / "data.sqlite"
     import sqlite3
 
@@ -204,7 +207,7 @@ def url(world, name: str) -> str:
 
 CASES = {
     "time": ("get_current_time", {"timezone": "UTC"}, lambda t: '"timezone": "UTC"' in t),
-    "git": ("git_log", None, lambda t: "commit made by the test" in t),
+    "git": ("git_log", None, lambda t: "commit-31" in t),
     "sqlite": ("read_query", {"query": "select name from fruit"}, lambda t: "quince-from-the-test" in t),
     "fast": ("shout", {"text": "quiet"}, lambda t: t == "QUIET"),
     "sdk": ("echo", {"text": "hello bridge"}, lambda t: t == "hello bridge"),
@@ -232,9 +235,21 @@ def test_each_program_lists_and_calls_in_both_eras(world, name, mode):
     assert seen.get("tools/call", 0) >= 1
 
 
-@pytest.mark.parametrize("name", ["sdk", "fast", "time", "sdk_http", "fast_http"])
+@pytest.mark.parametrize("name", ["sdk", "fast", "time", "git", "sqlite", "sdk_http", "fast_http"])
 def test_32_concurrent_callers_get_their_own_answers(world, name):
-    if name == "time":
+    if name == "git":
+        tool = "git_show"
+        def args(i):
+            return {"repo_path": str(world["repo"]), "revision": f"HEAD~{31 - i}"}
+        def expect(i, t):
+            return f"commit-{i}\n" in t + "\n"
+    elif name == "sqlite":
+        tool = "read_query"
+        def args(i):
+            return {"query": f"select 'caller-{i}-x' as v"}
+        def expect(i, t):
+            return f"'caller-{i}-x'" in t or f'"caller-{i}-x"' in t
+    elif name == "time":
         tool = "convert_time"
         def args(i):
             return {"source_timezone": "UTC", "time": f"{i % 24:02d}:{i % 60:02d}", "target_timezone": "UTC"}

@@ -39,6 +39,15 @@ public struct Catalog: Sendable {
 
     public init() {}
 
+    static func isToolNameByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "."):
+            return true
+        default: return false
+        }
+    }
+
     public struct DeclarationError: Error, Sendable, CustomStringConvertible {
         public var description: String
         public init(description: String) { self.description = description }
@@ -51,6 +60,14 @@ public struct Catalog: Sendable {
         annotations: String?, nonblocking: Bool = false
     ) throws(DeclarationError) {
         guard !name.isEmpty else { throw DeclarationError(description: "a tool has an empty name") }
+        // tools.mdx (2025-11-25 and 2026-07-28): 1-128 of A-Z a-z 0-9 _ - . (clients and gateways rely on it).
+        guard name.utf8.count <= 128 else {
+            throw DeclarationError(description: "tool '\(name.prefix(40))...' has a name longer than 128 characters")
+        }
+        guard name.utf8.allSatisfy(Self.isToolNameByte) else {
+            throw DeclarationError(
+                description: "tool '\(name)' has a character outside A-Z a-z 0-9 _ - . in its name (MCP's tool name rule)")
+        }
         guard toolIndex[name] == nil else { throw DeclarationError(description: "tool '\(name)' is declared twice") }
         var o: [String: JSONValue] = ["name": .string(name)]
         if let title, !title.isEmpty { o["title"] = .string(title) }

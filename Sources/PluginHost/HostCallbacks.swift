@@ -378,6 +378,7 @@ private func requestInput(
         value = parsed
     }
     guard InputRequestShape.isValid(method: method, params: value) else { return MCPP_E_INVALID }
+    value = InputRequestShape.completed(method: method, params: value)
     if call.isCancelled { return MCPP_E_CANCELLED }
     guard call.claimInputKey(name) else { return call.isFinished ? MCPP_E_FINISHED : MCPP_E_INVALID }
     let target = InputCallback(function: callback, user: user)
@@ -402,7 +403,11 @@ enum InputRequestShape {
         switch method {
         case "elicitation/create":
             guard params["message"]?.stringValue != nil else { return false }
-            if params["mode"]?.stringValue == "url" { return params["url"]?.stringValue != nil }
+            if params["mode"]?.stringValue == "url" {
+                // An absolute http(s) URL (elicitation.mdx: the server provides a valid URL).
+                guard let url = params["url"]?.stringValue else { return false }
+                return isWebURL(url) && (params["elicitationId"] == nil || params["elicitationId"]?.stringValue != nil)
+            }
             guard params["mode"] == nil || params["mode"]?.stringValue == "form" else { return false }
             guard case .object(let schema) = params["requestedSchema"], schema["properties"]?.objectValue != nil
             else { return false }
@@ -413,6 +418,25 @@ enum InputRequestShape {
         default:
             return true
         }
+    }
+
+    /// What the host adds to a valid request: a URL-mode elicitation without an `elicitationId` gets a random
+    /// one (2025-11-25 requires it; the plugin may set its own to match a completion it tracks).
+    static func completed(method: String, params: JSONValue) -> JSONValue {
+        guard method == "elicitation/create", params["mode"]?.stringValue == "url", params["elicitationId"] == nil,
+            case .object(var p) = params
+        else { return params }
+        p["elicitationId"] = .string(SessionStore.newID())
+        return .object(p)
+    }
+
+    /// `http://` or `https://`, a host, and no whitespace or control characters.
+    static func isWebURL(_ text: String) -> Bool {
+        let lower = text.lowercased()
+        guard let rest = lower.hasPrefix("https://") ? lower.dropFirst(8) : lower.hasPrefix("http://") ? lower.dropFirst(7) : nil
+        else { return false }
+        guard let first = rest.first, first != "/", first != "?", first != "#" else { return false }
+        return !text.unicodeScalars.contains { $0.value <= 0x20 || $0.value == 0x7f }
     }
 }
 

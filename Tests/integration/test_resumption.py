@@ -216,6 +216,8 @@ def test_a_dropped_get_stream_is_resumed_with_what_it_missed(host):
     first = RawStream(host.port, headers)
     primed = first.events_until(lambda ev: len(ev) >= 1)
     assert primed[0].data == "" and primed[0].id and primed[0].id.endswith("-0"), primed
+    # With the retry field the client waits for a replacement host if this one closes the connection early.
+    assert first.body().startswith(f"id: {primed[0].id}\nretry: 1000\ndata: \n\n".encode()), first.body()[:80]
     s.request("tools/call", {"name": "announce", "arguments": {"lists": 1}})  # tools changed
     got = first.events_until(lambda ev: "notifications/tools/list_changed" in methods(ev))
     seen_id = got[-1].id

@@ -132,6 +132,9 @@ final class HTTPResponder: ReplySink {
         return true
     }
 
+    /// The SSE `retry` of every legacy stream: about a replacement host's start (docs/protocol.md).
+    static let reconnectMilliseconds = 1000
+
     func sendEvent(_ json: [UInt8], comment: Bool, id: String?) {
         let ok = state.withLock { s in s.streaming && !s.finished }
         guard ok else { return }
@@ -142,7 +145,9 @@ final class HTTPResponder: ReplySink {
             if comment {
                 buf.writeString(":\n\n")
             } else if let id, json.isEmpty {
-                buf.writeString("id: \(id)\ndata: \n\n")  // a priming event: nothing to parse, an id to resume from
+                // A priming event: nothing to parse, an id to resume from, and how long to wait before reconnecting
+                // when the host closes the connection before the stream ends (its drain: transports.mdx's retry).
+                buf.writeString("id: \(id)\nretry: \(Self.reconnectMilliseconds)\ndata: \n\n")
             } else {
                 if let id { buf.writeString("id: \(id)\n") }
                 buf.writeString("event: message\ndata: ")

@@ -577,6 +577,10 @@ final class MCPDispatcher: Sendable {
             if let tools = params["tools"], !tools.isNull, sampling["tools"] == nil {
                 return ["sampling": ["tools": [:]]]
             }
+            // Soft-deprecated context inclusion only with sampling.context (2025-11-25 sampling.mdx).
+            if let include = params["includeContext"]?.stringValue, include != "none", sampling["context"] == nil {
+                return ["sampling": ["context": [:]]]
+            }
             return nil
         default:
             return declared["roots"]?.objectValue == nil ? ["roots": [:]] : nil

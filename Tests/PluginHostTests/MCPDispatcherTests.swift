@@ -306,6 +306,23 @@ struct MCPDispatcherTests {
         #expect(call.waitUntilFinished())
         #expect(plugin.waitForCancelledCall())
         #expect(plugin.cancelled == ["slow"])
+        // No response for a cancelled request (2025-11-25 cancellation.mdx): its SSE answer ends empty.
+        #expect(call.reply.streamed && call.reply.events.isEmpty && call.reply.status == 200)
+        #expect(callsSettle())
+    }
+
+    @Test func aCancelledRequestOfAJSONOnlyClientIsStillAnswered() throws {
+        let session = try openSession()
+        let call = post(
+            ["jsonrpc": "2.0", "id": 43, "method": "tools/call", "params": ["name": "slow"]],
+            headers: [("Mcp-Session-Id", session), ("MCP-Protocol-Version", "2025-06-18")], accept: "application/json",
+            wait: false)
+        #expect(plugin.waitForSlowCall())
+        let note = post(
+            ["jsonrpc": "2.0", "method": "notifications/cancelled", "params": ["requestId": 43]],
+            headers: [("Mcp-Session-Id", session), ("MCP-Protocol-Version", "2025-06-18")])
+        #expect(note.reply.status == 202)
+        #expect(call.waitUntilFinished())
         #expect(try call.json()["error"]?["code"] == .int(JSONRPC.internalError))
         #expect(callsSettle())
     }

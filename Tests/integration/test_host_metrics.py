@@ -421,7 +421,7 @@ def test_cancellations_in_flight_and_slots(metered):
     assert s.count("tools/call", "slow_count", "cancelled") == 1 and s.errors["cancelled"] == 1
     host.wait_metrics(lambda s: s.slots_busy == 0 and s.inflight == 0, "the cancelled call's slot freed")
 
-    # 2025 era: notifications/cancelled cancels the session's call; the call is still answered.
+    # 2025 era: notifications/cancelled cancels the session's call; its SSE answer ends (200, no response in it).
     session = LegacySession(host.port, "2025-11-25")
     session.initialize()
     assert host.metrics().sessions == 1

@@ -529,15 +529,15 @@ def test_sse_only_accept_gets_event_stream(host, era):
 
 def _assert_message_frames(raw: bytes) -> None:
     """Every event is exactly `[id: <id>\\n]event: message\\ndata: <one JSON line>\\n\\n` (comments allowed), or a
-    priming event `id: <id>\\ndata: \\n\\n` (2025-11-25, first in the stream)."""
+    priming event `id: <id>\\nretry: 1000\\ndata: \\n\\n` (2025-11-25, first in the stream)."""
     text = raw.decode()
     assert text.endswith("\n\n"), f"stream does not end with a blank line: {text[-80:]!r}"
     for i, block in enumerate(text.split("\n\n")[:-1]):
         lines = [line for line in block.split("\n") if not line.startswith(":")]
         if not lines:
             continue
-        if len(lines) == 2 and lines[0].startswith("id: ") and lines[1] == "data: ":
-            assert i == 0, f"a priming event after the first: {block!r}"
+        if len(lines) == 3 and lines[0].startswith("id: ") and lines[1] == "retry: 1000" and lines[2] == "data: ":
+            assert i == 0, f"a priming event after the first: {block!r}"  # with the reconnect delay (transports.mdx)
             continue
         if lines[0].startswith("id: "):
             lines = lines[1:]

@@ -1219,7 +1219,15 @@ final class ActiveRequest: CallObserver, Sendable {
             guard !s.done else { return (false, nil) }
             s.done = true
             let error = s.endedBy ?? error
-            if let (message, status) = s.hostAnswer ?? final {
+            // 2025 era, the client cancelled it (notifications/cancelled, or DELETE of its session): no response
+            // for that request (cancellation.mdx). An SSE answer ends without one; a client that accepts only JSON
+            // still gets the error, since a POST must be answered.
+            let unanswered = !ctx.modern && error == .cancelled && s.hostAnswer == nil && (s.streaming || ctx.acc.sse)
+            if unanswered, final != nil {
+                dispatcher.count(ctx.meter, error)
+                if !s.streaming { s.streaming = out.startStream() }
+                out.endStream()
+            } else if let (message, status) = s.hostAnswer ?? final {
                 if s.streaming {
                     dispatcher.count(ctx.meter, error)
                     send(message)

@@ -449,3 +449,84 @@ def test_supervisor_replicas_share_the_key_and_a_restart_keeps_it(env, reference
     done = check_response(retry(port, CONFIRM, state).json(), MODERN_VERSION, "tools/call")
     assert done["result"]["resultType"] == "complete"
     assert key_file.read_text().strip() == key
+
+
+def test_no_request_reaches_a_client_before_its_initialized_notification(host):
+    """lifecycle.mdx: the server sends no request but ping before the client's notifications/initialized. A
+    call that overtakes it (another connection) waits: its elicitation/create goes out only once initialized
+    has arrived (nothing at all is written to the call's connection before), and the call then completes."""
+    import socket
+
+    from conftest import ACCEPT_BOTH, http_call
+
+    init = http_call(host.port, "POST", body={
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}},
+                   "clientInfo": {"name": "early-caller", "version": "1"}}}, headers={"Accept": ACCEPT_BOTH})
+    assert init.status == 200
+    s = LegacySession(host.port, "2025-11-25")
+    s.session_id = init.header("Mcp-Session-Id")
+    body = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                       "params": {"name": "confirm", "arguments": {"action": "deploy"}}}).encode()
+    head = [f"POST /mcp HTTP/1.1", f"Host: 127.0.0.1:{host.port}", "Content-Type: application/json",
+            f"Content-Length: {len(body)}"] + [f"{k}: {v}" for k, v in s.headers().items()]
+    sock = socket.create_connection(("127.0.0.1", host.port), timeout=10)
+    raw = b""
+
+    def read_until(marker: bytes, seconds: float) -> bool:
+        nonlocal raw
+        deadline = time.monotonic() + seconds
+        while marker not in raw and time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            raw += data
+        return marker in raw
+
+    def message(marker: bytes) -> dict:
+        line = next(x for x in raw.split(b"\n") if marker in x and x.startswith(b"data: "))
+        return json.loads(line[len(b"data: "):])
+
+    try:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        # The plugin asks at once; without the client's initialized nothing goes out, not even the headers.
+        assert not read_until(b"elicitation/create", 1.0), raw
+        assert raw == b"", raw
+        assert s.notify("notifications/initialized").status == 202
+        assert read_until(b"elicitation/create", 10), raw
+        request = message(b"elicitation/create")
+        answer = http_call(host.port, "POST", body={"jsonrpc": "2.0", "id": request["id"], "result": {
+            "action": "accept", "content": {"confirm": True}}}, headers=s.headers())
+        assert answer.status == 202
+        assert read_until(b"Confirmed: deploy", 10), raw
+        final = message(b"Confirmed: deploy")
+        assert final["id"] == 5 and "result" in final, final
+    finally:
+        sock.close()
+        s.delete()
+
+
+def test_a_client_that_never_says_initialized_is_not_asked(host):
+    """The grace for notifications/initialized (2 s) passes: the plugin hears UNSUPPORTED, and the call is
+    answered without any request having been sent to that client."""
+    from conftest import ACCEPT_BOTH, http_call
+
+    init = http_call(host.port, "POST", body={
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}},
+                   "clientInfo": {"name": "silent", "version": "1"}}}, headers={"Accept": ACCEPT_BOTH})
+    s = LegacySession(host.port, "2025-11-25")
+    s.session_id = init.header("Mcp-Session-Id")
+    started = time.monotonic()
+    reply = s.request("tools/call", {"name": "confirm", "arguments": {"action": "deploy"}}, timeout=20)
+    assert 1.9 <= time.monotonic() - started < 15
+    assert reply.status == 200
+    assert b"elicitation/create" not in reply.body, reply.body
+    events = parse_sse(reply.body) if reply.header("Content-Type") == "text/event-stream" else []
+    final = events[-1].json() if events else reply.json()
+    assert final["id"] == 1 and ("error" in final or final["result"].get("isError")), final
+    s.delete()

@@ -266,6 +266,7 @@ final class MCPDispatcher: Sendable {
     }
 
     private func receiveNotification(sessionID: String, method: String, params: [String: JSONValue]) {
+        if method == "notifications/initialized" { sessions.markInitialized(sessionID) }
         if method == "notifications/cancelled", let requestID = params["requestId"] {
             cancelSessionRequest(sessionID, key: JSONWriter.string(requestID))
         }
@@ -554,6 +555,9 @@ final class MCPDispatcher: Sendable {
     fileprivate func takeInput(sessionID: String, id: JSONValue) -> InputRequest? {
         pendingInputs.withLock { $0.removeValue(forKey: sessionID + " " + JSONWriter.string(id)) }
     }
+
+    /// How long a legacy input request waits for the client's `notifications/initialized`.
+    static let initializedGrace: Duration = .seconds(2)
 
     /// The capabilities `method` with `params` needs that `declared` lacks (nil when all are there).
     static func missingCapability(method: String, params: JSONValue, declared: JSONValue, version: String)
@@ -1164,6 +1168,30 @@ final class ActiveRequest: CallObserver, Sendable {
             request.resolve(MCPP_INPUT_UNSUPPORTED, nil)
             return MCPP_OK
         }
+        // No request to a client before its `notifications/initialized` (lifecycle.mdx): a call that overtook it
+        // on another connection waits for it, up to the initialize grace; then the plugin hears UNSUPPORTED.
+        let waited = Atomic<Int>(0)  // 0 waiting, 1 sent, 2 gave up
+        let ready = dispatcher.sessions.whenInitialized(sessionID) { [weak self] in
+            guard waited.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged else {
+                return
+            }
+            guard let self, self.sendInput(sessionID: sessionID, call, request) == MCPP_OK else {
+                return request.resolve(MCPP_INPUT_CANCELLED, nil)
+            }
+        }
+        if !ready {
+            _ = out.schedule(after: MCPDispatcher.initializedGrace) {
+                guard waited.compareExchange(expected: 0, desired: 2, ordering: .acquiringAndReleasing).exchanged
+                else { return }
+                request.resolve(MCPP_INPUT_UNSUPPORTED, nil)
+            }
+            return MCPP_OK
+        }
+        return sendInput(sessionID: sessionID, call, request)
+    }
+
+    /// Sends a legacy input request on this call's stream; MCPP_E_FINISHED if the call's answer has ended.
+    private func sendInput(sessionID: String, _ call: PluginCall, _ request: InputRequest) -> Int32 {
         let id = dispatcher.registerInput(sessionID: sessionID, request)
         let sent = lock.withLock { s -> Bool in
             guard !s.done else { return false }

@@ -17,6 +17,35 @@ final class SessionStore: Sendable {
         var clientCapabilities: JSONValue = [:]
         /// URIs from resources/subscribe: only these get notifications/resources/updated.
         var subscriptions: Set<String> = []
+        /// The client sent `notifications/initialized`: the host may send it requests (lifecycle.mdx).
+        var initialized = false
+        /// Input requests waiting for `initialized` (a call that came first, on another connection).
+        var awaitingInitialized: [@Sendable () -> Void] = []
+    }
+
+    /// Runs `body` now if the session is initialized, else once it is (false: not now).
+    func whenInitialized(_ id: String, _ body: @escaping @Sendable () -> Void) -> Bool {
+        sessions.withLock { s in
+            guard var session = s[id] else { return true }
+            if session.initialized { return true }
+            session.awaitingInitialized.append(body)
+            s[id] = session
+            return false
+        }
+    }
+
+    /// `notifications/initialized` arrived: what waited for it runs.
+    func markInitialized(_ id: String) {
+        let waiting = sessions.withLock { s -> [@Sendable () -> Void] in
+            guard var session = s[id], !session.initialized else { return [] }
+            session.initialized = true
+            defer {
+                session.awaitingInitialized = []
+                s[id] = session
+            }
+            return session.awaitingInitialized
+        }
+        for body in waiting { body() }
     }
 
     private let sessions = Mutex<[String: Session]>([:])

@@ -219,7 +219,8 @@ def test_a_stopped_replica_is_left_out_within_the_deadline(env):
         assert not [n for n, l, _ in samples if n.startswith("mcp_server_") and l.get("server") == "ref"
                     and l.get("replica") == "1" and l.get("error_type") != "crash"]
         assert traffic_replicas(samples, "ref") == {"0"}
-        assert {n for n, l, _ in samples if n.startswith("mcp_server_") and l.get("replica") == "0"} == \
+        # (A health probe that reached replica 0 meanwhile may have added request series: a superset is fine.)
+        assert {n for n, l, _ in samples if n.startswith("mcp_server_") and l.get("replica") == "0"} >= \
             {n for n, l, _ in before if n.startswith("mcp_server_") and l.get("replica") == "0"}
         assert series(samples, "mcp_supervisor_scrape_duration_seconds")[0][1] >= SCRAPE_TIMEOUT * 0.8
         errors_after = sum(v for _, v in series(samples, "mcp_supervisor_scrape_errors_total", server="ref"))

@@ -5,6 +5,8 @@
 #   bench/compare.sh BEFORE_BIN_DIR AFTER_BIN_DIR [ROUNDS=3] [KILLS=50] [IDLE_SECONDS=30] [SERVERS=50]
 # Each folder holds release binaries (mcp-supervisor, mcp-plugin-host, mcpctl), e.g. a copy of .build/release
 # taken before a change. Plugins come from this tree (scripts/build-plugins.sh); both builds load the same ones.
+# PLUGINS=DIR takes libreference.so and libfaulty.so from DIR instead: an older host that implements only an
+# earlier ABI minor needs plugins built against that header (a 1.0 plugin loads in every 1.x host).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for d in "$HOME/.cargo/bin" /opt/swift/usr/bin; do [ -d "$d" ] && PATH="$PATH:$d"; done
@@ -18,13 +20,14 @@ for dir in "$BEFORE" "$AFTER"; do
 done
 scripts/install-deps.sh
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-[ -e .build-plugins/libreference.so ] && [ -e .build-plugins/libfaulty.so ] || scripts/build-plugins.sh >/dev/null
+PLUGINS="${PLUGINS:-.build-plugins}"
+[ -e "$PLUGINS/libreference.so" ] && [ -e "$PLUGINS/libfaulty.so" ] || scripts/build-plugins.sh >/dev/null
 
 . bench/peer.sh
 peer_venv
 bench_workdir mcp-compare-bench
 mkdir -p bench/results
-"$VENV/bin/python" -u bench/compare.py --before "$BEFORE" --after "$AFTER" --plugins .build-plugins \
+"$VENV/bin/python" -u bench/compare.py --before "$BEFORE" --after "$AFTER" --plugins "$PLUGINS" \
     --supervisord "$VENV/bin/supervisord" --supervisorctl "$VENV/bin/supervisorctl" --sleep "$(command -v sleep)" \
     --rounds "$ROUNDS" --kills "$KILLS" --idle "$IDLE" --servers "$SERVERS" --work "$WORK" \
     --command "bench/compare.sh BEFORE AFTER $ROUNDS $KILLS $IDLE $SERVERS" --out bench/results/before-after.md &

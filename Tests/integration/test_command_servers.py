@@ -101,6 +101,18 @@ async def roots(ctx: Context) -> str:
     return " ".join(str(root.uri) for root in r.roots)
 
 @app.tool()
+def inherited() -> str:
+    """What the program was given: its variables' names and where each open descriptor points."""
+    import json
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+    return json.dumps({"env": sorted(os.environ), "fds": fds})
+
+@app.tool()
 async def grow(name: str, ctx: Context) -> str:
     """Adds a tool and announces the change (tools list_changed from the program)."""
     def grown() -> str:
@@ -424,6 +436,28 @@ def test_the_programs_list_change_reaches_clients_in_both_eras(world, name):
 
     (kind, names), _ = run(run_client(url(world, name), "auto", modern))
     assert "Tool" in kind and second in names, (kind, names)
+
+
+@pytest.mark.parametrize("name", ["sdk", "sdk_http"])
+def test_the_program_never_sees_the_supervisors_descriptors_or_variables(world, name):
+    """The host's fd 3 (the server's listening socket) and fd 4 (the control channel) stay the host's; the
+    supervisor's and systemd's variables are not passed on; HOME is the server's state folder."""
+    import json as _json
+
+    async def body(c: Client):
+        return await c.call_tool("inherited", {})
+
+    result, _ = run(run_client(url(world, name), "legacy", body))
+    seen = _json.loads(texts(result)[0])
+    host_pid = world["env"].status(name)["replicas"][0]["pid"]
+    host_fds = {fd: os.readlink(f"/proc/{host_pid}/fd/{fd}") for fd in ("3", "4")}
+    assert all(t.startswith("socket:") for t in host_fds.values()), host_fds
+    assert not set(host_fds.values()) & set(seen["fds"].values()), (host_fds, seen["fds"])
+    # Which server and replica it serves are its to know (docs/servers.md); nothing else of ours.
+    leaked = [k for k in seen["env"] if (k.startswith("MCP_") and k not in ("MCP_SERVER_NAME", "MCP_REPLICA")) or k in (
+        "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID")]
+    assert not leaked, leaked
+    assert "HOME" in seen["env"]
 
 
 def sdk_pid(port: int, name: str = "sdk") -> int:

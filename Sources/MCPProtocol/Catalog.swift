@@ -41,7 +41,8 @@ public struct Catalog: Sendable {
 
     static func isToolNameByte(_ b: UInt8) -> Bool {
         switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"),
             UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "."):
             return true
         default: return false
@@ -66,7 +67,8 @@ public struct Catalog: Sendable {
         }
         guard name.utf8.allSatisfy(Self.isToolNameByte) else {
             throw DeclarationError(
-                description: "tool '\(name)' has a character outside A-Z a-z 0-9 _ - . in its name (MCP's tool name rule)")
+                description:
+                    "tool '\(name)' has a character outside A-Z a-z 0-9 _ - . in its name (MCP's tool name rule)")
         }
         guard toolIndex[name] == nil else { throw DeclarationError(description: "tool '\(name)' is declared twice") }
         var o: [String: JSONValue] = ["name": .string(name)]

@@ -433,7 +433,9 @@ enum InputRequestShape {
     /// `http://` or `https://`, a host, and no whitespace or control characters.
     static func isWebURL(_ text: String) -> Bool {
         let lower = text.lowercased()
-        guard let rest = lower.hasPrefix("https://") ? lower.dropFirst(8) : lower.hasPrefix("http://") ? lower.dropFirst(7) : nil
+        guard
+            let rest = lower.hasPrefix("https://")
+                ? lower.dropFirst(8) : lower.hasPrefix("http://") ? lower.dropFirst(7) : nil
         else { return false }
         guard let first = rest.first, first != "/", first != "?", first != "#" else { return false }
         return !text.unicodeScalars.contains { $0.value <= 0x20 || $0.value == 0x7f }

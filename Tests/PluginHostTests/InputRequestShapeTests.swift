@@ -13,7 +13,9 @@ struct InputRequestShapeTests {
         }
         #expect(InputRequestShape.isValid(method: "elicitation/create", params: url("https://example.org/auth?x=1")))
         #expect(InputRequestShape.isValid(method: "elicitation/create", params: url("http://127.0.0.1:8080/")))
-        for bad in ["ftp://example.org/", "https://", "https:///path", "javascript:alert(1)", "https://a b/", "/relative"] {
+        for bad in [
+            "ftp://example.org/", "https://", "https:///path", "javascript:alert(1)", "https://a b/", "/relative",
+        ] {
             #expect(!InputRequestShape.isValid(method: "elicitation/create", params: url(bad)), "\(bad)")
         }
         #expect(!InputRequestShape.isValid(method: "elicitation/create", params: url("https://e.org/", id: 7)))

@@ -92,6 +92,8 @@ public final class PluginCall: Sendable {
     let priorAnswers: [String: JSONValue]
     let priorState: [UInt8]?
     private let cancelledFlag = Atomic<Bool>(false)
+    /// The client's own `notifications/cancelled` ended it (2025 era): no response is sent for it.
+    let cancelledByClientNotice = Atomic<Bool>(false)
     private let state: Mutex<State>
 
     struct State {

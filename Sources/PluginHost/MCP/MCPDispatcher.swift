@@ -490,7 +490,10 @@ final class MCPDispatcher: Sendable {
     private func cancelSessionRequest(_ sessionID: String, key: String) {
         var call: PluginCall?
         sessions.update(sessionID) { call = $0.inFlight[key] }
-        if let call { plugin.cancel(call) }
+        if let call {
+            call.cancelledByClientNotice.store(true, ordering: .releasing)
+            plugin.cancel(call)
+        }
     }
 
     private func broadcastChange(lists: UInt32, uri: String?) {
@@ -1237,20 +1240,23 @@ final class ActiveRequest: CallObserver, Sendable {
         } else {
             error = .toolError
         }
-        complete(with: dispatcher.outcomeMessage(ctx, outcome, kind: call.kind), error: error)
+        complete(
+            with: dispatcher.outcomeMessage(ctx, outcome, kind: call.kind), error: error,
+            unanswered: call.isCancelled && call.cancelledByClientNotice.load(ordering: .acquiring))
     }
 
     /// Sends the final message (if any) and ends the request once, counting it first (with the reason the host
     /// ended it, if it did, else `error`).
-    private func complete(with final: (JSONValue, Int)?, error: TrafficMetrics.ErrorType?) {
+    private func complete(with final: (JSONValue, Int)?, error: TrafficMetrics.ErrorType?, unanswered: Bool = false) {
         let (ended, deadline) = lock.withLock { s -> (Bool, (any DispatchTimer)?) in
             guard !s.done else { return (false, nil) }
             s.done = true
             let error = s.endedBy ?? error
-            // 2025 era, the client cancelled it (notifications/cancelled, or DELETE of its session): no response
-            // for that request (cancellation.mdx). An SSE answer ends without one; a client that accepts only JSON
-            // still gets the error, since a POST must be answered.
-            let unanswered = !ctx.modern && error == .cancelled && s.hostAnswer == nil && (s.streaming || ctx.acc.sse)
+            // 2025 era, the client cancelled it with notifications/cancelled: no response for that request
+            // (cancellation.mdx). An SSE answer ends without one; a client that accepts only JSON still gets the
+            // error, since a POST must be answered. (A DELETE of the session answers its calls with an error.)
+            let unanswered =
+                unanswered && !ctx.modern && s.endedBy == nil && s.hostAnswer == nil && (s.streaming || ctx.acc.sse)
             if unanswered, final != nil {
                 dispatcher.count(ctx.meter, error)
                 if !s.streaming { s.streaming = out.startStream() }

@@ -18,7 +18,7 @@ import socket
 
 from conftest import MODERN_VERSION, modern_body, modern_headers, parse_sse, plugin_path
 from schema_check import check_server_message
-from supervisor_fixtures import call_tool, control_env, wait_until  # noqa: F401  (control_env is the `env` fixture)
+from supervisor_fixtures import call_tool, control_env, proc_info, wait_until  # noqa: F401  (control_env is the `env` fixture)
 
 
 def open_listen(port: int, params: dict, id: str):
@@ -62,6 +62,8 @@ def test_a_change_in_one_replica_reaches_the_listeners_of_the_other(env):
     conns = []
     try:
         os.kill(pids[1], signal.SIGSTOP)
+        # kill() returns before the process has stopped: until it has, it may still accept the connection.
+        wait_until(lambda: proc_info(pids[1]).state == "T", 5, "replica 1 stopped")
         try:
             conn, listen = open_listen(port, params, "on-replica-0")  # only replica 0 accepts now
             conns.append(conn)
@@ -71,6 +73,7 @@ def test_a_change_in_one_replica_reaches_the_listeners_of_the_other(env):
             os.kill(pids[1], signal.SIGCONT)
 
         os.kill(pids[0], signal.SIGSTOP)
+        wait_until(lambda: proc_info(pids[0]).state == "T", 5, "replica 0 stopped")
         try:
             # Only replica 1 accepts: its plugin reports the change, and replica 1 has no listener of its own.
             assert call_tool(port, "announce", {"lists": 1, "uri": "reference://readme"}) == "announced"

@@ -46,6 +46,8 @@ public final class PluginInstance: Sendable {
     private let logSink: @Sendable (String) -> Void
     /// Called after the catalog changed (bits: MCPP_LIST_*), and when a resource changed (uri).
     let changeHandlers = Mutex<[@Sendable (UInt32, String?) -> Void]>([])
+    /// Keeps the plugin's change notifications in the order it sent them (a list change re-describes first).
+    private let changes = ChangeSequencer()
     private let changeRelay = Mutex<(@Sendable (PluginChange) -> Void)?>(nil)
     /// Called when every call slot is held by a call stuck past its deadline.
     public let onHung = Mutex<(@Sendable (String) -> Void)?>(nil)
@@ -394,23 +396,9 @@ public final class PluginInstance: Sendable {
 
     func log(_ line: String) { logSink(line) }
 
-    func listsChanged(_ lists: UInt32) {
-        // describe() runs on a handler thread so it never overlaps a SERIAL plugin's handler, and under
-        // describeLock so two notifications never run it concurrently.
-        pool.submit { [self] in
-            do {
-                let catalog = try describeLock.withLock { _ in try describe() }
-                catalogBox.withLock { $0 = catalog }
-                for handler in changeHandlers.withLock({ $0 }) { handler(lists, nil) }
-            } catch {
-                log("the plugin's new declarations are invalid, keeping the previous ones: \(error)")
-            }
-        }
-    }
+    func listsChanged(_ lists: UInt32) { changes.post(.lists(lists), from: self) }
 
-    func resourceUpdated(_ uri: String) {
-        for handler in changeHandlers.withLock({ $0 }) { handler(0, uri) }
-    }
+    func resourceUpdated(_ uri: String) { changes.post(.resource(uri), from: self) }
 
     /// Where the plugin's own change notifications go besides this host's listeners: the supervisor, which relays
     /// them to the server's other replicas (docs/protocol.md, "Replicas"). Changes relayed to this host are
@@ -531,4 +519,25 @@ func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+extension PluginInstance: ChangeSource {
+    func refreshLists() -> Bool {
+        // describe() runs on a handler thread (runDetached) so it never overlaps a SERIAL plugin's handler, and
+        // under describeLock so it never overlaps another describe.
+        do {
+            let catalog = try describeLock.withLock { _ in try describe() }
+            catalogBox.withLock { $0 = catalog }
+            return true
+        } catch {
+            log("the plugin's new declarations are invalid, keeping the previous ones: \(error)")
+            return false
+        }
+    }
+
+    func deliverChange(lists: UInt32, uri: String?) {
+        for handler in changeHandlers.withLock({ $0 }) { handler(lists, uri) }
+    }
+
+    func runDetached(_ work: @escaping @Sendable () -> Void) { pool.submit(work) }
 }

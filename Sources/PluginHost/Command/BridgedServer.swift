@@ -34,6 +34,8 @@ public final class BridgedServer: Sendable {
     private let catalogBox: Mutex<Catalog>
     private let state = Mutex(BridgeState())
     private let changeHandlers = Mutex<[@Sendable (UInt32, String?) -> Void]>([])
+    /// Keeps the program's change notifications in the order it sent them (a list change re-lists first).
+    private let changes = ChangeSequencer()
     private let logSink: @Sendable (String) -> Void
     private let healthBusy = Mutex<Double?>(nil)
     private let pingTimeout: Duration
@@ -280,17 +282,7 @@ public final class BridgedServer: Sendable {
     }
 
     /// The program changed some of its lists: read them again (off the event loop), then tell the listeners.
-    private func relist(_ lists: UInt32) {
-        DispatchQueue.global().async { [self] in
-            do throws(ListError) {
-                let catalog = try readCatalog(timeout: .seconds(30))
-                catalogBox.withLock { $0 = catalog }
-                for handler in changeHandlers.withLock({ $0 }) { handler(lists, nil) }
-            } catch {
-                log("the program's new lists cannot be read, keeping the previous ones: \(error.message)")
-            }
-        }
-    }
+    private func relist(_ lists: UInt32) { changes.post(.lists(lists), from: self) }
 
     /// Resources with `subscribe`: the bridge's one session subscribes to every listed resource, so an update
     /// reaches whichever client listens (clients' own subscriptions are kept by the host).
@@ -315,7 +307,7 @@ public final class BridgedServer: Sendable {
         case .notification("notifications/prompts/list_changed", _): relist(UInt32(MCPP_LIST_PROMPTS))
         case .notification("notifications/resources/updated", let params):
             guard let uri = params["uri"]?.stringValue else { return }
-            for handler in changeHandlers.withLock({ $0 }) { handler(0, uri) }
+            changes.post(.resource(uri), from: self)
         case .notification("notifications/progress", let params):
             guard let token = params["progressToken"]?.intValue, let progress = params["progress"]?.numberValue,
                 let call = attempt(token)
@@ -496,7 +488,11 @@ public final class BridgedServer: Sendable {
         call.onCancel { [weak self] in self?.cancelled(pc, call) }
         var p = params
         if case .tool = call.kind { p["_meta"] = ["progressToken": .int(rpcID)] }
-        program.request(method, .object(p), id: rpcID) { [weak self] result in self?.answered(pc, result) }
+        program.request(
+            method, .object(p), id: rpcID,
+            sized: { [weak self] result, size in
+                self?.answered(pc, result, size: size)
+            })
     }
 
     /// A 2026-07-28 retry of a parked call: answer the program's waiting requests from the retry and let the
@@ -523,7 +519,8 @@ public final class BridgedServer: Sendable {
         _ = call.finish(with: .internalError("cancelled"))
     }
 
-    private func answered(_ pc: ProgramCall, _ result: Result<JSONValue, ProgramRPCError>) {
+    /// `size` is the answer's length as the program sent it (nil inside a batch: then it is measured here).
+    private func answered(_ pc: ProgramCall, _ result: Result<JSONValue, ProgramRPCError>, size: Int?) {
         state.withLock { s in
             s.calls.removeValue(forKey: pc.rpcID)
             s.order.removeAll { $0 == pc.rpcID }
@@ -536,7 +533,7 @@ public final class BridgedServer: Sendable {
                 return
             }
             o.removeValue(forKey: "_meta")
-            let size = JSONWriter.serialize(value).count
+            let size = size ?? JSONWriter.serialize(value).count
             if case .resource = pc.kind, o["contents"] == nil {
                 _ = call.finish(with: .internalError("the program's resources/read result has no contents"))
                 return
@@ -664,4 +661,23 @@ extension BridgedServer: HostedServer {
 
 extension BridgedServer.ProgramCall {
     func inputMethod(_ key: String) -> String { inputs.withLock { $0.waiting[key]?.method ?? "input requests" } }
+}
+
+extension BridgedServer: ChangeSource {
+    func refreshLists() -> Bool {
+        do throws(ListError) {
+            let catalog = try readCatalog(timeout: .seconds(30))
+            catalogBox.withLock { $0 = catalog }
+            return true
+        } catch {
+            log("the program's new lists cannot be read, keeping the previous ones: \(error.message)")
+            return false
+        }
+    }
+
+    func deliverChange(lists: UInt32, uri: String?) {
+        for handler in changeHandlers.withLock({ $0 }) { handler(lists, uri) }
+    }
+
+    func runDetached(_ work: @escaping @Sendable () -> Void) { DispatchQueue.global().async(execute: work) }
 }

@@ -14,7 +14,7 @@ final class HTTPProgramClient: Sendable {
     let port: Int
     let path: String
     private let group: EventLoopGroup
-    private let deliver: @Sendable (JSONValue) -> Void
+    private let deliver: @Sendable (JSONValue, Int?) -> Void
     private let failed: @Sendable (Int64, String) -> Void
     private let state = Mutex(ClientState())
 
@@ -34,7 +34,7 @@ final class HTTPProgramClient: Sendable {
     /// `failed(id, why)` ends the request `id` when its POST fails (no connection, an HTTP error status).
     init(
         group: EventLoopGroup, port: Int, path: String, connectWithin: Duration,
-        deliver: @escaping @Sendable (JSONValue) -> Void, failed: @escaping @Sendable (Int64, String) -> Void
+        deliver: @escaping @Sendable (JSONValue, Int?) -> Void, failed: @escaping @Sendable (Int64, String) -> Void
     ) {
         self.group = group
         self.port = port
@@ -249,13 +249,13 @@ final class HTTPProgramClient: Sendable {
                         "line": .string(
                             String(decoding: bytes.prefix(200), as: UTF8.self))
                     ],
-                ]))
+                ]), bytes.count)
             return
         }
         if case .array(let messages) = value {
-            for m in messages { deliver(m) }
+            for m in messages { deliver(m, nil) }
         } else {
-            deliver(value)
+            deliver(value, bytes.count)
         }
     }
 }

@@ -59,6 +59,9 @@ public struct ProgramExit: Sendable, CustomStringConvertible {
 }
 
 /// An error a JSON-RPC request to the program ended with.
+/// What waits for a request's answer: the result, and the answer's length in bytes when known.
+typealias Waiting = @Sendable (Result<JSONValue, ProgramRPCError>, Int?) -> Void
+
 struct ProgramRPCError: Error, Sendable {
     var code: Int64
     var message: String
@@ -97,8 +100,9 @@ final class RunningProgram: Sendable {
     fileprivate final class Shared: Sendable {
         let state = Mutex(State())
 
-        /// One message from the program: an answer goes to its request, the rest to `onInbound`.
-        func receive(_ value: JSONValue) {
+        /// One message from the program: an answer goes to its request, the rest to `onInbound`. `size` is the
+        /// message's length as received (nil when it came inside a batch).
+        func receive(_ value: JSONValue, size: Int?) {
             switch JSONRPC.decode(value) {
             case .response(let id, let result, let error):
                 guard let n = id.intValue else { return }
@@ -109,9 +113,9 @@ final class RunningProgram: Sendable {
                             ProgramRPCError(
                                 code: error["code"]?.intValue ?? -32603,
                                 message: error["message"]?.stringValue ?? "the program answered with an error",
-                                data: error["data"])))
+                                data: error["data"])), size)
                 } else {
-                    waiting?(.success(result ?? .null))
+                    waiting?(.success(result ?? .null), size)
                 }
             case .request(let id, let method, let params):
                 inbound(.request(id: id, method: method, params: params))
@@ -129,26 +133,26 @@ final class RunningProgram: Sendable {
 
         /// The request `id` failed on its way (http: no connection, an HTTP error).
         func fail(_ id: Int64, _ why: String) {
-            state.withLock { $0.pending.removeValue(forKey: id) }?(.failure(.closed(why)))
+            state.withLock { $0.pending.removeValue(forKey: id) }?(.failure(.closed(why)), nil)
         }
 
         /// The connection ended: every waiting request fails with `why`, and `onClose` hears it once.
         func close(_ why: String) {
             let (waiting, onClose) = state.withLock {
-                s -> ([@Sendable (Result<JSONValue, ProgramRPCError>) -> Void], (@Sendable (String) -> Void)?) in
+                s -> ([Waiting], (@Sendable (String) -> Void)?) in
                 guard s.closed == nil else { return ([], nil) }
                 s.closed = why
                 defer { s.pending = [:] }
                 return (Array(s.pending.values), s.onClose)
             }
-            for w in waiting { w(.failure(.closed(why))) }
+            for w in waiting { w(.failure(.closed(why)), nil) }
             onClose?(why)
         }
     }
 
     fileprivate struct State {
         var nextID: Int64 = 1
-        var pending: [Int64: @Sendable (Result<JSONValue, ProgramRPCError>) -> Void] = [:]
+        var pending: [Int64: Waiting] = [:]
         var closed: String?
         var onInbound: (@Sendable (Inbound) -> Void)?
         var onClose: (@Sendable (String) -> Void)?
@@ -279,7 +283,7 @@ final class RunningProgram: Sendable {
                 if case .http(let endpoint) = spec.transport {
                     http = HTTPProgramClient(
                         group: group, port: port, path: endpoint, connectWithin: connectWithin,
-                        deliver: { shared.receive($0) }, failed: { id, why in shared.fail(id, why) })
+                        deliver: { shared.receive($0, size: $1) }, failed: { id, why in shared.fail(id, why) })
                 } else {
                     http = nil
                 }
@@ -339,6 +343,16 @@ final class RunningProgram: Sendable {
         _ method: String, _ params: JSONValue, timeout: Duration? = nil, id reserved: Int64? = nil,
         _ done: @escaping @Sendable (Result<JSONValue, ProgramRPCError>) -> Void
     ) -> Int64 {
+        request(method, params, timeout: timeout, id: reserved, sized: { result, _ in done(result) })
+    }
+
+    /// As `request`, and `done` also hears the answer's length in bytes as the program sent it (nil if that is
+    /// not known: an answer inside a batch, or no answer).
+    @discardableResult
+    func request(
+        _ method: String, _ params: JSONValue, timeout: Duration? = nil, id reserved: Int64? = nil,
+        sized done: @escaping Waiting
+    ) -> Int64 {
         let (id, closed) = shared.state.withLock { s -> (Int64, String?) in
             let id = reserved ?? s.nextID
             if reserved == nil { s.nextID += 1 }
@@ -346,7 +360,7 @@ final class RunningProgram: Sendable {
             return (id, s.closed)
         }
         if let closed {
-            done(.failure(.closed(closed)))
+            done(.failure(.closed(closed)), nil)
             return id
         }
         send(JSONRPC.request(id: .int(id), method: method, params: params), requestID: id)
@@ -354,7 +368,7 @@ final class RunningProgram: Sendable {
             let shared = self.shared
             loop.scheduleTask(in: .nanoseconds(Int64(timeout.nanoseconds))) {
                 let waiting = shared.state.withLock { $0.pending.removeValue(forKey: id) }
-                waiting?(.failure(ProgramRPCError(code: -32001, message: "no answer within \(timeout)")))
+                waiting?(.failure(ProgramRPCError(code: -32001, message: "no answer within \(timeout)")), nil)
             }
         }
         return id
@@ -480,7 +494,7 @@ private final class ProgramLineHandler: ChannelInboundHandler {
             shared.unparsable(String(decoding: line.readableBytesView.prefix(200), as: UTF8.self))
             return
         }
-        shared.receive(value)
+        shared.receive(value, size: line.readableBytes)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "mcp-plugin-host", targets: ["mcp-plugin-host"]),
         .executable(name: "mcp-supervisor", targets: ["mcp-supervisor"]),
         .executable(name: "mcpctl", targets: ["mcpctl"]),
+        .executable(name: "mcp-gateway", targets: ["mcp-gateway"]),
         .library(name: "MCPProtocol", targets: ["MCPProtocol"]),
         // The Swift SDK for plugin authors.
         .library(name: "MCPPluginKit", targets: ["MCPPluginKit"]),
@@ -67,6 +68,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/mcp-plugin-host"
+        ),
+        // The gateway (docs/gateway.md): one MCP endpoint in front of every server, on the host's engine.
+        .executableTarget(
+            name: "mcp-gateway",
+            dependencies: [
+                "PluginHost", "MCPProtocol", "Contracts", "StructuredLog",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/mcp-gateway"
         ),
         // The supervisor's pure logic: configuration, restart policy, port allocation, ordering. No I/O.
         .target(name: "SupervisorCore", dependencies: ["MCPProtocol", "Contracts"], path: "Sources/SupervisorCore"),

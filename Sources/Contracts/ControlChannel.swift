@@ -11,8 +11,9 @@ public enum ControlChannelProtocol {
     /// 1: ready, ping/pong, health (loop and plugin parts), stop. 2: metrics (a `TrafficSnapshot`). 3: changed
     /// (a plugin's change notification, relayed to the other replicas of its server). The host sends it in
     /// `ready`; the supervisor asks a host for metrics only when its `ready` said 2 or more, and relays changes
-    /// only to hosts that said 3 or more.
-    public static let version = 3
+    /// only to hosts that said 3 or more. 4: servers (the gateway's table of backends, pushed on every change;
+    /// sent only to the gateway, docs/gateway.md).
+    public static let version = 4
 }
 
 /// What the supervisor sends a host.
@@ -29,11 +30,15 @@ public enum SupervisorMessage: Sendable, Equatable {
     /// Another replica's plugin reported a change (version 3): tell this host's listeners too (and, for lists,
     /// read the declarations again), without relaying it back.
     case changed(PluginChange)
+    /// The gateway's backends now (version 4): every server behind it, with its port and state. Sent when the
+    /// gateway is ready and again on every change.
+    case servers([GatewayBackend])
 
     enum Key {
         static let op = "op"
         static let seq = "seq"
         static let level = "level"
+        static let servers = "servers"
     }
 
     enum Op {
@@ -42,10 +47,13 @@ public enum SupervisorMessage: Sendable, Equatable {
         static let stop = "stop"
         static let metrics = "metrics"
         static let changed = "changed"
+        static let servers = "servers"
     }
 
     public func encode() -> JSONValue {
         switch self {
+        case .servers(let backends):
+            return .object([Key.op: .string(Op.servers), Key.servers: .array(backends.map { $0.encode() })])
         case .ping(let seq): return .object([Key.op: .string(Op.ping), Key.seq: .int(Int64(seq))])
         case .health(let seq, let level):
             return .object([Key.op: .string(Op.health), Key.seq: .int(Int64(seq)), Key.level: .string(level.rawValue)])
@@ -70,8 +78,56 @@ public enum SupervisorMessage: Sendable, Equatable {
         case Op.stop: return .stop
         case Op.metrics: return .metrics(seq: seq)
         case Op.changed: return PluginChange.decode(value).map { .changed($0) }
+        case Op.servers:
+            guard case .array(let items)? = value[Key.servers] else { return nil }
+            return .servers(items.compactMap(GatewayBackend.decode))
         default: return nil
         }
+    }
+}
+
+/// One server as the gateway sees it (docs/gateway.md): where it listens and whether it can answer now.
+public struct GatewayBackend: Sendable, Equatable {
+    /// Where the server stands, for routing: `running` answers; `starting` (a replica is on its way) is waited
+    /// for within a call's deadline; `fatal`, `stopped` (by an admin) and `exited` fail at once.
+    public enum State: String, Sendable, Equatable {
+        case running, starting, fatal, stopped, exited
+    }
+
+    public var name: String
+    /// Its names' prefix on the gateway (its alias or its name).
+    public var prefix: String
+    public var port: Int
+    /// Its `group` ("" when none).
+    public var group: String
+    public var state: State
+    /// A change of this number means the server restarted or reloaded: its lists are read again.
+    public var generation: Int
+
+    public init(name: String, prefix: String, port: Int, group: String, state: State, generation: Int) {
+        self.name = name
+        self.prefix = prefix
+        self.port = port
+        self.group = group
+        self.state = state
+        self.generation = generation
+    }
+
+    func encode() -> JSONValue {
+        [
+            "name": .string(name), "prefix": .string(prefix), "port": .int(Int64(port)), "group": .string(group),
+            "state": .string(state.rawValue), "generation": .int(Int64(generation)),
+        ]
+    }
+
+    static func decode(_ v: JSONValue) -> GatewayBackend? {
+        guard let name = v["name"]?.stringValue, let prefix = v["prefix"]?.stringValue,
+            let port = v["port"].flatMap(intValue), (1...65535).contains(port),
+            let state = v["state"]?.stringValue.flatMap(State.init)
+        else { return nil }
+        return GatewayBackend(
+            name: name, prefix: prefix, port: port, group: v["group"]?.stringValue ?? "", state: state,
+            generation: v["generation"].flatMap(intValue) ?? 0)
     }
 }
 

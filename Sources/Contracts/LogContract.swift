@@ -94,6 +94,8 @@ public enum LogEventName {
     /// spellings equal.
     public static let syscallDenied = "host.syscall_denied"
     public static let pluginLog = "plugin.log"
+    /// The gateway's own lines: backends read, items left out of its lists (docs/gateway.md).
+    public static let gatewayLog = "gateway.log"
 
     // mcpctl.
     public static let ctlError = "mcpctl.error"
@@ -103,6 +105,7 @@ public enum LogEventName {
 public enum LogSource {
     public static let supervisor = "mcp-supervisor"
     public static let host = "mcp-plugin-host"
+    public static let gateway = "mcp-gateway"
     public static let mcpctl = "mcpctl"
     /// Text a child printed that was not one of our log lines.
     public static let plugin = "plugin"

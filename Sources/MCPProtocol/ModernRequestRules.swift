@@ -83,17 +83,7 @@ public enum ModernRequestRules {
     ) -> ProtocolError? {
         for (name, path) in mirrored {
             let argument = path.joined(separator: ".")
-            var value: JSONValue? = .object(arguments)
-            for key in path { value = value?[key] }
-            let expected: String?
-            switch value {
-            case .none, .some(.null): expected = nil
-            case .some(.string(let s)): expected = s
-            case .some(.int(let i)): expected = String(i)
-            case .some(.double(let d)): expected = d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
-            case .some(.bool(let b)): expected = b ? "true" : "false"
-            default: expected = nil
-            }
+            let expected = mirroredValue(path, in: arguments)
             let raw = header("Mcp-Param-" + name)
             switch (expected, raw) {
             case (nil, nil): continue
@@ -113,6 +103,35 @@ public enum ModernRequestRules {
             }
         }
         return nil
+    }
+
+    /// The text an `x-mcp-header` argument puts in its header (nil when the argument is absent or not a scalar).
+    static func mirroredValue(_ path: [String], in arguments: [String: JSONValue]) -> String? {
+        var value: JSONValue? = .object(arguments)
+        for key in path { value = value?[key] }
+        switch value {
+        case .none, .some(.null): return nil
+        case .some(.string(let s)): return s
+        case .some(.int(let i)): return String(i)
+        case .some(.double(let d)): return d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
+        case .some(.bool(let b)): return b ? "true" : "false"
+        default: return nil
+        }
+    }
+
+    /// The `Mcp-Param-*` headers a client sends with a call to a tool whose schema mirrors arguments (what the
+    /// gateway sends its backends): plain when the text is visible ASCII without leading or trailing spaces,
+    /// else `=?base64?...?=` of its UTF-8.
+    public static func paramHeaders(mirrored: [(header: String, path: [String])], arguments: [String: JSONValue])
+        -> [(String, String)]
+    {
+        mirrored.compactMap { name, path in
+            guard let text = mirroredValue(path, in: arguments) else { return nil }
+            let plain =
+                text.utf8.allSatisfy { (0x20...0x7E).contains($0) } && text.first != " " && text.last != " "
+                && !(text.hasPrefix("=?base64?") && text.hasSuffix("?="))
+            return ("Mcp-Param-" + name, plain ? text : "=?base64?" + Base64.encode(Array(text.utf8)) + "?=")
+        }
     }
 
     /// Decodes a mirrored header value: plain visible ASCII, or `=?base64?…?=` holding UTF-8.

@@ -79,6 +79,8 @@ final class ControlHandler: ChannelInboundHandler {
             engine.plugin.listsChanged(lists)
         case .changed(.resource(let uri)):
             engine.plugin.resourceUpdated(uri)
+        case .servers(let table):
+            engine.plugin.serversChanged(table)
         }
     }
 

@@ -17,6 +17,12 @@ protocol HostedServer: DispatchedPlugin {
     func checkHealth(diagnose: Bool, _ done: @escaping @Sendable (PluginInstance.HealthCheck) -> Void)
     /// The graceful end, after every call finished.
     func destroy(healthWait: Duration)
+    /// The supervisor's table of servers (only the gateway has a use for it, docs/gateway.md).
+    func serversChanged(_ table: [GatewayBackend])
+}
+
+extension HostedServer {
+    func serversChanged(_ table: [GatewayBackend]) {}
 }
 
 extension PluginInstance: HostedServer {

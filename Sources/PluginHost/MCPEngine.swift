@@ -15,6 +15,10 @@ public final class MCPEngine: Sendable {
         self.init(server: program, config: config)
     }
 
+    public convenience init(gateway: GatewayServer, config: HostConfig) {
+        self.init(server: gateway, config: config)
+    }
+
     init(server: any HostedServer, config: HostConfig) {
         self.plugin = server
         self.dispatcher = MCPDispatcher(plugin: server, config: config)

@@ -21,6 +21,8 @@ public final class Supervisor: @unchecked Sendable {
     let log: SupervisorLog
     let files: any ConfigFileSource
     let hostExecutable: String
+    /// `mcp-gateway`, next to the host executable (docs/gateway.md).
+    var gatewayExecutable: String { Path.join(Path.directory(of: hostExecutable), "mcp-gateway") }
     private(set) var machine: SupervisorMachine
     /// Listening sockets by server.
     private var sockets: [String: Int32] = [:]
@@ -120,6 +122,7 @@ public final class Supervisor: @unchecked Sendable {
         }
         scheduler.rearm()
         if notifier.enabled { notifySystemd() }
+        pushGatewayTable()
     }
 
     /// READY=1 once the control socket listens and the boot has settled; after it, STATUS= when it changes.
@@ -376,6 +379,9 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Log records made while the machine decides (by `listen`), written after its effects.
     private var pendingLogs: [LogRecord] = []
+    /// The gateway's table as last pushed, and each server's list generation (Gateway/GatewayTable.swift).
+    var gatewayPushed: [GatewayBackend]?
+    var gatewayGenerations: [String: Int] = [:]
 
     /// Takes the sockets systemd passed back (LISTEN_FDS/LISTEN_FDNAMES): those of configured servers wait to be
     /// claimed by their bind; the others are closed and dropped from the store (FDSTOREREMOVE=1).
@@ -439,10 +445,12 @@ public final class Supervisor: @unchecked Sendable {
         guard let server = machine.servers[id.server], let socket = sockets[id.server] else { return }
         let settings = server.config
         let arguments =
-            settings.isCommand
-            ? Self.commandArguments(settings)
-            : ["--plugin", settings.plugin, "--config", settings.pluginConfig]
-                + TrustArguments.host(for: settings, config: config, log: log) + settings.hostArguments
+            settings.isGateway
+            ? settings.hostArguments
+            : settings.isCommand
+                ? Self.commandArguments(settings)
+                : ["--plugin", settings.plugin, "--config", settings.pluginConfig]
+                    + TrustArguments.host(for: settings, config: config, log: log) + settings.hostArguments
         reports[id] = nil
         let env: [String: String]
         do { env = try environment(for: settings, replica: id.index) } catch {
@@ -451,7 +459,8 @@ public final class Supervisor: @unchecked Sendable {
             return
         }
         let result = ChildProcess.spawn(
-            executable: hostExecutable, arguments: arguments, environment: env,
+            executable: settings.isGateway ? gatewayExecutable : hostExecutable, arguments: arguments,
+            environment: env,
             listenFD: socket, server: id.server, replica: SupervisorLog.Replica(id.index, of: settings.replicas),
             queue: queue, log: log, budgets: budgets(for: id.server), cgroupProcsFiles: cgroupProcsFiles(env),
             onExit: { [unowned self] code, status in self.childExited(id, code: code, status: status) },
@@ -489,7 +498,9 @@ public final class Supervisor: @unchecked Sendable {
         switch message {
         case .ready(_, _, let version):
             metricsReady(id, protocolVersion: version)
+            bumpGatewayGeneration(id.server)
             feed(.ready(id))
+            if id.server == GatewaySettings.serverName, config.gateway != nil { pushGatewayTable(fresh: id) }
         case .pong(_, let use):
             metrics.slotUse(id, inflight: use.inflight)
             feed(.answered(id))
@@ -498,6 +509,10 @@ public final class Supervisor: @unchecked Sendable {
             metrics.slotUse(id, inflight: snapshot.callsInFlight)
             metricsAnswered(id, seq: seq, snapshot)
         case .changed(let change):
+            if case .lists = change {
+                bumpGatewayGeneration(id.server)
+                pushGatewayTable()
+            }
             // Each replica serves its own listeners: the others hear of the change from us (docs/protocol.md,
             // "Replicas"). Only hosts that said they know the message get it; it is never relayed back.
             for (other, child) in children where other.server == id.server && other != id {

@@ -185,99 +185,17 @@ public final class BridgedServer: Sendable {
 
     // MARK: Lists
 
-    private struct ListError: Error {
-        var message: String
-    }
-
-    /// Reads every page of one list (`tools/list`, ...) and returns the items.
-    private func readList(_ method: String, key: String, timeout: Duration) throws(ListError) -> [JSONValue] {
-        var items: [JSONValue] = []
-        var cursor: String?
-        for _ in 0..<1000 {
-            var params: [String: JSONValue] = [:]
-            if let cursor { params["cursor"] = .string(cursor) }
-            let done = DispatchSemaphore(value: 0)
-            let answer = Mutex<Result<JSONValue, ProgramRPCError>?>(nil)
-            program.request(method, .object(params), timeout: timeout) { r in
-                answer.withLock { $0 = r }
-                done.signal()
-            }
-            done.wait()
-            switch answer.withLock({ $0 })! {
-            case .failure(let e) where e.code == -32601:
-                // A capability declared without every list method (resources without templates): none of those.
-                log("\(method): the program answers 'method not found'; serving none")
-                return items
-            case .failure(let e): throw ListError(message: "\(method) failed: \(e.code) \(e.message)")
-            case .success(let page):
-                guard case .array(let got) = page[key] ?? .array([]) else {
-                    throw ListError(message: "\(method): '\(key)' is not an array")
-                }
-                items += got
-                guard let next = page["nextCursor"]?.stringValue, !next.isEmpty else { return items }
-                cursor = next
-            }
-        }
-        throw ListError(message: "\(method): more than 1000 pages")
-    }
+    private typealias ListError = RemoteLists.ReadError
 
     /// The program's lists as the host's catalog. An item the host cannot serve (a duplicate, a bad schema) is
     /// left out with a log line naming it; the rest are served.
     private func readCatalog(timeout: Duration) throws(ListError) -> Catalog {
+        let lists = try RemoteLists.read(
+            handlers,
+            send: { method, params, done in program.request(method, .object(params), timeout: timeout, done) },
+            log: log)
         var catalog = Catalog()
-        func note(_ e: Catalog.DeclarationError) { log("left out of the program's lists: \(e.description)") }
-        func text(_ v: JSONValue?) -> String? {
-            guard let v, v != .null else { return nil }
-            return JSONWriter.string(v)
-        }
-        if handlers.contains(.tools) {
-            for t in try readList("tools/list", key: "tools", timeout: timeout) {
-                guard let name = t["name"]?.stringValue else { continue }
-                do {
-                    try catalog.addTool(
-                        name: name, title: t["title"]?.stringValue, description: t["description"]?.stringValue,
-                        inputSchema: text(t["inputSchema"]), outputSchema: text(t["outputSchema"]),
-                        annotations: text(t["annotations"]))
-                } catch { note(error) }
-            }
-        }
-        if handlers.contains(.resources) {
-            for r in try readList("resources/list", key: "resources", timeout: timeout) {
-                guard let uri = r["uri"]?.stringValue else { continue }
-                do {
-                    try catalog.addResource(
-                        uri: uri, name: r["name"]?.stringValue ?? uri, title: r["title"]?.stringValue,
-                        description: r["description"]?.stringValue, mimeType: r["mimeType"]?.stringValue,
-                        size: r["size"]?.intValue)
-                } catch { note(error) }
-            }
-            for r in try readList("resources/templates/list", key: "resourceTemplates", timeout: timeout) {
-                guard let t = r["uriTemplate"]?.stringValue else { continue }
-                do {
-                    try catalog.addTemplate(
-                        uriTemplate: t, name: r["name"]?.stringValue ?? t, title: r["title"]?.stringValue,
-                        description: r["description"]?.stringValue, mimeType: r["mimeType"]?.stringValue)
-                } catch { note(error) }
-            }
-        }
-        if handlers.contains(.prompts) {
-            for p in try readList("prompts/list", key: "prompts", timeout: timeout) {
-                guard let name = p["name"]?.stringValue else { continue }
-                var declared: [JSONValue] = []
-                if case .array(let a) = p["arguments"] { declared = a }
-                let arguments: [Catalog.PromptArgument] = declared.compactMap { a in
-                    guard let n = a["name"]?.stringValue else { return nil }
-                    return Catalog.PromptArgument(
-                        name: n, title: a["title"]?.stringValue, description: a["description"]?.stringValue,
-                        required: a["required"]?.boolValue ?? false)
-                }
-                do {
-                    try catalog.addPrompt(
-                        name: name, title: p["title"]?.stringValue, description: p["description"]?.stringValue,
-                        arguments: arguments)
-                } catch { note(error) }
-            }
-        }
+        lists.add(to: &catalog) { e in log("left out of the program's lists: \(e.description)") }
         return catalog
     }
 
@@ -478,7 +396,7 @@ public final class BridgedServer: Sendable {
             _ = call.finish(with: .internalError("cancelled before it started"))
             return
         }
-        let (method, params) = Self.request(for: call)
+        let (method, params) = RemoteOutcome.request(for: call)
         let rpcID = program.reserveID()
         let pc = ProgramCall(rpcID: rpcID, kind: call.kind, attempt: call)
         state.withLock { s in
@@ -526,47 +444,7 @@ public final class BridgedServer: Sendable {
             s.order.removeAll { $0 == pc.rpcID }
         }
         guard let call = pc.attempt.withLock({ $0 }) else { return }
-        switch result {
-        case .success(let value):
-            guard case .object(var o) = value else {
-                _ = call.finish(with: .internalError("the program's result is not an object"))
-                return
-            }
-            o.removeValue(forKey: "_meta")
-            let size = size ?? JSONWriter.serialize(value).count
-            if case .resource = pc.kind, o["contents"] == nil {
-                _ = call.finish(with: .internalError("the program's resources/read result has no contents"))
-                return
-            }
-            _ = call.finish(with: .result(o), size: size)
-        case .failure(let e):
-            switch (e.code, pc.kind) {
-            case (-32002, .resource), (-32602, .resource):
-                _ = call.finish(with: .notFound(e.message))
-            case (-32602, _):
-                _ = call.finish(with: .invalidParams(e.message))
-            default:
-                _ = call.finish(with: .internalError("the program answered \(e.code): \(e.message)"))
-            }
-        }
-    }
-
-    private static func request(for call: PluginCall) -> (String, [String: JSONValue]) {
-        switch call.kind {
-        case .tool(let name):
-            return ("tools/call", ["name": .string(name), "arguments": .object(call.arguments)])
-        case .resource(let uri, _, _):
-            return ("resources/read", ["uri": .string(uri)])
-        case .prompt(let name):
-            return ("prompts/get", ["name": .string(name), "arguments": .object(call.arguments)])
-        case .complete(let refKind, let ref, let argument, let value):
-            let r: JSONValue =
-                refKind == MCPP_REF_PROMPT
-                ? ["type": "ref/prompt", "name": .string(ref)] : ["type": "ref/resource", "uri": .string(ref)]
-            var p: [String: JSONValue] = ["ref": r, "argument": ["name": .string(argument), "value": .string(value)]]
-            if !call.arguments.isEmpty { p["context"] = ["arguments": .object(call.arguments)] }
-            return ("completion/complete", p)
-        }
+        RemoteOutcome.finish(call, kind: pc.kind, result, size: size, who: "the program")
     }
 
     // MARK: The program's end

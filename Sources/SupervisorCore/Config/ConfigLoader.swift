@@ -42,6 +42,7 @@ public struct ConfigLoader {
         }
         try readMetrics(&r, into: &config)
         try readTrustMain(&r, into: &config)
+        let gateway = try readGateway(&r, main: main, file: mainFile)
         var defaults = ServerConfig(name: "", file: mainFile, plugin: "")
         if let d = try r.table("defaults") {
             var dr = TableReader(table: d, file: mainFile, prefix: "defaults.")
@@ -69,6 +70,19 @@ public struct ConfigLoader {
             seen[s.name] = file
             lines[s.name] = keyLines
             servers.append(s)
+        }
+        if let gateway {
+            if let other = seen[GatewaySettings.serverName] {
+                throw ConfigError(
+                    file: other, line: lines[GatewaySettings.serverName]?["name"], key: "name",
+                    message:
+                        "'\(GatewaySettings.serverName)' is the gateway's name ([gateway] in \(mainFile)); give this server another one"
+                )
+            }
+            try checkGatewayPrefixes(servers, lines: lines)
+            config.gateway = GatewaySettings()
+            servers.append(gateway)
+            lines[GatewaySettings.serverName] = [:]
         }
         config.servers = servers.sorted { $0.name < $1.name }
         try validate(config, lines: lines)
@@ -163,6 +177,15 @@ public struct ConfigLoader {
         }
         if let deps = try r.stringArray("depends_on") { s.dependsOn = deps.values }
         if let args = try r.stringArray("host_args") { s.hostArguments = args.values }
+        if let alias = try r.string("alias") {
+            guard Self.isValidName(alias) else {
+                throw r.error(
+                    "alias", line: t["alias"]?.line,
+                    "'\(alias)' is not a valid alias (letters, digits, '-', '_', '.', at most 64, not starting with '.')"
+                )
+            }
+            s.alias = alias
+        }
         if s.isCommand, s.transport == .http {
             let placeholder = "{port}"
             guard
@@ -375,6 +398,47 @@ public struct ConfigLoader {
         return g.unicodeScalars.allSatisfy {
             ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "-" || $0 == "_"
                 || $0 == "."
+        }
+    }
+
+    /// `[gateway]`: the gateway as a server of its own (its port, restarts and health like any server's).
+    private func readGateway(_ r: inout TableReader, main: TOMLTable, file: String) throws(ConfigError)
+        -> ServerConfig?
+    {
+        guard let t = try r.table("gateway") else { return nil }
+        var g = TableReader(table: t, file: file, prefix: "gateway.")
+        var s = ServerConfig(name: GatewaySettings.serverName, file: file, plugin: "")
+        s.isGateway = true
+        if let port = try g.int("port") {
+            guard (1...65535).contains(port) else { throw g.error("port", line: t["port"]?.line, "must be 1-65535") }
+            s.port = port
+        }
+        if let args = try g.stringArray("args") { s.hostArguments = args.values }
+        try g.rejectUnknown()
+        return s
+    }
+
+    /// Each server's prefix on the gateway (its alias, else its name) is unique and free of the separator, so a
+    /// name on the gateway belongs to one server only (docs/gateway.md, "Names").
+    private func checkGatewayPrefixes(_ servers: [ServerConfig], lines: [String: [String: Int]]) throws(ConfigError) {
+        var owners: [String: String] = [:]
+        for s in servers {
+            let key = s.alias == nil ? "name" : "alias"
+            let prefix = s.gatewayPrefix
+            if prefix.contains(GatewaySettings.separator) {
+                throw ConfigError(
+                    file: s.file, line: lines[s.name]?[key], key: key,
+                    message:
+                        "'\(prefix)' contains '\(GatewaySettings.separator)', which separates a server from its tools on the gateway; set alias = \"...\" without it"
+                )
+            }
+            if let other = owners[prefix] {
+                throw ConfigError(
+                    file: s.file, line: lines[s.name]?[key], key: key,
+                    message:
+                        "'\(prefix)' is already the gateway prefix of server '\(other)'; set a different alias")
+            }
+            owners[prefix] = s.name
         }
     }
 

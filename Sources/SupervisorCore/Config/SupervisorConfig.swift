@@ -68,8 +68,16 @@ public struct ServerConfig: Sendable, Equatable {
     /// The program's working directory (`working_directory`, absolute); nil: the supervisor's.
     public var workingDirectory: String?
 
+    /// The name this server's tools, resources and prompts carry on the gateway (`alias`; docs/gateway.md); nil:
+    /// its name.
+    public var alias: String?
+    /// Whether this is the gateway itself (`[gateway]` in the main file), not a server of the servers folder.
+    public var isGateway = false
+
     /// Whether this server runs a program rather than a plugin.
     public var isCommand: Bool { !command.isEmpty }
+    /// The prefix of its names on the gateway.
+    public var gatewayPrefix: String { alias ?? name }
     /// What the server runs, for messages: the plugin's path or the command line.
     public var shownTarget: String { isCommand ? command.joined(separator: " ") : plugin }
     /// Plugin configuration as JSON text (from the `[config]` table).
@@ -131,6 +139,9 @@ public struct SupervisorConfig: Sendable, Equatable {
     public var metricsScrapeTimeout: Double = 0.5
     /// `trusted_keys_dir`: the folder of trusted public keys (PEM); nil: none.
     public var trustedKeysDirectory: String?
+    /// `[gateway]` (docs/gateway.md): the one MCP endpoint in front of every server; nil: none. When set, the
+    /// gateway is also in `servers`, as the server named `GatewaySettings.serverName`.
+    public var gateway: GatewaySettings?
     /// Servers sorted by name.
     public var servers: [ServerConfig] = []
 
@@ -141,6 +152,18 @@ public struct SupervisorConfig: Sendable, Equatable {
     }
 
     public func server(named name: String) -> ServerConfig? { servers.first { $0.name == name } }
+}
+
+/// The `[gateway]` section (docs/gateway.md).
+public struct GatewaySettings: Sendable, Equatable {
+    /// The name the gateway runs under (its port in the registry, its status, its series); no server file may
+    /// take it.
+    public static let serverName = "gateway"
+    /// What separates a server's prefix from an item's own name on the gateway (`time__now`). A prefix never
+    /// contains it (checked at load), so the first occurrence splits a name unambiguously.
+    public static let separator = "__"
+
+    public init() {}
 }
 
 /// Where the metrics listener binds: an IPv4 or IPv6 literal and a port (`metrics_listen = "127.0.0.1:9464"` or

@@ -51,7 +51,8 @@ final class HTTPProgramClient: Sendable {
     func agreed(protocolVersion: String) { state.withLock { $0.protocolVersion = protocolVersion } }
 
     /// POSTs one JSON-RPC message; `requestID` is its id when it is a request (its failure ends that request).
-    func post(_ message: JSONValue, requestID: Int64?) {
+    /// `headers` go on this request only (the gateway's 2026-07-28 Mcp-Method, Mcp-Name, Mcp-Param-*).
+    func post(_ message: JSONValue, requestID: Int64?, headers extra: [(String, String)] = []) {
         let body = JSONWriter.serialize(message)
         connection { [self] result in
             switch result {
@@ -59,7 +60,7 @@ final class HTTPProgramClient: Sendable {
                 if let requestID { failed(requestID, why.message) }
             case .success(let channel):
                 let exchange = Exchange(client: self, requestID: requestID, stream: false)
-                send(method: .POST, body: body, on: channel, exchange: exchange)
+                send(method: .POST, body: body, extra: extra, on: channel, exchange: exchange)
             }
         }
     }
@@ -149,13 +150,16 @@ final class HTTPProgramClient: Sendable {
             }
     }
 
-    private func send(method: HTTPMethod, body: [UInt8], on channel: Channel, exchange: Exchange) {
+    private func send(
+        method: HTTPMethod, body: [UInt8], extra: [(String, String)] = [], on channel: Channel, exchange: Exchange
+    ) {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: "127.0.0.1:\(port)")
         headers.add(name: "Accept", value: method == .GET ? "text/event-stream" : "application/json, text/event-stream")
         let (session, version) = state.withLock { ($0.sessionID, $0.protocolVersion) }
         if let session { headers.add(name: "Mcp-Session-Id", value: session) }
         if let version { headers.add(name: "MCP-Protocol-Version", value: version) }
+        for (name, value) in extra { headers.add(name: name, value: value) }
         if method == .POST {
             headers.add(name: "Content-Type", value: "application/json")
             headers.add(name: "Content-Length", value: String(body.count))
@@ -221,6 +225,14 @@ final class HTTPProgramClient: Sendable {
             finished = true
             if (200..<300).contains(status) {
                 if !eventStream, !body.isEmpty { client.received(body) }
+                // A stream that ended without the answer (the answer, if it came, already ended the request).
+                if eventStream { fail("the response stream ended without an answer") }
+            } else if !body.isEmpty, let value = try? JSONParser.parse(body), value["error"] != nil,
+                value["id"] != nil
+            {
+                // An HTTP error that carries the JSON-RPC error (a 2026-07-28 server's 400 for a bad header).
+                client.received(body)
+                fail("the program answered HTTP \(status)")
             } else if status == 404, client.state.withLock({ $0.sessionID }) != nil {
                 fail("the program ended its session (HTTP 404)")
             } else if !stream {

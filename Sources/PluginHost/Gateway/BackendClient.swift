@@ -1,0 +1,153 @@
+import MCPProtocol
+import NIOCore
+import Synchronization
+
+/// The gateway's MCP client for one backend (docs/gateway.md): 2026-07-28 requests on the server's stable port,
+/// over kept-alive loopback connections. That revision is stateless (every request carries its own version,
+/// client info and capabilities), so any replica behind the server's shared socket may answer any request.
+final class BackendClient: Sendable {
+    let name: String
+    let port: Int
+    private let http: HTTPProgramClient
+    private let pending: Pending
+    private let loop: EventLoop
+
+    static let version = ProtocolVersion.modern[0]
+
+    /// `onNotification` hears what the backend sends outside an answer (list changes, resource updates on the
+    /// listen stream; progress during a call).
+    init(
+        name: String, port: Int, group: EventLoopGroup,
+        onNotification: @escaping @Sendable (_ method: String, _ params: [String: JSONValue]) -> Void
+    ) {
+        self.name = name
+        self.port = port
+        let pending = Pending(onNotification: onNotification)
+        self.pending = pending
+        self.loop = group.next()
+        http = HTTPProgramClient(
+            group: group, port: port, path: "/mcp", connectWithin: .zero,
+            deliver: { value, size in pending.receive(value, size: size) },
+            failed: { id, why in pending.fail(id, why) })
+        http.agreed(protocolVersion: Self.version)
+    }
+
+    /// What waits for answers, shared with the HTTP client's callbacks.
+    private final class Pending: Sendable {
+        struct State {
+            var next: Int64 = 1
+            var waiting: [Int64: Waiting] = [:]
+            var closed = false
+        }
+        let state = Mutex(State())
+        let onNotification: @Sendable (String, [String: JSONValue]) -> Void
+
+        init(onNotification: @escaping @Sendable (String, [String: JSONValue]) -> Void) {
+            self.onNotification = onNotification
+        }
+
+        func receive(_ value: JSONValue, size: Int?) {
+            switch JSONRPC.decode(value) {
+            case .response(let id, let result, let error):
+                guard let n = id.intValue, let waiting = state.withLock({ $0.waiting.removeValue(forKey: n) }) else {
+                    return
+                }
+                if let error {
+                    waiting(
+                        .failure(
+                            ProgramRPCError(
+                                code: error["code"]?.intValue ?? -32603,
+                                message: error["message"]?.stringValue ?? "the server answered with an error",
+                                data: error["data"])), size)
+                } else {
+                    waiting(.success(result ?? .null), size)
+                }
+            case .notification(let method, let params):
+                onNotification(method, params)
+            case .request, .batch, .invalid:
+                break  // a 2026-07-28 server asks the client nothing outside an answer
+            }
+        }
+
+        func fail(_ id: Int64, _ why: String) {
+            state.withLock { $0.waiting.removeValue(forKey: id) }?(.failure(.closed(why)), nil)
+        }
+    }
+
+    /// The `_meta` every 2026-07-28 request carries.
+    static func meta(progressToken: Int64? = nil) -> JSONValue {
+        var m: [String: JSONValue] = [
+            ModernRequestRules.metaVersionKey: .string(version),
+            ModernRequestRules.metaClientInfoKey: ["name": "mcp-gateway", "version": .string(GatewayServer.version)],
+            ModernRequestRules.metaCapabilitiesKey: [:],
+        ]
+        if let progressToken { m["progressToken"] = .int(progressToken) }
+        return .object(m)
+    }
+
+    /// Sends a request; `done` runs once with the answer (and its length as received) or the error: the
+    /// backend's, `timeout`'s, or the connection's. Returns the request's id.
+    @discardableResult
+    func request(
+        _ method: String, _ params: [String: JSONValue], headers: [(String, String)] = [], progress: Bool = false,
+        id reserved: Int64? = nil, timeout: Duration?, _ done: @escaping Waiting
+    ) -> Int64 {
+        let (id, closed) = pending.state.withLock { s -> (Int64, Bool) in
+            let id = reserved ?? s.next
+            if reserved == nil { s.next += 1 }
+            if !s.closed { s.waiting[id] = done }
+            return (id, s.closed)
+        }
+        if closed {
+            done(.failure(.closed("the gateway's connection to \(name) is closed")), nil)
+            return id
+        }
+        var p = params
+        p["_meta"] = Self.meta(progressToken: progress ? id : nil)
+        var h: [(String, String)] = [("Mcp-Method", method)]
+        switch method {
+        case "tools/call", "prompts/get": if let n = params["name"]?.stringValue { h.append(("Mcp-Name", n)) }
+        case "resources/read": if let u = params["uri"]?.stringValue { h.append(("Mcp-Name", u)) }
+        default: break
+        }
+        http.post(
+            JSONRPC.request(id: .int(id), method: method, params: .object(p)), requestID: id, headers: h + headers)
+        if let timeout {
+            let pending = self.pending
+            loop.scheduleTask(in: .nanoseconds(Int64(timeout.nanoseconds))) {
+                pending.state.withLock { $0.waiting.removeValue(forKey: id) }?(
+                    .failure(ProgramRPCError(code: -32001, message: "no answer within \(timeout)")), nil)
+            }
+        }
+        return id
+    }
+
+    /// An id for a request sent later (so its caller can file it before any answer can come).
+    func reserveID() -> Int64 {
+        pending.state.withLock { s in
+            defer { s.next += 1 }
+            return s.next
+        }
+    }
+
+    /// Stops waiting for `id` (its call was cancelled or timed out); a late answer is dropped.
+    func forget(_ id: Int64) { _ = pending.state.withLock { $0.waiting.removeValue(forKey: id) } }
+
+    func notify(_ method: String, _ params: [String: JSONValue]) {
+        var p = params
+        p["_meta"] = Self.meta()
+        http.post(
+            JSONRPC.notification(method: method, params: .object(p)), requestID: nil, headers: [("Mcp-Method", method)])
+    }
+
+    /// Ends every request with `why` and closes the connections.
+    func close(_ why: String) {
+        let waiting = pending.state.withLock { s -> [Waiting] in
+            s.closed = true
+            defer { s.waiting = [:] }
+            return Array(s.waiting.values)
+        }
+        http.close()
+        for w in waiting { w(.failure(.closed(why)), nil) }
+    }
+}

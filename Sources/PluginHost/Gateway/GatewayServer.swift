@@ -1,0 +1,492 @@
+import Contracts
+import Dispatch
+import MCPProtocol
+import NIOCore
+import PluginABI
+import Synchronization
+
+/// What `mcp-gateway` serves (docs/gateway.md): the tools, resources, templates and prompts of every server the
+/// supervisor runs, behind one endpoint, through the host's own protocol engine (both eras, limits, deadlines,
+/// pagination, listen streams). The supervisor pushes its table of servers (`serversChanged`); each server's
+/// lists are read over its port and merged under the server's prefix, and a call goes to the server that owns the
+/// name, as a 2026-07-28 request on its port.
+public final class GatewayServer: Sendable {
+    public static let version = "1.0.0"
+
+    /// One backend as the gateway holds it.
+    struct Backend: Sendable {
+        var row: GatewayBackend
+        var client: BackendClient
+        var handlers: PluginHandlers = []
+        var lists = RemoteLists()
+        /// The generation whose lists were read (nil: never read).
+        var readGeneration: Int?
+        /// A read of this backend's lists is due (its generation moved, it said its lists changed, a read failed).
+        var stale = true
+        /// The id of its open `subscriptions/listen` request.
+        var listen: Int64?
+    }
+
+    /// Which backend serves a name on the gateway, and under what name there.
+    struct Route: Sendable {
+        var backend: String
+        var name: String
+    }
+
+    struct Routes: Sendable {
+        var tools: [String: Route] = [:]
+        var prompts: [String: Route] = [:]
+        var resources: [String: String] = [:]
+        var templates: [String: String] = [:]
+    }
+
+    struct State: Sendable {
+        var backends: [String: Backend] = [:]
+        var routes = Routes()
+        var calls: [UInt: GatewayCall] = [:]
+        var nextCall: UInt = 1
+        var closing = false
+        /// What was left out of the merged lists, and why (logged once per reason).
+        var omitted: [String] = []
+    }
+
+    final class GatewayCall: Sendable {
+        let backend: String
+        let rpcID: Int64
+        let call: PluginCall
+        init(backend: String, rpcID: Int64, call: PluginCall) {
+            self.backend = backend
+            self.rpcID = rpcID
+            self.call = call
+        }
+    }
+
+    private let state = Mutex(State())
+    private let catalogBox = Mutex(Catalog())
+    private let handlersBox = Mutex(PluginHandlers())
+    private let changeHandlers = Mutex<[@Sendable (UInt32, String?) -> Void]>([])
+    private let refreshQueue = DispatchQueue(label: "mcp-gateway.refresh")
+    private let group: EventLoopGroup
+    private let logSink: @Sendable (String) -> Void
+    private let listTimeout: Duration
+    public let concurrency: Int
+
+    public init(
+        group: EventLoopGroup, maxConcurrency: Int, listTimeout: Duration = .seconds(10),
+        log: @escaping @Sendable (String) -> Void
+    ) {
+        self.group = group
+        self.concurrency = maxConcurrency
+        self.listTimeout = listTimeout
+        self.logSink = log
+    }
+
+    /// `--backend NAME=PORT` (standalone use, without a supervisor): a fixed table of running servers.
+    public func serve(fixed backends: [(name: String, port: Int)]) {
+        serversChanged(
+            backends.map {
+                GatewayBackend(name: $0.name, prefix: $0.name, port: $0.port, group: "", state: .running, generation: 1)
+            })
+    }
+
+    /// The names' separator (SupervisorCore's `GatewaySettings.separator`, which config load keeps out of every
+    /// prefix).
+    static let separator = "__"
+    /// Clients cap tool names at 64 characters (docs/gateway.md, "Names").
+    static let maxNameLength = 64
+
+    // MARK: The supervisor's table
+
+    func serversChanged(_ table: [GatewayBackend]) {
+        refreshQueue.async { [self] in apply(table) }
+    }
+
+    private func apply(_ table: [GatewayBackend]) {
+        var closed: [BackendClient] = []
+        state.withLock { s in
+            let names = Set(table.map(\.name))
+            for (name, b) in s.backends where !names.contains(name) {
+                closed.append(b.client)
+                s.backends[name] = nil
+            }
+            for row in table {
+                if var b = s.backends[row.name], b.row.port == row.port {
+                    if b.readGeneration != row.generation { b.stale = true }
+                    b.row = row
+                    s.backends[row.name] = b
+                } else {
+                    if let old = s.backends[row.name] { closed.append(old.client) }
+                    s.backends[row.name] = Backend(row: row, client: client(for: row))
+                }
+            }
+        }
+        for c in closed { c.close("the server left the gateway") }
+        refresh()
+    }
+
+    private func client(for row: GatewayBackend) -> BackendClient {
+        let name = row.name
+        return BackendClient(name: row.name, port: row.port, group: group) { [weak self] method, params in
+            self?.notification(from: name, method, params)
+        }
+    }
+
+    /// Reads the lists of every running backend that is stale (in parallel), then merges. Runs on refreshQueue.
+    private func refresh() {
+        let due = state.withLock { s in
+            s.backends.values.filter { $0.stale && $0.row.state == .running }.map { ($0.row, $0.client) }
+        }
+        let reads = DispatchGroup()
+        let results = Mutex<[String: Result<(PluginHandlers, RemoteLists), RemoteLists.ReadError>]>([:])
+        for (row, client) in due {
+            DispatchQueue.global().async(group: reads) { [self] in
+                let r = read(client)
+                results.withLock { $0[row.name] = r }
+            }
+        }
+        reads.wait()
+        var retry = false
+        var listens: [(String, BackendClient, [String])] = []
+        for (row, client) in due {
+            guard let result = results.withLock({ $0[row.name] }) else { continue }
+            switch result {
+            case .success(let (handlers, lists)):
+                state.withLock { s in
+                    guard var b = s.backends[row.name], b.client === client else { return }
+                    b.handlers = handlers
+                    b.lists = lists
+                    b.readGeneration = row.generation
+                    b.stale = false
+                    if b.listen == nil {
+                        listens.append((row.name, client, lists.resources.compactMap { $0["uri"]?.stringValue }))
+                    }
+                    s.backends[row.name] = b
+                }
+            case .failure(let e):
+                log("\(row.name) (port \(row.port)): cannot read its lists, trying again: \(e.message)")
+                retry = true
+            }
+        }
+        merge()
+        for (name, client, uris) in listens { listen(name, client, uris: uris) }
+        if retry {
+            refreshQueue.asyncAfter(deadline: .now() + 1) { [weak self] in self?.refresh() }
+        }
+    }
+
+    /// One backend's capabilities and lists, blocking (off the refresh queue's thread of control).
+    private func read(_ client: BackendClient) -> Result<(PluginHandlers, RemoteLists), RemoteLists.ReadError> {
+        let timeout = listTimeout
+        func send(
+            _ method: String, _ params: [String: JSONValue],
+            _ done: @escaping @Sendable (Result<JSONValue, ProgramRPCError>) -> Void
+        ) {
+            client.request(method, params, timeout: timeout) { result, _ in done(result) }
+        }
+        let discovered: JSONValue
+        do {
+            discovered = try RemoteLists.readOne("server/discover", send)
+        } catch {
+            return .failure(error)
+        }
+        let caps = discovered["capabilities"]?.objectValue ?? [:]
+        var handlers: PluginHandlers = []
+        if caps["tools"] != nil { handlers.insert(.tools) }
+        if caps["resources"] != nil { handlers.insert(.resources) }
+        if caps["prompts"] != nil { handlers.insert(.prompts) }
+        if caps["completions"] != nil { handlers.insert(.completions) }
+        do {
+            let lists = try RemoteLists.read(
+                handlers, send: send, log: { [self] line in log("\(client.name): \(line)") })
+            return .success((handlers, lists))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Rebuilds the merged catalog from every backend's lists (in name order, so the order is the same on every
+    /// run) and tells the listeners which lists changed.
+    private func merge() {
+        var catalog = Catalog()
+        var routes = Routes()
+        var handlers: PluginHandlers = []
+        var omitted: [String] = []
+        let backends = state.withLock { s in s.backends.values.sorted { $0.row.name < $1.row.name } }
+        for b in backends where b.readGeneration != nil {
+            handlers.formUnion(b.handlers)
+            let prefix = b.row.prefix
+            let name = b.row.name
+            func prefixed(_ own: String) throws(Catalog.DeclarationError) -> String {
+                let full = prefix + Self.separator + own
+                guard full.utf8.count <= Self.maxNameLength else {
+                    throw Catalog.DeclarationError(
+                        description:
+                            "'\(full)' is longer than \(Self.maxNameLength) characters (clients cap names there); give server '\(name)' a shorter alias"
+                    )
+                }
+                return full
+            }
+            var before = (catalog.resources.count, catalog.templates.count)
+            b.lists.add(to: &catalog, toolName: prefixed, promptName: prefixed) { e in
+                omitted.append("\(name): \(e.description)")
+            }
+            for t in b.lists.tools {
+                if let own = t["name"]?.stringValue, let full = try? prefixed(own), routes.tools[full] == nil,
+                    catalog.tool(named: full) != nil
+                {
+                    routes.tools[full] = Route(backend: name, name: own)
+                }
+            }
+            for p in b.lists.prompts {
+                if let own = p["name"]?.stringValue, let full = try? prefixed(own), catalog.prompt(named: full) != nil {
+                    routes.prompts[full] = Route(backend: name, name: own)
+                }
+            }
+            // Resources keep their URIs: the first server (in name order) that lists one owns it.
+            for r in catalog.resources[before.0...] { routes.resources[r.uri] = name }
+            for t in catalog.templates[before.1...] { routes.templates[t.template.text] = name }
+            before = (catalog.resources.count, catalog.templates.count)
+        }
+        let old = catalogBox.withLock { c in
+            defer { c = catalog }
+            return c
+        }
+        handlersBox.withLock { $0 = handlers }
+        let newlyOmitted = state.withLock { s -> [String] in
+            s.routes = routes
+            let fresh = omitted.filter { !s.omitted.contains($0) }
+            s.omitted = omitted
+            return fresh
+        }
+        for line in newlyOmitted { log("left out of the gateway's lists: \(line)") }
+        var lists: UInt32 = 0
+        if Self.differ(old.tools.map(\.json), catalog.tools.map(\.json)) { lists |= UInt32(MCPP_LIST_TOOLS) }
+        if Self.differ(
+            old.resources.map(\.json) + old.templates.map(\.json),
+            catalog.resources.map(\.json) + catalog.templates.map(\.json))
+        {
+            lists |= UInt32(MCPP_LIST_RESOURCES)
+        }
+        if Self.differ(old.prompts.map(\.json), catalog.prompts.map(\.json)) { lists |= UInt32(MCPP_LIST_PROMPTS) }
+        if lists != 0 { deliver(lists: lists, uri: nil) }
+    }
+
+    private static func differ(_ a: [JSONValue], _ b: [JSONValue]) -> Bool {
+        a.count != b.count || JSONWriter.serialize(.array(a)) != JSONWriter.serialize(.array(b))
+    }
+
+    private func deliver(lists: UInt32, uri: String?) {
+        for handler in changeHandlers.withLock({ $0 }) { handler(lists, uri) }
+    }
+
+    // MARK: What backends send unasked
+
+    /// A listen stream per backend: its list changes make the gateway read its lists again; its resource
+    /// updates reach the gateway's listeners. When the stream ends (the replica exited), it is opened again
+    /// after a second if the server is still there.
+    private func listen(_ name: String, _ client: BackendClient, uris: [String]) {
+        let params: [String: JSONValue] = [
+            "notifications": [
+                "toolsListChanged": true, "resourcesListChanged": true, "promptsListChanged": true,
+                "resourceSubscriptions": .array(uris.map { .string($0) }),
+            ]
+        ]
+        let id = client.request("subscriptions/listen", params, timeout: nil) { [weak self] _, _ in
+            guard let self else { return }
+            let again = self.state.withLock { s -> Bool in
+                guard var b = s.backends[name], b.client === client, !s.closing else { return false }
+                b.listen = nil
+                b.stale = true
+                s.backends[name] = b
+                return true
+            }
+            if again {
+                self.refreshQueue.asyncAfter(deadline: .now() + 1) { [weak self] in self?.refresh() }
+            }
+        }
+        state.withLock { s in
+            if var b = s.backends[name], b.client === client {
+                b.listen = id
+                s.backends[name] = b
+            }
+        }
+    }
+
+    private func notification(from backend: String, _ method: String, _ params: [String: JSONValue]) {
+        switch method {
+        case "notifications/tools/list_changed", "notifications/resources/list_changed",
+            "notifications/prompts/list_changed":
+            refreshQueue.async { [self] in
+                state.withLock { s in s.backends[backend]?.stale = true }
+                refresh()
+            }
+        case "notifications/resources/updated":
+            guard let uri = params["uri"]?.stringValue,
+                state.withLock({ s in s.routes.resources[uri] == backend || s.routes.resources[uri] == nil })
+            else { return }
+            deliver(lists: 0, uri: uri)
+        case "notifications/progress":
+            guard let token = params["progressToken"]?.intValue,
+                let call = state.withLock({ s in s.calls.values.first { $0.rpcID == token && $0.backend == backend } }),
+                let progress = params["progress"]?.numberValue
+            else { return }
+            call.call.observer.callProgress(
+                progress: progress, total: params["total"]?.numberValue, message: params["message"]?.stringValue)
+        default:
+            break
+        }
+    }
+
+    // MARK: Calls
+
+    private func start(_ call: PluginCall) {
+        let routed = state.withLock { s -> (Backend, String?)? in
+            let backend: String?
+            var own: String? = nil
+            switch call.kind {
+            case .tool(let name):
+                backend = s.routes.tools[name]?.backend
+                own = s.routes.tools[name]?.name
+            case .prompt(let name):
+                backend = s.routes.prompts[name]?.backend
+                own = s.routes.prompts[name]?.name
+            case .resource(let uri, let template, _):
+                backend = s.routes.resources[uri] ?? template.flatMap { s.routes.templates[$0] }
+            case .complete(let refKind, let ref, _, _):
+                if refKind == MCPP_REF_PROMPT {
+                    backend = s.routes.prompts[ref]?.backend
+                    own = s.routes.prompts[ref]?.name
+                } else {
+                    backend = s.routes.resources[ref] ?? s.routes.templates[ref]
+                }
+            }
+            guard let backend, let b = s.backends[backend] else { return nil }
+            return (b, own)
+        }
+        guard let (backend, own) = routed else {
+            _ = call.finish(with: .invalidParams("no server behind the gateway serves \(call.kind.activity)"))
+            return
+        }
+        switch backend.row.state {
+        case .running, .starting:
+            break  // a starting server's socket holds the connection until a replica accepts it
+        case .fatal, .stopped, .exited:
+            _ = call.finish(
+                with: .internalError(
+                    "server '\(backend.row.name)' is \(Self.describe(backend.row.state)); the gateway cannot reach it"))
+            return
+        }
+        if call.isCancelled {
+            _ = call.finish(with: .internalError("cancelled before it started"))
+            return
+        }
+        let (method, params) = RemoteOutcome.request(for: call, name: own)
+        var headers: [(String, String)] = []
+        if case .tool = call.kind, let own, let tool = backendTool(backend, own) {
+            headers = ModernRequestRules.paramHeaders(mirrored: tool.mirroredHeaders, arguments: call.arguments)
+        }
+        let client = backend.client
+        let name = backend.row.name
+        let key = call.id
+        let rpcID = client.reserveID()
+        state.withLock { $0.calls[key] = GatewayCall(backend: name, rpcID: rpcID, call: call) }
+        call.onCancel { [weak self] in self?.cancelled(key) }
+        client.request(method, params, headers: headers, progress: true, id: rpcID, timeout: nil) {
+            [weak self] result, size in
+            guard let self else { return }
+            guard let entry = self.state.withLock({ $0.calls.removeValue(forKey: key) }) else { return }
+            if case .success(let value) = result, value["resultType"]?.stringValue == "input_required" {
+                _ = entry.call.finish(
+                    with: .internalError(
+                        "server '\(name)' asked the client for input; the gateway does not carry input requests yet"))
+                return
+            }
+            RemoteOutcome.finish(entry.call, kind: entry.call.kind, result, size: size, who: "server '\(name)'")
+        }
+    }
+
+    /// The tool as its backend declared it (for the headers its schema mirrors).
+    private func backendTool(_ b: Backend, _ own: String) -> Catalog.Tool? {
+        var c = Catalog()
+        RemoteLists(tools: b.lists.tools.filter { $0["name"]?.stringValue == own }).add(to: &c) { _ in }
+        return c.tool(named: own)
+    }
+
+    private func cancelled(_ key: UInt) {
+        guard let entry = state.withLock({ $0.calls.removeValue(forKey: key) }) else { return }
+        let client = state.withLock { $0.backends[entry.backend]?.client }
+        client?.forget(entry.rpcID)
+        client?.notify(
+            "notifications/cancelled",
+            ["requestId": .int(entry.rpcID), "reason": "the client's request through the gateway was cancelled"])
+        _ = entry.call.finish(with: .internalError("cancelled"))
+    }
+
+    static func describe(_ state: GatewayBackend.State) -> String {
+        switch state {
+        case .running: return "running"
+        case .starting: return "starting"
+        case .fatal: return "fatal (restarted too often; waiting out its cool-down)"
+        case .stopped: return "stopped by an admin"
+        case .exited: return "down (exited, and its restart policy does not restart it)"
+        }
+    }
+
+    func log(_ line: String) { logSink(line) }
+}
+
+extension GatewayServer: HostedServer {
+    var serverName: String { "mcp-gateway" }
+    var serverVersion: String { Self.version }
+    var serverTitle: String? { "mcp-supervisor gateway" }
+    var instructions: String? { nil }
+    var catalog: Catalog { catalogBox.withLock { $0 } }
+    var handlers: PluginHandlers { handlersBox.withLock { $0 } }
+
+    func makeCall(
+        kind: CallKind, arguments: [String: JSONValue], observer: any CallObserver, maxOutputBytes: Int,
+        input: RetryInput
+    ) -> PluginCall {
+        let id = state.withLock { s in
+            defer { s.nextCall += 1 }
+            return s.nextCall
+        }
+        return PluginCall(
+            id: id, kind: kind, arguments: arguments, observer: observer, maxOutputBytes: maxOutputBytes,
+            priorAnswers: input.answers, priorState: input.pluginState)
+    }
+
+    /// Starting a call only writes a request to a connection: always on the calling thread.
+    func mayRunInline(_ tool: Catalog.Tool) -> Bool { true }
+    func runInline(_ call: PluginCall) { start(call) }
+    func submit(_ call: PluginCall) { start(call) }
+    func cancel(_ call: PluginCall) { call.markCancelled() }
+    func checkOverrun(_ call: PluginCall) {}
+
+    func onChange(_ handler: @escaping @Sendable (UInt32, String?) -> Void) {
+        changeHandlers.withLock { $0.append(handler) }
+    }
+
+    var slotsBusy: Int { state.withLock { $0.calls.count } }
+    var stuckCallCount: Int { 0 }
+    func pluginSeries() -> [PluginMetricFamily] { [] }
+    func relayChanges(to relay: @escaping @Sendable (PluginChange) -> Void) {}
+    func listsChanged(_ lists: UInt32) {}
+    func resourceUpdated(_ uri: String) {}
+
+    /// Healthy while it runs; the detail says how many backends answer.
+    func checkHealth(diagnose: Bool, _ done: @escaping @Sendable (PluginInstance.HealthCheck) -> Void) {
+        let (running, total) = state.withLock { s in
+            (s.backends.values.filter { $0.row.state == .running && $0.readGeneration != nil }.count, s.backends.count)
+        }
+        done(.answered(ok: true, detail: "\(running) of \(total) servers read", report: nil, seconds: 0))
+    }
+
+    func destroy(healthWait: Duration) {
+        let clients = state.withLock { s -> [BackendClient] in
+            s.closing = true
+            return s.backends.values.map(\.client)
+        }
+        for c in clients { c.close("the gateway is stopping") }
+    }
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Contracts
+import Logging
+import MCPProtocol
+import NIOCore
+import NIOPosix
+import PluginHost
+import StructuredLog
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One MCP endpoint in front of every server the supervisor runs (docs/gateway.md).
+struct GatewayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp-gateway",
+        abstract:
+            "Serve the tools, resources and prompts of every server behind one Streamable HTTP endpoint at /mcp.",
+        discussion:
+            "Under mcp-supervisor ([gateway] in the main file) it learns the servers from the supervisor; standalone, give them with --backend NAME=PORT. Names are NAME__ITEM (docs/gateway.md)."
+    )
+
+    @Option(
+        help:
+            "Listen on HOST:PORT (standalone use; port 0 picks a free one). Without it, MCP_LISTEN_FD names an inherited socket."
+    )
+    var listen: String?
+
+    @Option(help: "Standalone: a server behind the gateway, as NAME=PORT (repeatable).")
+    var backend: [String] = []
+
+    @Option(help: "Also accept this Host header name (loopback names always pass).")
+    var allowedHost: [String] = []
+
+    @Option(help: "Also accept this Origin (loopback origins always pass).")
+    var allowedOrigin: [String] = []
+
+    @Option(help: "Largest request body in bytes.")
+    var maxBodyBytes: Int = 4 << 20
+
+    @Option(help: "Per-call deadline in seconds.")
+    var callTimeout: Double = 60
+
+    @Option(help: "Seconds a backend has to answer each list request.")
+    var listTimeout: Double = 10
+
+    @Option(help: "Seconds in-flight calls get to finish after SIGTERM.")
+    var drainTimeout: Double = 10
+
+    @Option(help: "Cap on calls in flight.")
+    var maxConcurrency: Int = 256
+
+    @Option(help: "Event loop threads.")
+    var threads: Int = min(System.coreCount, 4)
+
+    @Option(
+        help:
+            "Log lines as text or json (one JSON object per line). Default: $\(ChildEnvironment.logFormat), else text.")
+    var logFormat: String?
+
+    func validate() throws {
+        guard maxBodyBytes > 0, callTimeout > 0, listTimeout > 0, drainTimeout >= 0, maxConcurrency > 0, threads > 0
+        else { throw ValidationError("sizes, timeouts and counts must be positive") }
+        if let logFormat, LogFormat(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format must be text or json, not '\(logFormat)'")
+        }
+        _ = try backends()
+    }
+
+    /// `--backend NAME=PORT`, checked.
+    func backends() throws -> [(name: String, port: Int)] {
+        try backend.map { text in
+            guard let eq = text.firstIndex(of: "="), let port = Int(text[text.index(after: eq)...]),
+                (1...65535).contains(port), eq != text.startIndex
+            else { throw ValidationError("--backend must be NAME=PORT, not '\(text)'") }
+            let name = String(text[..<eq])
+            guard !name.contains("__") else {
+                throw ValidationError(
+                    "--backend \(text): a name may not contain '__' (it separates a server from its tools)")
+            }
+            return (name, port)
+        }
+    }
+
+    var format: LogFormat {
+        if let logFormat, let f = LogFormat(rawValue: logFormat) { return f }
+        if let env = getenv(ChildEnvironment.logFormat), let f = LogFormat(rawValue: String(cString: env)) { return f }
+        return .text
+    }
+
+    func run() throws {
+        let log = HostLog(format: format, plugin: "gateway", source: LogSource.gateway)
+        func fail(_ f: HostFailure) -> Int32 {
+            log.stderr.error(
+                "\(f.message)",
+                metadata: [LogKey.event: .string(LogEventName.hostFailure), "status": LogValue.of(f.status)])
+            return f.status
+        }
+        let target: ListenTarget
+        do { target = try HostRunner.listenTarget(listen) } catch { throw ExitCode(fail(error)) }
+        var hc = HostConfig()
+        hc.maxBodyBytes = maxBodyBytes
+        hc.callTimeout = .nanoseconds(Int64(callTimeout * 1e9))
+        hc.allowedHosts = allowedHost.map { $0.lowercased() }
+        hc.allowedOrigins = allowedOrigin
+        if let hex = getenv(ChildEnvironment.requestStateKey).map({ String(cString: $0) }) {
+            hc.requestStateKey = RequestStateKey.parse(hex: hex)
+        }
+        let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let gateway = GatewayServer(
+            group: clients, maxConcurrency: maxConcurrency, listTimeout: .nanoseconds(Int64(listTimeout * 1e9))
+        ) { line in log.stderr.info("\(line)", metadata: [LogKey.event: .string(LogEventName.gatewayLog)]) }
+        let fixed = try backends()
+        if !fixed.isEmpty { gateway.serve(fixed: fixed) }
+        let engine = MCPEngine(gateway: gateway, config: hc)
+        HostRunner.serve(
+            engine, name: "mcp-gateway", version: GatewayServer.version, from: "the supervisor's servers",
+            target: target, threads: threads, drainTimeout: drainTimeout, signals: TerminationSignals(), log: log,
+            fail: fail)
+    }
+}
+
+GatewayCommand.main()

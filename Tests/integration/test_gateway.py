@@ -1,0 +1,264 @@
+"""The gateway (docs/gateway.md): one MCP endpoint in front of every server the supervisor runs.
+
+The supervisor starts `mcp-gateway` as the server `gateway` ([gateway] in the main file) on a port of its own and
+pushes it the table of servers; the gateway reads each server's lists over its port, serves them merged under
+`<server>__<name>`, and sends each call to the server that owns the name. The client here is the official Python
+SDK in both eras; the backends are the C reference plugin, the Rust reference plugin and the conformance plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+
+import anyio
+import pytest
+from mcp import Client, MCPError
+
+from conftest import plugin_path
+from sdk_recorder import run
+from supervisor_fixtures import call_tool, control_env, free_port, wait_until  # noqa: F401  (control_env: `env`)
+from test_client_sdk import MODES, run_client
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+SERVERS = {"ref": "reference", "rust": "rust_reference", "conf": "conformance"}
+
+
+def start(env, servers=SERVERS, **main):
+    """Writes the servers and [gateway], starts the supervisor and waits until the gateway lists every server."""
+    port = free_port()
+    env.write_main(control_socket=str(env.control_socket), gateway={"port": port}, **main)
+    for name, plugin in servers.items():
+        env.write_server(name, plugin_path(plugin))
+    run = env.start()
+    run.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
+    wait_until(lambda: all(env.status(n)["state"] == "running" for n in [*servers, "gateway"]), 30,
+               "every server and the gateway running")
+    url = f"http://127.0.0.1:{port}/mcp"
+    wait_until(lambda: set(servers) <= {n.split("__")[0] for n in tool_names(url)}, 20,
+               "the gateway lists every server's tools")
+    return run, port, url
+
+
+def tool_names(url: str, mode: str = "auto") -> list[str]:
+    async def body(c: Client):
+        return [t.name for t in (await c.list_tools()).tools]
+
+    return run(run_client(url, mode, body))[0]
+
+
+def direct_lists(env, name: str) -> dict[str, list[str]]:
+    """What the server lists on its own port (the gateway's names must be these, prefixed)."""
+    async def body(c: Client):
+        caps = c.server_capabilities
+        tools = [t.name for t in (await c.list_tools()).tools] if caps.tools else []
+        prompts = [p.name for p in (await c.list_prompts()).prompts] if caps.prompts else []
+        resources = [r.uri for r in (await c.list_resources()).resources] if caps.resources else []
+        return {"tools": tools, "prompts": prompts, "resources": resources}
+
+    return run(run_client(f"http://127.0.0.1:{env.status(name)['port']}/mcp", "auto", body))[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_endpoint_serves_every_server_under_its_prefix(env, mode):
+    run_, port, url = start(env)
+    direct = {name: direct_lists(env, name) for name in SERVERS}
+
+    async def body(c: Client):
+        tools = [t.name for t in (await c.list_tools()).tools]
+        prompts = [p.name for p in (await c.list_prompts()).prompts]
+        resources = [r.uri for r in (await c.list_resources()).resources]
+        add = await c.call_tool("ref__add", {"a": 2, "b": 3.5})
+        echo = await c.call_tool("ref__echo", {"text": "through the gateway"})
+        readme = await c.read_resource("reference://readme")
+        note = await c.read_resource("reference://notes/2")  # a template of ref's
+        return c.server_info, c.server_capabilities, tools, prompts, resources, add, echo, readme, note
+
+    (info, caps, tools, prompts, resources, add, echo, readme, note), seen = run(run_client(url, mode, body))
+    assert info.name == "mcp-gateway"
+    # Names: server order (by name), each server's own order, every name prefixed; nothing else.
+    order = sorted(SERVERS)
+    assert tools == [f"{s}__{t}" for s in order for t in direct[s]["tools"]]
+    assert prompts == [f"{s}__{p}" for s in order for p in direct[s]["prompts"]]
+    assert resources == [u for s in order for u in direct[s]["resources"]]
+    assert caps.tools is not None and caps.resources is not None and caps.prompts is not None
+    assert add.structured_content == {"sum": 5.5} and not add.is_error
+    assert [b.text for b in echo.content] == ["through the gateway"]
+    assert readme.contents[0].text.startswith("This is the reference plugin of mcp-supervisor")
+    assert note.contents[0].uri == "reference://notes/2"
+    assert seen["tools/call"] == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_rust_and_conformance_servers_answer_through_it_with_progress(env, mode):
+    run_, port, url = start(env)
+    progress: list = []
+
+    async def on_progress(p, total, message):
+        progress.append((p, total, message))
+
+    async def body(c: Client):
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+        reverse = await c.call_tool("rust__reverse", {"text": "hello, wörld"})
+        counted = await c.call_tool("rust__word_count", {"text": "the quick brown fox"})
+        slow = await c.call_tool("conf__test_tool_with_progress", {}, progress_callback=on_progress)
+        return tools, reverse, counted, slow
+
+    (tools, reverse, counted, slow), _ = run(run_client(url, mode, body))
+    assert [b.text for b in reverse.content] == ["dlröw ,olleh"]
+    assert counted.structured_content == {"words": 4}
+    assert slow.content[0].text == "Tool with progress executed successfully"
+    # The conformance plugin's progress reaches the client through the gateway, in order.
+    assert progress == [(float(p), 100.0, f"Completed step {p} of 100") for p in (0, 50, 100)]
+
+    # Each tool keeps its server's own schema and annotations.
+    async def direct(c: Client):
+        return {t.name: t for t in (await c.list_tools()).tools}
+
+    own, _ = run(run_client(f"http://127.0.0.1:{env.status('ref')['port']}/mcp", mode, direct))
+    for name, tool in own.items():
+        assert tools[f"ref__{name}"].input_schema == tool.input_schema
+        assert tools[f"ref__{name}"].annotations == tool.annotations
+        assert tools[f"ref__{name}"].description == tool.description
+
+
+def test_an_added_server_reaches_listeners_and_keeps_every_other_name(env):
+    run_, port, url = start(env, servers={"ref": "reference"})
+    before = tool_names(url)
+    env.write_server("rust", plugin_path("rust_reference"))
+
+    async def body(c: Client):
+        async with c.listen(tools_list_changed=True) as sub:
+            assert "result" in env.control("reload")
+            with anyio.fail_after(15):
+                async for event in sub:
+                    if "Tool" in type(event).__name__:
+                        break
+            return [t.name for t in (await c.list_tools()).tools]
+
+    after, _ = run(run_client(url, "auto", body))
+    assert after[:len(before)] == before, "the names of the servers already there did not change"
+    assert any(n.startswith("rust__") for n in after)
+
+
+def test_a_legacy_client_hears_the_list_change_when_a_server_is_removed(env):
+    """A 2025-11-25 session's GET stream gets tools/list_changed when a reload removes a server, and the next
+    list holds the other server's names, unchanged. (Raw HTTP: the stream's priming event says it is open before
+    the change is made.)"""
+    from conftest import LegacySession
+    from test_resumption import RawStream, methods
+
+    run_, port, url = start(env, servers={"ref": "reference", "rust": "rust_reference"})
+    s = LegacySession(port, "2025-11-25")
+    s.initialize()
+    before = [t["name"] for t in json.loads(s.request("tools/list").body)["result"]["tools"]]
+    stream = RawStream(port, s.headers(accept="text/event-stream"))
+    try:
+        stream.events_until(lambda ev: len(ev) >= 1)  # primed: the stream is open
+        env.remove_server("rust")
+        assert "result" in env.control("reload")
+        stream.events_until(lambda ev: "notifications/tools/list_changed" in methods(ev))
+    finally:
+        stream.close()
+    after = [t["name"] for t in json.loads(s.request("tools/list").body)["result"]["tools"]]
+    s.delete()
+    assert any(n.startswith("rust__") for n in before)
+    assert after == [n for n in before if n.startswith("ref__")]
+
+
+def test_a_stopped_server_fails_at_once_with_its_state(env):
+    run_, port, url = start(env, servers={"ref": "reference", "rust": "rust_reference"})
+    assert "result" in env.control("stop", {"server": "ref"})
+    wait_until(lambda: env.status("ref")["state"] == "stopped", 15, "ref stopped")
+
+    async def body(c: Client):
+        t0 = time.monotonic()
+        try:
+            await c.call_tool("ref__echo", {"text": "anyone?"})
+        except MCPError as e:
+            return str(e), time.monotonic() - t0
+        return "answered", time.monotonic() - t0
+
+    # The table reaches the gateway right after the stop: wait for the answer to say so.
+    wait_until(lambda: "stopped by an admin" in run(run_client(url, "auto", body))[0][0], 10,
+               "the gateway answers that ref is stopped")
+    (text, took), _ = run(run_client(url, "legacy", body))
+    assert "server 'ref' is stopped by an admin" in text
+    assert took < 2.0, f"a stopped server's call took {took:.2f} s"
+    # The other server is untouched.
+    async def other(c: Client):
+        return await c.call_tool("rust__echo", {"text": "still here"})
+    rust_tools = direct_lists(env, "rust")["tools"]
+    if "echo" in rust_tools:
+        got, _ = run(run_client(url, "auto", other))
+        assert [b.text for b in got.content] == ["still here"]
+
+
+def test_a_killed_server_comes_back_behind_the_gateway(env):
+    run_, port, url = start(env, servers={"ref": "reference"})
+    pid = env.status("ref")["replicas"][0]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: env.status("ref")["state"] == "running" and env.status("ref")["replicas"][0]["pid"] != pid,
+               20, "ref restarted")
+
+    async def body(c: Client):
+        return await c.call_tool("ref__add", {"a": 1, "b": 1})
+
+    result, _ = run(run_client(url, "auto", body))
+    assert result.structured_content == {"sum": 2}
+
+
+def test_a_name_longer_than_64_is_left_out_with_its_reason(env):
+    alias = "a" * 58  # "a…a__echo" is 64: fits; "a…a__slow_count" does not
+    port = free_port()
+    env.write_main(control_socket=str(env.control_socket), gateway={"port": port})
+    env.write_server("ref", plugin_path("reference"), alias=alias)
+    run_ = env.start()
+    run_.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
+    url = f"http://127.0.0.1:{port}/mcp"
+    wait_until(lambda: f"{alias}__echo" in tool_names(url), 30, "the gateway lists ref's echo")
+    names = tool_names(url)
+    assert all(len(n) <= 64 for n in names)
+    assert f"{alias}__slow_count" not in names
+    run_.wait_for(rf"left out of the gateway's lists: ref: '{alias}__slow_count' is longer than 64 characters", 10)
+
+
+@pytest.mark.parametrize("text,error", [
+    ("[gateway]\nport = 0\n", r"gateway\.port.*must be 1-65535"),
+    ("[gateway]\nreplicas = 2\n", r"gateway\.replicas"),
+])
+def test_a_bad_gateway_section_is_refused_with_its_place(env, text, error):
+    main = env.write_main(control_socket=str(env.control_socket))
+    main.write_text(main.read_text() + text)
+    out = env.check_config()
+    assert out.returncode != 0
+    assert str(main) in out.stderr + out.stdout
+    assert re.search(error, out.stderr + out.stdout), out.stderr + out.stdout
+
+
+def test_a_server_may_not_take_the_gateways_name_or_a_taken_prefix(env):
+    env.write_main(control_socket=str(env.control_socket), gateway={"port": free_port()})
+    env.write_server("gateway", plugin_path("reference"))
+    out = env.check_config()
+    assert out.returncode != 0 and "'gateway' is the gateway's name" in out.stderr, out.stderr
+
+    env.remove_server("gateway")
+    env.write_server("one", plugin_path("reference"), alias="same")
+    env.write_server("two", plugin_path("reference"), alias="same")
+    out = env.check_config()
+    assert out.returncode != 0 and "'same' is already the gateway prefix of server 'one'" in out.stderr, out.stderr
+
+    env.remove_server("two")
+    env.write_server("a__b", plugin_path("reference"))
+    out = env.check_config()
+    assert out.returncode != 0 and "contains '__'" in out.stderr, out.stderr
+    assert "a__b.toml" in out.stderr
+
+    env.remove_server("a__b")
+    out = env.check_config()
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"\bgateway\b", out.stdout + out.stderr)

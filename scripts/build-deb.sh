@@ -15,7 +15,7 @@ RELEASE_DIR="$(cd "${MCP_RELEASE_DIR:-$REPO/.build/release}" && pwd)"
 OUT="$REPO/.build/deb"
 STAGE="$OUT/stage"
 
-for c in mcp-supervisor mcpctl mcp-plugin-host; do
+for c in mcp-supervisor mcpctl mcp-plugin-host mcp-gateway; do
     [ -x "$RELEASE_DIR/$c" ] || { echo "build-deb: $RELEASE_DIR/$c is missing (swift build -c release)" >&2; exit 1; }
 done
 for t in dpkg-buildpackage dh help2man patchelf lintian; do

@@ -13,5 +13,6 @@ scripts/install-deps.sh
 swift build -c release --product mcp-plugin-host
 swift build -c release --product mcp-supervisor
 swift build -c release --product mcpctl
+swift build -c release --product mcp-gateway
 scripts/build-plugins.sh
 exec .build/release/mcp-supervisor --config examples/supervisor.toml --host .build/release/mcp-plugin-host

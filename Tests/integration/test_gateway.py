@@ -80,6 +80,8 @@ def test_one_endpoint_serves_every_server_under_its_prefix(env, mode):
 
     (info, caps, tools, prompts, resources, add, echo, readme, note), seen = run(run_client(url, mode, body))
     assert info.name == "mcp-gateway"
+    gw = env.status("gateway")
+    assert gw["kind"] == "gateway" and gw["port"] == port and gw["target"].endswith("/mcp-gateway"), gw
     # Names: server order (by name), each server's own order, every name prefixed; nothing else.
     order = sorted(SERVERS)
     assert tools == [f"{s}__{t}" for s in order for t in direct[s]["tools"]]

@@ -128,7 +128,9 @@ def test_package_installs_and_starts_without_a_toolchain(installed):
                  "/usr/include/mcp_plugin.hpp",
                  "/usr/share/pkgconfig/mcp-plugin.pc", "/usr/lib/mcp-supervisor/plugins/libreference.so",
                  "/usr/share/doc/mcp-supervisor/examples/reference.toml",
-                 "/usr/share/doc/mcp-supervisor/examples/command.toml", "/usr/share/man/man1/mcpctl.1.gz",
+                 "/usr/share/doc/mcp-supervisor/examples/command.toml",
+                 "/usr/share/man/man1/mcp-gateway.1.gz",
+                 "/usr/bin/mcp-gateway", "/usr/share/man/man1/mcpctl.1.gz",
                  "/usr/share/man/man8/mcp-supervisor.8.gz", "/usr/share/bash-completion/completions/mcpctl"):
         ns.run("test", "-e", path)
     conffiles = ns.run("dpkg-query", "-W", "-f=${Conffiles}", "mcp-supervisor").stdout
@@ -137,7 +139,7 @@ def test_package_installs_and_starts_without_a_toolchain(installed):
         ns.run("getent", "group", name)
     ns.run("getent", "passwd", "mcp-supervisor")
     # Every executable resolves every library inside the tree (the Swift runtime comes with the package).
-    for exe in ("mcp-supervisor", "mcpctl", "mcp-plugin-host"):
+    for exe in ("mcp-supervisor", "mcpctl", "mcp-plugin-host", "mcp-gateway"):
         ldd = ns.run("ldd", f"/usr/bin/{exe}").stdout
         assert "not found" not in ldd, ldd
 

@@ -80,7 +80,9 @@ extension Supervisor {
         let states = server.replicas.map(\.health.state)
         let settings = server.config
         var what: [String: JSONValue] =
-            settings.isCommand
+            settings.isGateway
+            ? [StatusKey.kind: "gateway", StatusKey.target: .string(gatewayExecutable)]
+            : settings.isCommand
             ? [
                 StatusKey.kind: "command", StatusKey.target: .array(settings.command.map { .string($0) }),
                 StatusKey.transport: .string(settings.transport.rawValue),

@@ -30,6 +30,12 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Standalone: a server behind the gateway, as NAME=PORT (repeatable).")
     var backend: [String] = []
 
+    @Option(
+        help:
+            "A group's allowlist, as GROUP=NAME (repeatable; GROUP= alone: a group with no tools): /mcp/GROUP serves only these tools of its servers."
+    )
+    var allow: [String] = []
+
     @Option(help: "Also accept this Host header name (loopback names always pass).")
     var allowedHost: [String] = []
 
@@ -66,6 +72,20 @@ struct GatewayCommand: ParsableCommand {
             throw ValidationError("--log-format must be text or json, not '\(logFormat)'")
         }
         _ = try backends()
+        _ = try allowlists()
+    }
+
+    /// `--allow GROUP=NAME`, by group.
+    func allowlists() throws -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for text in allow {
+            guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+                throw ValidationError("--allow must be GROUP=NAME, not '\(text)'")
+            }
+            let tool = String(text[text.index(after: eq)...])
+            out[String(text[..<eq]), default: []] += tool.isEmpty ? [] : [tool]
+        }
+        return out
     }
 
     /// `--backend NAME=PORT`, checked.
@@ -109,7 +129,8 @@ struct GatewayCommand: ParsableCommand {
         }
         let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let gateway = GatewayServer(
-            group: clients, maxConcurrency: maxConcurrency, listTimeout: .nanoseconds(Int64(listTimeout * 1e9))
+            group: clients, maxConcurrency: maxConcurrency, listTimeout: .nanoseconds(Int64(listTimeout * 1e9)),
+            allow: try allowlists()
         ) { line in log.stderr.info("\(line)", metadata: [LogKey.event: .string(LogEventName.gatewayLog)]) }
         let fixed = try backends()
         if !fixed.isEmpty { gateway.serve(fixed: fixed) }

@@ -264,3 +264,79 @@ def test_a_server_may_not_take_the_gateways_name_or_a_taken_prefix(env):
     out = env.check_config()
     assert out.returncode == 0, out.stderr
     assert re.search(r"\bgateway\b", out.stdout + out.stderr)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_group_endpoints_serve_their_servers_narrowed_by_the_allowlist(env, mode):
+    port = free_port()
+    env.write_main(control_socket=str(env.control_socket),
+                   gateway={"port": port, "groups": {"text": {"tools": ["rust__reverse"]}}})
+    env.write_server("ref", plugin_path("reference"), group="docs")
+    env.write_server("rust", plugin_path("rust_reference"), group="text")
+    env.write_server("conf", plugin_path("conformance"))
+    run_ = env.start()
+    run_.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
+    base = f"http://127.0.0.1:{port}/mcp"
+    wait_until(lambda: {"ref", "rust", "conf"} <= {n.split("__")[0] for n in tool_names(base)}, 30,
+               "the gateway lists every server")
+    direct_ref = direct_lists(env, "ref")
+
+    async def body(c: Client):
+        tools = [t.name for t in (await c.list_tools()).tools]
+        return c.server_capabilities, tools
+
+    (docs_caps, docs_tools), _ = run(run_client(base + "/docs", mode, body))
+    assert docs_tools == [f"ref__{t}" for t in direct_ref["tools"]]
+    (text_caps, text_tools), _ = run(run_client(base + "/text", mode, body))
+    assert text_tools == ["rust__reverse"]
+    # Honest capabilities: the text group has no resources (the Rust plugin serves none), docs has ref's.
+    rust_has_resources = bool(direct_lists(env, "rust")["resources"])
+    assert (text_caps.resources is not None) == rust_has_resources
+    assert docs_caps.resources is not None
+
+    async def outside(c: Client):
+        ok = await c.call_tool("rust__reverse", {"text": "abc"})
+        with pytest.raises(MCPError) as refused:
+            await c.call_tool("rust__word_count", {"text": "not in the allowlist"})
+        with pytest.raises(MCPError) as other:
+            await c.call_tool("ref__echo", {"text": "another group's tool"})
+        return ok, str(refused.value), str(other.value)
+
+    (ok, refused, other), _ = run(run_client(base + "/text", mode, outside))
+    assert [b.text for b in ok.content] == ["cba"]
+    assert "rust__word_count" in refused and "ref__echo" in other
+    # The whole endpoint still has everything.
+    assert "rust__word_count" in tool_names(base, mode)
+
+
+def test_an_unknown_group_is_a_404_that_lists_the_endpoints(env):
+    port = free_port()
+    env.write_main(control_socket=str(env.control_socket), gateway={"port": port})
+    env.write_server("ref", plugin_path("reference"), group="docs")
+    run_ = env.start()
+    run_.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
+    wait_until(lambda: any(n.startswith("ref__") for n in tool_names(f"http://127.0.0.1:{port}/mcp")), 30,
+               "the gateway lists ref")
+    from conftest import http_call
+    reply = http_call(port, "POST", "/mcp/nope", body={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                      headers={"Accept": "application/json, text/event-stream"})
+    assert reply.status == 404
+    assert b"/mcp/nope is no group of this gateway (endpoints: /mcp, /mcp/docs)" in reply.body, reply.body
+    # A host (not a gateway) keeps its one endpoint.
+    reply = http_call(env.status("ref")["port"], "POST", "/mcp/docs", body={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                      headers={"Accept": "application/json, text/event-stream"})
+    assert reply.status == 404 and b"the MCP endpoint is /mcp" in reply.body
+
+
+def test_an_allowlist_for_a_group_without_servers_or_with_a_bare_name_is_refused(env):
+    env.write_main(control_socket=str(env.control_socket),
+                   gateway={"port": free_port(), "groups": {"nobody": {"tools": ["ref__echo"]}}})
+    env.write_server("ref", plugin_path("reference"), group="docs")
+    out = env.check_config()
+    assert out.returncode != 0
+    assert "gateway.groups.nobody: no server is in group 'nobody' (groups: docs)" in out.stderr, out.stderr
+    env.write_main(control_socket=str(env.control_socket),
+                   gateway={"port": free_port(), "groups": {"docs": {"tools": ["echo"]}}})
+    out = env.check_config()
+    assert out.returncode != 0
+    assert "gateway.groups.docs.tools: 'echo' is not a gateway name" in out.stderr, out.stderr

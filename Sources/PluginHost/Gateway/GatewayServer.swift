@@ -70,11 +70,15 @@ public final class GatewayServer: Sendable {
     private let logSink: @Sendable (String) -> Void
     private let listTimeout: Duration
     public let concurrency: Int
+    /// `[gateway.groups.<name>] tools = [...]`: a group's allowlist of served tool names (none: all its tools).
+    private let allow: [String: Set<String>]
+    private let views = Mutex<[String: GatewayView]>([:])
 
     public init(
         group: EventLoopGroup, maxConcurrency: Int, listTimeout: Duration = .seconds(10),
-        log: @escaping @Sendable (String) -> Void
+        allow: [String: [String]] = [:], log: @escaping @Sendable (String) -> Void
     ) {
+        self.allow = allow.mapValues(Set.init)
         self.group = group
         self.concurrency = maxConcurrency
         self.listTimeout = listTimeout
@@ -259,16 +263,22 @@ public final class GatewayServer: Sendable {
             return fresh
         }
         for line in newlyOmitted { log("left out of the gateway's lists: \(line)") }
+        let lists = Self.changedLists(old, catalog)
+        if lists != 0 { deliver(lists: lists, uri: nil) }
+    }
+
+    /// The MCPP_LIST_* bits of the lists that differ between two catalogs.
+    static func changedLists(_ old: Catalog, _ new: Catalog) -> UInt32 {
         var lists: UInt32 = 0
-        if Self.differ(old.tools.map(\.json), catalog.tools.map(\.json)) { lists |= UInt32(MCPP_LIST_TOOLS) }
-        if Self.differ(
+        if differ(old.tools.map(\.json), new.tools.map(\.json)) { lists |= UInt32(MCPP_LIST_TOOLS) }
+        if differ(
             old.resources.map(\.json) + old.templates.map(\.json),
-            catalog.resources.map(\.json) + catalog.templates.map(\.json))
+            new.resources.map(\.json) + new.templates.map(\.json))
         {
             lists |= UInt32(MCPP_LIST_RESOURCES)
         }
-        if Self.differ(old.prompts.map(\.json), catalog.prompts.map(\.json)) { lists |= UInt32(MCPP_LIST_PROMPTS) }
-        if lists != 0 { deliver(lists: lists, uri: nil) }
+        if differ(old.prompts.map(\.json), new.prompts.map(\.json)) { lists |= UInt32(MCPP_LIST_PROMPTS) }
+        return lists
     }
 
     private static func differ(_ a: [JSONValue], _ b: [JSONValue]) -> Bool {
@@ -277,6 +287,53 @@ public final class GatewayServer: Sendable {
 
     private func deliver(lists: UInt32, uri: String?) {
         for handler in changeHandlers.withLock({ $0 }) { handler(lists, uri) }
+        for view in views.withLock({ Array($0.values) }) { view.gatewayChanged(lists: lists, uri: uri) }
+    }
+
+    // MARK: Groups
+
+    /// The groups there are: every backend's `group` and every group with an allowlist, sorted.
+    var groupNames: [String] {
+        let fromTable = state.withLock { s in s.backends.values.map(\.row.group).filter { !$0.isEmpty } }
+        return Set(fromTable).union(allow.keys).sorted()
+    }
+
+    /// `/mcp/<group>`'s view (made once), or nil when no server is in that group and it has no allowlist.
+    func view(group name: String) -> GatewayView? {
+        if let v = views.withLock({ $0[name] }) { return v }
+        guard groupNames.contains(name) else { return nil }
+        let v = GatewayView(group: name, gateway: self)
+        return views.withLock { views in
+            if let existing = views[name] { return existing }
+            views[name] = v
+            return v
+        }
+    }
+
+    /// The merged lists narrowed to one group's servers and its allowlist, with what those servers can do.
+    func lists(forGroup name: String) -> (RemoteLists, PluginHandlers) {
+        let catalog = self.catalog
+        let allowed = allow[name]
+        return state.withLock { s in
+            let members = Set(s.backends.values.filter { $0.row.group == name }.map(\.row.name))
+            var handlers: PluginHandlers = []
+            for b in s.backends.values where members.contains(b.row.name) { handlers.formUnion(b.handlers) }
+            var lists = RemoteLists()
+            lists.tools = catalog.tools.filter { t in
+                guard let route = s.routes.tools[t.name], members.contains(route.backend) else { return false }
+                return allowed?.contains(t.name) ?? true
+            }.map(\.json)
+            lists.prompts = catalog.prompts.filter { p in
+                s.routes.prompts[p.name].map { members.contains($0.backend) } ?? false
+            }.map(\.json)
+            lists.resources = catalog.resources.filter { r in
+                s.routes.resources[r.uri].map(members.contains) ?? false
+            }.map(\.json)
+            lists.templates = catalog.templates.filter { t in
+                s.routes.templates[t.template.text].map(members.contains) ?? false
+            }.map(\.json)
+            return (lists, handlers)
+        }
     }
 
     // MARK: What backends send unasked

@@ -9,6 +9,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     typealias OutboundOut = HTTPServerResponsePart
 
     private let dispatcher: MCPDispatcher
+    /// The gateway's `/mcp/<group>` endpoints (nil for a host).
+    private let engine: MCPEngine?
     private let maxBodyBytes: Int
     private let originPolicy: OriginPolicy
     private var head: HTTPRequestHead?
@@ -16,8 +18,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var rejected = false
     private var current: HTTPResponder?
 
-    init(dispatcher: MCPDispatcher) {
+    init(dispatcher: MCPDispatcher, engine: MCPEngine? = nil) {
         self.dispatcher = dispatcher
+        self.engine = engine
         self.maxBodyBytes = dispatcher.config.maxBodyBytes
         self.originPolicy = OriginPolicy(
             allowedHosts: dispatcher.config.allowedHosts, allowedOrigins: dispatcher.config.allowedOrigins)
@@ -61,11 +64,29 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// The endpoint's transport rules (one path, DNS rebinding protection), then the dispatcher.
     private func serve(_ head: HTTPRequestHead, _ body: [UInt8], _ out: HTTPResponder) {
         let uri = head.uri.utf8
-        guard uri[uri.startIndex..<(uri.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex)].elementsEqual("/mcp".utf8)
-        else {
-            return out.respond(
-                status: 404, headers: [("Content-Type", "text/plain; charset=utf-8")],
-                body: Array("not found: the MCP endpoint is /mcp\n".utf8))
+        let path = uri[uri.startIndex..<(uri.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex)]
+        var target = dispatcher
+        if !path.elementsEqual("/mcp".utf8) {
+            let text = String(decoding: path, as: UTF8.self)
+            guard let engine, text.hasPrefix("/mcp/") else {
+                return out.respond(
+                    status: 404, headers: [("Content-Type", "text/plain; charset=utf-8")],
+                    body: Array("not found: the MCP endpoint is /mcp\n".utf8))
+            }
+            switch engine.group(String(text.dropFirst(5))) {
+            case .success(let d): target = d
+            case .failure(let missing) where missing.known == nil:
+                return out.respond(
+                    status: 404, headers: [("Content-Type", "text/plain; charset=utf-8")],
+                    body: Array("not found: the MCP endpoint is /mcp\n".utf8))
+            case .failure(let missing):
+                let known = (missing.known ?? []).map { "/mcp/\($0)" }.joined(separator: ", ")
+                return out.respond(
+                    status: 404, headers: [("Content-Type", "text/plain; charset=utf-8")],
+                    body: Array(
+                        "not found: \(text.prefix(200)) is no group of this gateway (endpoints: /mcp\(known.isEmpty ? "" : ", " + known))\n"
+                            .utf8))
+            }
         }
         if let problem = originPolicy.problem(
             host: head.headers.first(name: "Host"), origin: head.headers.first(name: "Origin"))
@@ -82,7 +103,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         default: verb = .other("\(head.method)")
         }
         let headers = RequestHeaders(head.headers.map { (name: $0.name, value: $0.value) })
-        dispatcher.handle(MCPRequest(verb: verb, headers: headers, body: body), out)
+        target.handle(MCPRequest(verb: verb, headers: headers, body: body), out)
     }
 
     /// Answers 413 and closes: the rest of an oversized body is never read into memory.

@@ -44,6 +44,7 @@ public final class HostServer: Sendable {
     /// Binds (or adopts) the listening socket. Returns the channel and the bound port.
     public func start(_ target: ListenTarget) throws(HostFailure) -> (Channel, Int) {
         let dispatcher = engine.dispatcher
+        let engine = self.engine
         let quiescing = self.quiescing
         let grace = self.grace
         let bootstrap = ServerBootstrap(group: group)
@@ -62,7 +63,8 @@ public final class HostServer: Sendable {
                         // A connection that sends nothing for 2 minutes between requests is closed, so idle or
                         // stalled clients cannot pin descriptors forever.
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(120)))
-                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(dispatcher: dispatcher))
+                        try channel.pipeline.syncOperations.addHandler(
+                            HTTPConnectionHandler(dispatcher: dispatcher, engine: engine))
                         try channel.pipeline.syncOperations.addHandler(QuiesceGraceHandler(grace), position: .first)
                     }
             }

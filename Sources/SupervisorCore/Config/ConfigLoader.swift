@@ -42,7 +42,10 @@ public struct ConfigLoader {
         }
         try readMetrics(&r, into: &config)
         try readTrustMain(&r, into: &config)
-        let gateway = try readGateway(&r, main: main, file: mainFile)
+        var gatewayGroups: [String: [String]] = [:]
+        var groupLines: [String: Int] = [:]
+        let gateway = try readGateway(
+            &r, main: main, file: mainFile, groups: &gatewayGroups, groupLines: &groupLines)
         var defaults = ServerConfig(name: "", file: mainFile, plugin: "")
         if let d = try r.table("defaults") {
             var dr = TableReader(table: d, file: mainFile, prefix: "defaults.")
@@ -80,6 +83,14 @@ public struct ConfigLoader {
                 )
             }
             try checkGatewayPrefixes(servers, lines: lines)
+            let known = Set(servers.map(\.group).filter { !$0.isEmpty })
+            for group in gatewayGroups.keys.sorted() where !known.contains(group) {
+                throw ConfigError(
+                    file: mainFile, line: groupLines[group], key: "gateway.groups.\(group)",
+                    message:
+                        "no server is in group '\(group)' (groups: \(known.isEmpty ? "none" : known.sorted().joined(separator: ", ")))"
+                )
+            }
             config.gateway = GatewaySettings()
             servers.append(gateway)
             lines[GatewaySettings.serverName] = [:]
@@ -402,9 +413,10 @@ public struct ConfigLoader {
     }
 
     /// `[gateway]`: the gateway as a server of its own (its port, restarts and health like any server's).
-    private func readGateway(_ r: inout TableReader, main: TOMLTable, file: String) throws(ConfigError)
-        -> ServerConfig?
-    {
+    private func readGateway(
+        _ r: inout TableReader, main: TOMLTable, file: String, groups gatewayGroups: inout [String: [String]],
+        groupLines: inout [String: Int]
+    ) throws(ConfigError) -> ServerConfig? {
         guard let t = try r.table("gateway") else { return nil }
         var g = TableReader(table: t, file: file, prefix: "gateway.")
         var s = ServerConfig(name: GatewaySettings.serverName, file: file, plugin: "")
@@ -414,6 +426,37 @@ public struct ConfigLoader {
             s.port = port
         }
         if let args = try g.stringArray("args") { s.hostArguments = args.values }
+        if let groups = try g.table("groups") {
+            var allow: [String: [String]] = [:]
+            for e in groups.entries {
+                guard case .table(let t) = e.value else {
+                    throw ConfigError(
+                        file: file, line: e.line, key: "gateway.groups.\(e.key)",
+                        message: "must be a table ([gateway.groups.\(e.key)] with tools = [...])")
+                }
+                guard Self.isValidGroup(e.key) else {
+                    throw ConfigError(
+                        file: file, line: e.line, key: "gateway.groups.\(e.key)",
+                        message: "'\(e.key)' is not a valid group (1-64 of letters, digits, '_', '.', '-')")
+                }
+                var gr = TableReader(table: t, file: file, prefix: "gateway.groups.\(e.key).")
+                let listed = try gr.stringArray("tools")?.values
+                let tools = listed ?? []
+                for tool in tools where !tool.contains(GatewaySettings.separator) {
+                    throw gr.error(
+                        "tools", line: t["tools"]?.line,
+                        "'\(tool)' is not a gateway name (<server>\(GatewaySettings.separator)<tool>, docs/gateway.md)")
+                }
+                try gr.rejectUnknown()
+                groupLines[e.key] = e.line
+                gatewayGroups[e.key] = tools
+                if listed != nil { allow[e.key] = tools }  // without `tools`: every tool of the group
+            }
+            for (group, tools) in allow.sorted(by: { $0.key < $1.key }) {
+                for tool in tools { s.hostArguments += ["--allow", "\(group)=\(tool)"] }
+                if tools.isEmpty { s.hostArguments += ["--allow", "\(group)="] }
+            }
+        }
         try g.rejectUnknown()
         return s
     }

@@ -51,6 +51,12 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Seconds a backend has to answer each list request.")
     var listTimeout: Double = 10
 
+    @Option(
+        help:
+            "How many times a call is sent at most: again only when it provably did not reach the server, or was lost with its connection and the tool is read-only or idempotent (1: never again)."
+    )
+    var retryAttempts: Int = 10
+
     @Option(help: "Seconds in-flight calls get to finish after SIGTERM.")
     var drainTimeout: Double = 10
 
@@ -66,7 +72,8 @@ struct GatewayCommand: ParsableCommand {
     var logFormat: String?
 
     func validate() throws {
-        guard maxBodyBytes > 0, callTimeout > 0, listTimeout > 0, drainTimeout >= 0, maxConcurrency > 0, threads > 0
+        guard maxBodyBytes > 0, callTimeout > 0, listTimeout > 0, drainTimeout >= 0, maxConcurrency > 0, threads > 0,
+            retryAttempts > 0
         else { throw ValidationError("sizes, timeouts and counts must be positive") }
         if let logFormat, LogFormat(rawValue: logFormat) == nil {
             throw ValidationError("--log-format must be text or json, not '\(logFormat)'")
@@ -130,7 +137,7 @@ struct GatewayCommand: ParsableCommand {
         let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let gateway = GatewayServer(
             group: clients, maxConcurrency: maxConcurrency, listTimeout: .nanoseconds(Int64(listTimeout * 1e9)),
-            allow: try allowlists()
+            callTimeout: .nanoseconds(Int64(callTimeout * 1e9)), retryAttempts: retryAttempts, allow: try allowlists()
         ) { line in log.stderr.info("\(line)", metadata: [LogKey.event: .string(LogEventName.gatewayLog)]) }
         let fixed = try backends()
         if !fixed.isEmpty { gateway.serve(fixed: fixed) }

@@ -340,3 +340,95 @@ def test_an_allowlist_for_a_group_without_servers_or_with_a_bare_name_is_refused
     out = env.check_config()
     assert out.returncode != 0
     assert "gateway.groups.docs.tools: 'echo' is not a gateway name" in out.stderr, out.stderr
+
+
+def test_a_kill_storm_fails_no_idempotent_call_and_runs_no_call_twice(env, tmp_path, gateway_args=()):
+    """Replicas are SIGKILLed one at a time (the other keeps serving) while clients call through the gateway: a
+    read-only tool (faulty's lookup, 30 ms per call, so kills find calls in flight) sees zero failed calls, because
+    a call lost with its connection is sent again;
+    a tool that is not idempotent (faulty's mark, which appends one line per run to a file) may fail, but no call
+    ever runs twice."""
+    import random
+    import threading
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    marks_file = marks / "marks"
+    port = free_port()
+    env.write_main(control_socket=str(env.control_socket), gateway={"port": port, "args": list(gateway_args)},
+                   defaults={"intensity": {"max_restarts": 1000, "window": 60},
+                             "backoff": {"initial": 0.05, "max": 0.2}})
+    env.write_server("marker", plugin_path("faulty"), replicas=2, config={"extra_tools": True},
+                     env={"FAULTY_MARKS": str(marks_file)}, sandbox={"write_paths": [str(marks)]})
+    run_ = env.start()
+    run_.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
+    url = f"http://127.0.0.1:{port}/mcp"
+    wait_until(lambda: {"marker__lookup", "marker__mark"} <= set(tool_names(url)), 30, "the gateway lists both")
+
+    stop = threading.Event()
+    kills: list[tuple[str, int]] = []
+
+    def storm():
+        while not stop.is_set():
+            for name in ("marker",):
+                running = [r["pid"] for r in env.status(name)["replicas"] if r["state"] == "running" and r["pid"]]
+                if len(running) == 2:  # one keeps serving while the other is killed
+                    victim = random.choice(running)
+                    os.kill(victim, signal.SIGKILL)
+                    kills.append((name, victim))
+            stop.wait(0.2)  # the storm's pace, not a synchronisation
+
+    outcomes: dict = {"add_ok": 0, "add_failed": [], "mark_ok": [], "mark_failed": []}
+
+    async def body(c: Client):
+        deadline = time.monotonic() + 25  # inside run_client's 30 s
+
+        def more(i: int, least: int) -> bool:
+            # Until the storm has killed enough replicas (and at least `least` calls each), within the deadline.
+            return time.monotonic() < deadline and (i < least or len(kills) < 6)
+
+        async def adder(worker: int):
+            i = 0
+            while more(i, 60):
+                i += 1
+                try:
+                    r = await c.call_tool("marker__lookup", {"id": f"l{worker}-{i}", "ms": 30})
+                    if r.is_error or [b.text for b in r.content] != [f"found l{worker}-{i}"]:
+                        outcomes["add_failed"].append(repr(r))
+                    else:
+                        outcomes["add_ok"] += 1
+                except MCPError as e:
+                    outcomes["add_failed"].append(str(e))
+
+        async def marker(worker: int):
+            i = 0
+            while more(i, 40):
+                i += 1
+                mark_id = f"w{worker}-{i}"
+                try:
+                    r = await c.call_tool("marker__mark", {"id": mark_id, "ms": 10})
+                    (outcomes["mark_failed"] if r.is_error else outcomes["mark_ok"]).append(mark_id)
+                except MCPError:
+                    outcomes["mark_failed"].append(mark_id)
+
+        async with anyio.create_task_group() as tg:
+            for w in range(3):
+                tg.start_soon(adder, w)
+                tg.start_soon(marker, w)
+
+    thread = threading.Thread(target=storm, daemon=True)
+    thread.start()
+    try:
+        run(run_client(url, "auto", body))
+    finally:
+        stop.set()
+        thread.join(10)
+    print(f"kills: {len(kills)}, add ok {outcomes['add_ok']}, add failed {len(outcomes['add_failed'])}, "
+          f"mark ok {len(outcomes['mark_ok'])}, mark failed {len(outcomes['mark_failed'])}")
+    assert len(kills) >= 6, f"the storm killed only {kills} within the deadline"
+    assert outcomes["add_failed"] == [], outcomes["add_failed"][:5]
+    assert outcomes["add_ok"] >= 180
+    ran = [line.split()[0] for line in marks_file.read_text().splitlines()]
+    twice = {i for i in ran if ran.count(i) > 1}
+    assert not twice, f"calls run more than once: {sorted(twice)}"
+    assert set(outcomes["mark_ok"]) <= set(ran), "a call the client saw succeed left no mark"

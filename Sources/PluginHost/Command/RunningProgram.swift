@@ -58,16 +58,23 @@ public struct ProgramExit: Sendable, CustomStringConvertible {
     }
 }
 
-/// An error a JSON-RPC request to the program ended with.
 /// What waits for a request's answer: the result, and the answer's length in bytes when known.
 typealias Waiting = @Sendable (Result<JSONValue, ProgramRPCError>, Int?) -> Void
 
+/// An error a JSON-RPC request to the program ended with.
 struct ProgramRPCError: Error, Sendable {
     var code: Int64
     var message: String
     var data: JSONValue?
+    /// The request provably never reached the server (no connection, the connection failed before the request
+    /// was written, or the server refused it unread with 503): the gateway may send it again (docs/gateway.md).
+    var unsent = false
+    /// The error is the connection's (closed, reset, timed out), not an answer the server sent.
+    var transport = false
 
-    static func closed(_ why: String) -> ProgramRPCError { ProgramRPCError(code: -32603, message: why) }
+    static func closed(_ why: String, unsent: Bool = false) -> ProgramRPCError {
+        ProgramRPCError(code: -32603, message: why, unsent: unsent, transport: true)
+    }
 }
 
 /// One running program and the JSON-RPC connection to it: requests the host sends (ids are the host's own
@@ -283,7 +290,7 @@ final class RunningProgram: Sendable {
                 if case .http(let endpoint) = spec.transport {
                     http = HTTPProgramClient(
                         group: group, port: port, path: endpoint, connectWithin: connectWithin,
-                        deliver: { shared.receive($0, size: $1) }, failed: { id, why in shared.fail(id, why) })
+                        deliver: { shared.receive($0, size: $1) }, failed: { id, why, _ in shared.fail(id, why) })
                 } else {
                     http = nil
                 }

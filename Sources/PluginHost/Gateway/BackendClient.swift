@@ -28,7 +28,7 @@ final class BackendClient: Sendable {
         http = HTTPProgramClient(
             group: group, port: port, path: "/mcp", connectWithin: .zero,
             deliver: { value, size in pending.receive(value, size: size) },
-            failed: { id, why in pending.fail(id, why) })
+            failed: { id, why, unsent in pending.fail(id, why, unsent: unsent) })
         http.agreed(protocolVersion: Self.version)
     }
 
@@ -69,8 +69,8 @@ final class BackendClient: Sendable {
             }
         }
 
-        func fail(_ id: Int64, _ why: String) {
-            state.withLock { $0.waiting.removeValue(forKey: id) }?(.failure(.closed(why)), nil)
+        func fail(_ id: Int64, _ why: String, unsent: Bool) {
+            state.withLock { $0.waiting.removeValue(forKey: id) }?(.failure(.closed(why, unsent: unsent)), nil)
         }
     }
 
@@ -116,7 +116,8 @@ final class BackendClient: Sendable {
             let pending = self.pending
             loop.scheduleTask(in: .nanoseconds(Int64(timeout.nanoseconds))) {
                 pending.state.withLock { $0.waiting.removeValue(forKey: id) }?(
-                    .failure(ProgramRPCError(code: -32001, message: "no answer within \(timeout)")), nil)
+                    .failure(ProgramRPCError(code: -32001, message: "no answer within \(timeout)", transport: true)),
+                    nil)
             }
         }
         return id
@@ -139,6 +140,9 @@ final class BackendClient: Sendable {
         http.post(
             JSONRPC.notification(method: method, params: .object(p)), requestID: nil, headers: [("Mcp-Method", method)])
     }
+
+    /// Closes the idle connections (the server restarted: they may lead to a replica that is gone).
+    func dropIdle() { http.dropIdle() }
 
     /// Ends every request with `why` and closes the connections.
     func close(_ why: String) {

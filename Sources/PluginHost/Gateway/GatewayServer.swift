@@ -73,11 +73,20 @@ public final class GatewayServer: Sendable {
     /// `[gateway.groups.<name>] tools = [...]`: a group's allowlist of served tool names (none: all its tools).
     private let allow: [String: Set<String>]
     private let views = Mutex<[String: GatewayView]>([:])
+    private let callTimeout: Duration
+    let retryPolicy: RetryPolicy
+    /// Calls sent again (docs/gateway.md, "Retries").
+    let retries = Atomic<Int>(0)
 
     public init(
         group: EventLoopGroup, maxConcurrency: Int, listTimeout: Duration = .seconds(10),
-        allow: [String: [String]] = [:], log: @escaping @Sendable (String) -> Void
+        callTimeout: Duration = .seconds(60), retryAttempts: Int = 10, allow: [String: [String]] = [:],
+        log: @escaping @Sendable (String) -> Void
     ) {
+        self.callTimeout = callTimeout
+        var retry = RetryPolicy()
+        retry.attempts = max(1, retryAttempts)
+        self.retryPolicy = retry
         self.allow = allow.mapValues(Set.init)
         self.group = group
         self.concurrency = maxConcurrency
@@ -115,7 +124,10 @@ public final class GatewayServer: Sendable {
             }
             for row in table {
                 if var b = s.backends[row.name], b.row.port == row.port {
-                    if b.readGeneration != row.generation { b.stale = true }
+                    if b.row.generation != row.generation {
+                        b.stale = true
+                        b.client.dropIdle()
+                    }
                     b.row = row
                     s.backends[row.name] = b
                 } else {
@@ -396,8 +408,9 @@ public final class GatewayServer: Sendable {
 
     // MARK: Calls
 
-    private func start(_ call: PluginCall) {
-        let routed = state.withLock { s -> (Backend, String?)? in
+    /// Which backend serves a call, and the name there.
+    private func route(_ call: PluginCall) -> (Backend, String?)? {
+        state.withLock { s -> (Backend, String?)? in
             let backend: String?
             var own: String? = nil
             switch call.kind {
@@ -420,7 +433,42 @@ public final class GatewayServer: Sendable {
             guard let backend, let b = s.backends[backend] else { return nil }
             return (b, own)
         }
-        guard let (backend, own) = routed else {
+    }
+
+    /// How often, and how far apart, a call is sent again (docs/gateway.md, "Retries").
+    struct RetryPolicy: Sendable {
+        var attempts = 10
+        var initial: Duration = .milliseconds(25)
+        var max: Duration = .seconds(1)
+
+        /// The pause before attempt `n` (1-based: the first retry), ±50 % jitter.
+        func delay(before n: Int) -> Duration {
+            var d = initial
+            for _ in 1..<n where d < max { d = d * 2 }
+            d = min(d, max)
+            return d * Double.random(in: 0.5..<1.5)
+        }
+    }
+
+    private func start(_ call: PluginCall) {
+        if call.isCancelled {
+            _ = call.finish(with: .internalError("cancelled before it started"))
+            return
+        }
+        let key = call.id
+        call.onCancel { [weak self] in self?.cancelled(key) }
+        attempt(call, number: 0, deadline: .now + callTimeout)
+    }
+
+    /// Sends the call (attempt `number`, 0 first). A failure is retried, with backoff, while the call's deadline
+    /// and the attempt budget allow, when it provably never reached the server, or when it was lost with its
+    /// connection and the tool says running it twice is harmless (readOnlyHint or idempotentHint).
+    private func attempt(_ call: PluginCall, number: Int, deadline: ContinuousClock.Instant) {
+        guard !call.isCancelled else {
+            _ = call.finish(with: .internalError("cancelled"))
+            return
+        }
+        guard let (backend, own) = route(call) else {
             _ = call.finish(with: .invalidParams("no server behind the gateway serves \(call.kind.activity)"))
             return
         }
@@ -428,30 +476,59 @@ public final class GatewayServer: Sendable {
         case .running, .starting:
             break  // a starting server's socket holds the connection until a replica accepts it
         case .fatal, .stopped, .exited:
+            state.withLock { _ = $0.calls.removeValue(forKey: call.id) }
             _ = call.finish(
                 with: .internalError(
                     "server '\(backend.row.name)' is \(Self.describe(backend.row.state)); the gateway cannot reach it"))
             return
         }
-        if call.isCancelled {
-            _ = call.finish(with: .internalError("cancelled before it started"))
-            return
-        }
         let (method, params) = RemoteOutcome.request(for: call, name: own)
         var headers: [(String, String)] = []
-        if case .tool = call.kind, let own, let tool = backendTool(backend, own) {
-            headers = ModernRequestRules.paramHeaders(mirrored: tool.mirroredHeaders, arguments: call.arguments)
+        var harmless = false
+        if case .tool(let full) = call.kind, let own {
+            if let tool = backendTool(backend, own) {
+                headers = ModernRequestRules.paramHeaders(mirrored: tool.mirroredHeaders, arguments: call.arguments)
+            }
+            var hints = catalog.tool(named: full)?.json["annotations"]
+            if case .raw(let bytes)? = hints { hints = try? JSONParser.parse(bytes) }  // kept as the server wrote it
+            harmless = hints?["readOnlyHint"]?.boolValue == true || hints?["idempotentHint"]?.boolValue == true
+        } else if case .resource = call.kind {
+            harmless = true  // reading a resource changes nothing
         }
         let client = backend.client
         let name = backend.row.name
         let key = call.id
         let rpcID = client.reserveID()
-        state.withLock { $0.calls[key] = GatewayCall(backend: name, rpcID: rpcID, call: call) }
-        call.onCancel { [weak self] in self?.cancelled(key) }
+        let live = state.withLock { s -> Bool in
+            guard !s.closing else { return false }
+            s.calls[key] = GatewayCall(backend: name, rpcID: rpcID, call: call)
+            return true
+        }
+        guard live else {
+            _ = call.finish(with: .internalError("the gateway is stopping"))
+            return
+        }
+        let retry = retryPolicy
+        let mayRepeat = harmless
         client.request(method, params, headers: headers, progress: true, id: rpcID, timeout: nil) {
             [weak self] result, size in
             guard let self else { return }
-            guard let entry = self.state.withLock({ $0.calls.removeValue(forKey: key) }) else { return }
+            guard
+                let entry = self.state.withLock({ s -> GatewayCall? in
+                    guard s.calls[key]?.rpcID == rpcID else { return nil }
+                    return s.calls.removeValue(forKey: key)
+                })
+            else { return }
+            if case .failure(let e) = result, e.unsent || (e.transport && mayRepeat), number + 1 < retry.attempts {
+                let pause = retry.delay(before: number + 1)
+                if ContinuousClock.now + pause < deadline, !entry.call.isCancelled {
+                    self.retries.add(1, ordering: .relaxed)
+                    self.group.next().scheduleTask(in: .nanoseconds(Int64(pause.nanoseconds))) { [weak self] in
+                        self?.attempt(entry.call, number: number + 1, deadline: deadline)
+                    }
+                    return
+                }
+            }
             if case .success(let value) = result, value["resultType"]?.stringValue == "input_required" {
                 _ = entry.call.finish(
                     with: .internalError(

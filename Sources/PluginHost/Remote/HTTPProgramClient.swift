@@ -15,7 +15,7 @@ final class HTTPProgramClient: Sendable {
     let path: String
     private let group: EventLoopGroup
     private let deliver: @Sendable (JSONValue, Int?) -> Void
-    private let failed: @Sendable (Int64, String) -> Void
+    private let failed: @Sendable (Int64, String, Bool) -> Void
     private let state = Mutex(ClientState())
 
     private struct ClientState {
@@ -31,10 +31,12 @@ final class HTTPProgramClient: Sendable {
         init() { connectDeadline = .now }
     }
 
-    /// `failed(id, why)` ends the request `id` when its POST fails (no connection, an HTTP error status).
+    /// `failed(id, why, unsent)` ends the request `id` when its POST fails (no connection, an HTTP error status);
+    /// `unsent` when the server provably never got it (ProgramRPCError.unsent).
     init(
         group: EventLoopGroup, port: Int, path: String, connectWithin: Duration,
-        deliver: @escaping @Sendable (JSONValue, Int?) -> Void, failed: @escaping @Sendable (Int64, String) -> Void
+        deliver: @escaping @Sendable (JSONValue, Int?) -> Void,
+        failed: @escaping @Sendable (Int64, String, Bool) -> Void
     ) {
         self.group = group
         self.port = port
@@ -57,7 +59,7 @@ final class HTTPProgramClient: Sendable {
         connection { [self] result in
             switch result {
             case .failure(let why):
-                if let requestID { failed(requestID, why.message) }
+                if let requestID { failed(requestID, why.message, true) }
             case .success(let channel):
                 let exchange = Exchange(client: self, requestID: requestID, stream: false)
                 send(method: .POST, body: body, extra: extra, on: channel, exchange: exchange)
@@ -72,6 +74,15 @@ final class HTTPProgramClient: Sendable {
             state.withLock { $0.getStream = channel }
             send(method: .GET, body: [], on: channel, exchange: Exchange(client: self, requestID: nil, stream: true))
         }
+    }
+
+    /// Closes the idle connections (after a restart of the server they may lead to a replica that is gone).
+    func dropIdle() {
+        let idle = state.withLock { s -> [Channel] in
+            defer { s.idle = [] }
+            return s.idle
+        }
+        for c in idle { c.close(promise: nil) }
     }
 
     /// Closes every connection; nothing is sent after this.
@@ -166,8 +177,10 @@ final class HTTPProgramClient: Sendable {
         }
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
         channel.eventLoop.execute {
-            guard let handler = try? channel.pipeline.syncOperations.handler(type: ProgramResponseHandler.self) else {
-                exchange.fail("the connection to the program closed")
+            guard channel.isActive,
+                let handler = try? channel.pipeline.syncOperations.handler(type: ProgramResponseHandler.self)
+            else {
+                exchange.fail("the connection to the program closed", unsent: true)
                 return
             }
             handler.exchange = exchange
@@ -177,8 +190,11 @@ final class HTTPProgramClient: Sendable {
                 buffer.writeBytes(body)
                 channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
             }
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { error in
-                exchange.fail("cannot send to the program: \(error)")
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenComplete { result in
+                switch result {
+                case .success: exchange.wrote = true
+                case .failure(let error): exchange.fail("cannot send to the program: \(error)", unsent: true)
+                }
             }
         }
     }
@@ -196,6 +212,8 @@ final class HTTPProgramClient: Sendable {
         var body: [UInt8] = []
         var sse = SSEParser()
         var finished = false
+        /// The whole request was handed to the kernel (from then on the server may have read it).
+        var wrote = false
 
         init(client: HTTPProgramClient, requestID: Int64?, stream: Bool) {
             self.client = client
@@ -233,6 +251,9 @@ final class HTTPProgramClient: Sendable {
                 // An HTTP error that carries the JSON-RPC error (a 2026-07-28 server's 400 for a bad header).
                 client.received(body)
                 fail("the program answered HTTP \(status)")
+            } else if status == 503 {
+                // Refused unread (a draining host answers 503 before it looks at the request).
+                fail("the program answered HTTP 503 (refused, not run)", unsent: true)
             } else if status == 404, client.state.withLock({ $0.sessionID }) != nil {
                 fail("the program ended its session (HTTP 404)")
             } else if !stream {
@@ -246,9 +267,9 @@ final class HTTPProgramClient: Sendable {
             }
         }
 
-        func fail(_ why: String) {
+        func fail(_ why: String, unsent: Bool = false) {
             finished = true
-            if let requestID { client.failed(requestID, why) }
+            if let requestID { client.failed(requestID, why, unsent) }
         }
     }
 
@@ -298,7 +319,8 @@ private final class ProgramResponseHandler: ChannelInboundHandler {
             if e.eventStream && (200..<300).contains(e.status) {
                 e.end(channel: context.channel, reusable: false)
             } else {
-                e.fail("the program closed the connection")
+                // Before the request was written the server cannot have read it; after, it may have.
+                e.fail("the program closed the connection", unsent: !e.wrote)
             }
         }
         context.fireChannelInactive()

@@ -432,3 +432,43 @@ def test_a_kill_storm_fails_no_idempotent_call_and_runs_no_call_twice(env, tmp_p
     twice = {i for i in ran if ran.count(i) > 1}
     assert not twice, f"calls run more than once: {sorted(twice)}"
     assert set(outcomes["mark_ok"]) <= set(ran), "a call the client saw succeed left no mark"
+
+
+def test_the_gateway_counts_calls_retries_and_backends_on_the_metrics_page(env):
+    """`mcp_plugin_gateway_*` on the supervisor's /metrics (promtool-clean): calls by backend, method, name and
+    outcome, their durations, and which backends the gateway can reach."""
+    import subprocess
+    from test_metrics_endpoint import get, scrape, series
+
+    mport = free_port()
+    run_, port, url = start(env, servers={"ref": "reference", "rust": "rust_reference"},
+                            metrics_listen=f"127.0.0.1:{mport}")
+
+    async def body(c: Client):
+        for i in range(3):
+            await c.call_tool("ref__add", {"a": i, "b": 1})
+        await c.call_tool("ref__fail", {"message": "on purpose"})
+        await c.call_tool("rust__reverse", {"text": "x"})
+
+    run(run_client(url, "auto", body))
+    assert "result" in env.control("stop", {"server": "rust"})
+    wait_until(lambda: env.status("rust")["state"] == "stopped", 15, "rust stopped")
+
+    def calls(backend, name, outcome):
+        got = series(scrape(mport), "mcp_plugin_gateway_calls_total", server="gateway", backend=backend,
+                     method="tools/call", tool=name, outcome=outcome)
+        return got[0][1] if got else 0
+
+    assert calls("ref", "ref__add", "ok") == 3
+    assert calls("ref", "ref__fail", "tool_error") == 1
+    assert calls("rust", "rust__reverse", "ok") == 1
+    count = series(scrape(mport), "mcp_plugin_gateway_call_duration_seconds_count", server="gateway", backend="ref")
+    assert count and count[0][1] == 4
+    wait_until(lambda: [v for _, v in series(scrape(mport), "mcp_plugin_gateway_backend_up", server="gateway",
+                                             backend="rust", state="stopped")] == [0.0], 10,
+               "the gateway shows rust stopped")
+    up = series(scrape(mport), "mcp_plugin_gateway_backend_up", server="gateway", backend="ref")
+    assert [v for _, v in up] == [1.0]
+    status, _, page = get(mport, "/metrics")
+    check = subprocess.run(["promtool", "check", "metrics"], input=page, capture_output=True, timeout=30)
+    assert check.returncode == 0, (check.stdout + check.stderr).decode()

@@ -75,8 +75,7 @@ public final class GatewayServer: Sendable {
     private let views = Mutex<[String: GatewayView]>([:])
     private let callTimeout: Duration
     let retryPolicy: RetryPolicy
-    /// Calls sent again (docs/gateway.md, "Retries").
-    let retries = Atomic<Int>(0)
+    let metrics = GatewayMetrics()
 
     public init(
         group: EventLoopGroup, maxConcurrency: Int, listTimeout: Duration = .seconds(10),
@@ -457,13 +456,15 @@ public final class GatewayServer: Sendable {
         }
         let key = call.id
         call.onCancel { [weak self] in self?.cancelled(key) }
-        attempt(call, number: 0, deadline: .now + callTimeout)
+        attempt(call, number: 0, started: .now, deadline: .now + callTimeout)
     }
 
     /// Sends the call (attempt `number`, 0 first). A failure is retried, with backoff, while the call's deadline
     /// and the attempt budget allow, when it provably never reached the server, or when it was lost with its
     /// connection and the tool says running it twice is harmless (readOnlyHint or idempotentHint).
-    private func attempt(_ call: PluginCall, number: Int, deadline: ContinuousClock.Instant) {
+    private func attempt(
+        _ call: PluginCall, number: Int, started: ContinuousClock.Instant, deadline: ContinuousClock.Instant
+    ) {
         guard !call.isCancelled else {
             _ = call.finish(with: .internalError("cancelled"))
             return
@@ -522,13 +523,14 @@ public final class GatewayServer: Sendable {
             if case .failure(let e) = result, e.unsent || (e.transport && mayRepeat), number + 1 < retry.attempts {
                 let pause = retry.delay(before: number + 1)
                 if ContinuousClock.now + pause < deadline, !entry.call.isCancelled {
-                    self.retries.add(1, ordering: .relaxed)
+                    self.metrics.retried(backend: name)
                     self.group.next().scheduleTask(in: .nanoseconds(Int64(pause.nanoseconds))) { [weak self] in
-                        self?.attempt(entry.call, number: number + 1, deadline: deadline)
+                        self?.attempt(entry.call, number: number + 1, started: started, deadline: deadline)
                     }
                     return
                 }
             }
+            self.count(entry.call, backend: name, result, since: started)
             if case .success(let value) = result, value["resultType"]?.stringValue == "input_required" {
                 _ = entry.call.finish(
                     with: .internalError(
@@ -537,6 +539,28 @@ public final class GatewayServer: Sendable {
             }
             RemoteOutcome.finish(entry.call, kind: entry.call.kind, result, size: size, who: "server '\(name)'")
         }
+    }
+
+    private func count(
+        _ call: PluginCall, backend: String, _ result: Result<JSONValue, ProgramRPCError>,
+        since: ContinuousClock.Instant
+    ) {
+        let (method, name): (String, String)
+        switch call.kind {
+        case .tool(let n): (method, name) = ("tools/call", n)
+        case .prompt(let n): (method, name) = ("prompts/get", n)
+        case .resource: (method, name) = ("resources/read", "")
+        case .complete: (method, name) = ("completion/complete", "")
+        }
+        let outcome: String
+        switch result {
+        case .success(let v): outcome = v["isError"]?.boolValue == true ? "tool_error" : "ok"
+        case .failure: outcome = "error"
+        }
+        let elapsed = since.duration(to: .now)
+        metrics.call(
+            backend: backend, method: method, name: name, outcome: outcome,
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
     /// The tool as its backend declared it (for the headers its schema mirrors).
@@ -603,7 +627,15 @@ extension GatewayServer: HostedServer {
 
     var slotsBusy: Int { state.withLock { $0.calls.count } }
     var stuckCallCount: Int { 0 }
-    func pluginSeries() -> [PluginMetricFamily] { [] }
+    /// The gateway's own series (docs/gateway.md, "Metrics").
+    func pluginSeries() -> [PluginMetricFamily] {
+        let backends = state.withLock { s in
+            s.backends.values.sorted { $0.row.name < $1.row.name }.map {
+                (name: $0.row.name, state: $0.row.state.rawValue)
+            }
+        }
+        return metrics.families(backends: backends)
+    }
     func relayChanges(to relay: @escaping @Sendable (PluginChange) -> Void) {}
     func listsChanged(_ lists: UInt32) {}
     func resourceUpdated(_ uri: String) {}

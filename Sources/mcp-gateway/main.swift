@@ -36,6 +36,12 @@ struct GatewayCommand: ParsableCommand {
     )
     var allow: [String] = []
 
+    @Option(
+        help:
+            "Keep a read-only tool's answers, as NAME=SECONDS (repeatable; NAME as served, server__tool): the same call within that time is answered from the cache."
+    )
+    var cacheTtl: [String] = []
+
     @Option(help: "Also accept this Host header name (loopback names always pass).")
     var allowedHost: [String] = []
 
@@ -80,6 +86,19 @@ struct GatewayCommand: ParsableCommand {
         }
         _ = try backends()
         _ = try allowlists()
+        _ = try cacheTTLs()
+    }
+
+    /// `--cache-ttl NAME=SECONDS`.
+    func cacheTTLs() throws -> [String: Duration] {
+        var out: [String: Duration] = [:]
+        for text in cacheTtl {
+            guard let eq = text.firstIndex(of: "="), eq != text.startIndex,
+                let seconds = Double(text[text.index(after: eq)...]), seconds > 0, seconds <= 86400
+            else { throw ValidationError("--cache-ttl must be NAME=SECONDS (0 < SECONDS <= 86400), not '\(text)'") }
+            out[String(text[..<eq])] = .nanoseconds(Int64(seconds * 1e9))
+        }
+        return out
     }
 
     /// `--allow GROUP=NAME`, by group.
@@ -137,7 +156,8 @@ struct GatewayCommand: ParsableCommand {
         let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let gateway = GatewayServer(
             group: clients, maxConcurrency: maxConcurrency, listTimeout: .nanoseconds(Int64(listTimeout * 1e9)),
-            callTimeout: .nanoseconds(Int64(callTimeout * 1e9)), retryAttempts: retryAttempts, allow: try allowlists()
+            callTimeout: .nanoseconds(Int64(callTimeout * 1e9)), retryAttempts: retryAttempts, allow: try allowlists(),
+            cacheTTL: try cacheTTLs()
         ) { line in log.stderr.info("\(line)", metadata: [LogKey.event: .string(LogEventName.gatewayLog)]) }
         let fixed = try backends()
         if !fixed.isEmpty { gateway.serve(fixed: fixed) }

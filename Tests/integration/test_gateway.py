@@ -472,3 +472,113 @@ def test_the_gateway_counts_calls_retries_and_backends_on_the_metrics_page(env):
     status, _, page = get(mport, "/metrics")
     check = subprocess.run(["promtool", "check", "metrics"], input=page, capture_output=True, timeout=30)
     assert check.returncode == 0, (check.stdout + check.stderr).decode()
+
+
+def cache_world(env, tmp_path, ttl: float):
+    """The faulty plugin's lookup (read-only, records each run) and mark (not read-only) behind a gateway that
+    keeps both for `ttl` seconds; returns (run, url, mport, runs()) where runs() lists the lookups that ran."""
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    lookups = runs_dir / "lookups"
+    port, mport = free_port(), free_port()
+    env.write_main(control_socket=str(env.control_socket), metrics_listen=f"127.0.0.1:{mport}",
+                   gateway={"port": port, "cache_ttl": {"faulty__lookup": ttl, "faulty__mark": ttl}})
+    env.write_server("faulty", plugin_path("faulty"), config={"extra_tools": True},
+                     env={"FAULTY_LOOKUPS": str(lookups), "FAULTY_MARKS": str(runs_dir / "marks")},
+                     sandbox={"write_paths": [str(runs_dir)]})
+    run_ = env.start()
+    run_.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
+    url = f"http://127.0.0.1:{port}/mcp"
+    wait_until(lambda: "faulty__lookup" in tool_names(url), 30, "the gateway lists faulty")
+
+    def runs() -> list[str]:
+        return [l.split()[0] for l in lookups.read_text().splitlines()] if lookups.exists() else []
+
+    return run_, url, mport, runs, runs_dir
+
+
+def lookup(url: str, id: str, mode: str = "auto") -> list[str]:
+    async def body(c: Client):
+        r = await c.call_tool("faulty__lookup", {"id": id})
+        return [b.text for b in r.content]
+
+    return run(run_client(url, mode, body))[0]
+
+
+def test_the_cache_answers_a_repeated_read_only_call_and_counts_it(env, tmp_path):
+    from test_metrics_endpoint import scrape, series
+
+    run_, url, mport, runs, runs_dir = cache_world(env, tmp_path, ttl=300)
+    assert lookup(url, "a") == ["found a"]
+    assert lookup(url, "a", "legacy") == ["found a"]  # the same call from another client and era: cached
+    assert lookup(url, "b") == ["found b"]  # other arguments: a call of its own
+    assert runs() == ["a", "b"]
+    looked = {l["result"]: v for l, v in series(scrape(mport), "mcp_plugin_gateway_cache_lookups_total",
+                                                server="gateway", backend="faulty")}
+    assert looked == {"hit": 1.0, "miss": 2.0}
+
+    # A tool that is not read-only is never cached, whatever the configuration says (and the log says why).
+    async def mark(c: Client):
+        return [await c.call_tool("faulty__mark", {"id": "m"}) for _ in range(2)]
+
+    run(run_client(url, "auto", mark))
+    assert (runs_dir / "marks").read_text().count("m ") == 2
+    run_.wait_for(r"cache_ttl for 'faulty__mark' is ignored: its server does not annotate it readOnlyHint", 10)
+
+
+def test_a_cached_answer_expires(env, tmp_path):
+    run_, url, mport, runs, _ = cache_world(env, tmp_path, ttl=1)
+    assert lookup(url, "x") == ["found x"]
+    assert lookup(url, "x") == ["found x"]
+    assert runs() == ["x"]
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.1:  # the clock, not an event, is what expires it
+        time.sleep(0.05)
+    assert lookup(url, "x") == ["found x"]
+    assert runs() == ["x", "x"]
+
+
+
+def test_a_restart_of_the_server_drops_its_cached_answers(env, tmp_path):
+    run_, url, mport, runs, _ = cache_world(env, tmp_path, ttl=300)
+    assert lookup(url, "y") == ["found y"]
+    assert lookup(url, "y") == ["found y"]
+    assert runs() == ["y"]
+    pid = env.status("faulty")["replicas"][0]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: env.status("faulty")["state"] == "running" and env.status("faulty")["replicas"][0]["pid"] != pid,
+               20, "faulty restarted")
+    # The gateway hears of the restart from the supervisor's table; until it has, an answer may still come from
+    # the cache, so wait for the second run (each attempt is a call, and only a fresh one records).
+    wait_until(lambda: lookup(url, "y") == ["found y"] and runs().count("y") == 2, 10,
+               "a call after the restart ran again")
+    assert runs().count("y") == 2
+
+
+def test_a_public_resource_is_kept_for_its_ttl_until_its_server_says_it_changed(env):
+    """ref's readme comes with cacheScope public and ttlMs: the gateway keeps it; the server's
+    notifications/resources/updated for it (its announce tool) drops it, so the next read goes to the server."""
+    from test_metrics_endpoint import scrape, series
+
+    mport = free_port()
+    run_, port, url = start(env, servers={"ref": "reference"}, metrics_listen=f"127.0.0.1:{mport}")
+
+    def looked() -> dict:
+        return {l["result"]: v for l, v in series(scrape(mport), "mcp_plugin_gateway_cache_lookups_total",
+                                                  server="gateway", backend="ref")}
+
+    async def read(c: Client):
+        return (await c.read_resource("reference://readme")).contents[0].text
+
+    first, _ = run(run_client(url, "auto", read))
+    second, _ = run(run_client(url, "legacy", read))
+    assert first == second and first.startswith("This is the reference plugin")
+    assert looked() == {"hit": 1.0, "miss": 1.0}
+
+    async def announce(c: Client):
+        return await c.call_tool("ref__announce", {"uri": "reference://readme"})
+
+    run(run_client(url, "auto", announce))
+    # The update reaches the gateway on its listen stream to ref: wait until a read is a miss again.
+    wait_until(lambda: run(run_client(url, "auto", read))[0] == first and looked().get("miss") == 2.0, 10,
+               "a read after the update went to the server")

@@ -76,12 +76,17 @@ public final class GatewayServer: Sendable {
     private let callTimeout: Duration
     let retryPolicy: RetryPolicy
     let metrics = GatewayMetrics()
+    let cache = GatewayCache()
+    /// `[gateway.cache_ttl]`: how long a read-only tool's answer is kept, by its name on the gateway.
+    private let cacheTTL: [String: Duration]
+    private let warned = Mutex<Set<String>>([])
 
     public init(
         group: EventLoopGroup, maxConcurrency: Int, listTimeout: Duration = .seconds(10),
         callTimeout: Duration = .seconds(60), retryAttempts: Int = 10, allow: [String: [String]] = [:],
-        log: @escaping @Sendable (String) -> Void
+        cacheTTL: [String: Duration] = [:], log: @escaping @Sendable (String) -> Void
     ) {
+        self.cacheTTL = cacheTTL
         self.callTimeout = callTimeout
         var retry = RetryPolicy()
         retry.attempts = max(1, retryAttempts)
@@ -120,6 +125,7 @@ public final class GatewayServer: Sendable {
             for (name, b) in s.backends where !names.contains(name) {
                 closed.append(b.client)
                 s.backends[name] = nil
+                cache.invalidate(backend: name)
             }
             for row in table {
                 if var b = s.backends[row.name], b.row.port == row.port {
@@ -172,6 +178,7 @@ public final class GatewayServer: Sendable {
                     b.lists = lists
                     b.readGeneration = row.generation
                     b.stale = false
+                    cache.invalidate(backend: row.name)  // restarted, reloaded or changed: its answers may differ
                     if b.listen == nil {
                         listens.append((row.name, client, lists.resources.compactMap { $0["uri"]?.stringValue }))
                     }
@@ -389,6 +396,9 @@ public final class GatewayServer: Sendable {
                 refresh()
             }
         case "notifications/resources/updated":
+            if let uri = params["uri"]?.stringValue {
+                cache.remove(GatewayCache.key(method: "resources/read", name: uri, arguments: [:]))
+            }
             guard let uri = params["uri"]?.stringValue,
                 state.withLock({ s in s.routes.resources[uri] == backend || s.routes.resources[uri] == nil })
             else { return }
@@ -486,15 +496,37 @@ public final class GatewayServer: Sendable {
         let (method, params) = RemoteOutcome.request(for: call, name: own)
         var headers: [(String, String)] = []
         var harmless = false
+        var cacheKey: String?
+        var toolTTL: Duration?
+        // A retry that carries the client's input depends on more than the key (caching.mdx): never cached.
+        let cacheable = call.priorAnswers.isEmpty && call.priorState == nil
         if case .tool(let full) = call.kind, let own {
             if let tool = backendTool(backend, own) {
                 headers = ModernRequestRules.paramHeaders(mirrored: tool.mirroredHeaders, arguments: call.arguments)
             }
             var hints = catalog.tool(named: full)?.json["annotations"]
             if case .raw(let bytes)? = hints { hints = try? JSONParser.parse(bytes) }  // kept as the server wrote it
-            harmless = hints?["readOnlyHint"]?.boolValue == true || hints?["idempotentHint"]?.boolValue == true
-        } else if case .resource = call.kind {
+            let readOnly = hints?["readOnlyHint"]?.boolValue == true
+            harmless = readOnly || hints?["idempotentHint"]?.boolValue == true
+            if let ttl = cacheTTL[full], cacheable {
+                if readOnly {
+                    toolTTL = ttl
+                    cacheKey = GatewayCache.key(method: method, name: full, arguments: call.arguments)
+                } else {
+                    warnOnce("cache_ttl for '\(full)' is ignored: its server does not annotate it readOnlyHint")
+                }
+            }
+        } else if case .resource(let uri, _, _) = call.kind {
             harmless = true  // reading a resource changes nothing
+            if cacheable { cacheKey = GatewayCache.key(method: method, name: uri, arguments: [:]) }
+        }
+        if let cacheKey, number == 0 {
+            if let hit = cache.lookup(cacheKey) {
+                metrics.cache(backend: hit.backend, hit: true)
+                RemoteOutcome.finish(call, kind: call.kind, .success(hit.value), size: hit.size, who: "the cache")
+                return
+            }
+            metrics.cache(backend: backend.row.name, hit: false)
         }
         let client = backend.client
         let name = backend.row.name
@@ -511,6 +543,8 @@ public final class GatewayServer: Sendable {
         }
         let retry = retryPolicy
         let mayRepeat = harmless
+        let storeKey = cacheKey
+        let storeTTL = toolTTL
         client.request(method, params, headers: headers, progress: true, id: rpcID, timeout: nil) {
             [weak self] result, size in
             guard let self else { return }
@@ -531,6 +565,23 @@ public final class GatewayServer: Sendable {
                 }
             }
             self.count(entry.call, backend: name, result, since: started)
+            if let storeKey, case .success(let value) = result, value["isError"]?.boolValue != true,
+                value["resultType"]?.stringValue ?? "complete" == "complete"
+            {
+                // A tool's answer for its configured time; a resource for what its server said it may be kept,
+                // if every caller may see it.
+                var ttl = storeTTL
+                if storeTTL == nil, value["cacheScope"]?.stringValue == "public", let ms = value["ttlMs"]?.intValue,
+                    ms > 0
+                {
+                    ttl = .milliseconds(ms)
+                }
+                if let ttl {
+                    self.cache.store(
+                        storeKey, value: value, size: size ?? JSONWriter.serialize(value).count, backend: name, ttl: ttl
+                    )
+                }
+            }
             if case .success(let value) = result, value["resultType"]?.stringValue == "input_required" {
                 _ = entry.call.finish(
                     with: .internalError(
@@ -591,6 +642,11 @@ public final class GatewayServer: Sendable {
     }
 
     func log(_ line: String) { logSink(line) }
+
+    /// Logs `line` the first time only.
+    private func warnOnce(_ line: String) {
+        if warned.withLock({ $0.insert(line).inserted }) { log(line) }
+    }
 }
 
 extension GatewayServer: HostedServer {

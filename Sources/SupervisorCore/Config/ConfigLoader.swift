@@ -426,6 +426,32 @@ public struct ConfigLoader {
             s.port = port
         }
         if let args = try g.stringArray("args") { s.hostArguments = args.values }
+        if let ttls = try g.table("cache_ttl") {
+            for e in ttls.entries {
+                let key = "gateway.cache_ttl.\(e.key)"
+                let seconds: Double
+                switch e.value {
+                case .integer(let i): seconds = Double(i)
+                case .float(let f): seconds = f
+                default:
+                    throw ConfigError(
+                        file: file, line: e.line, key: key,
+                        message: "must be a number of seconds, not \(e.value.typeName)")
+                }
+                guard seconds > 0, seconds <= 86400 else {
+                    throw ConfigError(
+                        file: file, line: e.line, key: key, message: "must be more than 0 and at most 86400")
+                }
+                guard e.key.contains(GatewaySettings.separator) else {
+                    throw ConfigError(
+                        file: file, line: e.line, key: key,
+                        message:
+                            "'\(e.key)' is not a gateway name (<server>\(GatewaySettings.separator)<tool>, docs/gateway.md)"
+                    )
+                }
+                s.hostArguments += ["--cache-ttl", "\(e.key)=\(seconds)"]
+            }
+        }
         if let groups = try g.table("groups") {
             var allow: [String: [String]] = [:]
             for e in groups.entries {

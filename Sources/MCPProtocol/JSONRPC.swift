@@ -8,6 +8,10 @@ public enum JSONRPC {
     /// MCP 2025-11-25 and earlier: resource not found (replaced by -32602 in 2026-07-28).
     public static let legacyResourceNotFound: Int64 = -32002
     /// MCP 2026-07-28: HTTP headers do not match the body, or a required header is missing.
+    /// The gateway's edge refused the request: too many from this client address (HTTP 429, docs/errors.md).
+    public static let rateLimited: Int64 = -32010
+    /// The gateway's edge refused the request: no valid bearer token (HTTP 401, docs/errors.md).
+    public static let unauthorized: Int64 = -32011
     public static let headerMismatch: Int64 = -32020
     /// MCP 2026-07-28: a capability the request needs was not declared by the client.
     public static let missingClientCapability: Int64 = -32021

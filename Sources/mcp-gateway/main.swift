@@ -42,6 +42,21 @@ struct GatewayCommand: ParsableCommand {
     )
     var cacheTtl: [String] = []
 
+    @Option(help: "Let browsers from this origin call the gateway (CORS; repeatable; off by default).")
+    var corsOrigin: [String] = []
+
+    @Flag(inversion: .prefixedNo, help: "Compress JSON answers for clients that accept gzip.")
+    var gzip = true
+
+    @Option(help: "Require Authorization: Bearer <the first line of this file> on every request.")
+    var bearerTokenFile: String?
+
+    @Option(help: "Requests per second each client address may make (HTTP 429 beyond; off by default).")
+    var rateLimit: Double?
+
+    @Option(help: "With --rate-limit: the bucket's size (default: twice the rate).")
+    var rateBurst: Int?
+
     @Option(help: "Also accept this Host header name (loopback names always pass).")
     var allowedHost: [String] = []
 
@@ -78,7 +93,8 @@ struct GatewayCommand: ParsableCommand {
     var logFormat: String?
 
     func validate() throws {
-        guard maxBodyBytes > 0, callTimeout > 0, listTimeout > 0, drainTimeout >= 0, maxConcurrency > 0, threads > 0,
+        guard (rateLimit ?? 1) > 0, (rateBurst ?? 1) > 0, rateBurst == nil || rateLimit != nil,
+            maxBodyBytes > 0, callTimeout > 0, listTimeout > 0, drainTimeout >= 0, maxConcurrency > 0, threads > 0,
             retryAttempts > 0
         else { throw ValidationError("sizes, timeouts and counts must be positive") }
         if let logFormat, LogFormat(rawValue: logFormat) == nil {
@@ -152,6 +168,34 @@ struct GatewayCommand: ParsableCommand {
         hc.allowedOrigins = allowedOrigin
         if let hex = getenv(ChildEnvironment.requestStateKey).map({ String(cString: $0) }) {
             hc.requestStateKey = RequestStateKey.parse(hex: hex)
+        }
+        hc.edge.corsOrigins = corsOrigin
+        hc.edge.gzip = gzip
+        if let rateLimit {
+            hc.edge.ratePerSecond = rateLimit
+            hc.edge.rateBurst = rateBurst ?? max(1, Int((rateLimit * 2).rounded(.up)))
+        }
+        if let bearerTokenFile {
+            guard let f = fopen(bearerTokenFile, "r") else {
+                throw ExitCode(
+                    fail(
+                        HostFailure(
+                            .usage,
+                            "cannot read --bearer-token-file \(bearerTokenFile): \(String(cString: strerror(errno)))")))
+            }
+            var bytes = [UInt8](repeating: 0, count: 4096)
+            let n = fread(&bytes, 1, bytes.count, f)
+            fclose(f)
+            // The first line, without the spaces and tabs around it.
+            let line = bytes[0..<n].prefix { $0 != 0x0A && $0 != 0x0D }
+            let token = String(decoding: line, as: UTF8.self).filter { $0 != " " && $0 != "\t" }
+            guard token.utf8.count >= 16 else {
+                throw ExitCode(
+                    fail(
+                        HostFailure(
+                            .usage, "--bearer-token-file \(bearerTokenFile): the token must be 16 characters or more")))
+            }
+            hc.edge.bearerToken = Array(token.utf8)
         }
         let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let gateway = GatewayServer(

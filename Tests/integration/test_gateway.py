@@ -582,3 +582,88 @@ def test_a_public_resource_is_kept_for_its_ttl_until_its_server_says_it_changed(
     # The update reaches the gateway on its listen stream to ref: wait until a read is a miss again.
     wait_until(lambda: run(run_client(url, "auto", read))[0] == first and looked().get("miss") == 2.0, 10,
                "a read after the update went to the server")
+
+
+def edge_world(env, tmp_path, **gateway):
+    port = free_port()
+    env.write_main(control_socket=str(env.control_socket), gateway={"port": port, **gateway})
+    env.write_server("ref", plugin_path("reference"))
+    run_ = env.start()
+    run_.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
+    return run_, port
+
+
+def gateway_ready(port: int, headers: dict | None = None) -> bool:
+    from conftest import modern_post
+    reply = modern_post(port, "tools/list", extra_headers=headers or {})
+    return reply.status == 200 and any(t["name"].startswith("ref__") for t in reply.json()["result"]["tools"])
+
+
+def test_edge_gzip_cors_and_the_bearer_token(env, tmp_path):
+    import gzip as gz
+    from conftest import http_call, modern_body, modern_headers
+
+    token = "s3cret-token-of-the-test-0123456789"
+    (tmp_path / "token").write_text(token + "\n")
+    run_, port = edge_world(env, tmp_path, cors_origins=["https://app.example"],
+                            bearer_token_file=str(tmp_path / "token"))
+    auth = {"Authorization": f"Bearer {token}"}
+    wait_until(lambda: gateway_ready(port, auth), 30, "the gateway lists ref")
+
+    def post(method, params=None, **extra):
+        headers = {**modern_headers(method, params), **extra}
+        return http_call(port, "POST", body=modern_body(method, params), headers=headers)
+
+    # Bearer token: none or a wrong one is 401 with WWW-Authenticate and a JSON-RPC error; the right one passes.
+    none = post("tools/list")
+    assert none.status == 401 and none.header("WWW-Authenticate") == 'Bearer realm="mcp-gateway"'
+    assert json.loads(none.body)["error"]["code"] == -32011
+    assert post("tools/list", Authorization="Bearer " + "x" * len(token)).status == 401
+    # gzip for a client that accepts it, plain for one that does not; an event stream is never compressed.
+    zipped = post("tools/list", **auth, **{"Accept-Encoding": "gzip"})
+    assert zipped.status == 200 and zipped.header("Content-Encoding") == "gzip"
+    names = [t["name"] for t in json.loads(gz.decompress(zipped.body))["result"]["tools"]]
+    plain = post("tools/list", **auth)
+    assert plain.header("Content-Encoding") is None
+    assert [t["name"] for t in json.loads(plain.body)["result"]["tools"]] == names
+    streamed = post("tools/list", **auth, **{"Accept-Encoding": "gzip", "Accept": "text/event-stream"})
+    assert streamed.header("Content-Type").startswith("text/event-stream")
+    assert streamed.header("Content-Encoding") is None and b"ref__echo" in streamed.body
+    # CORS: the configured origin's preflight and requests; another origin is refused as before.
+    pre = http_call(port, "OPTIONS", headers={"Origin": "https://app.example",
+                                              "Access-Control-Request-Method": "POST"})
+    assert pre.status == 204 and pre.header("Access-Control-Allow-Origin") == "https://app.example"
+    assert "Mcp-Session-Id" in pre.header("Access-Control-Allow-Headers")
+    cross = post("tools/list", **auth, Origin="https://app.example")
+    assert cross.status == 200 and cross.header("Access-Control-Allow-Origin") == "https://app.example"
+    assert http_call(port, "OPTIONS", headers={"Origin": "https://evil.example"}).status == 403
+    assert post("tools/list", **auth, Origin="https://evil.example").status == 403
+    # The servers behind it keep their own rules (no token, no CORS there).
+    direct = http_call(env.status("ref")["port"], "POST", body=modern_body("tools/list"),
+                       headers=modern_headers("tools/list"))
+    assert direct.status == 200 and direct.header("Access-Control-Allow-Origin") is None
+
+
+def test_edge_rate_limit_answers_429_with_retry_after_and_recovers(env, tmp_path):
+    from conftest import modern_post
+
+    run_, port = edge_world(env, tmp_path, rate_limit=5, rate_burst=5)
+    wait_until(lambda: gateway_ready(port), 30, "the gateway lists ref")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.2:  # the bucket refills with the clock: let it fill up again
+        time.sleep(0.05)
+    replies = [modern_post(port, "tools/list") for _ in range(20)]
+    statuses = [r.status for r in replies]
+    assert statuses[:5] == [200] * 5, statuses
+    limited = [r for r in replies if r.status == 429]
+    assert len(limited) >= 10, statuses
+    first = limited[0]
+    retry = int(first.header("Retry-After"))
+    assert retry >= 1
+    body = first.json()
+    assert body["error"]["code"] == -32010 and "rate limited" in body["error"]["message"]
+    assert body["error"]["data"]["retryAfterSeconds"] == retry
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < retry:
+        time.sleep(0.05)
+    assert modern_post(port, "tools/list").status == 200

@@ -13,17 +13,20 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private let engine: MCPEngine?
     private let maxBodyBytes: Int
     private let originPolicy: OriginPolicy
+    private let edge: EdgePolicy?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var rejected = false
     private var current: HTTPResponder?
 
-    init(dispatcher: MCPDispatcher, engine: MCPEngine? = nil) {
+    init(dispatcher: MCPDispatcher, engine: MCPEngine? = nil, edge: EdgePolicy? = nil) {
         self.dispatcher = dispatcher
         self.engine = engine
         self.maxBodyBytes = dispatcher.config.maxBodyBytes
+        self.edge = edge.flatMap { $0.isEmpty ? nil : $0 }
         self.originPolicy = OriginPolicy(
-            allowedHosts: dispatcher.config.allowedHosts, allowedOrigins: dispatcher.config.allowedOrigins)
+            allowedHosts: dispatcher.config.allowedHosts,
+            allowedOrigins: dispatcher.config.allowedOrigins + dispatcher.config.edge.corsOrigins)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -54,9 +57,13 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             head = nil
             let responder = HTTPResponder(
                 channel: context.channel, keepAlive: h.isKeepAlive && !dispatcher.isDraining,
-                traffic: dispatcher.traffic)
+                traffic: dispatcher.traffic, common: edge?.corsHeaders(h.headers.first(name: "Origin")) ?? [])
             current = responder
-            serve(h, body, responder)
+            if let edge, let refused = Self.edgeRefusal(edge, h, address: context.channel.remoteAddress?.ipAddress) {
+                responder.respond(status: refused.status, headers: refused.headers, body: refused.body)
+            } else {
+                serve(h, body, responder)
+            }
             body = []
         }
     }
@@ -104,6 +111,41 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
         let headers = RequestHeaders(head.headers.map { (name: $0.name, value: $0.value) })
         target.handle(MCPRequest(verb: verb, headers: headers, body: body), out)
+    }
+
+    /// What the edge answers instead of the endpoint (EdgePolicy; docs/gateway.md, "Edge"), or nil to go on: a
+    /// CORS preflight, a client over its rate, a request without the bearer token.
+    static func edgeRefusal(_ edge: EdgePolicy, _ head: HTTPRequestHead, address: String?)
+        -> (status: Int, headers: [(String, String)], body: [UInt8])?
+    {
+        let origin = head.headers.first(name: "Origin")
+        if head.method == .OPTIONS {
+            guard let origin, edge.allowsCORS(origin) else {
+                return (403, [("Content-Type", "text/plain; charset=utf-8")], Array("no CORS for this origin\n".utf8))
+            }
+            return (204, edge.preflightHeaders(origin), [])
+        }
+        if let wait = edge.throttle(address ?? "unknown") {
+            let seconds = max(1, Int(wait.rounded(.up)))
+            let limit = edge.settings.ratePerSecond ?? 0
+            return (
+                429, [("Content-Type", "application/json"), ("Retry-After", String(seconds))],
+                MCPDispatcher.errorBody(
+                    id: nil, code: JSONRPC.rateLimited,
+                    message:
+                        "rate limited: more than \(limit) requests per second from \(address ?? "this address"); retry after \(seconds) s",
+                    data: ["retryAfterSeconds": .int(Int64(seconds))])
+            )
+        }
+        if !edge.authorized(head.headers.first(name: "Authorization")) {
+            return (
+                401, [("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer realm=\"mcp-gateway\"")],
+                MCPDispatcher.errorBody(
+                    id: nil, code: JSONRPC.unauthorized,
+                    message: "this endpoint needs Authorization: Bearer <token> (the gateway's --bearer-token-file)")
+            )
+        }
+        return nil
     }
 
     /// Answers 413 and closes: the rest of an oversized body is never read into memory.

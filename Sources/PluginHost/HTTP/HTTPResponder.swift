@@ -8,6 +8,8 @@ final class HTTPResponder: ReplySink {
     let keepAlive: Bool
     /// Counts the response body bytes written (nil with `--no-metrics`).
     let traffic: TrafficCounters?
+    /// Headers every response to this request carries (the edge's CORS headers).
+    let common: [(String, String)]
     private let state = Mutex<State>(State())
     /// Writes enqueued on the event loop and not yet run; while any is pending, later writes queue behind it.
     private let pending = Atomic<Int>(0)
@@ -18,10 +20,11 @@ final class HTTPResponder: ReplySink {
         var closeHandlers: [@Sendable () -> Void] = []
     }
 
-    init(channel: Channel, keepAlive: Bool, traffic: TrafficCounters? = nil) {
+    init(channel: Channel, keepAlive: Bool, traffic: TrafficCounters? = nil, common: [(String, String)] = []) {
         self.channel = channel
         self.keepAlive = keepAlive
         self.traffic = traffic
+        self.common = common
     }
 
     var isFinished: Bool { state.withLock { $0.finished } }
@@ -85,9 +88,10 @@ final class HTTPResponder: ReplySink {
         traffic?.addBytesOut(body.count)
         let keepAlive = self.keepAlive
         let channel = self.channel
+        let common = self.common
         onLoop {
             var headers = HTTPHeaders()
-            for (k, v) in extra { headers.add(name: k, value: v) }
+            for (k, v) in extra + common { headers.add(name: k, value: v) }
             headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
             if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
             let head = HTTPResponseHead(
@@ -118,12 +122,13 @@ final class HTTPResponder: ReplySink {
         guard ok else { return false }
         let keepAlive = self.keepAlive
         let channel = self.channel
+        let common = self.common
         onLoop {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "text/event-stream")
             headers.add(name: "Cache-Control", value: "no-cache")
             headers.add(name: "X-Accel-Buffering", value: "no")
-            for (k, v) in extra { headers.add(name: k, value: v) }
+            for (k, v) in extra + common { headers.add(name: k, value: v) }
             if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
             channel.writeAndFlush(
                 HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)),

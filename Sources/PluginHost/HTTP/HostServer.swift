@@ -3,6 +3,7 @@ import Dispatch
 import NIOCore
 import NIOExtras
 import NIOHTTP1
+import NIOHTTPCompression
 import NIOPosix
 import Synchronization
 
@@ -45,6 +46,8 @@ public final class HostServer: Sendable {
     public func start(_ target: ListenTarget) throws(HostFailure) -> (Channel, Int) {
         let dispatcher = engine.dispatcher
         let engine = self.engine
+        let edge = EdgePolicy(engine.config.edge)
+        let gzip = engine.config.edge.gzip
         let quiescing = self.quiescing
         let grace = self.grace
         let bootstrap = ServerBootstrap(group: group)
@@ -63,8 +66,16 @@ public final class HostServer: Sendable {
                         // A connection that sends nothing for 2 minutes between requests is closed, so idle or
                         // stalled clients cannot pin descriptors forever.
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(120)))
+                        if gzip {
+                            // JSON answers only: an event stream must reach the client event by event.
+                            try channel.pipeline.syncOperations.addHandler(
+                                HTTPResponseCompressor(responseCompressionPredicate: { head, _ in
+                                    head.headers.first(name: "Content-Type")?.hasPrefix("application/json") == true
+                                        ? .compressIfPossible : .doNotCompress
+                                }))
+                        }
                         try channel.pipeline.syncOperations.addHandler(
-                            HTTPConnectionHandler(dispatcher: dispatcher, engine: engine))
+                            HTTPConnectionHandler(dispatcher: dispatcher, engine: engine, edge: edge))
                         try channel.pipeline.syncOperations.addHandler(QuiesceGraceHandler(grace), position: .first)
                     }
             }

@@ -23,6 +23,25 @@ public struct HostConfig: Sendable {
     /// (0: events carry no id and nothing is kept), and how many streams a session remembers.
     public var replayBufferBytes = 128 << 10
     public var replayStreams = 32
+    /// The HTTP edge (the gateway's, docs/gateway.md "Edge"): CORS origins, gzip, a bearer token, a rate limit per
+    /// client address. All off unless set.
+    public var edge = EdgeSettings()
+
+    public init() {}
+}
+
+/// What the HTTP edge checks and adds before the dispatcher sees a request (docs/gateway.md, "Edge").
+public struct EdgeSettings: Sendable {
+    /// Origins (`scheme://host[:port]`, compared case-insensitively) whose browsers may call the endpoint: they
+    /// pass the Origin check, preflights are answered, and responses carry `Access-Control-Allow-Origin`.
+    public var corsOrigins: [String] = []
+    /// Compress JSON responses for clients that send `Accept-Encoding: gzip` (event streams never).
+    public var gzip = false
+    /// When set, every request needs `Authorization: Bearer <token>` (else 401).
+    public var bearerToken: [UInt8]?
+    /// Requests per second each client address may make (a token bucket of `rateBurst`); nil: no limit.
+    public var ratePerSecond: Double?
+    public var rateBurst = 0
 
     public init() {}
 }

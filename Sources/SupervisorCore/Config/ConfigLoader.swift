@@ -426,6 +426,31 @@ public struct ConfigLoader {
             s.port = port
         }
         if let args = try g.stringArray("args") { s.hostArguments = args.values }
+        // The edge (docs/gateway.md, "Edge").
+        if let origins = try g.stringArray("cors_origins") {
+            for o in origins.values {
+                guard o.hasPrefix("http://") || o.hasPrefix("https://"), !o.hasSuffix("/"), !o.contains(" ") else {
+                    throw g.error(
+                        "cors_origins", line: origins.line,
+                        "'\(o)' is not an origin (scheme://host[:port], no path, e.g. https://app.example.com)")
+                }
+                s.hostArguments += ["--cors-origin", o]
+            }
+        }
+        if let gzip = try g.bool("gzip"), !gzip { s.hostArguments += ["--no-gzip"] }
+        if let tokenFile = try g.string("bearer_token_file") {
+            s.hostArguments += ["--bearer-token-file", Path.resolve(tokenFile, relativeTo: Path.directory(of: file))]
+        }
+        if let rate = try g.int("rate_limit") {
+            guard rate > 0 else { throw g.error("rate_limit", line: t["rate_limit"]?.line, "must be at least 1") }
+            s.hostArguments += ["--rate-limit", String(rate)]
+        }
+        if let burst = try g.int("rate_burst") {
+            guard burst > 0, t["rate_limit"] != nil else {
+                throw g.error("rate_burst", line: t["rate_burst"]?.line, "must be at least 1, and goes with rate_limit")
+            }
+            s.hostArguments += ["--rate-burst", String(burst)]
+        }
         if let ttls = try g.table("cache_ttl") {
             for e in ttls.entries {
                 let key = "gateway.cache_ttl.\(e.key)"

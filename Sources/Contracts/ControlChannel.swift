@@ -103,20 +103,31 @@ public struct GatewayBackend: Sendable, Equatable {
     public var state: State
     /// A change of this number means the server restarted or reloaded: its lists are read again.
     public var generation: Int
+    /// Its class of equivalent servers (`equivalent_to`, taken both ways and transitively): the name of the
+    /// class's first server in name order; its own name when it has no equivalent.
+    public var equivalence: String
+    /// Its health score (0-1, the mean of its replicas' scores), which weighs it among its equivalents.
+    public var health: Double
 
-    public init(name: String, prefix: String, port: Int, group: String, state: State, generation: Int) {
+    public init(
+        name: String, prefix: String, port: Int, group: String, state: State, generation: Int,
+        equivalence: String? = nil, health: Double = 1
+    ) {
         self.name = name
         self.prefix = prefix
         self.port = port
         self.group = group
         self.state = state
         self.generation = generation
+        self.equivalence = equivalence ?? name
+        self.health = health
     }
 
     func encode() -> JSONValue {
         [
             "name": .string(name), "prefix": .string(prefix), "port": .int(Int64(port)), "group": .string(group),
             "state": .string(state.rawValue), "generation": .int(Int64(generation)),
+            "equivalence": .string(equivalence), "health": .double(health),
         ]
     }
 
@@ -127,7 +138,8 @@ public struct GatewayBackend: Sendable, Equatable {
         else { return nil }
         return GatewayBackend(
             name: name, prefix: prefix, port: port, group: v["group"]?.stringValue ?? "", state: state,
-            generation: v["generation"].flatMap(intValue) ?? 0)
+            generation: v["generation"].flatMap(intValue) ?? 0, equivalence: v["equivalence"]?.stringValue,
+            health: v["health"]?.numberValue ?? 1)
     }
 }
 

@@ -26,7 +26,16 @@ class Exchange:
 
     @property
     def body(self) -> bytes:
-        return b"".join(self.chunks)
+        """The body as the server meant it: a compressed answer (the gateway's edge: gzip or deflate, whichever the
+        client prefers) is decompressed, a partial one as far as it goes."""
+        import zlib
+        raw = b"".join(self.chunks)
+        encoding = self.response_headers.get("content-encoding", "").lower()
+        if encoding == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw)
+        if encoding == "deflate":
+            return zlib.decompressobj().decompress(raw)
+        return raw
 
     @property
     def content_type(self) -> str:

@@ -667,3 +667,62 @@ def test_edge_rate_limit_answers_429_with_retry_after_and_recovers(env, tmp_path
     while time.monotonic() - t0 < retry:
         time.sleep(0.05)
     assert modern_post(port, "tools/list").status == 200
+
+
+def test_equivalent_servers_share_one_prefix_spread_calls_and_fail_over(env, tmp_path):
+    """`equivalent_to`: two servers with the same tools are one set of names on the gateway (the first server's
+    prefix); calls go to both, weighted by health; with one stopped every call goes to the other; with both stopped
+    a call fails at once naming both."""
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    lookups = runs_dir / "lookups"
+    port = free_port()
+    env.write_main(control_socket=str(env.control_socket), gateway={"port": port})
+    for name, extra in (("alpha", {}), ("beta", {"equivalent_to": ["alpha"]})):
+        env.write_server(name, plugin_path("faulty"), config={"extra_tools": True},
+                         env={"FAULTY_LOOKUPS": str(lookups)}, sandbox={"write_paths": [str(runs_dir)]}, **extra)
+    run_ = env.start()
+    run_.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
+    url = f"http://127.0.0.1:{port}/mcp"
+    wait_until(lambda: env.status("alpha")["state"] == "running" and env.status("beta")["state"] == "running"
+               and "alpha__lookup" in tool_names(url), 30, "both servers up behind the gateway")
+    names = tool_names(url)
+    assert not any(n.startswith("beta__") for n in names), names
+    pids = {name: env.status(name)["replicas"][0]["pid"] for name in ("alpha", "beta")}
+
+    def calls(n: int, tag: str) -> list:
+        async def body(c: Client):
+            out = []
+            for i in range(n):
+                try:
+                    r = await c.call_tool("alpha__lookup", {"id": f"{tag}{i}"})
+                    out.append([b.text for b in r.content])
+                except MCPError as e:
+                    out.append(str(e))
+            return out
+
+        return run(run_client(url, "auto", body))[0]
+
+    def ran(tag: str) -> dict:
+        by_pid: dict = {}
+        for line in lookups.read_text().splitlines():
+            id_, pid = line.split()
+            if id_.startswith(tag):
+                by_pid[int(pid)] = by_pid.get(int(pid), 0) + 1
+        return by_pid
+
+    assert calls(40, "both") == [[f"found both{i}"] for i in range(40)]
+    spread = ran("both")
+    assert set(spread) == set(pids.values()), (spread, pids)  # each server took some (2^-39 that one took all)
+
+    assert "result" in env.control("stop", {"server": "alpha"})
+    wait_until(lambda: env.status("alpha")["state"] == "stopped", 15, "alpha stopped")
+    # Once the gateway's table says alpha is stopped, every call goes to beta; none fails meanwhile, because a
+    # call that finds alpha gone never reached it (503 from its drain, or no replica) and goes to beta.
+    assert calls(20, "beta") == [[f"found beta{i}"] for i in range(20)]
+    assert set(ran("beta")) == {pids["beta"]}
+
+    assert "result" in env.control("stop", {"server": "beta"})
+    wait_until(lambda: env.status("beta")["state"] == "stopped", 15, "beta stopped")
+    wait_until(lambda: "server 'alpha' is stopped by an admin, server 'beta' is stopped by an admin" in calls(1, "x")[0],
+               10, "the gateway says both are stopped")

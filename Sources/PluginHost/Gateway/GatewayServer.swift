@@ -43,6 +43,8 @@ public final class GatewayServer: Sendable {
     struct State: Sendable {
         var backends: [String: Backend] = [:]
         var routes = Routes()
+        /// Each class of equivalent servers (by its first server's name): its members, in name order.
+        var classes: [String: [String]] = [:]
         var calls: [UInt: GatewayCall] = [:]
         var nextCall: UInt = 1
         var closing = false
@@ -234,10 +236,14 @@ public final class GatewayServer: Sendable {
         var handlers: PluginHandlers = []
         var omitted: [String] = []
         let backends = state.withLock { s in s.backends.values.sorted { $0.row.name < $1.row.name } }
-        for b in backends where b.readGeneration != nil {
+        // Of a class of equivalent servers only the first one read lists its tools; calls go to any member.
+        var listed = Set<String>()
+        var classes: [String: [String]] = [:]
+        for b in backends { classes[b.row.equivalence, default: []].append(b.row.name) }
+        for b in backends where b.readGeneration != nil && listed.insert(b.row.equivalence).inserted {
             handlers.formUnion(b.handlers)
             let prefix = b.row.prefix
-            let name = b.row.name
+            let name = b.row.equivalence
             func prefixed(_ own: String) throws(Catalog.DeclarationError) -> String {
                 let full = prefix + Self.separator + own
                 guard full.utf8.count <= Self.maxNameLength else {
@@ -276,6 +282,7 @@ public final class GatewayServer: Sendable {
         handlersBox.withLock { $0 = handlers }
         let newlyOmitted = state.withLock { s -> [String] in
             s.routes = routes
+            s.classes = classes
             let fresh = omitted.filter { !s.omitted.contains($0) }
             s.omitted = omitted
             return fresh
@@ -417,31 +424,57 @@ public final class GatewayServer: Sendable {
 
     // MARK: Calls
 
-    /// Which backend serves a call, and the name there.
-    private func route(_ call: PluginCall) -> (Backend, String?)? {
-        state.withLock { s -> (Backend, String?)? in
-            let backend: String?
+    /// Which server serves a call, and the name there: among the members of the class that owns the name, one
+    /// that can answer (running or starting, and listing the tool), picked at random weighted by health score,
+    /// avoiding `avoid` (members a failed attempt went to) while another is left. `.down` when none can answer.
+    private func route(_ call: PluginCall, avoid: Set<String>) -> RouteChoice {
+        state.withLock { s -> RouteChoice in
+            let owner: String?
             var own: String? = nil
             switch call.kind {
             case .tool(let name):
-                backend = s.routes.tools[name]?.backend
+                owner = s.routes.tools[name]?.backend
                 own = s.routes.tools[name]?.name
             case .prompt(let name):
-                backend = s.routes.prompts[name]?.backend
+                owner = s.routes.prompts[name]?.backend
                 own = s.routes.prompts[name]?.name
             case .resource(let uri, let template, _):
-                backend = s.routes.resources[uri] ?? template.flatMap { s.routes.templates[$0] }
+                owner = s.routes.resources[uri] ?? template.flatMap { s.routes.templates[$0] }
             case .complete(let refKind, let ref, _, _):
                 if refKind == MCPP_REF_PROMPT {
-                    backend = s.routes.prompts[ref]?.backend
+                    owner = s.routes.prompts[ref]?.backend
                     own = s.routes.prompts[ref]?.name
                 } else {
-                    backend = s.routes.resources[ref] ?? s.routes.templates[ref]
+                    owner = s.routes.resources[ref] ?? s.routes.templates[ref]
                 }
             }
-            guard let backend, let b = s.backends[backend] else { return nil }
-            return (b, own)
+            guard let owner else { return .unknown }
+            let members = (s.classes[owner] ?? [owner]).compactMap { s.backends[$0] }
+            guard !members.isEmpty else { return .unknown }
+            let able = members.filter { b in
+                guard b.row.state == .running || b.row.state == .starting else { return false }
+                guard case .tool = call.kind, let own, members.count > 1 else { return true }
+                return b.readGeneration == nil || b.lists.tools.contains { $0["name"]?.stringValue == own }
+            }
+            guard !able.isEmpty else { return .down(members.map(\.row)) }
+            let fresh = able.filter { !avoid.contains($0.row.name) }
+            let pool = fresh.isEmpty ? able : fresh
+            // Health weighs the choice; a member not yet probed (score 0) still gets a little.
+            let weights = pool.map { max($0.row.health, 0.05) }
+            var pick = Double.random(in: 0..<weights.reduce(0, +))
+            for (b, w) in zip(pool, weights) {
+                if pick < w { return .to(b, own) }
+                pick -= w
+            }
+            return .to(pool[pool.count - 1], own)
         }
+    }
+
+    enum RouteChoice: Sendable {
+        case to(Backend, String?)
+        case unknown
+        /// Every member is stopped, fatal or exited.
+        case down([GatewayBackend])
     }
 
     /// How often, and how far apart, a call is sent again (docs/gateway.md, "Retries").
@@ -473,24 +506,27 @@ public final class GatewayServer: Sendable {
     /// and the attempt budget allow, when it provably never reached the server, or when it was lost with its
     /// connection and the tool says running it twice is harmless (readOnlyHint or idempotentHint).
     private func attempt(
-        _ call: PluginCall, number: Int, started: ContinuousClock.Instant, deadline: ContinuousClock.Instant
+        _ call: PluginCall, number: Int, started: ContinuousClock.Instant, deadline: ContinuousClock.Instant,
+        avoid: Set<String> = []
     ) {
         guard !call.isCancelled else {
             _ = call.finish(with: .internalError("cancelled"))
             return
         }
-        guard let (backend, own) = route(call) else {
+        // A starting server is not failed: its socket holds the connection until a replica accepts it.
+        let backend: Backend
+        let own: String?
+        switch route(call, avoid: avoid) {
+        case .to(let b, let o):
+            (backend, own) = (b, o)
+        case .unknown:
             _ = call.finish(with: .invalidParams("no server behind the gateway serves \(call.kind.activity)"))
             return
-        }
-        switch backend.row.state {
-        case .running, .starting:
-            break  // a starting server's socket holds the connection until a replica accepts it
-        case .fatal, .stopped, .exited:
+        case .down(let rows):
             state.withLock { _ = $0.calls.removeValue(forKey: call.id) }
+            let what = rows.map { "server '\($0.name)' is \(Self.describe($0.state))" }.joined(separator: ", ")
             _ = call.finish(
-                with: .internalError(
-                    "server '\(backend.row.name)' is \(Self.describe(backend.row.state)); the gateway cannot reach it"))
+                with: .internalError("\(what); the gateway cannot reach \(rows.count == 1 ? "it" : "any of them")"))
             return
         }
         let (method, params) = RemoteOutcome.request(for: call, name: own)
@@ -559,7 +595,10 @@ public final class GatewayServer: Sendable {
                 if ContinuousClock.now + pause < deadline, !entry.call.isCancelled {
                     self.metrics.retried(backend: name)
                     self.group.next().scheduleTask(in: .nanoseconds(Int64(pause.nanoseconds))) { [weak self] in
-                        self?.attempt(entry.call, number: number + 1, started: started, deadline: deadline)
+                        // The next attempt goes to another equivalent server if there is one (failover).
+                        self?.attempt(
+                            entry.call, number: number + 1, started: started, deadline: deadline,
+                            avoid: avoid.union([name]))
                     }
                     return
                 }

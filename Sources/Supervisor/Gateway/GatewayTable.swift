@@ -7,12 +7,34 @@ import SupervisorCore
 extension Supervisor {
     /// The table as of now: one row per server with a port, in name order.
     func gatewayTable() -> [GatewayBackend] {
-        servers.values.filter { !$0.config.isGateway }.sorted { $0.name < $1.name }.compactMap { s in
+        let classes = Self.equivalenceClasses(servers.values.map(\.config).filter { !$0.isGateway })
+        return servers.values.filter { !$0.config.isGateway }.sorted { $0.name < $1.name }.compactMap { s in
             guard let port = s.port else { return nil }
+            let primary = classes[s.name] ?? s.name
             return GatewayBackend(
-                name: s.name, prefix: s.config.gatewayPrefix, port: port, group: s.config.group,
-                state: Self.gatewayState(s), generation: gatewayGenerations[s.name, default: 0])
+                name: s.name, prefix: servers[primary]?.config.gatewayPrefix ?? s.config.gatewayPrefix, port: port,
+                group: s.config.group, state: Self.gatewayState(s),
+                generation: gatewayGenerations[s.name, default: 0], equivalence: primary,
+                health: HealthAggregate.score(s.replicas.map(\.health.state)))
         }
+    }
+
+    /// Each server's class of equivalents (`equivalent_to` both ways, transitively), named by its first member.
+    static func equivalenceClasses(_ configs: [ServerConfig]) -> [String: String] {
+        var parent: [String: String] = [:]
+        func find(_ x: String) -> String {
+            var x = x
+            while let p = parent[x], p != x { x = p }
+            return x
+        }
+        for c in configs { parent[c.name] = parent[c.name] ?? c.name }
+        for c in configs {
+            for other in c.equivalentTo where parent[other] != nil {
+                let (a, b) = (find(c.name), find(other))
+                if a != b { parent[max(a, b)] = min(a, b) }
+            }
+        }
+        return Dictionary(uniqueKeysWithValues: configs.map { ($0.name, find($0.name)) })
     }
 
     /// How the gateway routes to a server in this state (GatewayBackend.State).

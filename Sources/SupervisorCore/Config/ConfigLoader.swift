@@ -187,6 +187,7 @@ public struct ConfigLoader {
             s.group = group
         }
         if let deps = try r.stringArray("depends_on") { s.dependsOn = deps.values }
+        if let same = try r.stringArray("equivalent_to") { s.equivalentTo = same.values }
         if let args = try r.stringArray("host_args") { s.hostArguments = args.values }
         if let alias = try r.string("alias") {
             guard Self.isValidName(alias) else {
@@ -554,6 +555,12 @@ public struct ConfigLoader {
                         message: "port \(p) is also the port of server '\(other)'")
                 }
                 ports[p] = s.name
+            }
+            for other in s.equivalentTo
+            where other == s.name || c.server(named: other) == nil || other == GatewaySettings.serverName {
+                throw ConfigError(
+                    file: s.file, line: lines[s.name]?["equivalent_to"], key: "equivalent_to",
+                    message: other == s.name ? "a server is not equivalent to itself" : "unknown server '\(other)'")
             }
             for d in s.dependsOn where c.server(named: d) == nil {
                 throw ConfigError(

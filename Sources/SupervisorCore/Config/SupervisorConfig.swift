@@ -71,6 +71,9 @@ public struct ServerConfig: Sendable, Equatable {
     /// The name this server's tools, resources and prompts carry on the gateway (`alias`; docs/gateway.md); nil:
     /// its name.
     public var alias: String?
+    /// `equivalent_to`: servers with the same tools (docs/gateway.md, "Equivalent servers"): the gateway serves
+    /// them under one prefix and spreads calls over them by health, failing over between them.
+    public var equivalentTo: [String] = []
     /// Whether this is the gateway itself (`[gateway]` in the main file), not a server of the servers folder.
     public var isGateway = false
 

@@ -57,6 +57,12 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "With --rate-limit: the bucket's size (default: twice the rate).")
     var rateBurst: Int?
 
+    @Option(
+        help:
+            "A composite tool, as NAME=JSON (repeatable; the [gateway.composites.NAME] table as JSON, docs/gateway.md)."
+    )
+    var composite: [String] = []
+
     @Option(help: "Also accept this Host header name (loopback names always pass).")
     var allowedHost: [String] = []
 
@@ -103,6 +109,24 @@ struct GatewayCommand: ParsableCommand {
         _ = try backends()
         _ = try allowlists()
         _ = try cacheTTLs()
+        _ = try compositeTools()
+    }
+
+    /// `--composite NAME=JSON`, checked as config load checks them.
+    func compositeTools() throws -> [CompositeTool] {
+        try composite.map { text in
+            guard let eq = text.firstIndex(of: "=") else {
+                throw ValidationError("--composite must be NAME=JSON, not '\(text.prefix(60))'")
+            }
+            let name = String(text[..<eq])
+            guard let json = try? JSONParser.parse(Array(text[text.index(after: eq)...].utf8)) else {
+                throw ValidationError("--composite \(name): the definition is not JSON")
+            }
+            do throws(CompositeTool.Problem) { return try CompositeTool.parse(name: name, json) } catch {
+                throw ValidationError(
+                    "--composite \(name): \(error.key.isEmpty ? "" : error.key + ": ")\(error.message)")
+            }
+        }
     }
 
     /// `--cache-ttl NAME=SECONDS`.
@@ -201,7 +225,7 @@ struct GatewayCommand: ParsableCommand {
         let gateway = GatewayServer(
             group: clients, maxConcurrency: maxConcurrency, listTimeout: .nanoseconds(Int64(listTimeout * 1e9)),
             callTimeout: .nanoseconds(Int64(callTimeout * 1e9)), retryAttempts: retryAttempts, allow: try allowlists(),
-            cacheTTL: try cacheTTLs()
+            cacheTTL: try cacheTTLs(), composites: try compositeTools()
         ) { line in log.stderr.info("\(line)", metadata: [LogKey.event: .string(LogEventName.gatewayLog)]) }
         let fixed = try backends()
         if !fixed.isEmpty { gateway.serve(fixed: fixed) }

@@ -70,7 +70,13 @@ def _toml_value(v: Any) -> str:
         return json.dumps(v)  # a JSON string is a valid TOML basic string for what we write
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # inside an array: an inline table
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if k and all(c.isalnum() or c in "_-" for c in k) else json.dumps(k)
 
 
 def to_toml(table: dict, prefix: str = "") -> str:
@@ -80,7 +86,7 @@ def to_toml(table: dict, prefix: str = "") -> str:
         if isinstance(v, dict):
             subtables.append((k, v))
         else:
-            out.append(f"{k} = {_toml_value(v)}")
+            out.append(f"{_toml_key(k)} = {_toml_value(v)}")
     for k, v in subtables:
         name = f"{prefix}{k}"
         out.append("")

@@ -726,3 +726,191 @@ def test_equivalent_servers_share_one_prefix_spread_calls_and_fail_over(env, tmp
     wait_until(lambda: env.status("beta")["state"] == "stopped", 15, "beta stopped")
     wait_until(lambda: "server 'alpha' is stopped by an admin, server 'beta' is stopped by an admin" in calls(1, "x")[0],
                10, "the gateway says both are stopped")
+
+
+COMPOSITES = {
+    "fan": {"policy": "parallel", "description": "three at once", "steps": [
+        {"tool": "faulty__lookup", "arguments": {"id": "{{input.word}}"}},
+        {"tool": "ref__echo", "arguments": {"text": "echo {{input.word}}"}},
+        {"tool": "ref__fail", "arguments": {"message": "boom"}},
+    ]},
+    "late": {"policy": "parallel", "step_timeout": 0.5, "steps": [
+        {"tool": "faulty__slow", "arguments": {"ms": 5000}},
+        {"tool": "ref__echo", "arguments": {"text": "on time"}},
+    ]},
+    "pipe": {"policy": "sequential", "steps": [
+        {"tool": "faulty__lookup", "arguments": {"id": "{{input.word}}"}},
+        {"tool": "rust__reverse", "arguments": {"text": "{{previous.text}}"}},
+    ]},
+    "either": {"policy": "failover", "steps": [
+        {"tool": "ref__fail", "arguments": {"message": "first one fails"}, "retries": 2},
+        {"tool": "rust__reverse", "arguments": {"text": "{{input.word}}"}},
+    ]},
+    "all": {"policy": "aggregate", "steps": [{"tool": "ref__echo"}, {"tool": "rust__reverse"}]},
+    "hold": {"policy": "parallel", "steps": [
+        {"tool": "faulty__slow", "arguments": {"ms": 20000}},
+        {"tool": "faulty__slow", "arguments": {"ms": 20000}},
+    ]},
+}
+
+
+@pytest.fixture
+def composite_world(env, tmp_path):
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    lookups = runs_dir / "lookups"
+    port, mport = free_port(), free_port()
+    env.write_main(control_socket=str(env.control_socket), gateway={"port": port, "composites": COMPOSITES},
+                   metrics_listen=f"127.0.0.1:{mport}")
+    env.metrics_port = mport
+    env.write_server("ref", plugin_path("reference"))
+    env.write_server("rust", plugin_path("rust_reference"))
+    env.write_server("faulty", plugin_path("faulty"), config={"extra_tools": True},
+                     env={"FAULTY_LOOKUPS": str(lookups)}, sandbox={"write_paths": [str(runs_dir)]})
+    run_ = env.start()
+    run_.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
+    url = f"http://127.0.0.1:{port}/mcp"
+    wait_until(lambda: {"fan", "ref__echo", "rust__reverse", "faulty__lookup"} <= set(tool_names(url)), 30,
+               "the gateway lists every server and the composites")
+
+    def lookups_run() -> list[str]:
+        return [l.split()[0] for l in lookups.read_text().splitlines()] if lookups.exists() else []
+
+    return env, url, lookups_run
+
+
+def call_composite(url, name, args, mode="auto", progress=None):
+    async def body(c: Client):
+        return await c.call_tool(name, args, progress_callback=progress)
+
+    return run(run_client(url, mode, body))[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_parallel_composite_reports_partial_results_and_progress(composite_world, mode):
+    env, url, lookups_run = composite_world
+    seen = []
+
+    async def on_progress(p, total, message):
+        seen.append((p, total))
+
+    r = call_composite(url, "fan", {"word": "kiwi"}, mode, on_progress)
+    assert r.is_error is False  # two of three succeeded: partial, reported as such
+    s = r.structured_content
+    assert (s["policy"], s["succeeded"], s["failed"]) == ("parallel", 2, 1)
+    assert [(x["tool"], x["ok"]) for x in s["steps"]] == [("faulty__lookup", True), ("ref__echo", True),
+                                                          ("ref__fail", False)]
+    assert "boom" in s["steps"][2]["error"]
+    texts_ = [b.text for b in r.content]
+    assert texts_[0] == "step 0 (faulty__lookup): found kiwi" and texts_[1] == "step 1 (ref__echo): echo kiwi"
+    assert texts_[2].startswith("step 2 (ref__fail): FAILED: ")
+    assert sorted(p for p, _ in seen) == [1.0, 2.0, 3.0] and all(t == 3.0 for _, t in seen)
+    assert lookups_run() == ["kiwi"]
+
+
+def test_a_step_past_its_deadline_fails_alone(composite_world):
+    env, url, _ = composite_world
+    t0 = time.monotonic()
+    r = call_composite(url, "late", {})
+    took = time.monotonic() - t0
+    s = r.structured_content
+    assert [x["ok"] for x in s["steps"]] == [False, True]
+    assert "took longer than 0.5 s" in s["steps"][0]["error"]
+    assert took < 3.0, f"the composite waited {took:.1f} s for a step with a 0.5 s deadline"
+
+
+def test_a_sequential_composite_feeds_each_step_and_resumes_after_its_checkpoint(composite_world):
+    env, url, lookups_run = composite_world
+    r = call_composite(url, "pipe", {"word": "abc"})
+    assert not r.is_error and [b.text for b in r.content] == ["cba dnuof"]  # reverse of "found abc"
+
+    assert "result" in env.control("stop", {"server": "rust"})
+    wait_until(lambda: env.status("rust")["state"] == "stopped", 15, "rust stopped")
+    wait_until(lambda: call_composite(url, "pipe", {"word": "xyz"}).is_error, 10, "the second step fails")
+    failed = call_composite(url, "pipe", {"word": "pqr"})
+    s = failed.structured_content
+    assert s["completed"] == 1 and s["failedStep"] == 1 and s["checkpoint"]
+    assert "call again with checkpoint=" in failed.content[0].text
+    before = lookups_run().count("pqr")
+    assert before == 1
+
+    assert "result" in env.control("start", {"server": "rust"})
+    wait_until(lambda: env.status("rust")["state"] == "running", 20, "rust running again")
+    wait_until(lambda: not call_composite(url, "either", {"word": "w"}).is_error, 15, "rust reachable again")
+    resumed = call_composite(url, "pipe", {"checkpoint": s["checkpoint"]})
+    assert not resumed.is_error and [b.text for b in resumed.content] == ["rqp dnuof"]
+    assert lookups_run().count("pqr") == 1, "the resumed run did step 0 again"
+    # A checkpoint resumes once.
+    async def reuse(c: Client):
+        try:
+            await c.call_tool("pipe", {"checkpoint": s["checkpoint"]})
+        except MCPError as e:
+            return str(e)
+
+    assert "checkpoint: unknown, used already or expired" in run(run_client(url, "auto", reuse))[0]
+
+
+def test_failover_and_aggregate_composites(composite_world):
+    env, url, _ = composite_world
+    r = call_composite(url, "either", {"word": "stone"})
+    assert not r.is_error and [b.text for b in r.content] == ["enots"]
+    agg = call_composite(url, "all", {"text": "abc"})
+    assert not agg.is_error and [b.text for b in agg.content] == ["abc", "cba"]
+    assert [x["tool"] for x in agg.structured_content["steps"]] == ["ref__echo", "rust__reverse"]
+
+
+def test_cancelling_a_composite_cancels_its_running_steps(composite_world):
+    """faulty runs two calls at a time: a composite holding both slots with 20 s steps is cancelled, and a call
+    to faulty right after answers at once (the steps were cancelled at the server, not left running)."""
+    from test_metrics_endpoint import scrape, series
+
+    env, url, _ = composite_world
+
+    def in_flight() -> float:
+        return sum(v for _, v in series(scrape(env.metrics_port), "mcp_server_calls_in_flight", server="faulty"))
+
+    async def body(c: Client):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(c.call_tool, "hold", {})
+            deadline = time.monotonic() + 10
+            while in_flight() < 2:  # both steps are running at faulty
+                assert time.monotonic() < deadline, "the composite's steps never both ran"
+                await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()
+        t0 = time.monotonic()
+        r = await c.call_tool("faulty__slow", {"ms": 0})
+        return r, time.monotonic() - t0
+
+    async def unrecorded():
+        # The cancelled call's exchange ends without an answer, which the recording client would count as a
+        # protocol error; this conversation is checked by what it observes instead.
+        import httpx2
+        from mcp.client.streamable_http import streamable_http_client
+        async with httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=60.0)) as http:
+            async with Client(streamable_http_client(url, http_client=http), mode="auto") as c:
+                with anyio.fail_after(30):
+                    return await body(c)
+
+    r, took = run(unrecorded())
+    assert [b.text for b in r.content] == ["slept"]
+    assert took < 3.0, f"faulty was still busy {took:.1f} s after the cancellation"
+
+
+def test_bad_composites_are_refused_with_their_place(env):
+    cases = [
+        ({"x": {"policy": "round-robin", "steps": [{"tool": "ref__echo"}]}}, r"gateway\.composites\.x\.policy: must be parallel"),
+        ({"x": {"policy": "parallel", "steps": []}}, r"gateway\.composites\.x\.steps: must be 1-32 steps"),
+        ({"x": {"policy": "parallel", "steps": [{"tool": "echo"}]}}, r"steps\[0\]\.tool: must be a tool's name"),
+        ({"x": {"policy": "parallel", "steps": [{"tool": "nobody__echo"}]}}, r"no server has the prefix 'nobody'"),
+        ({"x": {"policy": "parallel", "steps": [{"tool": "ref__echo", "arguments": {"text": "{{previous.text}}"}}]}},
+         r"\{\{previous...\}\} needs an earlier step"),
+        ({"x": {"policy": "sequential", "steps": [{"tool": "ref__echo", "arguments": {"text": "{{steps.3.text}}"}}]}},
+         r"must name an earlier step"),
+        ({"a__b": {"policy": "parallel", "steps": [{"tool": "ref__echo"}]}}, r"is not a composite name"),
+    ]
+    env.write_server("ref", plugin_path("reference"))
+    for composites, pattern in cases:
+        main = env.write_main(control_socket=str(env.control_socket), gateway={"port": free_port(), "composites": composites})
+        out = env.check_config()
+        assert out.returncode != 0, composites
+        assert str(main) in out.stderr and re.search(pattern, out.stderr), (pattern, out.stderr)

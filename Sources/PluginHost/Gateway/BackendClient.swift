@@ -134,11 +134,11 @@ final class BackendClient: Sendable {
     /// Stops waiting for `id` (its call was cancelled or timed out); a late answer is dropped.
     func forget(_ id: Int64) { _ = pending.state.withLock { $0.waiting.removeValue(forKey: id) } }
 
-    func notify(_ method: String, _ params: [String: JSONValue]) {
-        var p = params
-        p["_meta"] = Self.meta()
-        http.post(
-            JSONRPC.notification(method: method, params: .object(p)), requestID: nil, headers: [("Mcp-Method", method)])
+    /// Cancels `id` at the server: its connection is closed (the 2026-07-28 cancellation), and the answer, if it
+    /// still comes, is dropped.
+    func cancel(_ id: Int64) {
+        forget(id)
+        http.cancel(id)
     }
 
     /// Closes the idle connections (the server restarted: they may lead to a replica that is gone).

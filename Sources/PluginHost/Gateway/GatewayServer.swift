@@ -82,13 +82,18 @@ public final class GatewayServer: Sendable {
     /// `[gateway.cache_ttl]`: how long a read-only tool's answer is kept, by its name on the gateway.
     private let cacheTTL: [String: Duration]
     private let warned = Mutex<Set<String>>([])
+    /// `[gateway.composites]` by name (docs/gateway.md, "Composite tools").
+    let composites: [String: CompositeTool]
+    let checkpoints = CompositeCheckpoints()
 
     public init(
         group: EventLoopGroup, maxConcurrency: Int, listTimeout: Duration = .seconds(10),
         callTimeout: Duration = .seconds(60), retryAttempts: Int = 10, allow: [String: [String]] = [:],
-        cacheTTL: [String: Duration] = [:], log: @escaping @Sendable (String) -> Void
+        cacheTTL: [String: Duration] = [:], composites: [CompositeTool] = [],
+        log: @escaping @Sendable (String) -> Void
     ) {
         self.cacheTTL = cacheTTL
+        self.composites = Dictionary(composites.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.callTimeout = callTimeout
         var retry = RetryPolicy()
         retry.attempts = max(1, retryAttempts)
@@ -274,6 +279,20 @@ public final class GatewayServer: Sendable {
             for r in catalog.resources[before.0...] { routes.resources[r.uri] = name }
             for t in catalog.templates[before.1...] { routes.templates[t.template.text] = name }
             before = (catalog.resources.count, catalog.templates.count)
+        }
+        // The composites come after every server's tools, in name order.
+        for c in composites.values.sorted(by: { $0.name < $1.name }) {
+            do {
+                try catalog.addTool(
+                    name: c.name, title: nil,
+                    description: c.description.isEmpty
+                        ? "A \(c.policy.rawValue) composite of \(c.steps.map(\.tool).joined(separator: ", "))"
+                        : c.description,
+                    inputSchema: JSONWriter.string(c.inputSchema), outputSchema: nil, annotations: nil)
+                handlers.insert(.tools)
+            } catch {
+                omitted.append("composite \(c.name): \(error.description)")
+            }
         }
         let old = catalogBox.withLock { c in
             defer { c = catalog }
@@ -497,6 +516,9 @@ public final class GatewayServer: Sendable {
             _ = call.finish(with: .internalError("cancelled before it started"))
             return
         }
+        if case .tool(let name) = call.kind, let composite = composites[name] {
+            return runComposite(call, composite)
+        }
         let key = call.id
         call.onCancel { [weak self] in self?.cancelled(key) }
         attempt(call, number: 0, started: .now, deadline: .now + callTimeout)
@@ -653,6 +675,47 @@ public final class GatewayServer: Sendable {
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
+    // MARK: Composite tools
+
+    private func runComposite(_ call: PluginCall, _ composite: CompositeTool) {
+        var input = call.arguments
+        var done: [CompositeRun.StepResult] = []
+        if composite.policy == .sequential, let token = input.removeValue(forKey: "checkpoint") {
+            guard let t = token.stringValue, let saved = checkpoints.take(t, tool: composite.name) else {
+                _ = call.finish(
+                    with: .invalidParams(
+                        "checkpoint: unknown, used already or expired (a checkpoint resumes one run, within 10 minutes)"
+                    ))
+                return
+            }
+            input = saved.input
+            done = saved.done
+        }
+        CompositeRun(call: call, tool: composite, gateway: self, input: input, done: done).start()
+    }
+
+    /// A call of one of the gateway's own tools that a composite makes; `done` hears how it ended.
+    func makeStepCall(
+        tool: String, arguments: [String: JSONValue], done: @escaping @Sendable (CompositeRun.StepResult) -> Void
+    ) -> PluginCall {
+        let id = state.withLock { s in
+            defer { s.nextCall += 1 }
+            return s.nextCall
+        }
+        return PluginCall(
+            id: id, kind: .tool(name: tool), arguments: arguments, observer: CompositeStepObserver(done),
+            maxOutputBytes: 16 << 20)
+    }
+
+    /// Starts a step (a composite's steps are not composites themselves: config load checks their names).
+    func startStep(_ call: PluginCall) {
+        guard case .tool(let name) = call.kind, catalog.tool(named: name) != nil, composites[name] == nil else {
+            _ = call.finish(with: .invalidParams("no tool '\(call.kind.activity)' on the gateway for this step"))
+            return
+        }
+        start(call)
+    }
+
     /// The tool as its backend declared it (for the headers its schema mirrors).
     private func backendTool(_ b: Backend, _ own: String) -> Catalog.Tool? {
         var c = Catalog()
@@ -663,10 +726,8 @@ public final class GatewayServer: Sendable {
     private func cancelled(_ key: UInt) {
         guard let entry = state.withLock({ $0.calls.removeValue(forKey: key) }) else { return }
         let client = state.withLock { $0.backends[entry.backend]?.client }
-        client?.forget(entry.rpcID)
-        client?.notify(
-            "notifications/cancelled",
-            ["requestId": .int(entry.rpcID), "reason": "the client's request through the gateway was cancelled"])
+        // 2026-07-28 over HTTP: closing the request's connection is the cancellation (no notification).
+        client?.cancel(entry.rpcID)
         _ = entry.call.finish(with: .internalError("cancelled"))
     }
 

@@ -27,6 +27,10 @@ final class HTTPProgramClient: Sendable {
         var closed = false
         var getStream: Channel?
         var open: [ObjectIdentifier: Channel] = [:]
+        /// The connection each request in flight is on (to cancel it by closing it, as 2026-07-28 asks).
+        var carrying: [Int64: Channel] = [:]
+        /// Requests cancelled before their connection was there.
+        var cancelled: Set<Int64> = []
 
         init() { connectDeadline = .now }
     }
@@ -61,9 +65,42 @@ final class HTTPProgramClient: Sendable {
             case .failure(let why):
                 if let requestID { failed(requestID, why.message, true) }
             case .success(let channel):
+                if let requestID {
+                    let gone = state.withLock { s -> Bool in
+                        if s.cancelled.remove(requestID) != nil { return true }
+                        s.carrying[requestID] = channel
+                        return false
+                    }
+                    if gone {
+                        state.withLock { s in if !s.closed { s.idle.append(channel) } }
+                        return
+                    }
+                }
                 let exchange = Exchange(client: self, requestID: requestID, stream: false)
                 send(method: .POST, body: body, extra: extra, on: channel, exchange: exchange)
             }
+        }
+    }
+
+    /// Cancels request `id` the 2026-07-28 way: the connection that carries it is closed (a disconnect is the
+    /// cancellation, streamable-http.mdx); a request not sent yet is not sent.
+    func cancel(_ id: Int64) {
+        let channel = state.withLock { s -> Channel? in
+            guard let c = s.carrying.removeValue(forKey: id) else {
+                s.cancelled.insert(id)
+                return nil
+            }
+            return c
+        }
+        channel?.close(promise: nil)
+    }
+
+    /// The request's exchange ended: its connection no longer carries it.
+    fileprivate func ended(_ id: Int64?) {
+        guard let id else { return }
+        state.withLock { s in
+            s.carrying[id] = nil
+            s.cancelled.remove(id)
         }
     }
 
@@ -241,6 +278,7 @@ final class HTTPProgramClient: Sendable {
         func end(channel: Channel, reusable: Bool) {
             guard !finished else { return }
             finished = true
+            client.ended(requestID)
             if (200..<300).contains(status) {
                 if !eventStream, !body.isEmpty { client.received(body) }
                 // A stream that ended without the answer (the answer, if it came, already ended the request).
@@ -269,6 +307,7 @@ final class HTTPProgramClient: Sendable {
 
         func fail(_ why: String, unsent: Bool = false) {
             finished = true
+            client.ended(requestID)
             if let requestID { client.failed(requestID, why, unsent) }
         }
     }

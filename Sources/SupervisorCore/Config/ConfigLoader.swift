@@ -1,3 +1,4 @@
+import Contracts
 import MCPProtocol
 
 /// Reads files for the loader; the daemon passes the real file system, tests pass a dictionary.
@@ -44,8 +45,10 @@ public struct ConfigLoader {
         try readTrustMain(&r, into: &config)
         var gatewayGroups: [String: [String]] = [:]
         var groupLines: [String: Int] = [:]
+        var gatewayComposites: [(CompositeTool, Int)] = []
         let gateway = try readGateway(
-            &r, main: main, file: mainFile, groups: &gatewayGroups, groupLines: &groupLines)
+            &r, main: main, file: mainFile, groups: &gatewayGroups, groupLines: &groupLines,
+            composites: &gatewayComposites)
         var defaults = ServerConfig(name: "", file: mainFile, plugin: "")
         if let d = try r.table("defaults") {
             var dr = TableReader(table: d, file: mainFile, prefix: "defaults.")
@@ -83,6 +86,19 @@ public struct ConfigLoader {
                 )
             }
             try checkGatewayPrefixes(servers, lines: lines)
+            let prefixes = Set(servers.map(\.gatewayPrefix))
+            for (composite, line) in gatewayComposites {
+                for (i, step) in composite.steps.enumerated() {
+                    let prefix = CompositeTool.prefix(of: step.tool)
+                    guard prefixes.contains(prefix) else {
+                        throw ConfigError(
+                            file: mainFile, line: line, key: "gateway.composites.\(composite.name).steps[\(i)].tool",
+                            message:
+                                "'\(step.tool)': no server has the prefix '\(prefix)' (prefixes: \(prefixes.sorted().joined(separator: ", ")))"
+                        )
+                    }
+                }
+            }
             let known = Set(servers.map(\.group).filter { !$0.isEmpty })
             for group in gatewayGroups.keys.sorted() where !known.contains(group) {
                 throw ConfigError(
@@ -416,7 +432,7 @@ public struct ConfigLoader {
     /// `[gateway]`: the gateway as a server of its own (its port, restarts and health like any server's).
     private func readGateway(
         _ r: inout TableReader, main: TOMLTable, file: String, groups gatewayGroups: inout [String: [String]],
-        groupLines: inout [String: Int]
+        groupLines: inout [String: Int], composites gatewayComposites: inout [(CompositeTool, Int)]
     ) throws(ConfigError) -> ServerConfig? {
         guard let t = try r.table("gateway") else { return nil }
         var g = TableReader(table: t, file: file, prefix: "gateway.")
@@ -476,6 +492,19 @@ public struct ConfigLoader {
                     )
                 }
                 s.hostArguments += ["--cache-ttl", "\(e.key)=\(seconds)"]
+            }
+        }
+        if let composites = try g.table("composites") {
+            for e in composites.entries {
+                let key = "gateway.composites.\(e.key)"
+                let composite: CompositeTool
+                do { composite = try CompositeTool.parse(name: e.key, Self.json(e.value)) } catch {
+                    throw ConfigError(
+                        file: file, line: e.line, key: error.key.isEmpty ? key : key + "." + error.key,
+                        message: error.message)
+                }
+                gatewayComposites.append((composite, e.line))
+                s.hostArguments += ["--composite", "\(e.key)=\(JSONWriter.string(composite.json))"]
             }
         }
         if let groups = try g.table("groups") {

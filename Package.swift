@@ -58,13 +58,22 @@ let package = Package(
             ],
             path: "Sources/PluginHost"
         ),
+        // The command-line options both HTTP executables share (mcp-plugin-host, mcp-gateway).
+        .target(
+            name: "EndpointOptions",
+            dependencies: [
+                "PluginHost", "Contracts", "StructuredLog",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/EndpointOptions"),
         // The Swift SDK: declare tools, resources and prompts as Swift values; export with @c.
         .target(name: "MCPPluginKit", dependencies: ["PluginABI"], path: "Sources/MCPPluginKit"),
         .target(name: "SwiftReferencePlugin", dependencies: ["MCPPluginKit"], path: "Plugins/swift-reference"),
         .executableTarget(
             name: "mcp-plugin-host",
             dependencies: [
-                "PluginHost", "MCPProtocol", "Contracts", "StructuredLog",
+                "PluginHost", "EndpointOptions", "MCPProtocol", "Contracts", "StructuredLog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -74,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "mcp-gateway",
             dependencies: [
-                "PluginHost", "MCPProtocol", "Contracts", "StructuredLog",
+                "PluginHost", "EndpointOptions", "MCPProtocol", "Contracts", "StructuredLog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Contracts
+import EndpointOptions
 import Logging
 import MCPProtocol
 import NIOCore
@@ -21,11 +22,7 @@ struct GatewayCommand: ParsableCommand {
             "Under mcp-supervisor ([gateway] in the main file) it learns the servers from the supervisor; standalone, give them with --backend NAME=PORT. Names are NAME__ITEM (docs/gateway.md)."
     )
 
-    @Option(
-        help:
-            "Listen on HOST:PORT (standalone use; port 0 picks a free one). Without it, MCP_LISTEN_FD names an inherited socket."
-    )
-    var listen: String?
+    @OptionGroup var endpoint: EndpointOptions
 
     @Option(help: "Standalone: a server behind the gateway, as NAME=PORT (repeatable).")
     var backend: [String] = []
@@ -63,18 +60,6 @@ struct GatewayCommand: ParsableCommand {
     )
     var composite: [String] = []
 
-    @Option(help: "Also accept this Host header name (loopback names always pass).")
-    var allowedHost: [String] = []
-
-    @Option(help: "Also accept this Origin (loopback origins always pass).")
-    var allowedOrigin: [String] = []
-
-    @Option(help: "Largest request body in bytes.")
-    var maxBodyBytes: Int = 4 << 20
-
-    @Option(help: "Per-call deadline in seconds.")
-    var callTimeout: Double = 60
-
     @Option(help: "Seconds a backend has to answer each list request.")
     var listTimeout: Double = 10
 
@@ -84,27 +69,14 @@ struct GatewayCommand: ParsableCommand {
     )
     var retryAttempts: Int = 10
 
-    @Option(help: "Seconds in-flight calls get to finish after SIGTERM.")
-    var drainTimeout: Double = 10
-
     @Option(help: "Cap on calls in flight.")
     var maxConcurrency: Int = 256
 
-    @Option(help: "Event loop threads.")
-    var threads: Int = min(System.coreCount, 4)
-
-    @Option(
-        help:
-            "Log lines as text or json (one JSON object per line). Default: $\(ChildEnvironment.logFormat), else text.")
-    var logFormat: String?
-
     func validate() throws {
-        guard (rateLimit ?? 1) > 0, (rateBurst ?? 1) > 0, rateBurst == nil || rateLimit != nil,
-            maxBodyBytes > 0, callTimeout > 0, listTimeout > 0, drainTimeout >= 0, maxConcurrency > 0, threads > 0,
-            retryAttempts > 0
-        else { throw ValidationError("sizes, timeouts and counts must be positive") }
-        if let logFormat, LogFormat(rawValue: logFormat) == nil {
-            throw ValidationError("--log-format must be text or json, not '\(logFormat)'")
+        guard (rateLimit ?? 1) > 0, (rateBurst ?? 1) > 0, rateBurst == nil || rateLimit != nil, listTimeout > 0,
+            maxConcurrency > 0, retryAttempts > 0
+        else {
+            throw ValidationError("sizes, timeouts and counts must be positive (--rate-burst goes with --rate-limit)")
         }
         _ = try backends()
         _ = try allowlists()
@@ -169,11 +141,7 @@ struct GatewayCommand: ParsableCommand {
         }
     }
 
-    var format: LogFormat {
-        if let logFormat, let f = LogFormat(rawValue: logFormat) { return f }
-        if let env = getenv(ChildEnvironment.logFormat), let f = LogFormat(rawValue: String(cString: env)) { return f }
-        return .text
-    }
+    var format: LogFormat { endpoint.format }
 
     func run() throws {
         let log = HostLog(format: format, plugin: "gateway", source: LogSource.gateway)
@@ -184,12 +152,9 @@ struct GatewayCommand: ParsableCommand {
             return f.status
         }
         let target: ListenTarget
-        do { target = try HostRunner.listenTarget(listen) } catch { throw ExitCode(fail(error)) }
+        do { target = try endpoint.listenTarget() } catch { throw ExitCode(fail(error)) }
         var hc = HostConfig()
-        hc.maxBodyBytes = maxBodyBytes
-        hc.callTimeout = .nanoseconds(Int64(callTimeout * 1e9))
-        hc.allowedHosts = allowedHost.map { $0.lowercased() }
-        hc.allowedOrigins = allowedOrigin
+        endpoint.apply(to: &hc)
         if let hex = getenv(ChildEnvironment.requestStateKey).map({ String(cString: $0) }) {
             hc.requestStateKey = RequestStateKey.parse(hex: hex)
         }
@@ -224,7 +189,8 @@ struct GatewayCommand: ParsableCommand {
         let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let gateway = GatewayServer(
             group: clients, maxConcurrency: maxConcurrency, listTimeout: .nanoseconds(Int64(listTimeout * 1e9)),
-            callTimeout: .nanoseconds(Int64(callTimeout * 1e9)), retryAttempts: retryAttempts, allow: try allowlists(),
+            callTimeout: .nanoseconds(Int64(endpoint.callTimeout * 1e9)), retryAttempts: retryAttempts,
+            allow: try allowlists(),
             cacheTTL: try cacheTTLs(), composites: try compositeTools()
         ) { line in log.stderr.info("\(line)", metadata: [LogKey.event: .string(LogEventName.gatewayLog)]) }
         let fixed = try backends()
@@ -232,7 +198,8 @@ struct GatewayCommand: ParsableCommand {
         let engine = MCPEngine(gateway: gateway, config: hc)
         HostRunner.serve(
             engine, name: "mcp-gateway", version: GatewayServer.version, from: "the supervisor's servers",
-            target: target, threads: threads, drainTimeout: drainTimeout, signals: TerminationSignals(), log: log,
+            target: target, threads: endpoint.threads, drainTimeout: endpoint.drainTimeout,
+            signals: TerminationSignals(), log: log,
             fail: fail)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CHostSupport
 import Contracts
+import EndpointOptions
 import Logging
 import MCPProtocol
 import NIOCore
@@ -51,41 +52,19 @@ struct PluginHostCommand: ParsableCommand {
     @Option(help: "With a program: seconds a ping (the detailed health probe) may take.")
     var pingTimeout: Double = 5
 
+    @OptionGroup var endpoint: EndpointOptions
+
     @Option(help: "Plugin configuration as JSON text, passed to the plugin's create().")
     var config: String?
 
     @Option(help: "Read the plugin configuration (JSON) from this file.")
     var configFile: String?
 
-    @Option(
-        help:
-            "Listen on HOST:PORT (standalone use; port 0 picks a free one). Without it, MCP_LISTEN_FD names an inherited socket."
-    )
-    var listen: String?
-
-    @Option(help: "Also accept this Host header name (loopback names always pass).")
-    var allowedHost: [String] = []
-
-    @Option(help: "Also accept this Origin (loopback origins always pass).")
-    var allowedOrigin: [String] = []
-
-    @Option(help: "Largest request body in bytes.")
-    var maxBodyBytes: Int = 4 << 20
-
-    @Option(help: "Per-call deadline in seconds.")
-    var callTimeout: Double = 60
-
     @Option(help: "Seconds a call may overrun its deadline before its slot counts as hung.")
     var hangGrace: Double = 5
 
-    @Option(help: "Seconds in-flight calls get to finish after SIGTERM.")
-    var drainTimeout: Double = 10
-
     @Option(help: "Cap on the number of handlers run at once (the plugin's declaration is the other cap).")
     var maxConcurrency: Int = 64
-
-    @Option(help: "Event loop threads.")
-    var threads: Int = min(System.coreCount, 4)
 
     @Option(
         help:
@@ -139,11 +118,6 @@ struct PluginHostCommand: ParsableCommand {
         TrustRequirement(signed: trust == "signed", keysDirectory: trustedKeysDir, sha256: sha256)
     }
 
-    @Option(
-        help:
-            "Log lines as text or json (one JSON object per line). Default: $\(ChildEnvironment.logFormat), else text.")
-    var logFormat: String?
-
     private static func environmentHoldsPort() -> Bool {
         var e = environ
         while let p = e.pointee {
@@ -186,14 +160,11 @@ struct PluginHostCommand: ParsableCommand {
         guard config == nil || configFile == nil else {
             throw ValidationError("give --config or --config-file, not both")
         }
-        guard maxBodyBytes > 0, callTimeout > 0, requestStateTtl > 0, hangGrace >= 0, drainTimeout >= 0,
+        guard requestStateTtl > 0, hangGrace >= 0,
             replayBufferBytes >= 0,
-            maxConcurrency > 0, threads > 0
+            maxConcurrency > 0
         else {
             throw ValidationError("sizes, timeouts and counts must be positive")
-        }
-        if let logFormat, LogFormat(rawValue: logFormat) == nil {
-            throw ValidationError("--log-format must be text or json, not '\(logFormat)'")
         }
         guard trust == "any" || trust == "signed" else {
             throw ValidationError("--trust must be any or signed, not '\(trust)'")
@@ -209,12 +180,7 @@ struct PluginHostCommand: ParsableCommand {
         }
     }
 
-    /// --log-format, else what the supervisor asked for in the environment, else text.
-    var format: LogFormat {
-        if let logFormat, let f = LogFormat(rawValue: logFormat) { return f }
-        if let env = getenv(ChildEnvironment.logFormat), let f = LogFormat(rawValue: String(cString: env)) { return f }
-        return .text
-    }
+    var format: LogFormat { endpoint.format }
 
     func run() throws {
         let path = plugin ?? ProgramSpec(argv: command).shown
@@ -337,8 +303,8 @@ struct PluginHostCommand: ParsableCommand {
         signals: TerminationSignals, log: HostLog, fail: (HostFailure) -> ExitCode
     ) -> Never {
         HostRunner.serve(
-            engine, name: name, version: version, from: path, target: target, threads: threads,
-            drainTimeout: drainTimeout, signals: signals, log: log
+            engine, name: name, version: version, from: path, target: target, threads: endpoint.threads,
+            drainTimeout: endpoint.drainTimeout, signals: signals, log: log
         ) { f in fail(f).rawValue }
     }
 
@@ -412,11 +378,8 @@ struct PluginHostCommand: ParsableCommand {
 
     private func hostConfig(requestStateKey: [UInt8]?) -> HostConfig {
         var hc = HostConfig()
-        hc.maxBodyBytes = maxBodyBytes
-        hc.callTimeout = .nanoseconds(Int64(callTimeout * 1e9))
+        endpoint.apply(to: &hc)
         hc.hangGrace = .nanoseconds(Int64(hangGrace * 1e9))
-        hc.allowedHosts = allowedHost.map { $0.lowercased() }
-        hc.allowedOrigins = allowedOrigin
         hc.metrics = !noMetrics
         hc.requestStateKey = requestStateKey
         hc.requestStateTTL = .nanoseconds(Int64(requestStateTtl * 1e9))
@@ -424,7 +387,7 @@ struct PluginHostCommand: ParsableCommand {
         return hc
     }
 
-    private func listenTarget() throws(HostFailure) -> ListenTarget { try HostRunner.listenTarget(listen) }
+    private func listenTarget() throws(HostFailure) -> ListenTarget { try endpoint.listenTarget() }
 
     private func loadConfig() throws(HostFailure) -> String {
         var text = config ?? "{}"

@@ -914,3 +914,24 @@ def test_bad_composites_are_refused_with_their_place(env):
         out = env.check_config()
         assert out.returncode != 0, composites
         assert str(main) in out.stderr and re.search(pattern, out.stderr), (pattern, out.stderr)
+
+
+def test_list_cache_hints_never_promise_more_than_the_servers_do(env):
+    """2026-07-28 ttlMs and cacheScope on the gateway's lists: for each list, the shortest ttlMs and the narrowest
+    scope among the servers that serve it (a server without hints counts as 0 and private)."""
+    from conftest import modern_post
+
+    run_, port, url = start(env, servers={"ref": "reference", "rust": "rust_reference"})
+
+    def hints(p: int, method: str):
+        r = modern_post(p, method).json()["result"]
+        return r.get("ttlMs"), r.get("cacheScope"), bool(r.get(method.split("/")[0]) or r.get("resourceTemplates"))
+
+    for method in ("tools/list", "prompts/list", "resources/list"):
+        own = [hints(env.status(s)["port"], method) for s in ("ref", "rust")]
+        serving = [(t if t is not None else 0, c or "private") for t, c, has in own if has]
+        if not serving:
+            continue
+        expected = (min(t for t, _ in serving), "private" if any(c == "private" for _, c in serving) else "public")
+        got = hints(port, method)[:2]
+        assert got == expected, (method, own, got)

@@ -280,6 +280,30 @@ public final class GatewayServer: Sendable {
             for t in catalog.templates[before.1...] { routes.templates[t.template.text] = name }
             before = (catalog.resources.count, catalog.templates.count)
         }
+        // Cache hints that never promise more than a server does: per list, the shortest ttlMs and the narrowest
+        // scope of the servers that serve it; a server that gave none makes it 0 and private.
+        for kind in [Catalog.ListKind.tools, .resources, .templates, .prompts] {
+            var hint: (ttlMs: Int64, scope: String)?
+            for b in backends where b.readGeneration != nil && listed.contains(b.row.equivalence) {
+                let serves: Bool
+                switch kind {
+                case .tools: serves = !b.lists.tools.isEmpty
+                case .resources: serves = !b.lists.resources.isEmpty
+                case .templates: serves = !b.lists.templates.isEmpty
+                case .prompts: serves = !b.lists.prompts.isEmpty
+                }
+                guard serves else { continue }
+                let own = b.lists.hints[kind] ?? (0, "private")
+                hint =
+                    hint.map {
+                        (
+                            min($0.ttlMs, own.ttlMs),
+                            $0.scope == "private" || own.scope == "private" ? "private" : "public"
+                        )
+                    } ?? own
+            }
+            catalog.cacheHints[kind] = hint ?? (0, "private")
+        }
         // The composites come after every server's tools, in name order.
         for c in composites.values.sorted(by: { $0.name < $1.name }) {
             do {

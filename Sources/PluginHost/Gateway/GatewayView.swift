@@ -25,6 +25,7 @@ final class GatewayView: Sendable {
         let (lists, handlers) = gateway.lists(forGroup: group)
         var catalog = Catalog()
         lists.add(to: &catalog) { _ in }  // items the gateway served already passed every check
+        catalog.cacheHints = gateway.catalog.cacheHints
         handlersBox.withLock { $0 = handlers }
         let old = catalogBox.withLock { c in
             defer { c = catalog }

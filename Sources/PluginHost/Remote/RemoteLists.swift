@@ -11,6 +11,9 @@ struct RemoteLists: Sendable {
     var resources: [JSONValue] = []
     var templates: [JSONValue] = []
     var prompts: [JSONValue] = []
+    /// The 2026-07-28 cache hints each list came with (the shortest ttlMs and the narrowest scope of its pages);
+    /// a list without them is not here.
+    var hints: [Catalog.ListKind: (ttlMs: Int64, scope: String)] = [:]
 
     struct ReadError: Error, Sendable {
         var message: String
@@ -26,19 +29,31 @@ struct RemoteLists: Sendable {
     /// resources without templates, reads as empty).
     static func read(_ handlers: PluginHandlers, send: Send, log: (String) -> Void) throws(ReadError) -> RemoteLists {
         var lists = RemoteLists()
-        if handlers.contains(.tools) { lists.tools = try readList("tools/list", key: "tools", send, log) }
-        if handlers.contains(.resources) {
-            lists.resources = try readList("resources/list", key: "resources", send, log)
-            lists.templates = try readList("resources/templates/list", key: "resourceTemplates", send, log)
+        func read(_ method: String, _ key: String, _ kind: Catalog.ListKind) throws(ReadError) -> [JSONValue] {
+            var hint: (ttlMs: Int64, scope: String)?
+            let items = try readList(method, key: key, send, log) { h in
+                hint =
+                    hint.map {
+                        (min($0.ttlMs, h.ttlMs), $0.scope == "private" || h.scope == "private" ? "private" : "public")
+                    } ?? h
+            }
+            if let hint { lists.hints[kind] = hint }
+            return items
         }
-        if handlers.contains(.prompts) { lists.prompts = try readList("prompts/list", key: "prompts", send, log) }
+        if handlers.contains(.tools) { lists.tools = try read("tools/list", "tools", .tools) }
+        if handlers.contains(.resources) {
+            lists.resources = try read("resources/list", "resources", .resources)
+            lists.templates = try read("resources/templates/list", "resourceTemplates", .templates)
+        }
+        if handlers.contains(.prompts) { lists.prompts = try read("prompts/list", "prompts", .prompts) }
         return lists
     }
 
     /// Every page of one list (`tools/list`, ...), blocking until the last answer.
-    static func readList(_ method: String, key: String, _ send: Send, _ log: (String) -> Void) throws(ReadError)
-        -> [JSONValue]
-    {
+    static func readList(
+        _ method: String, key: String, _ send: Send, _ log: (String) -> Void,
+        hint: ((ttlMs: Int64, scope: String)) -> Void = { _ in }
+    ) throws(ReadError) -> [JSONValue] {
         var items: [JSONValue] = []
         var cursor: String?
         for _ in 0..<1000 {
@@ -54,6 +69,9 @@ struct RemoteLists: Sendable {
                     throw ReadError(message: "\(method): '\(key)' is not an array")
                 }
                 items += got
+                if let ttl = page["ttlMs"]?.intValue, let scope = page["cacheScope"]?.stringValue {
+                    hint((max(0, ttl), scope == "public" ? "public" : "private"))
+                }
                 guard let next = page["nextCursor"]?.stringValue, !next.isEmpty else { return items }
                 cursor = next
             }

@@ -1,6 +1,7 @@
 import Contracts
 import Logging
 import NIOCore
+import NIOPosix
 import StructuredLog
 
 #if canImport(Glibc)
@@ -13,9 +14,10 @@ public enum HostRunner {
     /// Serves `engine` until a termination signal or the supervisor's stop, then drains and exits.
     public static func serve(
         _ engine: MCPEngine, name: String, version: String, from path: String, target: ListenTarget, threads: Int,
-        drainTimeout: Double, signals: TerminationSignals, log: HostLog, fail: (HostFailure) -> Int32
+        drainTimeout: Double, signals: TerminationSignals, log: HostLog, group: MultiThreadedEventLoopGroup? = nil,
+        fail: (HostFailure) -> Int32
     ) -> Never {
-        let server = HostServer(engine: engine, threads: threads)
+        let server = HostServer(engine: engine, threads: threads, group: group)
         let listener: Channel
         let port: Int
         do { (listener, port) = try server.start(target) } catch { Glibc.exit(fail(error)) }

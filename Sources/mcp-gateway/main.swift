@@ -186,7 +186,9 @@ struct GatewayCommand: ParsableCommand {
             }
             hc.edge.bearerToken = Array(token.utf8)
         }
-        let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // One set of event loops for the clients' connections and the backends': a call and its request to the
+        // server run on the same thread (HTTPProgramClient prefers the current loop).
+        let clients = MultiThreadedEventLoopGroup(numberOfThreads: endpoint.threads)
         let gateway = GatewayServer(
             group: clients, maxConcurrency: maxConcurrency, listTimeout: .nanoseconds(Int64(listTimeout * 1e9)),
             callTimeout: .nanoseconds(Int64(endpoint.callTimeout * 1e9)), retryAttempts: retryAttempts,
@@ -199,7 +201,7 @@ struct GatewayCommand: ParsableCommand {
         HostRunner.serve(
             engine, name: "mcp-gateway", version: GatewayServer.version, from: "the supervisor's servers",
             target: target, threads: endpoint.threads, drainTimeout: endpoint.drainTimeout,
-            signals: TerminationSignals(), log: log,
+            signals: TerminationSignals(), log: log, group: clients,
             fail: fail)
     }
 }

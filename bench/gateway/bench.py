@@ -95,7 +95,7 @@ def main():
         for p in ports:
             wait_serving(p, deadline)
         gport = free_port()
-        gw = start([args.gateway, "--listen", f"127.0.0.1:{gport}", "--threads", "1"]
+        gw = start([args.gateway, "--listen", f"127.0.0.1:{gport}"]
                    + sum((["--backend", f"s{i}={p}"] for i, p in enumerate(ports)), []))
         wait_serving(gport, deadline)
         while time.monotonic() < deadline:

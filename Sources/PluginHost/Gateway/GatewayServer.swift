@@ -31,6 +31,11 @@ public final class GatewayServer: Sendable {
     struct Route: Sendable {
         var backend: String
         var name: String
+        /// A tool's, worked out once per list rather than once per call: its `x-mcp-header` arguments and whether
+        /// its server says running it twice is harmless.
+        var mirrored: [(header: String, path: [String])] = []
+        var readOnly = false
+        var idempotent = false
     }
 
     struct Routes: Sendable {
@@ -265,9 +270,14 @@ public final class GatewayServer: Sendable {
             }
             for t in b.lists.tools {
                 if let own = t["name"]?.stringValue, let full = try? prefixed(own), routes.tools[full] == nil,
-                    catalog.tool(named: full) != nil
+                    let tool = catalog.tool(named: full)
                 {
-                    routes.tools[full] = Route(backend: name, name: own)
+                    var hints = t["annotations"]
+                    if case .raw(let bytes)? = hints { hints = try? JSONParser.parse(bytes) }
+                    routes.tools[full] = Route(
+                        backend: name, name: own, mirrored: tool.mirroredHeaders,
+                        readOnly: hints?["readOnlyHint"]?.boolValue == true,
+                        idempotent: hints?["idempotentHint"]?.boolValue == true)
                 }
             }
             for p in b.lists.prompts {
@@ -582,14 +592,12 @@ public final class GatewayServer: Sendable {
         var toolTTL: Duration?
         // A retry that carries the client's input depends on more than the key (caching.mdx): never cached.
         let cacheable = call.priorAnswers.isEmpty && call.priorState == nil
-        if case .tool(let full) = call.kind, let own {
-            if let tool = backendTool(backend, own) {
-                headers = ModernRequestRules.paramHeaders(mirrored: tool.mirroredHeaders, arguments: call.arguments)
+        if case .tool(let full) = call.kind, own != nil, let route = state.withLock({ $0.routes.tools[full] }) {
+            if !route.mirrored.isEmpty {
+                headers = ModernRequestRules.paramHeaders(mirrored: route.mirrored, arguments: call.arguments)
             }
-            var hints = catalog.tool(named: full)?.json["annotations"]
-            if case .raw(let bytes)? = hints { hints = try? JSONParser.parse(bytes) }  // kept as the server wrote it
-            let readOnly = hints?["readOnlyHint"]?.boolValue == true
-            harmless = readOnly || hints?["idempotentHint"]?.boolValue == true
+            let readOnly = route.readOnly
+            harmless = readOnly || route.idempotent
             if let ttl = cacheTTL[full], cacheable {
                 if readOnly {
                     toolTTL = ttl
@@ -738,13 +746,6 @@ public final class GatewayServer: Sendable {
             return
         }
         start(call)
-    }
-
-    /// The tool as its backend declared it (for the headers its schema mirrors).
-    private func backendTool(_ b: Backend, _ own: String) -> Catalog.Tool? {
-        var c = Catalog()
-        RemoteLists(tools: b.lists.tools.filter { $0["name"]?.stringValue == own }).add(to: &c) { _ in }
-        return c.tool(named: own)
     }
 
     private func cancelled(_ key: UInt) {

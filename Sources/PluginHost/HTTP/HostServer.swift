@@ -36,10 +36,13 @@ public final class HostServer: Sendable {
     /// unread, or answering 503, would fail a call that another replica could have served. docs/plugin-host.md.
     public static let drainGrace: Duration = .seconds(1)
 
-    public init(engine: MCPEngine, threads: Int) {
+    /// `group`: the event loops to serve on (the gateway shares its own with its backend connections, so a call
+    /// and its backend request stay on one thread); nil: new ones, `threads` of them.
+    public init(engine: MCPEngine, threads: Int, group: MultiThreadedEventLoopGroup? = nil) {
         self.engine = engine
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        self.quiescing = ServerQuiescingHelper(group: group)
+        let loops = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.group = loops
+        self.quiescing = ServerQuiescingHelper(group: loops)
     }
 
     /// Binds (or adopts) the listening socket. Returns the channel and the bound port.

@@ -14,6 +14,7 @@ final class HTTPProgramClient: Sendable {
     let port: Int
     let path: String
     private let group: EventLoopGroup
+    private let loops: [EventLoop]
     private let deliver: @Sendable (JSONValue, Int?) -> Void
     private let failed: @Sendable (Int64, String, Bool) -> Void
     private let state = Mutex(ClientState())
@@ -43,11 +44,18 @@ final class HTTPProgramClient: Sendable {
         failed: @escaping @Sendable (Int64, String, Bool) -> Void
     ) {
         self.group = group
+        self.loops = Array(group.makeIterator())
         self.port = port
         self.path = path
         self.deliver = deliver
         self.failed = failed
         state.withLock { $0.connectDeadline = .now + connectWithin }
+    }
+
+    /// The loop this thread runs, if it is one of `group`'s (a gateway call arrives on one).
+    private var currentLoop: EventLoop? {
+        guard let here = MultiThreadedEventLoopGroup.currentEventLoop else { return nil }
+        return loops.contains { $0 === here } ? here : nil
     }
 
     /// Whether the program ever accepted a connection.
@@ -138,11 +146,13 @@ final class HTTPProgramClient: Sendable {
     // MARK: Connections
 
     private func connection(_ done: @escaping @Sendable (Result<Channel, ProgramRPCError>) -> Void) {
+        // An idle connection on this thread's event loop first (no hop between threads), else any idle one.
+        let here = currentLoop
         let reused = state.withLock { s -> Channel?? in
             if s.closed { return .some(nil) }
-            while let c = s.idle.popLast() {
-                if c.isActive { return .some(c) }
-            }
+            s.idle.removeAll { !$0.isActive }
+            if let here, let i = s.idle.lastIndex(where: { $0.eventLoop === here }) { return .some(s.idle.remove(at: i)) }
+            if here == nil, let c = s.idle.popLast() { return .some(c) }
             return nil
         }
         switch reused {
@@ -153,7 +163,9 @@ final class HTTPProgramClient: Sendable {
     }
 
     private func connect(_ done: @escaping @Sendable (Result<Channel, ProgramRPCError>) -> Void) {
-        ClientBootstrap(group: group)
+        // On the caller's event loop when it is one of ours (the gateway's calls), so the request stays there.
+        let loop: EventLoopGroup = currentLoop ?? group
+        ClientBootstrap(group: loop)
             .connectTimeout(.seconds(5))
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {

@@ -32,6 +32,8 @@ public enum CallOutcome: Sendable {
     case inputRequired(InputRequired)
     /// ABI 1.1: the call cannot go on without these client capabilities (`MCPP_OUTCOME_NEEDS_CAPABILITY`).
     case needsCapability(String, missing: JSONValue)
+    /// The gateway refused the call: its tool's rate limit is reached (docs/gateway.md, "Edge").
+    case rateLimited(String, retryAfterSeconds: Int)
 }
 
 /// What an attempt that ends in `input_required` hands the dispatcher: the requests to embed (key, method,

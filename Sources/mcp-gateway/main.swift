@@ -51,6 +51,9 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Requests per second each client address may make (HTTP 429 beyond; off by default).")
     var rateLimit: Double?
 
+    @Option(help: "A tool's calls per second across every client, as NAME=RATE (repeatable; -32010 beyond).")
+    var toolRateLimit: [String] = []
+
     @Option(help: "With --rate-limit: the bucket's size (default: twice the rate).")
     var rateBurst: Int?
 
@@ -82,6 +85,19 @@ struct GatewayCommand: ParsableCommand {
         _ = try allowlists()
         _ = try cacheTTLs()
         _ = try compositeTools()
+        _ = try toolRates()
+    }
+
+    /// `--tool-rate-limit NAME=RATE`.
+    func toolRates() throws -> [String: Double] {
+        var out: [String: Double] = [:]
+        for text in toolRateLimit {
+            guard let eq = text.firstIndex(of: "="), eq != text.startIndex,
+                let rate = Double(text[text.index(after: eq)...]), rate > 0
+            else { throw ValidationError("--tool-rate-limit must be NAME=RATE (calls per second > 0), not '\(text)'") }
+            out[String(text[..<eq])] = rate
+        }
+        return out
     }
 
     /// `--composite NAME=JSON`, checked as config load checks them.
@@ -193,7 +209,7 @@ struct GatewayCommand: ParsableCommand {
             group: clients, maxConcurrency: maxConcurrency, listTimeout: .nanoseconds(Int64(listTimeout * 1e9)),
             callTimeout: .nanoseconds(Int64(endpoint.callTimeout * 1e9)), retryAttempts: retryAttempts,
             allow: try allowlists(),
-            cacheTTL: try cacheTTLs(), composites: try compositeTools()
+            cacheTTL: try cacheTTLs(), composites: try compositeTools(), toolRates: try toolRates()
         ) { line in log.stderr.info("\(line)", metadata: [LogKey.event: .string(LogEventName.gatewayLog)]) }
         let fixed = try backends()
         if !fixed.isEmpty { gateway.serve(fixed: fixed) }

@@ -472,6 +472,12 @@ def test_the_gateway_counts_calls_retries_and_backends_on_the_metrics_page(env):
     status, _, page = get(mport, "/metrics")
     check = subprocess.run(["promtool", "check", "metrics"], input=page, capture_output=True, timeout=30)
     assert check.returncode == 0, (check.stdout + check.stderr).decode()
+    # The status page's data and the page itself show the gateway with the servers.
+    doc = json.loads(get(mport, "/status.json")[2])
+    gw = next(s for s in doc["servers"] if s["name"] == "gateway")
+    assert gw["kind"] == "gateway" and gw["port"] == port and gw["state"] == "running", gw
+    html = get(mport, "/")[2].decode()
+    assert "gateway" in html
 
 
 def cache_world(env, tmp_path, ttl: float):
@@ -935,3 +941,29 @@ def test_list_cache_hints_never_promise_more_than_the_servers_do(env):
         expected = (min(t for t, _ in serving), "private" if any(c == "private" for _, c in serving) else "public")
         got = hints(port, method)[:2]
         assert got == expected, (method, own, got)
+
+
+def test_a_tools_rate_limit_refuses_calls_beyond_it_with_32010_and_counts_them(env, tmp_path):
+    from conftest import modern_body, modern_headers, http_call
+    from test_metrics_endpoint import scrape, series
+
+    mport = free_port()
+    run_, port = edge_world(env, tmp_path, rate_limits={"ref__echo": 2})
+    env.write_main(control_socket=str(env.control_socket), metrics_listen=f"127.0.0.1:{mport}",
+                   gateway={"port": port, "rate_limits": {"ref__echo": 2}})
+    assert "result" in env.control("reload")
+    wait_until(lambda: gateway_ready(port), 30, "the gateway lists ref")
+    params = {"name": "ref__echo", "arguments": {"text": "hi"}}
+    replies = [http_call(port, "POST", body=modern_body("tools/call", params),
+                         headers=modern_headers("tools/call", params)) for _ in range(12)]
+    limited = [r for r in replies if r.status == 429]
+    assert 6 <= len(limited) <= 10, [r.status for r in replies]  # a bucket of 4, refilled at 2/s meanwhile
+    err = json.loads(limited[0].body)["error"]
+    assert err["code"] == -32010 and "'ref__echo' takes at most 2.0 calls per second" in err["message"]
+    assert err["data"]["retryAfterSeconds"] >= 1
+    # Another tool of the same server is not limited.
+    other = {"name": "ref__add", "arguments": {"a": 1, "b": 2}}
+    assert all(http_call(port, "POST", body=modern_body("tools/call", other),
+                         headers=modern_headers("tools/call", other)).status == 200 for _ in range(8))
+    counted = series(scrape(mport), "mcp_plugin_gateway_rate_limited_total", server="gateway", tool="ref__echo")
+    assert [v for _, v in counted] == [float(len(limited))]

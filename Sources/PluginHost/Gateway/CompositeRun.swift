@@ -49,8 +49,7 @@ final class CompositeRun: Sendable {
             case .result(let r): done(r["isError"]?.boolValue == true ? .toolError(r) : .ok(r))
             case .notFound(let m), .invalidParams(let m), .internalError(let m): done(.failed(m))
             case .inputRequired: done(.failed("the step asked for input, which a composite cannot give"))
-            case .needsCapability(let m, _): done(.failed(m))
-            @unknown default: done(.failed("the step ended without a result"))
+            case .needsCapability(let m, _), .rateLimited(let m, _): done(.failed(m))
             }
         }
     }

@@ -28,6 +28,7 @@ final class GatewayMetrics: Sendable {
         var durations: [String: Histogram] = [:]
         var retries: [String: Int] = [:]
         var cache: [String: (hits: Int, misses: Int)] = [:]
+        var limited: [String: Int] = [:]
     }
 
     private let state = Mutex(State())
@@ -53,6 +54,9 @@ final class GatewayMetrics: Sendable {
             s.durations[backend] = h
         }
     }
+
+    /// A call refused by its tool's rate limit (`[gateway.rate_limits]`; one series per configured tool).
+    func rateLimited(tool: String) { state.withLock { $0.limited[tool, default: 0] += 1 } }
 
     func retried(backend: String) { state.withLock { $0.retries[backend, default: 0] += 1 } }
 
@@ -111,6 +115,14 @@ final class GatewayMetrics: Sendable {
                             PluginMetricSeries(
                                 labelValues: [$0.key, "miss"], value: Double($0.value.misses), buckets: []),
                         ]
+                    }))
+            out.append(
+                PluginMetricFamily(
+                    name: "gateway_rate_limited_total", kind: .counter,
+                    help: "Calls refused by their tool's rate limit ([gateway.rate_limits]), by tool.",
+                    labelNames: ["tool"], bounds: [],
+                    series: s.limited.sorted { $0.key < $1.key }.map {
+                        PluginMetricSeries(labelValues: [$0.key], value: Double($0.value), buckets: [])
                     }))
             out.append(
                 PluginMetricFamily(

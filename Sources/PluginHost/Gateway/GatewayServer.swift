@@ -87,6 +87,8 @@ public final class GatewayServer: Sendable {
     /// `[gateway.cache_ttl]`: how long a read-only tool's answer is kept, by its name on the gateway.
     private let cacheTTL: [String: Duration]
     private let warned = Mutex<Set<String>>([])
+    /// `[gateway.rate_limits]`: calls per second of a tool, across every client (a token bucket each).
+    private let toolLimits: [String: RateBuckets]
     /// `[gateway.composites]` by name (docs/gateway.md, "Composite tools").
     let composites: [String: CompositeTool]
     let checkpoints = CompositeCheckpoints()
@@ -94,9 +96,10 @@ public final class GatewayServer: Sendable {
     public init(
         group: EventLoopGroup, maxConcurrency: Int, listTimeout: Duration = .seconds(10),
         callTimeout: Duration = .seconds(60), retryAttempts: Int = 10, allow: [String: [String]] = [:],
-        cacheTTL: [String: Duration] = [:], composites: [CompositeTool] = [],
+        cacheTTL: [String: Duration] = [:], composites: [CompositeTool] = [], toolRates: [String: Double] = [:],
         log: @escaping @Sendable (String) -> Void
     ) {
+        self.toolLimits = toolRates.mapValues { RateBuckets(perSecond: $0, burst: max(1, Int(($0 * 2).rounded(.up)))) }
         self.cacheTTL = cacheTTL
         self.composites = Dictionary(composites.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.callTimeout = callTimeout
@@ -548,6 +551,15 @@ public final class GatewayServer: Sendable {
     private func start(_ call: PluginCall) {
         if call.isCancelled {
             _ = call.finish(with: .internalError("cancelled before it started"))
+            return
+        }
+        if case .tool(let name) = call.kind, let bucket = toolLimits[name], let wait = bucket.take("") {
+            let seconds = max(1, Int(wait.rounded(.up)))
+            metrics.rateLimited(tool: name)
+            _ = call.finish(
+                with: .rateLimited(
+                    "rate limited: '\(name)' takes at most \(bucket.perSecond) calls per second; retry after \(seconds) s",
+                    retryAfterSeconds: seconds))
             return
         }
         if case .tool(let name) = call.kind, let composite = composites[name] {

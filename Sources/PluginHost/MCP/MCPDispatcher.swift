@@ -953,6 +953,14 @@ final class MCPDispatcher: Sendable {
             return (JSONRPC.error(id: ctx.id, code: JSONRPC.invalidParams, message: message), 200)
         case .internalError(let message):
             return (JSONRPC.error(id: ctx.id, code: JSONRPC.internalError, message: message), 200)
+        case .rateLimited(let message, let seconds):
+            // 2026-07-28 answers carry their own status: 429, as the edge's limit per address does.
+            return (
+                JSONRPC.error(
+                    id: ctx.id, code: JSONRPC.rateLimited, message: message,
+                    data: ["retryAfterSeconds": .int(Int64(seconds))]),
+                ctx.modern ? 429 : 200
+            )
         case .needsCapability(let message, let missing):
             // 2026-07-28: -32021 with HTTP 400; earlier revisions define no code for it: invalid params.
             return (

@@ -494,6 +494,24 @@ public struct ConfigLoader {
                 s.hostArguments += ["--cache-ttl", "\(e.key)=\(seconds)"]
             }
         }
+        if let limits = try g.table("rate_limits") {
+            for e in limits.entries {
+                let key = "gateway.rate_limits.\(e.key)"
+                let rate: Double
+                switch e.value {
+                case .integer(let i): rate = Double(i)
+                case .float(let f): rate = f
+                default:
+                    throw ConfigError(
+                        file: file, line: e.line, key: key, message: "must be calls per second, not \(e.value.typeName)"
+                    )
+                }
+                guard rate > 0 else {
+                    throw ConfigError(file: file, line: e.line, key: key, message: "must be more than 0")
+                }
+                s.hostArguments += ["--tool-rate-limit", "\(e.key)=\(rate)"]
+            }
+        }
         if let composites = try g.table("composites") {
             for e in composites.entries {
                 let key = "gateway.composites.\(e.key)"

@@ -221,9 +221,12 @@ public enum HostMessage: Sendable, Equatable {
     case metrics(seq: Int, TrafficSnapshot)
     /// The plugin reported a change (version 3); the supervisor relays it to the server's other replicas.
     case changed(PluginChange)
+    /// The gateway's items left out of its lists, each with its reason (version 4; shown by `mcpctl status`).
+    case leftOut([String])
 
     enum Key {
         static let event = "event"
+        static let items = "items"
         static let seq = "seq"
         static let pid = "pid"
         static let port = "port"
@@ -245,6 +248,7 @@ public enum HostMessage: Sendable, Equatable {
         static let health = "health"
         static let metrics = "metrics"
         static let changed = "changed"
+        static let leftOut = "left_out"
     }
 
     enum Part {
@@ -290,6 +294,9 @@ public enum HostMessage: Sendable, Equatable {
         case .changed(let change):
             o[Key.event] = .string(Event.changed)
             change.encode(into: &o)
+        case .leftOut(let items):
+            o[Key.event] = .string(Event.leftOut)
+            o[Key.items] = .array(items.map { .string($0) })
         }
         return .object(o)
     }
@@ -325,6 +332,9 @@ public enum HostMessage: Sendable, Equatable {
             guard let seq = int(Key.seq) else { return nil }
             return .metrics(seq: seq, TrafficSnapshot.decode(value))
         case Event.changed: return PluginChange.decode(value).map { .changed($0) }
+        case Event.leftOut:
+            guard case .array(let items)? = value[Key.items] else { return nil }
+            return .leftOut(items.prefix(1000).compactMap { $0.stringValue.map { String($0.prefix(500)) } })
         default: return nil
         }
     }

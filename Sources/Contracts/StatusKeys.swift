@@ -18,6 +18,8 @@ public enum StatusKey {
     public static let target = "target"
     /// A command server's transport, "stdio" or "http" (absent for a plugin).
     public static let transport = "transport"
+    /// The gateway's items left out of its lists, each with its reason (docs/gateway.md, "Names").
+    public static let leftOut = "left_out"
     public static let failure = "failure"
     public static let replicas = "replicas"
     /// The child's box: enabled and the mechanism of each limit (docs/security.md).

@@ -34,6 +34,7 @@ public final class ControlChannel: Sendable {
                 }
                 .withConnectedSocket(fd).wait()
             engine.plugin.relayChanges { change in ControlHandler.write(.changed(change), to: ch) }
+            (engine.plugin as? GatewayServer)?.onLeftOut { items in ControlHandler.write(.leftOut(items), to: ch) }
             return ControlChannel(channel: ch)
         } catch {
             throw HostFailure(

@@ -382,6 +382,8 @@ public final class Supervisor: @unchecked Sendable {
     /// The gateway's table as last pushed, and each server's list generation (Gateway/GatewayTable.swift).
     var gatewayPushed: [GatewayBackend]?
     var gatewayGenerations: [String: Int] = [:]
+    /// What the gateway left out of its lists, with the reasons, as it last said (`mcpctl status`).
+    var gatewayLeftOut: [String] = []
 
     /// Takes the sockets systemd passed back (LISTEN_FDS/LISTEN_FDNAMES): those of configured servers wait to be
     /// claimed by their bind; the others are closed and dropped from the store (FDSTOREREMOVE=1).
@@ -508,6 +510,8 @@ public final class Supervisor: @unchecked Sendable {
         case .metrics(let seq, let snapshot):
             metrics.slotUse(id, inflight: snapshot.callsInFlight)
             metricsAnswered(id, seq: seq, snapshot)
+        case .leftOut(let items):
+            if id.server == GatewaySettings.serverName { gatewayLeftOut = items }
         case .changed(let change):
             if case .lists = change {
                 bumpGatewayGeneration(id.server)

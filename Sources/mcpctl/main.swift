@@ -277,6 +277,12 @@ struct Status: ParsableCommand {
         table(header, rows)
         // One server: its box too (which mechanism applied each limit; docs/security.md).
         if server != nil, let s = servers.first, let box = s[StatusKey.box] { print("box: " + boxLine(box)) }
+        // The gateway: what it left out of its lists and why (docs/gateway.md, "Names").
+        for s in servers {
+            guard case .array(let items)? = s[StatusKey.leftOut], !items.isEmpty else { continue }
+            print("\(text(s[StatusKey.name])): \(items.count) left out of its lists:")
+            for item in items { print("  " + text(item)) }
+        }
     }
 }
 

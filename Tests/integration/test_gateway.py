@@ -227,6 +227,16 @@ def test_a_name_longer_than_64_is_left_out_with_its_reason(env):
     assert all(len(n) <= 64 for n in names)
     assert f"{alias}__slow_count" not in names
     run_.wait_for(rf"left out of the gateway's lists: ref: '{alias}__slow_count' is longer than 64 characters", 10)
+    # mcpctl status says so too, for the gateway (JSON and text).
+    wait_until(lambda: any("slow_count" in item for item in env.status("gateway").get("left_out", [])), 10,
+               "the gateway's left-out names in status")
+    import subprocess
+    from conftest import mcpctl_binary
+    out = subprocess.run([str(mcpctl_binary()), "--socket", str(env.control_socket), "status"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^gateway: \d+ left out of its lists:$", out.stdout, re.M), out.stdout
+    assert f"ref: '{alias}__slow_count' is longer than 64 characters" in out.stdout
 
 
 @pytest.mark.parametrize("text,error", [

@@ -87,6 +87,8 @@ public final class GatewayServer: Sendable {
     /// `[gateway.cache_ttl]`: how long a read-only tool's answer is kept, by its name on the gateway.
     private let cacheTTL: [String: Duration]
     private let warned = Mutex<Set<String>>([])
+    /// Where the items left out of the lists are reported (the supervisor, for `mcpctl status`).
+    private let leftOutSink = Mutex<(@Sendable ([String]) -> Void)?>(nil)
     /// `[gateway.rate_limits]`: calls per second of a tool, across every client (a token bucket each).
     private let toolLimits: [String: RateBuckets]
     /// `[gateway.composites]` by name (docs/gateway.md, "Composite tools").
@@ -336,14 +338,16 @@ public final class GatewayServer: Sendable {
             return c
         }
         handlersBox.withLock { $0 = handlers }
-        let newlyOmitted = state.withLock { s -> [String] in
+        let (newlyOmitted, changedOmitted) = state.withLock { s -> ([String], Bool) in
             s.routes = routes
             s.classes = classes
             let fresh = omitted.filter { !s.omitted.contains($0) }
+            let changed = omitted != s.omitted
             s.omitted = omitted
-            return fresh
+            return (fresh, changed)
         }
         for line in newlyOmitted { log("left out of the gateway's lists: \(line)") }
+        if changedOmitted { leftOutSink.withLock { $0 }?(omitted) }
         let lists = Self.changedLists(old, catalog)
         if lists != 0 { deliver(lists: lists, uri: nil) }
     }
@@ -369,6 +373,13 @@ public final class GatewayServer: Sendable {
     private func deliver(lists: UInt32, uri: String?) {
         for handler in changeHandlers.withLock({ $0 }) { handler(lists, uri) }
         for view in views.withLock({ Array($0.values) }) { view.gatewayChanged(lists: lists, uri: uri) }
+    }
+
+    /// Reports what is left out of the lists to `sink` now and whenever it changes.
+    func onLeftOut(_ sink: @escaping @Sendable ([String]) -> Void) {
+        leftOutSink.withLock { $0 = sink }
+        let now = state.withLock { $0.omitted }
+        if !now.isEmpty { sink(now) }
     }
 
     // MARK: Groups

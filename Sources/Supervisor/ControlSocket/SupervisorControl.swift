@@ -81,12 +81,15 @@ extension Supervisor {
         let settings = server.config
         var what: [String: JSONValue] =
             settings.isGateway
-            ? [StatusKey.kind: "gateway", StatusKey.target: .string(gatewayExecutable)]
-            : settings.isCommand
             ? [
-                StatusKey.kind: "command", StatusKey.target: .array(settings.command.map { .string($0) }),
-                StatusKey.transport: .string(settings.transport.rawValue),
-            ] : [StatusKey.kind: "plugin", StatusKey.target: .string(settings.plugin)]
+                StatusKey.kind: "gateway", StatusKey.target: .string(gatewayExecutable),
+                StatusKey.leftOut: .array(gatewayLeftOut.map { .string($0) }),
+            ]
+            : settings.isCommand
+                ? [
+                    StatusKey.kind: "command", StatusKey.target: .array(settings.command.map { .string($0) }),
+                    StatusKey.transport: .string(settings.transport.rawValue),
+                ] : [StatusKey.kind: "plugin", StatusKey.target: .string(settings.plugin)]
         let common: [String: JSONValue] = [
             StatusKey.name: .string(name),
             StatusKey.group: .string(metricsGroup(name)),

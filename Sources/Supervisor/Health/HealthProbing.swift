@@ -88,7 +88,7 @@ extension Supervisor {
         let seq: Int
         switch message {
         case .healthLoop(let part, _), .healthPlugin(let part, _): seq = part
-        case .ready, .pong, .metrics, .changed: return
+        case .ready, .pong, .metrics, .changed, .leftOut: return
         }
         guard let run = probes[id], seq == run.seq else { return }
         let now = Clock.now()

@@ -29,6 +29,7 @@ final class GatewayMetrics: Sendable {
         var retries: [String: Int] = [:]
         var cache: [String: (hits: Int, misses: Int)] = [:]
         var limited: [String: Int] = [:]
+        var failovers: [String: Int] = [:]
     }
 
     private let state = Mutex(State())
@@ -57,6 +58,9 @@ final class GatewayMetrics: Sendable {
 
     /// A call refused by its tool's rate limit (`[gateway.rate_limits]`; one series per configured tool).
     func rateLimited(tool: String) { state.withLock { $0.limited[tool, default: 0] += 1 } }
+
+    /// A retry sent to another server of the failed one's equivalence class.
+    func failedOver(to backend: String) { state.withLock { $0.failovers[backend, default: 0] += 1 } }
 
     func retried(backend: String) { state.withLock { $0.retries[backend, default: 0] += 1 } }
 
@@ -101,6 +105,15 @@ final class GatewayMetrics: Sendable {
                     help: "Calls the gateway sent again (docs/gateway.md, Retries), by backend server.",
                     labelNames: ["backend"], bounds: [],
                     series: s.retries.sorted { $0.key < $1.key }.map {
+                        PluginMetricSeries(labelValues: [$0.key], value: Double($0.value), buckets: [])
+                    }))
+            out.append(
+                PluginMetricFamily(
+                    name: "gateway_failovers_total", kind: .counter,
+                    help:
+                        "Retries sent to another equivalent server than the one that failed, by the server they went to.",
+                    labelNames: ["backend"], bounds: [],
+                    series: s.failovers.sorted { $0.key < $1.key }.map {
                         PluginMetricSeries(labelValues: [$0.key], value: Double($0.value), buckets: [])
                     }))
             out.append(

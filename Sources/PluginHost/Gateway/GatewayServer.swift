@@ -598,6 +598,8 @@ public final class GatewayServer: Sendable {
         switch route(call, avoid: avoid) {
         case .to(let b, let o):
             (backend, own) = (b, o)
+            // A retry that goes to another equivalent server than the one that failed is a failover.
+            if !avoid.isEmpty, !avoid.contains(b.row.name) { metrics.failedOver(to: b.row.name) }
         case .unknown:
             _ = call.finish(with: .invalidParams("no server behind the gateway serves \(call.kind.activity)"))
             return

@@ -977,3 +977,35 @@ def test_a_tools_rate_limit_refuses_calls_beyond_it_with_32010_and_counts_them(e
                          headers=modern_headers("tools/call", other)).status == 200 for _ in range(8))
     counted = series(scrape(mport), "mcp_plugin_gateway_rate_limited_total", server="gateway", tool="ref__echo")
     assert [v for _, v in counted] == [float(len(limited))]
+
+
+def test_calls_through_a_restart_do_not_fail(env):
+    """mcpctl restart stops a server to start it again: the gateway treats it as coming back (not as stopped by an
+    admin), and calls made meanwhile wait for it or are sent again (a draining replica refuses unread): none fails."""
+    run_, port, url = start(env, servers={"ref": "reference"})
+    pid = env.status("ref")["replicas"][0]["pid"]
+    failures: list = []
+
+    async def body(c: Client):
+        restarted = False
+        n = 0
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline:
+            n += 1
+            try:
+                r = await c.call_tool("ref__add", {"a": n, "b": 1})
+                if r.structured_content != {"sum": n + 1}:
+                    failures.append(repr(r))
+            except MCPError as e:
+                failures.append(str(e))
+            if n == 20:
+                assert "result" in env.control("restart", {"server": "ref"})
+                restarted = True
+            if restarted and env.status("ref")["state"] == "running" and env.status("ref")["replicas"][0]["pid"] != pid \
+                    and n > 60:
+                return n
+
+    n, _ = run(run_client(url, "auto", body))
+    assert n and n > 60
+    assert failures == [], failures[:3]
+    assert env.status("ref")["replicas"][0]["pid"] != pid

@@ -114,8 +114,12 @@ final class BackendClient: Sendable {
             JSONRPC.request(id: .int(id), method: method, params: .object(p)), requestID: id, headers: h + headers)
         if let timeout {
             let pending = self.pending
+            let http = self.http
             loop.scheduleTask(in: .nanoseconds(Int64(timeout.nanoseconds))) {
-                pending.state.withLock { $0.waiting.removeValue(forKey: id) }?(
+                // No answer in time: the request is cancelled at the server too (its connection is closed).
+                guard let waiting = pending.state.withLock({ $0.waiting.removeValue(forKey: id) }) else { return }
+                http.cancel(id)
+                waiting(
                     .failure(ProgramRPCError(code: -32001, message: "no answer within \(timeout)", transport: true)),
                     nil)
             }

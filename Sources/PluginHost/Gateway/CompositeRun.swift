@@ -66,6 +66,8 @@ final class CompositeRun: Sendable {
     private let gateway: GatewayServer
     private let input: [String: JSONValue]
     private let state: Mutex<State>
+    /// Progress notifications sent (see `progress`).
+    private let progressLock = Mutex(0)
     /// Sequential: steps already done when a checkpoint resumed the run.
     private let resumedAt: Int
 
@@ -126,11 +128,15 @@ final class CompositeRun: Sendable {
         gateway.startStep(sub)
     }
 
+    /// One progress notification per finished step, counting up: the count and the send are one step under a
+    /// lock of their own, so parallel steps never send a smaller count after a larger one.
     private func progress(_ i: Int, _ r: StepResult) {
-        let done = state.withLock { s in s.results.filter { $0 != nil }.count }
-        call.observer.callProgress(
-            progress: Double(done), total: Double(tool.steps.count),
-            message: "step \(i) (\(tool.steps[i].tool)): \(r.succeeded ? "ok" : "failed")")
+        progressLock.withLock { sent in
+            sent += 1
+            call.observer.callProgress(
+                progress: Double(sent), total: Double(tool.steps.count),
+                message: "step \(i) (\(tool.steps[i].tool)): \(r.succeeded ? "ok" : "failed")")
+        }
     }
 
     // MARK: parallel, aggregate
@@ -263,7 +269,8 @@ final class CompositeRun: Sendable {
                 }
                 return finish(.result(res))
             }
-            if attempt < tool.steps[i].retries {
+            // Tried again only when running it twice is harmless; otherwise the next alternative is the retry.
+            if attempt < tool.steps[i].retries, gateway.isHarmless(tool.steps[i].tool) {
                 let pause = 0.05 * Double(1 << min(attempt - 1, 5)) * Double.random(in: 0.5..<1.5)
                 DispatchQueue.global().asyncAfter(deadline: .now() + pause) { [self] in
                     runFailover(step: i, attempt: attempt + 1)

@@ -23,8 +23,12 @@ public final class GatewayServer: Sendable {
         var readGeneration: Int?
         /// A read of this backend's lists is due (its generation moved, it said its lists changed, a read failed).
         var stale = true
-        /// The id of its open `subscriptions/listen` request.
+        /// The id of its open `subscriptions/listen` request, and the resources it subscribes to.
         var listen: Int64?
+        var listenURIs: [String] = []
+        /// Bumped whenever what the gateway cached of this server must go (a restart, a list change): an answer
+        /// that left before the bump is not stored after it.
+        var epoch = 0
     }
 
     /// Which backend serves a name on the gateway, and under what name there.
@@ -53,6 +57,8 @@ public final class GatewayServer: Sendable {
         var calls: [UInt: GatewayCall] = [:]
         var nextCall: UInt = 1
         var closing = false
+        /// A refresh is scheduled to try the failed reads again (one at a time, however many pushes come).
+        var retryScheduled = false
         /// What was left out of the merged lists, and why (logged once per reason).
         var omitted: [String] = []
     }
@@ -148,7 +154,9 @@ public final class GatewayServer: Sendable {
                 if var b = s.backends[row.name], b.row.port == row.port {
                     if b.row.generation != row.generation {
                         b.stale = true
+                        b.epoch += 1
                         b.client.dropIdle()
+                        cache.invalidate(backend: row.name)  // it restarted or reloaded: its answers may differ
                     }
                     b.row = row
                     s.backends[row.name] = b
@@ -185,6 +193,7 @@ public final class GatewayServer: Sendable {
         reads.wait()
         var retry = false
         var listens: [(String, BackendClient, [String])] = []
+        var replaced: [(BackendClient, Int64)] = []
         for (row, client) in due {
             guard let result = results.withLock({ $0[row.name] }) else { continue }
             switch result {
@@ -195,9 +204,14 @@ public final class GatewayServer: Sendable {
                     b.lists = lists
                     b.readGeneration = row.generation
                     b.stale = false
+                    b.epoch += 1
                     cache.invalidate(backend: row.name)  // restarted, reloaded or changed: its answers may differ
-                    if b.listen == nil {
-                        listens.append((row.name, client, lists.resources.compactMap { $0["uri"]?.stringValue }))
+                    let uris = lists.resources.compactMap { $0["uri"]?.stringValue }
+                    if b.listen == nil || b.listenURIs != uris {
+                        // A new stream for the resources there are now; the old one (if any) is closed.
+                        if let old = b.listen { replaced.append((client, old)) }
+                        b.listen = nil
+                        listens.append((row.name, client, uris))
                     }
                     s.backends[row.name] = b
                 }
@@ -207,9 +221,22 @@ public final class GatewayServer: Sendable {
             }
         }
         merge()
+        for (client, id) in replaced { client.cancel(id) }
         for (name, client, uris) in listens { listen(name, client, uris: uris) }
-        if retry {
-            refreshQueue.asyncAfter(deadline: .now() + 1) { [weak self] in self?.refresh() }
+        if retry { scheduleRetry() }
+    }
+
+    /// Tries the failed reads again in a second, once: a second failure schedules the next.
+    private func scheduleRetry() {
+        let first = state.withLock { s -> Bool in
+            defer { s.retryScheduled = true }
+            return !s.retryScheduled
+        }
+        guard first else { return }
+        refreshQueue.asyncAfter(deadline: .now() + 1) { [weak self] in
+            guard let self else { return }
+            self.state.withLock { $0.retryScheduled = false }
+            self.refresh()
         }
     }
 
@@ -440,24 +467,27 @@ public final class GatewayServer: Sendable {
                 "resourceSubscriptions": .array(uris.map { .string($0) }),
             ]
         ]
-        let id = client.request("subscriptions/listen", params, timeout: nil) { [weak self] _, _ in
+        // The id is filed before the request goes, so an answer that comes at once (a draining replica's 503)
+        // finds it; a stream that ends, or is replaced, acts only for its own id.
+        let id = client.reserveID()
+        let filed = state.withLock { s -> Bool in
+            guard var b = s.backends[name], b.client === client, !s.closing else { return false }
+            b.listen = id
+            b.listenURIs = uris
+            s.backends[name] = b
+            return true
+        }
+        guard filed else { return }
+        client.request("subscriptions/listen", params, id: id, timeout: nil) { [weak self] _, _ in
             guard let self else { return }
             let again = self.state.withLock { s -> Bool in
-                guard var b = s.backends[name], b.client === client, !s.closing else { return false }
+                guard var b = s.backends[name], b.client === client, b.listen == id, !s.closing else { return false }
                 b.listen = nil
                 b.stale = true
                 s.backends[name] = b
                 return true
             }
-            if again {
-                self.refreshQueue.asyncAfter(deadline: .now() + 1) { [weak self] in self?.refresh() }
-            }
-        }
-        state.withLock { s in
-            if var b = s.backends[name], b.client === client {
-                b.listen = id
-                s.backends[name] = b
-            }
+            if again { self.scheduleRetry() }
         }
     }
 
@@ -471,6 +501,7 @@ public final class GatewayServer: Sendable {
             }
         case "notifications/resources/updated":
             if let uri = params["uri"]?.stringValue {
+                state.withLock { s in s.backends[backend]?.epoch += 1 }  // an answer on its way is not stored
                 cache.remove(GatewayCache.key(method: "resources/read", name: uri, arguments: [:]))
             }
             guard let uri = params["uri"]?.stringValue,
@@ -638,7 +669,14 @@ public final class GatewayServer: Sendable {
         if let cacheKey, number == 0 {
             if let hit = cache.lookup(cacheKey) {
                 metrics.cache(backend: hit.backend, hit: true)
-                RemoteOutcome.finish(call, kind: call.kind, .success(hit.value), size: hit.size, who: "the cache")
+                var value = hit.value
+                if case .object(var o) = value, o["ttlMs"] != nil {
+                    // Fresh for what is left of the server's ttlMs, not for a whole new one (caching.mdx).
+                    let left = ContinuousClock.now.duration(to: hit.expires).components
+                    o["ttlMs"] = .int(max(0, left.seconds * 1000 + left.attoseconds / 1_000_000_000_000_000))
+                    value = .object(o)
+                }
+                RemoteOutcome.finish(call, kind: call.kind, .success(value), size: hit.size, who: "the cache")
                 return
             }
             metrics.cache(backend: backend.row.name, hit: false)
@@ -647,14 +685,24 @@ public final class GatewayServer: Sendable {
         let name = backend.row.name
         let key = call.id
         let rpcID = client.reserveID()
-        let live = state.withLock { s -> Bool in
-            guard !s.closing else { return false }
+        enum Filed { case yes(epoch: Int), closing, cancelled }
+        let filed = state.withLock { s -> Filed in
+            guard !s.closing else { return .closing }
+            // A cancel that came since the check above found nothing to cancel: it is seen here.
+            guard !call.isCancelled else { return .cancelled }
             s.calls[key] = GatewayCall(backend: name, rpcID: rpcID, call: call)
-            return true
+            return .yes(epoch: s.backends[name]?.epoch ?? 0)
         }
-        guard live else {
+        let epoch: Int
+        switch filed {
+        case .closing:
             _ = call.finish(with: .internalError("the gateway is stopping"))
             return
+        case .cancelled:
+            _ = call.finish(with: .internalError("cancelled"))
+            return
+        case .yes(let e):
+            epoch = e
         }
         let retry = retryPolicy
         let mayRepeat = harmless
@@ -694,7 +742,9 @@ public final class GatewayServer: Sendable {
                 {
                     ttl = .milliseconds(ms)
                 }
-                if let ttl {
+                // Not if the server restarted or changed its lists while this answer was on its way.
+                let current = self.state.withLock { $0.backends[name]?.epoch }
+                if let ttl, current == epoch {
                     self.cache.store(
                         storeKey, value: value, size: size ?? JSONWriter.serialize(value).count, backend: name, ttl: ttl
                     )
@@ -749,6 +799,11 @@ public final class GatewayServer: Sendable {
             done = saved.done
         }
         CompositeRun(call: call, tool: composite, gateway: self, input: input, done: done).start()
+    }
+
+    /// Whether running the tool twice is harmless (its server says readOnlyHint or idempotentHint).
+    func isHarmless(_ tool: String) -> Bool {
+        state.withLock { s in s.routes.tools[tool].map { $0.readOnly || $0.idempotent } ?? false }
     }
 
     /// A call of one of the gateway's own tools that a composite makes; `done` hears how it ended.

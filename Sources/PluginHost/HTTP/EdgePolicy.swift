@@ -27,18 +27,24 @@ final class EdgePolicy: Sendable {
         guard let origin, allowsCORS(origin) else { return [] }
         return [
             ("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
-            ("Access-Control-Expose-Headers", "Mcp-Session-Id, MCP-Protocol-Version"),
+            ("Access-Control-Expose-Headers", "Mcp-Session-Id, MCP-Protocol-Version, Retry-After, WWW-Authenticate"),
         ]
     }
 
-    /// A preflight's answer headers.
-    func preflightHeaders(_ origin: String) -> [(String, String)] {
-        corsHeaders(origin) + [
+    static let allowedHeaders = [
+        "Content-Type", "Accept", "Authorization", "Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Method", "Mcp-Name",
+        "Last-Event-ID",
+    ]
+
+    /// A preflight's answer headers: the MCP headers, and of those the browser asks for, any `Mcp-Param-*` (a
+    /// tool's mirrored arguments, which a client must send).
+    func preflightHeaders(_ origin: String, requested: String?) -> [(String, String)] {
+        let params = (requested ?? "").split(separator: ",").map { String($0.filter { $0 != " " }) }.filter {
+            $0.lowercased().hasPrefix("mcp-param-") && $0.utf8.count <= 128
+        }
+        return corsHeaders(origin) + [
             ("Access-Control-Allow-Methods", "POST, GET, DELETE, OPTIONS"),
-            (
-                "Access-Control-Allow-Headers",
-                "Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID"
-            ),
+            ("Access-Control-Allow-Headers", (Self.allowedHeaders + params).joined(separator: ", ")),
             ("Access-Control-Max-Age", "600"),
         ]
     }
@@ -95,5 +101,10 @@ final class RateBuckets: Sendable {
     ) {
         let refill = Duration.seconds(burst / perSecond)
         buckets = buckets.filter { _, b in b.at.duration(to: now) < refill }
+        // Still too many (a flood from many addresses): the ones seen longest ago go, down to three quarters.
+        if buckets.count > Self.maxKeys {
+            let keep = buckets.sorted { $0.value.at > $1.value.at }.prefix(Self.maxKeys * 3 / 4)
+            buckets = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+        }
     }
 }

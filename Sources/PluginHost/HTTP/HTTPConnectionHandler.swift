@@ -123,7 +123,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             guard let origin, edge.allowsCORS(origin) else {
                 return (403, [("Content-Type", "text/plain; charset=utf-8")], Array("no CORS for this origin\n".utf8))
             }
-            return (204, edge.preflightHeaders(origin), [])
+            return (
+                204,
+                edge.preflightHeaders(origin, requested: head.headers.first(name: "Access-Control-Request-Headers")), []
+            )
         }
         if let wait = edge.throttle(address ?? "unknown") {
             let seconds = max(1, Int(wait.rounded(.up)))

@@ -81,6 +81,7 @@ final class HTTPProgramClient: Sendable {
                     }
                     if gone {
                         state.withLock { s in if !s.closed { s.idle.append(channel) } }
+                        failed(requestID, "cancelled before it was sent", true)
                         return
                     }
                 }
@@ -95,6 +96,9 @@ final class HTTPProgramClient: Sendable {
     func cancel(_ id: Int64) {
         let channel = state.withLock { s -> Channel? in
             guard let c = s.carrying.removeValue(forKey: id) else {
+                // Not on a connection yet: remembered until its connection comes (bounded: past 4096, one
+                // remembered cancel, maybe of a request that ended already, is forgotten).
+                if s.cancelled.count >= 4096 { s.cancelled.removeFirst() }
                 s.cancelled.insert(id)
                 return nil
             }
@@ -151,7 +155,9 @@ final class HTTPProgramClient: Sendable {
         let reused = state.withLock { s -> Channel?? in
             if s.closed { return .some(nil) }
             s.idle.removeAll { !$0.isActive }
-            if let here, let i = s.idle.lastIndex(where: { $0.eventLoop === here }) { return .some(s.idle.remove(at: i)) }
+            if let here, let i = s.idle.lastIndex(where: { $0.eventLoop === here }) {
+                return .some(s.idle.remove(at: i))
+            }
             if here == nil, let c = s.idle.popLast() { return .some(c) }
             return nil
         }

@@ -42,7 +42,11 @@ extension Supervisor {
         switch s.status {
         case .running: return .running
         case .starting, .waiting: return .starting
-        case .stopping, .stopped: return .stopped
+        case .stopping:
+            // `mcpctl restart` and a reload that changes the server stop it to start it again: it comes back.
+            if case .stopping(then: .start) = s.phase { return .starting }
+            return .stopped
+        case .stopped: return .stopped
         case .failed: return .fatal
         case .down:
             // Every replica is down: waiting out a backoff comes back by itself, a fatal one not before its

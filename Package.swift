@@ -23,6 +23,8 @@ let package = Package(
         // Observability (docs/metrics.md): the metrics API and its Prometheus registry and text rendering.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // TLS for a gateway reached from other hosts (docs/gateway.md "TLS"): only mcp-gateway links it.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // The plugin ABI: one C header and nothing else.
@@ -87,6 +89,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/mcp-gateway"
@@ -139,7 +142,10 @@ let package = Package(
         .testTarget(name: "MCPProtocolTests", dependencies: ["MCPProtocol"], path: "Tests/MCPProtocolTests"),
         // The dispatcher driven without a socket, against a fake plugin; the ABI struct reader.
         .testTarget(
-            name: "PluginHostTests", dependencies: ["PluginHost", "MCPProtocol", "PluginABI"],
+            name: "PluginHostTests",
+            dependencies: [
+                "PluginHost", "MCPProtocol", "PluginABI", .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             path: "Tests/PluginHostTests"),
         // The supervisor daemon's pure pieces: the status page's history and renderer.
         .testTarget(

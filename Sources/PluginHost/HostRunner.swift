@@ -15,9 +15,9 @@ public enum HostRunner {
     public static func serve(
         _ engine: MCPEngine, name: String, version: String, from path: String, target: ListenTarget, threads: Int,
         drainTimeout: Double, signals: TerminationSignals, log: HostLog, group: MultiThreadedEventLoopGroup? = nil,
-        fail: (HostFailure) -> Int32
+        tls: (@Sendable () throws -> ChannelHandler)? = nil, fail: (HostFailure) -> Int32
     ) -> Never {
-        let server = HostServer(engine: engine, threads: threads, group: group)
+        let server = HostServer(engine: engine, threads: threads, group: group, tls: tls)
         let listener: Channel
         let port: Int
         do { (listener, port) = try server.start(target) } catch { Glibc.exit(fail(error)) }
@@ -39,7 +39,7 @@ public enum HostRunner {
         var shownHost = "127.0.0.1"
         if case .address(let h, _) = target, h != "0.0.0.0", h != "::" { shownHost = h.contains(":") ? "[\(h)]" : h }
         log.stdout.info(
-            "serving \(name) \(version) from \(path) at http://\(shownHost):\(port)/mcp",
+            "serving \(name) \(version) from \(path) at \(tls == nil ? "http" : "https")://\(shownHost):\(port)/mcp",
             metadata: [
                 LogKey.event: .string(LogEventName.hostServing), "port": LogValue.of(port),
                 "name": .string(name), "version": .string(version),

@@ -74,10 +74,14 @@ public protocol CallObserver: AnyObject, Sendable {
     /// ABI 1.1: routes an input request (answered now, refused, sent to the client, or suspended); returns
     /// MCPP_OK when `request.resolve` will run, else the status for the plugin (and it must not run).
     func callRequestsInput(_ call: PluginCall, _ request: InputRequest) -> Int32
+    /// The input capabilities (elicitation, sampling, roots) this request's client can be asked for now: what a
+    /// server behind the gateway is told the client declared (docs/gateway.md, "Input requests").
+    var inputCapabilities: JSONValue { get }
 }
 
 extension CallObserver {
     public func callRequestsInput(_ call: PluginCall, _ request: InputRequest) -> Int32 { MCPP_E_INVALID }
+    public var inputCapabilities: JSONValue { [:] }
 }
 
 /// One request in flight inside the plugin. The plugin sees it as an opaque `mcpp_call *`, which is an id

@@ -5,6 +5,7 @@ import Logging
 import MCPProtocol
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PluginHost
 import StructuredLog
 
@@ -48,6 +49,15 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Require Authorization: Bearer <the first line of this file> on every request.")
     var bearerTokenFile: String?
 
+    @Option(
+        help:
+            "Serve TLS with this certificate chain (PEM; with --tls-key). Plain HTTP then stays open to loopback clients only."
+    )
+    var tlsCertificate: String?
+
+    @Option(help: "The private key (PEM) of --tls-certificate.")
+    var tlsKey: String?
+
     @Option(help: "Requests per second each client address may make (HTTP 429 beyond; off by default).")
     var rateLimit: Double?
 
@@ -80,6 +90,9 @@ struct GatewayCommand: ParsableCommand {
             maxConcurrency > 0, retryAttempts > 0
         else {
             throw ValidationError("sizes, timeouts and counts must be positive (--rate-burst goes with --rate-limit)")
+        }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-certificate and --tls-key go together")
         }
         _ = try backends()
         _ = try allowlists()
@@ -202,6 +215,13 @@ struct GatewayCommand: ParsableCommand {
             }
             hc.edge.bearerToken = Array(token.utf8)
         }
+        var tls: (@Sendable () throws -> ChannelHandler)?
+        if let tlsCertificate, let tlsKey {
+            do throws(HostFailure) {
+                let context = try Self.tlsContext(certificate: tlsCertificate, key: tlsKey)
+                tls = { NIOSSLServerHandler(context: context) }
+            } catch { throw ExitCode(fail(error)) }
+        }
         // One set of event loops for the clients' connections and the backends': a call and its request to the
         // server run on the same thread (HTTPProgramClient prefers the current loop).
         let clients = MultiThreadedEventLoopGroup(numberOfThreads: endpoint.threads)
@@ -215,10 +235,38 @@ struct GatewayCommand: ParsableCommand {
         if !fixed.isEmpty { gateway.serve(fixed: fixed) }
         let engine = MCPEngine(gateway: gateway, config: hc)
         HostRunner.serve(
-            engine, name: "mcp-gateway", version: GatewayServer.version, from: "the supervisor's servers",
+            engine, name: "mcp-gateway", version: GatewayServer.version,
+            from: fixed.isEmpty ? "the supervisor's servers" : "\(fixed.count) backend(s) given with --backend",
             target: target, threads: endpoint.threads, drainTimeout: endpoint.drainTimeout,
-            signals: TerminationSignals(), log: log, group: clients,
-            fail: fail)
+            signals: TerminationSignals(), log: log, group: clients, tls: tls, fail: fail)
+    }
+
+    /// The server side of TLS 1.2 and 1.3 (swift-nio-ssl, BoringSSL) for HTTP/1.1, from PEM files; a file that
+    /// cannot be read, a key that does not match the certificate: an error naming the file (status 18, not
+    /// restarted: the files need fixing).
+    static func tlsContext(certificate: String, key: String) throws(HostFailure) -> NIOSSLContext {
+        let chain: [NIOSSLCertificate]
+        do { chain = try NIOSSLCertificate.fromPEMFile(certificate) } catch {
+            throw HostFailure(
+                .invalidConfig, "--tls-certificate \(certificate): not a readable PEM certificate (\(error))")
+        }
+        guard !chain.isEmpty else {
+            throw HostFailure(.invalidConfig, "--tls-certificate \(certificate): no certificate in the file")
+        }
+        let privateKey: NIOSSLPrivateKey
+        do { privateKey = try NIOSSLPrivateKey(file: key, format: .pem) } catch {
+            throw HostFailure(.invalidConfig, "--tls-key \(key): not a readable PEM private key (\(error))")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.applicationProtocols = ["http/1.1"]
+        do { return try NIOSSLContext(configuration: configuration) } catch {
+            throw HostFailure(
+                .invalidConfig,
+                "--tls-certificate \(certificate) with --tls-key \(key): unusable (\(error); does the key match the certificate?)"
+            )
+        }
     }
 }
 

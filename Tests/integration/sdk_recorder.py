@@ -62,8 +62,9 @@ class _Tee(httpx2.AsyncByteStream):
 class Recorder(httpx2.AsyncBaseTransport):
     """Records every exchange; `get_stream_open` is set once a GET stream was answered with 200."""
 
-    def __init__(self) -> None:
-        self._inner = httpx2.AsyncHTTPTransport()
+    def __init__(self, verify=True) -> None:
+        """`verify`: an ssl.SSLContext trusting the test's own certificate, for https:// URLs."""
+        self._inner = httpx2.AsyncHTTPTransport(verify=verify)
         self.exchanges: list[Exchange] = []
         self.get_stream_open = asyncio.Event()
 

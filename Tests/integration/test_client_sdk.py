@@ -112,10 +112,12 @@ def validate_traffic(exchanges: list[Exchange], mode: str) -> dict[str, int]:
     return seen
 
 
-async def run_client(url: str, mode: str, body: Callable[[Client], Awaitable[Any]], **client_kwargs) -> tuple[Any, dict[str, int]]:
-    """Runs `body(client)` on a recording SDK client within DEADLINE; validates all traffic afterwards."""
-    recorder = Recorder()
-    http = httpx2.AsyncClient(transport=recorder, timeout=httpx2.Timeout(30.0, read=60.0))
+async def run_client(url: str, mode: str, body: Callable[[Client], Awaitable[Any]], verify=True,
+                     headers: dict | None = None, **client_kwargs) -> tuple[Any, dict[str, int]]:
+    """Runs `body(client)` on a recording SDK client within DEADLINE; validates all traffic afterwards
+    (`verify`: the TLS trust for an https:// URL; `headers`: sent on every request, e.g. a bearer token)."""
+    recorder = Recorder(verify=verify)
+    http = httpx2.AsyncClient(transport=recorder, headers=headers, timeout=httpx2.Timeout(30.0, read=60.0))
     with anyio.fail_after(DEADLINE):
         async with http:
             transport = streamable_http_client(url, http_client=http)

@@ -615,6 +615,121 @@ def gateway_ready(port: int, headers: dict | None = None) -> bool:
     return reply.status == 200 and any(t["name"].startswith("ref__") for t in reply.json()["result"]["tools"])
 
 
+def make_certificate(tmp_path) -> tuple[str, str]:
+    """A self-signed P-256 certificate for 127.0.0.1 and its key, made with the openssl command line."""
+    import subprocess
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=mcp-gateway test",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tls_with_a_certificate_and_plain_http_from_loopback(env, tmp_path, mode):
+    import socket
+    import ssl
+    import subprocess
+
+    cert, key = make_certificate(tmp_path)
+    token = "tls-token-of-the-test-0123456789"
+    (tmp_path / "token").write_text(token + "\n")
+    run_, port = edge_world(env, tmp_path, tls_certificate=cert, tls_key=key, bearer_token_file=str(tmp_path / "token"))
+    auth = {"Authorization": f"Bearer {token}"}
+    # Plain HTTP stays open to loopback (this test, local agents, the supervisor's probe, which sends the token).
+    wait_until(lambda: gateway_ready(port, auth), 30, "the gateway lists ref over plain HTTP from loopback")
+    probe = control_json(env, "health", {"server": "gateway", "level": "detailed"})["replicas"][0]["last_probe"]
+    assert probe["result"] == "passed" and probe["server_discover"]["ok"] is True, probe
+
+    # The SDK over https, verifying the certificate, in both eras (the token on every request).
+    trust = ssl.create_default_context(cafile=cert)
+
+    async def body(c: Client):
+        echo = await c.call_tool("ref__echo", {"text": "over TLS"})
+        return c.server_info.name, [t.name for t in (await c.list_tools()).tools], echo
+
+    (name, tools, echo), seen = run(run_client(f"https://127.0.0.1:{port}/mcp", mode, body, verify=trust,
+                                               headers=auth))
+    assert name == "mcp-gateway" and "ref__echo" in tools
+    assert [b.text for b in echo.content] == ["over TLS"] and seen["tools/call"] == 1
+
+    # openssl s_client: TLS 1.2 or 1.3 with the configured certificate.
+    shown = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", cert,
+                            "-verify_return_error", "-brief"], input=b"", capture_output=True, timeout=30)
+    text = (shown.stdout + shown.stderr).decode()
+    assert "Verification: OK" in text and re.search(r"Protocol version: TLSv1\.[23]", text), text
+    assert "CN=mcp-gateway test" in text or "CN = mcp-gateway test" in text, text
+
+    # A client that does not trust the certificate fails its handshake; TLS 1.0 is refused; garbage after a
+    # handshake byte closes that connection only. The gateway keeps serving through all of it.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            ssl.create_default_context().wrap_socket(raw, server_hostname="127.0.0.1")
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.load_verify_locations(cert)
+    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+    old.set_ciphers("ALL:@SECLEVEL=0")
+    with pytest.raises(ssl.SSLError):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            old.wrap_socket(raw, server_hostname="127.0.0.1")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(b"\x16\x03\x01\x00\x05garbage-that-is-no-handshake" * 4)
+        raw.settimeout(10)
+        try:
+            while raw.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass  # closed: what the gateway does with a broken handshake
+    assert gateway_ready(port, auth)
+    assert run_.proc.poll() is None and env.status("gateway")["state"] == "running"
+
+
+def control_json(env, method: str, params: dict) -> dict:
+    reply = env.control(method, params)
+    assert "result" in reply, reply
+    return reply["result"]
+
+
+def test_tls_and_remote_settings_are_checked_at_load(env, tmp_path):
+    """Half a TLS pair, a listen address other hosts reach without TLS and a token, and unusable files are each
+    refused with the key, the file and the reason; the supervisor keeps its good state."""
+    cert, key = make_certificate(tmp_path)
+    cases = [
+        ({"tls_certificate": cert}, "gateway.tls_key", "both or neither"),
+        ({"tls_key": key}, "gateway.tls_certificate", "both or neither"),
+    ]
+    for gateway, where, why in cases:
+        env.write_main(control_socket=str(env.control_socket), gateway={"port": free_port(), **gateway})
+        env.write_server("ref", plugin_path("reference"))
+        out = env.check_config()
+        assert out.returncode != 0 and where in out.stderr and why in out.stderr, out.stderr
+    env.write_main(control_socket=str(env.control_socket), listen_address="0.0.0.0",
+                   gateway={"port": free_port()})
+    out = env.check_config()
+    assert out.returncode != 0 and "gateway.tls_certificate" in out.stderr and "insecure_remote" in out.stderr, \
+        out.stderr
+    env.write_main(control_socket=str(env.control_socket), listen_address="0.0.0.0",
+                   gateway={"port": free_port(), "insecure_remote": True})
+    assert env.check_config().returncode == 0
+
+
+def test_an_unusable_certificate_stops_the_gateway_with_its_reason(env, tmp_path):
+    cert, key = make_certificate(tmp_path)
+    (tmp_path / "other").mkdir()
+    _, other_key = make_certificate(tmp_path / "other")
+    (tmp_path / "broken.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    for c, k, said in [(str(tmp_path / "broken.pem"), key, "not a readable PEM certificate"),
+                       (cert, other_key, "does the key match the certificate?")]:
+        run_, port = edge_world(env, tmp_path, tls_certificate=c, tls_key=k)
+        # Status 18 (a configuration error): down, never restarted, with the gateway's own line as the reason.
+        s = wait_until(lambda: (s := env.status("gateway"))["state"] == "down" and s, 30, "the gateway down")
+        r = s["replicas"][0]
+        assert (r["state"], r["pid"], r["restarts"]) == ("exited", None, 0), s
+        assert "status 18" in r["last_exit"] and said in r["last_exit"] and c in r["last_exit"], s
+        wait_until(lambda: env.status("ref")["state"] == "running", 30, "ref running next to it")
+        run_.stop()
+
+
 def test_edge_gzip_cors_and_the_bearer_token(env, tmp_path):
     import gzip as gz
     from conftest import http_call, modern_body, modern_headers

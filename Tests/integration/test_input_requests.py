@@ -12,6 +12,7 @@ in 2026-07-28 it answers `input_required` with a sealed requestState and the SDK
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -37,6 +38,56 @@ def host(host_factory, reference_plugin):
     return host_factory(reference_plugin)
 
 
+class Front:
+    """What the client talks to: the host itself, or mcp-gateway in front of it (docs/gateway.md, "Input
+    requests"), where the tools are named ref__<tool> and every request the server sees is 2026-07-28."""
+
+    def __init__(self, kind: str, url: str, port: int):
+        self.kind, self.url, self.port = kind, url, port
+
+    def name(self, tool: str) -> str:
+        return tool if self.kind == "host" else f"ref__{tool}"
+
+    @property
+    def modern_backend(self) -> bool:
+        return self.kind == "gateway"
+
+
+@pytest.fixture(params=["host", "gateway"])
+def front(request, host_factory, reference_plugin):
+    h = host_factory(reference_plugin)
+    if request.param == "host":
+        yield Front("host", h.url, h.port)
+        return
+    import os
+    import signal
+    import subprocess
+    from conftest import host_binary, _kill_session
+    proc = subprocess.Popen([str(host_binary().parent / "mcp-gateway"), "--listen", "127.0.0.1:0",
+                             "--backend", f"ref={h.port}"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline().strip()  # its serving line, or EOF if it failed to start
+        m = re.match(r"^mcp-gateway: serving .* at (http://127\.0\.0\.1:(\d+)/mcp)$", line)
+        assert m, f"mcp-gateway did not serve: {line!r} {proc.stderr.read() if not line else ''}"
+        port = int(m.group(2))
+
+        def listed():
+            reply = modern_post(port, "tools/list")
+            return reply.status == 200 and any(t["name"] == "ref__confirm" for t in reply.json()["result"]["tools"])
+        wait_until(listed, 30, "the gateway lists ref__confirm")
+        yield Front("gateway", m.group(1), port)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _kill_session(proc.pid)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
 def texts(result) -> list[str]:
     return [b.text for b in result.content]
 
@@ -54,34 +105,35 @@ def accept_confirm(asked: list):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_elicitation_answer_reaches_the_plugin(host, mode):
+def test_elicitation_answer_reaches_the_plugin(front, mode):
     asked: list = []
 
     async def body(c: Client):
-        return await c.call_tool("confirm", {"action": "deploy"})
+        return await c.call_tool(front.name("confirm"), {"action": "deploy"})
 
-    result, seen = run(run_client(host.url, mode, body, elicitation_callback=accept_confirm(asked)))
+    result, seen = run(run_client(front.url, mode, body, elicitation_callback=accept_confirm(asked)))
     assert not result.is_error
     [params] = asked
     assert params.message == "Really do this: deploy?"
     assert params.requested_schema["properties"]["confirm"]["type"] == "boolean"
-    if mode == "auto":
-        # One input_required attempt, then the retry; the plugin's bytes came back sealed in requestState.
+    # 2026-07-28 at the plugin's host: one input_required attempt, then the retry; the plugin's bytes came back
+    # sealed in requestState. The gateway always talks 2026-07-28 to the server, so a 2025-era client behind it
+    # answers on its stream and the gateway sends the server that retry itself.
+    if mode == "auto" or front.modern_backend:
         assert texts(result) == ["Confirmed: deploy (after a retry carrying ticket-1)"]
-        assert seen["tools/call"] == 2
     else:
         assert texts(result) == ["Confirmed: deploy"]
-        assert seen["tools/call"] == 1
+    assert seen["tools/call"] == (2 if mode == "auto" else 1)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_two_rounds_keep_the_first_answer(host, mode):
+def test_two_rounds_keep_the_first_answer(front, mode):
     asked: list = []
 
     async def body(c: Client):
-        return await c.call_tool("confirm", {"action": "drop the table", "twice": True})
+        return await c.call_tool(front.name("confirm"), {"action": "drop the table", "twice": True})
 
-    result, seen = run(run_client(host.url, mode, body, elicitation_callback=accept_confirm(asked)))
+    result, seen = run(run_client(front.url, mode, body, elicitation_callback=accept_confirm(asked)))
     assert [p.message for p in asked] == ["Really do this: drop the table?", "Are you sure: drop the table?"]
     assert not result.is_error and texts(result)[0].startswith("Confirmed: drop the table")
     assert seen["tools/call"] == (3 if mode == "auto" else 1)
@@ -89,33 +141,38 @@ def test_two_rounds_keep_the_first_answer(host, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("action", ["decline", "cancel"])
-def test_the_user_says_no(host, mode, action):
+def test_the_user_says_no(front, mode, action):
     async def callback(context, params):
         return types.ElicitResult(action=action)
 
     async def body(c: Client):
-        return await c.call_tool("confirm", {"action": "deploy"})
+        return await c.call_tool(front.name("confirm"), {"action": "deploy"})
 
-    result, _ = run(run_client(host.url, mode, body, elicitation_callback=callback))
+    result, _ = run(run_client(front.url, mode, body, elicitation_callback=callback))
     assert not result.is_error
     assert texts(result) == [f"Not confirmed: the user chose {action}"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_the_client_refuses(host, mode):
+def test_the_client_refuses(front, mode):
     async def callback(context, params):
         return types.ErrorData(code=-1, message="no humans here")
 
     async def body(c: Client):
         try:
-            return await c.call_tool("confirm", {"action": "deploy"})
+            return await c.call_tool(front.name("confirm"), {"action": "deploy"})
         except MCPError as e:
             return e
 
-    result, _ = run(run_client(host.url, mode, body, elicitation_callback=callback))
+    result, _ = run(run_client(front.url, mode, body, elicitation_callback=callback))
     if mode == "auto":
         # 2026-07-28: the refusal ends the client's retry loop; the server is not waiting for anything.
         assert isinstance(result, MCPError) and "no humans here" in str(result)
+    elif front.modern_backend:
+        # Behind the gateway the server waits for a 2026-07-28 retry, which cannot carry a refusal: the call
+        # ends with an error that names the server and the client's reason.
+        assert isinstance(result, MCPError), result
+        assert "the client refused elicitation/create for server 'ref': no humans here" in result.error.message
     else:
         # 2025-11-25: the error answer reaches the plugin, which reports it as a tool error.
         assert result.is_error is True
@@ -123,13 +180,13 @@ def test_the_client_refuses(host, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_no_elicitation_capability(host, mode):
+def test_no_elicitation_capability(front, mode):
     async def body(c: Client):
         with pytest.raises(MCPError) as missing:
-            await c.call_tool("confirm", {"action": "deploy"})
+            await c.call_tool(front.name("confirm"), {"action": "deploy"})
         return missing.value
 
-    error, _ = run(run_client(host.url, mode, body))
+    error, _ = run(run_client(front.url, mode, body))
     assert "needs the client's elicitation capability" in error.error.message
     assert error.error.data == {"requiredCapabilities": {"elicitation": {}}}
     assert error.error.code == (-32021 if mode == "auto" else -32602)
@@ -190,7 +247,7 @@ def test_cancelled_while_waiting(host_factory, reference_plugin, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_sampling(host, mode):
+def test_sampling(front, mode):
     asked: list = []
 
     async def sampling(context, params):
@@ -199,9 +256,9 @@ def test_sampling(host, mode):
                                          model="test-model")
 
     async def body(c: Client):
-        return await c.call_tool("ask_model", {"question": "What is 6 × 7? \"quoted\""})
+        return await c.call_tool(front.name("ask_model"), {"question": "What is 6 × 7? \"quoted\""})
 
-    result, _ = run(run_client(host.url, mode, body, sampling_callback=sampling))
+    result, _ = run(run_client(front.url, mode, body, sampling_callback=sampling))
     assert texts(result) == ["The model (test-model) says: 42"]
     [params] = asked
     assert params.max_tokens == 200
@@ -209,14 +266,14 @@ def test_sampling(host, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_roots(host, mode):
+def test_roots(front, mode):
     async def roots(context):
         return types.ListRootsResult(roots=[types.Root(uri="file:///srv/a", name="a"), types.Root(uri="file:///srv/b")])
 
     async def body(c: Client):
-        return await c.call_tool("list_roots", {})
+        return await c.call_tool(front.name("list_roots"), {})
 
-    result, _ = run(run_client(host.url, mode, body, list_roots_callback=roots))
+    result, _ = run(run_client(front.url, mode, body, list_roots_callback=roots))
     assert texts(result) == ["file:///srv/a", "file:///srv/b", "2 roots"]
 
 

@@ -75,22 +75,23 @@ final class BackendClient: Sendable {
     }
 
     /// The `_meta` every 2026-07-28 request carries.
-    static func meta(progressToken: Int64? = nil) -> JSONValue {
+    static func meta(progressToken: Int64? = nil, capabilities: JSONValue = [:]) -> JSONValue {
         var m: [String: JSONValue] = [
             ModernRequestRules.metaVersionKey: .string(version),
             ModernRequestRules.metaClientInfoKey: ["name": "mcp-gateway", "version": .string(GatewayServer.version)],
-            ModernRequestRules.metaCapabilitiesKey: [:],
+            ModernRequestRules.metaCapabilitiesKey: capabilities,
         ]
         if let progressToken { m["progressToken"] = .int(progressToken) }
         return .object(m)
     }
 
     /// Sends a request; `done` runs once with the answer (and its length as received) or the error: the
-    /// backend's, `timeout`'s, or the connection's. Returns the request's id.
+    /// backend's, `timeout`'s, or the connection's. Returns the request's id. `capabilities`: the client's, as
+    /// the server is told them (the input capabilities of the client the gateway serves the call for).
     @discardableResult
     func request(
         _ method: String, _ params: [String: JSONValue], headers: [(String, String)] = [], progress: Bool = false,
-        id reserved: Int64? = nil, timeout: Duration?, _ done: @escaping Waiting
+        id reserved: Int64? = nil, capabilities: JSONValue = [:], timeout: Duration?, _ done: @escaping Waiting
     ) -> Int64 {
         let (id, closed) = pending.state.withLock { s -> (Int64, Bool) in
             let id = reserved ?? s.next
@@ -103,7 +104,7 @@ final class BackendClient: Sendable {
             return id
         }
         var p = params
-        p["_meta"] = Self.meta(progressToken: progress ? id : nil)
+        p["_meta"] = Self.meta(progressToken: progress ? id : nil, capabilities: capabilities)
         var h: [(String, String)] = [("Mcp-Method", method)]
         switch method {
         case "tools/call", "prompts/get": if let n = params["name"]?.stringValue { h.append(("Mcp-Name", n)) }

@@ -525,7 +525,8 @@ public final class GatewayServer: Sendable {
     /// Which server serves a call, and the name there: among the members of the class that owns the name, one
     /// that can answer (running or starting, and listing the tool), picked at random weighted by health score,
     /// avoiding `avoid` (members a failed attempt went to) while another is left. `.down` when none can answer.
-    private func route(_ call: PluginCall, avoid: Set<String>) -> RouteChoice {
+    /// `pinned`: only that member (a retry carrying a server's requestState goes back to the server that asked).
+    private func route(_ call: PluginCall, avoid: Set<String>, pinned: String? = nil) -> RouteChoice {
         state.withLock { s -> RouteChoice in
             let owner: String?
             var own: String? = nil
@@ -547,7 +548,11 @@ public final class GatewayServer: Sendable {
                 }
             }
             guard let owner else { return .unknown }
-            let members = (s.classes[owner] ?? [owner]).compactMap { s.backends[$0] }
+            var members = (s.classes[owner] ?? [owner]).compactMap { s.backends[$0] }
+            if let pinned {
+                members = members.filter { $0.row.name == pinned }
+                guard !members.isEmpty else { return .gone(pinned) }
+            }
             guard !members.isEmpty else { return .unknown }
             let able = members.filter { b in
                 guard b.row.state == .running || b.row.state == .starting else { return false }
@@ -573,6 +578,8 @@ public final class GatewayServer: Sendable {
         case unknown
         /// Every member is stopped, fatal or exited.
         case down([GatewayBackend])
+        /// The server a retry is pinned to no longer serves the name.
+        case gone(String)
     }
 
     /// How often, and how far apart, a call is sent again (docs/gateway.md, "Retries").
@@ -607,17 +614,27 @@ public final class GatewayServer: Sendable {
         if case .tool(let name) = call.kind, let composite = composites[name] {
             return runComposite(call, composite)
         }
+        // A 2026-07-28 retry after input_required: the gateway's sealed state names the server that asked.
+        var input: BackendInput?
+        if let sealed = call.priorState {
+            guard let opened = BackendInput.open(sealed, answers: call.priorAnswers) else {
+                _ = call.finish(with: .invalidParams("Invalid requestState: it was not issued by this gateway"))
+                return
+            }
+            input = opened
+        }
         let key = call.id
         call.onCancel { [weak self] in self?.cancelled(key) }
-        attempt(call, number: 0, started: .now, deadline: .now + callTimeout)
+        attempt(call, number: 0, started: .now, deadline: .now + callTimeout, input: input)
     }
 
     /// Sends the call (attempt `number`, 0 first). A failure is retried, with backoff, while the call's deadline
     /// and the attempt budget allow, when it provably never reached the server, or when it was lost with its
-    /// connection and the tool says running it twice is harmless (readOnlyHint or idempotentHint).
-    private func attempt(
+    /// connection and the tool says running it twice is harmless (readOnlyHint or idempotentHint). `input`: the
+    /// client's answers to a server's input requests, sent to that server with its requestState.
+    func attempt(
         _ call: PluginCall, number: Int, started: ContinuousClock.Instant, deadline: ContinuousClock.Instant,
-        avoid: Set<String> = []
+        avoid: Set<String> = [], input: BackendInput? = nil
     ) {
         guard !call.isCancelled else {
             _ = call.finish(with: .internalError("cancelled"))
@@ -626,7 +643,7 @@ public final class GatewayServer: Sendable {
         // A starting server is not failed: its socket holds the connection until a replica accepts it.
         let backend: Backend
         let own: String?
-        switch route(call, avoid: avoid) {
+        switch route(call, avoid: avoid, pinned: input?.backend) {
         case .to(let b, let o):
             (backend, own) = (b, o)
             // A retry that goes to another equivalent server than the one that failed is a failover.
@@ -640,14 +657,23 @@ public final class GatewayServer: Sendable {
             _ = call.finish(
                 with: .internalError("\(what); the gateway cannot reach \(rows.count == 1 ? "it" : "any of them")"))
             return
+        case .gone(let name):
+            _ = call.finish(
+                with: .internalError(
+                    "server '\(name)', which asked the client for input, no longer serves \(call.kind.activity)"))
+            return
         }
-        let (method, params) = RemoteOutcome.request(for: call, name: own)
+        var (method, params) = RemoteOutcome.request(for: call, name: own)
+        if let input {
+            params["inputResponses"] = .object(input.responses)
+            if let state = input.requestState { params["requestState"] = .string(state) }
+        }
         var headers: [(String, String)] = []
         var harmless = false
         var cacheKey: String?
         var toolTTL: Duration?
         // A retry that carries the client's input depends on more than the key (caching.mdx): never cached.
-        let cacheable = call.priorAnswers.isEmpty && call.priorState == nil
+        let cacheable = call.priorAnswers.isEmpty && call.priorState == nil && input == nil
         if case .tool(let full) = call.kind, own != nil, let route = state.withLock({ $0.routes.tools[full] }) {
             if !route.mirrored.isEmpty {
                 headers = ModernRequestRules.paramHeaders(mirrored: route.mirrored, arguments: call.arguments)
@@ -708,7 +734,10 @@ public final class GatewayServer: Sendable {
         let mayRepeat = harmless
         let storeKey = cacheKey
         let storeTTL = toolTTL
-        client.request(method, params, headers: headers, progress: true, id: rpcID, timeout: nil) {
+        client.request(
+            method, params, headers: headers, progress: true, id: rpcID,
+            capabilities: call.observer.inputCapabilities, timeout: nil
+        ) {
             [weak self] result, size in
             guard let self else { return }
             guard
@@ -725,7 +754,7 @@ public final class GatewayServer: Sendable {
                         // The next attempt goes to another equivalent server if there is one (failover).
                         self?.attempt(
                             entry.call, number: number + 1, started: started, deadline: deadline,
-                            avoid: avoid.union([name]))
+                            avoid: avoid.union([name]), input: input)
                     }
                     return
                 }
@@ -751,9 +780,10 @@ public final class GatewayServer: Sendable {
                 }
             }
             if case .success(let value) = result, value["resultType"]?.stringValue == "input_required" {
-                _ = entry.call.finish(
-                    with: .internalError(
-                        "server '\(name)' asked the client for input; the gateway does not carry input requests yet"))
+                // The server asks the client: carried through the engine in the client's era (GatewayInput.swift).
+                self.relayInput(
+                    entry.call, from: name, value, round: (input?.round ?? -1) + 1, number: number, started: started,
+                    deadline: deadline)
                 return
             }
             RemoteOutcome.finish(entry.call, kind: entry.call.kind, result, size: size, who: "server '\(name)'")

@@ -28,6 +28,9 @@ public final class HostServer: Sendable {
     /// `QuiesceGraceHandler` holds that second step back until the grace period ends.
     let quiescing: ServerQuiescingHelper
     let grace = DrainGrace()
+    /// Makes a connection's TLS handler (mcp-gateway's `--tls-certificate`); nil: plain HTTP only. With it, a
+    /// `TLSSniffer` decides per connection (plain HTTP stays open to loopback peers).
+    let tls: (@Sendable () throws -> ChannelHandler)?
 
     /// How long a draining host keeps serving requests that arrive on connections it had already accepted
     /// (each answered with `Connection: close`) before it closes its idle connections and answers 503 to the
@@ -38,8 +41,12 @@ public final class HostServer: Sendable {
 
     /// `group`: the event loops to serve on (the gateway shares its own with its backend connections, so a call
     /// and its backend request stay on one thread); nil: new ones, `threads` of them.
-    public init(engine: MCPEngine, threads: Int, group: MultiThreadedEventLoopGroup? = nil) {
+    public init(
+        engine: MCPEngine, threads: Int, group: MultiThreadedEventLoopGroup? = nil,
+        tls: (@Sendable () throws -> ChannelHandler)? = nil
+    ) {
         self.engine = engine
+        self.tls = tls
         let loops = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.group = loops
         self.quiescing = ServerQuiescingHelper(group: loops)
@@ -53,6 +60,7 @@ public final class HostServer: Sendable {
         let gzip = engine.config.edge.gzip
         let quiescing = self.quiescing
         let grace = self.grace
+        let tls = self.tls
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -80,6 +88,9 @@ public final class HostServer: Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             HTTPConnectionHandler(dispatcher: dispatcher, engine: engine, edge: edge))
                         try channel.pipeline.syncOperations.addHandler(QuiesceGraceHandler(grace), position: .first)
+                        if let tls {
+                            try channel.pipeline.syncOperations.addHandler(TLSSniffer(makeTLS: tls), position: .first)
+                        }
                     }
             }
         do {

@@ -1157,6 +1157,13 @@ final class ActiveRequest: CallObserver, Sendable {
         }
     }
 
+    var inputCapabilities: JSONValue {
+        // A 2025-era client is asked on this request's stream, so only with a session and an SSE answer.
+        guard ctx.modern || (ctx.sessionID != nil && ctx.acc.sse), case .object(let declared) = ctx.clientCapabilities
+        else { return [:] }
+        return .object(declared.filter { ["elicitation", "sampling", "roots"].contains($0.key) })
+    }
+
     func callRequestsInput(_ call: PluginCall, _ request: InputRequest) -> Int32 {
         let missing = MCPDispatcher.missingCapability(
             method: request.method, params: request.params, declared: ctx.clientCapabilities, version: ctx.version)

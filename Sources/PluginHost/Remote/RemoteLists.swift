@@ -185,6 +185,11 @@ enum RemoteOutcome {
                 _ = call.finish(with: .notFound(e.message))
             case (-32602, _):
                 _ = call.finish(with: .invalidParams(e.message))
+            case (JSONRPC.missingClientCapability, _):
+                // The server needs an input capability the client did not declare: the client hears it in its
+                // own era (-32021 or -32602, with requiredCapabilities).
+                _ = call.finish(
+                    with: .needsCapability(e.message, missing: e.data?["requiredCapabilities"] ?? [:]))
             default:
                 _ = call.finish(with: .internalError("\(who) answered \(e.code): \(e.message)"))
             }

@@ -64,7 +64,8 @@ extension Supervisor {
         }
         if portConnections[id] == nil {
             switch PortConnection.open(
-                address: PortConnection.connectAddress(config.listenAddress), port: port, queue: queue)
+                address: PortConnection.connectAddress(config.listenAddress), port: port, queue: queue,
+                bearerToken: server.config.bearerTokenFile.flatMap(Self.bearerToken(in:)))
             {
             case .success(let connection): portConnections[id] = connection
             case .failure(let error):
@@ -81,6 +82,14 @@ extension Supervisor {
             }
             if run.complete { self.finishProbe(id, seq: run.seq) }
         }
+    }
+
+    /// The token of a `bearer_token_file` as the gateway reads it: the first line without spaces and tabs.
+    /// Read when a probe connection opens, so a changed file is followed after the gateway's restart.
+    static func bearerToken(in path: String) -> String? {
+        guard case .success(let text) = LocalFiles().read(path) else { return nil }
+        let line = text.prefix { $0 != "\n" && $0 != "\r" }.filter { $0 != " " && $0 != "\t" }
+        return line.isEmpty ? nil : String(line)
     }
 
     /// A `health` message from a child's control channel: a part of the probe in flight.

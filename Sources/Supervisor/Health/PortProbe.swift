@@ -44,15 +44,18 @@ final class PortConnection {
         }
     }
 
-    /// Starts connecting to address:port.
-    static func open(address: String, port: Int, queue: DispatchQueue) -> Result<PortConnection, ProbeFailure> {
+    /// Starts connecting to address:port. `bearerToken`: sent as `Authorization: Bearer` (the gateway's
+    /// `bearer_token_file`, which every request must carry).
+    static func open(address: String, port: Int, queue: DispatchQueue, bearerToken: String? = nil)
+        -> Result<PortConnection, ProbeFailure>
+    {
         var fd: Int32 = -1
         let rc = mcps_connect_tcp(address, Int32(port), &fd)
         guard rc == 0 || rc == EINPROGRESS else {
             return .failure(
                 ProbeFailure(description: "connect to \(address):\(port): \(String(cString: strerror(rc)))"))
         }
-        let c = PortConnection(fd: fd, queue: queue, host: address, port: port)
+        let c = PortConnection(fd: fd, queue: queue, host: address, port: port, bearerToken: bearerToken)
         if rc == 0 {
             c.connected = true
             c.startReading()
@@ -62,7 +65,7 @@ final class PortConnection {
         return .success(c)
     }
 
-    private init(fd: Int32, queue: DispatchQueue, host: String, port: Int) {
+    private init(fd: Int32, queue: DispatchQueue, host: String, port: Int, bearerToken: String?) {
         self.fd = fd
         self.queue = queue
         let body = JSONWriter.serialize([
@@ -80,6 +83,7 @@ final class PortConnection {
             "POST /mcp HTTP/1.1\r\nHost: \(hostHeader)\r\nContent-Type: application/json\r\n"
             + "Accept: application/json, text/event-stream\r\n"
             + "MCP-Protocol-Version: \(ProtocolVersion.modern[0])\r\nMcp-Method: server/discover\r\n"
+            + (bearerToken.map { "Authorization: Bearer \($0)\r\n" } ?? "")
             + "User-Agent: mcp-supervisor-health\r\nContent-Length: \(body.count)\r\n\r\n"
         request = Array(head.utf8) + body
     }

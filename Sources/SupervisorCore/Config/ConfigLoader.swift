@@ -48,7 +48,7 @@ public struct ConfigLoader {
         var gatewayComposites: [(CompositeTool, Int)] = []
         let gateway = try readGateway(
             &r, main: main, file: mainFile, groups: &gatewayGroups, groupLines: &groupLines,
-            composites: &gatewayComposites)
+            composites: &gatewayComposites, listenAddress: config.listenAddress)
         var defaults = ServerConfig(name: "", file: mainFile, plugin: "")
         if let d = try r.table("defaults") {
             var dr = TableReader(table: d, file: mainFile, prefix: "defaults.")
@@ -429,10 +429,16 @@ public struct ConfigLoader {
         }
     }
 
+    /// A listening address only this machine can reach (127.0.0.0/8, ::1).
+    static func isLoopback(_ address: String) -> Bool {
+        address.hasPrefix("127.") || address == "::1" || address == "[::1]" || address == "localhost"
+    }
+
     /// `[gateway]`: the gateway as a server of its own (its port, restarts and health like any server's).
     private func readGateway(
         _ r: inout TableReader, main: TOMLTable, file: String, groups gatewayGroups: inout [String: [String]],
-        groupLines: inout [String: Int], composites gatewayComposites: inout [(CompositeTool, Int)]
+        groupLines: inout [String: Int], composites gatewayComposites: inout [(CompositeTool, Int)],
+        listenAddress: String
     ) throws(ConfigError) -> ServerConfig? {
         guard let t = try r.table("gateway") else { return nil }
         var g = TableReader(table: t, file: file, prefix: "gateway.")
@@ -456,7 +462,31 @@ public struct ConfigLoader {
         }
         if let gzip = try g.bool("gzip"), !gzip { s.hostArguments += ["--no-gzip"] }
         if let tokenFile = try g.string("bearer_token_file") {
-            s.hostArguments += ["--bearer-token-file", Path.resolve(tokenFile, relativeTo: Path.directory(of: file))]
+            let path = Path.resolve(tokenFile, relativeTo: Path.directory(of: file))
+            s.hostArguments += ["--bearer-token-file", path]
+            s.bearerTokenFile = path
+        }
+        // TLS (docs/gateway.md, "TLS"): both files or neither; a gateway other hosts can reach needs TLS and a
+        // token unless the admin says otherwise.
+        let certificate = try g.string("tls_certificate")
+        let key = try g.string("tls_key")
+        if (certificate == nil) != (key == nil) {
+            let missing = certificate == nil ? "tls_certificate" : "tls_key"
+            let given = certificate == nil ? "tls_key" : "tls_certificate"
+            throw g.error(missing, line: t[given]?.line, "is missing: \(given) needs it (both or neither)")
+        }
+        if let certificate, let key {
+            s.hostArguments += [
+                "--tls-certificate", Path.resolve(certificate, relativeTo: Path.directory(of: file)),
+                "--tls-key", Path.resolve(key, relativeTo: Path.directory(of: file)),
+            ]
+        }
+        let insecure = try g.bool("insecure_remote") ?? false
+        if !Self.isLoopback(listenAddress), !insecure, certificate == nil || s.bearerTokenFile == nil {
+            throw g.error(
+                certificate == nil ? "tls_certificate" : "bearer_token_file", line: nil,
+                "is needed: listen_address \(listenAddress) lets other hosts reach the gateway, so it needs tls_certificate, tls_key and bearer_token_file (or insecure_remote = true, e.g. behind a TLS proxy)"
+            )
         }
         if let rate = try g.int("rate_limit") {
             guard rate > 0 else { throw g.error("rate_limit", line: t["rate_limit"]?.line, "must be at least 1") }

@@ -103,6 +103,8 @@ public struct ServerConfig: Sendable, Equatable {
     public var dependsOn: [String] = []
     /// Extra `mcp-plugin-host` arguments (`--call-timeout 30`, ...).
     public var hostArguments: [String] = []
+    /// The gateway's `bearer_token_file` (absolute): the supervisor's probe of its port sends the token too.
+    public var bearerTokenFile: String?
     /// The `group` label on every series of this server (docs/metrics.md); "" when none.
     public var group = ""
     /// Which plugin files this server may load (docs/security.md); resolved against `trusted_keys_dir`.

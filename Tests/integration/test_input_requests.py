@@ -54,19 +54,23 @@ class Front:
 
 
 @pytest.fixture(params=["host", "gateway"])
-def front(request, host_factory, reference_plugin):
-    h = host_factory(reference_plugin)
-    if request.param == "host":
-        yield Front("host", h.url, h.port)
-        return
-    import os
+def front_of(request, host_factory, reference_plugin):
+    """Makes the test's front (both kinds, one per run of the test): `front_of(*args)` gives the host `args` and,
+    for the gateway kind, puts an mcp-gateway with the same `args` in front of it; each is stopped afterwards
+    (status 0) with nothing left behind."""
     import signal
     import subprocess
     from conftest import host_binary, _kill_session
-    proc = subprocess.Popen([str(host_binary().parent / "mcp-gateway"), "--listen", "127.0.0.1:0",
-                             "--backend", f"ref={h.port}"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    gateways: list[subprocess.Popen] = []
+
+    def make(*args: str) -> Front:
+        h = host_factory(reference_plugin, *args)
+        if request.param == "host":
+            return Front("host", h.url, h.port)
+        proc = subprocess.Popen([str(host_binary().parent / "mcp-gateway"), "--listen", "127.0.0.1:0",
+                                 "--backend", f"ref={h.port}", *args], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        gateways.append(proc)
         line = proc.stdout.readline().strip()  # its serving line, or EOF if it failed to start
         m = re.match(r"^mcp-gateway: serving .* at (http://127\.0\.0\.1:(\d+)/mcp)$", line)
         assert m, f"mcp-gateway did not serve: {line!r} {proc.stderr.read() if not line else ''}"
@@ -76,16 +80,26 @@ def front(request, host_factory, reference_plugin):
             reply = modern_post(port, "tools/list")
             return reply.status == 200 and any(t["name"] == "ref__confirm" for t in reply.json()["result"]["tools"])
         wait_until(listed, 30, "the gateway lists ref__confirm")
-        yield Front("gateway", m.group(1), port)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+        return Front("gateway", m.group(1), port)
+
+    try:
+        yield make
+        for proc in gateways:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0, proc.stderr.read()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        _kill_session(proc.pid)
-        proc.stdout.close()
-        proc.stderr.close()
+        for proc in gateways:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            _kill_session(proc.pid)
+            proc.stdout.close()
+            proc.stderr.close()
+
+
+@pytest.fixture
+def front(front_of):
+    return front_of()
 
 
 def texts(result) -> list[str]:
@@ -203,11 +217,12 @@ def test_missing_capability_is_400_with_required_capabilities(host):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_cancelled_while_waiting(host_factory, reference_plugin, mode):
+def test_cancelled_while_waiting(front_of, mode):
     """The user never answers. 2025-11-25: the call's deadline passes; the plugin hears CANCELLED and the client
     a notifications/cancelled for the host's request, which ends its callback. 2026-07-28: the client abandons its
-    loop; the host holds nothing (no call in flight), and serves the next call."""
-    h = host_factory(reference_plugin, "--call-timeout", "1.5")
+    loop; the host holds nothing (no call in flight), and serves the next call. Behind the gateway the same: its
+    own deadline passes while it waits for the client (the server already answered input_required)."""
+    h = front_of("--call-timeout", "1.5")
     waiting = anyio.Event()
     ended: list[str] = []
 
@@ -224,12 +239,12 @@ def test_cancelled_while_waiting(host_factory, reference_plugin, mode):
             with anyio.move_on_after(20):
                 async with anyio.create_task_group() as tg:
                     async def call():
-                        await c.call_tool("confirm", {"action": "deploy"})
+                        await c.call_tool(h.name("confirm"), {"action": "deploy"})
                     tg.start_soon(call)
                     await waiting.wait()
                     tg.cancel_scope.cancel()
-            return await c.call_tool("echo", {"text": "still here"})
-        return await c.call_tool("confirm", {"action": "deploy"})
+            return await c.call_tool(h.name("echo"), {"text": "still here"})
+        return await c.call_tool(h.name("confirm"), {"action": "deploy"})
 
     result, _ = run(run_client(h.url, mode, body, elicitation_callback=callback))
     if mode == "auto":
@@ -285,8 +300,8 @@ CONFIRM = {"name": "confirm", "arguments": {"action": "deploy"}}
 ACCEPT = {"confirm": {"action": "accept", "content": {"confirm": True}}}
 
 
-def first_attempt(port: int) -> dict:
-    reply = modern_post(port, "tools/call", CONFIRM, meta=modern_meta(capabilities=ELICIT_CAPS))
+def first_attempt(port: int, params: dict = CONFIRM) -> dict:
+    reply = modern_post(port, "tools/call", params, meta=modern_meta(capabilities=ELICIT_CAPS))
     assert reply.status == 200
     result = check_response(reply.json(), MODERN_VERSION, "tools/call")["result"]
     assert result["resultType"] == "input_required"
@@ -587,3 +602,52 @@ def test_a_client_that_never_says_initialized_is_not_asked(host):
     final = events[-1].json() if events else reply.json()
     assert final["id"] == 1 and ("error" in final or final["result"].get("isError")), final
     s.delete()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Through the gateway: its own requestState, and the retry goes back to the server that asked
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_the_gateways_request_state_is_its_own_and_leads_back_to_the_server_that_asked(env, reference_plugin):
+    """Two equivalent servers (each with its own requestState key) behind the gateway: a 2026-07-28 client's
+    retry may not go to the other one, so the gateway seals the name of the server that asked into its own
+    requestState. Every one of 16 calls completes (without the pinning about half would reach the server that
+    cannot open the state); a server's state is not the gateway's, nor the other way round."""
+    port = free_port()
+    env.write_main(control_socket=str(env.control_socket), gateway={"port": port})
+    env.write_server("ref", reference_plugin)
+    env.write_server("twin", reference_plugin, equivalent_to=["ref"])
+    run_ = env.start()
+    run_.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
+
+    def up() -> bool:
+        # Both probed healthy, so the gateway's weighted choice sends first attempts to both alike.
+        if not all(env.status(n)["state"] == "running" and env.status(n)["score"] >= 0.9 for n in ("ref", "twin")):
+            return False
+        reply = modern_post(port, "tools/list")
+        return reply.status == 200 and any(t["name"] == "ref__confirm" for t in reply.json()["result"]["tools"])
+    wait_until(up, 30, "ref and twin behind the gateway")
+    url = f"http://127.0.0.1:{port}/mcp"
+    asked: list = []
+
+    async def body(c: Client):
+        return [texts(await c.call_tool("ref__confirm", {"action": f"deploy {i}"})) for i in range(16)]
+
+    results, seen = run(run_client(url, "auto", body, elicitation_callback=accept_confirm(asked)))
+    assert results == [[f"Confirmed: deploy {i} (after a retry carrying ticket-1)"] for i in range(16)]
+    assert len(asked) == 16 and seen["tools/call"] == 32
+
+    confirm = {"name": "ref__confirm", "arguments": {"action": "deploy"}}
+    gateway_state = first_attempt(port, confirm)["requestState"]
+    server_port = env.status("ref")["port"]
+    server_state = first_attempt(server_port)["requestState"]
+    for at, params, state in [(port, confirm, server_state), (server_port, CONFIRM, gateway_state),
+                              (port, confirm, "not base64 at all!")]:
+        reply = retry(at, params, state)
+        error = check_response(reply.json(), MODERN_VERSION, "tools/call")["error"]
+        assert error["code"] == -32602 and "Invalid requestState" in error["message"], (at, error)
+    done = check_response(retry(port, confirm, gateway_state).json(), MODERN_VERSION, "tools/call")["result"]
+    assert done["resultType"] == "complete"
+    assert [c["text"] for c in done["content"]] == ["Confirmed: deploy (after a retry carrying ticket-1)"]
+    run_.stop()

@@ -486,8 +486,10 @@ def test_the_gateway_counts_calls_retries_and_backends_on_the_metrics_page(env):
     doc = json.loads(get(mport, "/status.json")[2])
     gw = next(s for s in doc["servers"] if s["name"] == "gateway")
     assert gw["kind"] == "gateway" and gw["port"] == port and gw["state"] == "running", gw
-    html = get(mport, "/")[2].decode()
-    assert "gateway" in html
+    from test_status_page import parse_dom
+    row = parse_dom(get(mport, "/")[2].decode()).by_id("server-gateway")
+    assert row is not None and row.attrs["data-state"] == "running" and row.attrs["data-server"] == "gateway", \
+        (row.attrs if row else None)
 
 
 def cache_world(env, tmp_path, ttl: float):
@@ -807,8 +809,9 @@ def test_equivalent_servers_share_one_prefix_spread_calls_and_fail_over(env, tmp
     runs_dir = tmp_path / "runs"
     runs_dir.mkdir()
     lookups = runs_dir / "lookups"
-    port = free_port()
-    env.write_main(control_socket=str(env.control_socket), gateway={"port": port})
+    from test_metrics_endpoint import scrape, series
+    port, mport = free_port(), free_port()
+    env.write_main(control_socket=str(env.control_socket), gateway={"port": port}, metrics_listen=f"127.0.0.1:{mport}")
     for name, extra in (("alpha", {}), ("beta", {"equivalent_to": ["alpha"]})):
         env.write_server(name, plugin_path("faulty"), config={"extra_tools": True},
                          env={"FAULTY_LOOKUPS": str(lookups)}, sandbox={"write_paths": [str(runs_dir)]}, **extra)
@@ -834,6 +837,10 @@ def test_equivalent_servers_share_one_prefix_spread_calls_and_fail_over(env, tmp
 
         return run(run_client(url, "auto", body))[0]
 
+    def failovers() -> dict[str, float]:
+        return {l["backend"]: v for l, v in series(scrape(mport), "mcp_plugin_gateway_failovers_total",
+                                                   server="gateway")}
+
     def ran(tag: str) -> dict:
         by_pid: dict = {}
         for line in lookups.read_text().splitlines():
@@ -845,6 +852,36 @@ def test_equivalent_servers_share_one_prefix_spread_calls_and_fail_over(env, tmp
     assert calls(40, "both") == [[f"found both{i}"] for i in range(40)]
     spread = ran("both")
     assert set(spread) == set(pids.values()), (spread, pids)  # each server took some (2^-39 that one took all)
+    assert failovers() == {}, "no failover while both answer"
+
+    # alpha's child killed while calls that take 300 ms are in flight on both: the ones alpha held fail with
+    # their connection, and lookup is read-only, so each goes again to beta. No call fails; beta's failover
+    # counter shows them.
+    async def through_a_kill(c: Client):
+        done: list = []
+        stop = anyio.Event()
+
+        async def worker(w: int):
+            i = 0
+            while not stop.is_set():
+                r = await c.call_tool("alpha__lookup", {"id": f"kill{w}-{i}", "ms": 300})
+                done.append(([b.text for b in r.content], f"found kill{w}-{i}"))
+                i += 1
+
+        async with anyio.create_task_group() as tg:
+            for w in range(8):
+                tg.start_soon(worker, w)
+            await anyio.to_thread.run_sync(lambda: wait_until(lambda: len(done) >= 8, 30, "calls flowing"))
+            os.kill(pids["alpha"], signal.SIGKILL)
+            await anyio.to_thread.run_sync(lambda: wait_until(lambda: failovers().get("beta", 0) >= 1, 30,
+                                                              "a call lost with alpha's child went to beta"))
+            stop.set()
+        return done
+
+    done = run(run_client(url, "auto", through_a_kill))[0]
+    assert done and all(got == [want] for got, want in done), [d for d in done if d[0] != [d[1]]]
+    assert set(failovers()) == {"beta"}
+    wait_until(lambda: env.status("alpha")["state"] == "running", 30, "alpha restarted")
 
     assert "result" in env.control("stop", {"server": "alpha"})
     wait_until(lambda: env.status("alpha")["state"] == "stopped", 15, "alpha stopped")
@@ -852,6 +889,7 @@ def test_equivalent_servers_share_one_prefix_spread_calls_and_fail_over(env, tmp
     # call that finds alpha gone never reached it (503 from its drain, or no replica) and goes to beta.
     assert calls(20, "beta") == [[f"found beta{i}"] for i in range(20)]
     assert set(ran("beta")) == {pids["beta"]}
+    assert set(failovers()) == {"beta"}, "no failover to the stopped alpha"
 
     assert "result" in env.control("stop", {"server": "beta"})
     wait_until(lambda: env.status("beta")["state"] == "stopped", 15, "beta stopped")

@@ -63,6 +63,15 @@ typealias Waiting = @Sendable (Result<JSONValue, ProgramRPCError>, Int?) -> Void
 
 /// An error a JSON-RPC request to the program ended with.
 struct ProgramRPCError: Error, Sendable {
+    /// A JSON-RPC response as its request's outcome: the `result`, or the `error` object as a ProgramRPCError.
+    static func outcome(result: JSONValue?, error: JSONValue?, of who: String) -> Result<JSONValue, ProgramRPCError> {
+        guard let error else { return .success(result ?? .null) }
+        return .failure(
+            ProgramRPCError(
+                code: error["code"]?.intValue ?? -32603,
+                message: error["message"]?.stringValue ?? "\(who) answered with an error", data: error["data"]))
+    }
+
     var code: Int64
     var message: String
     var data: JSONValue?
@@ -114,16 +123,7 @@ final class RunningProgram: Sendable {
             case .response(let id, let result, let error):
                 guard let n = id.intValue else { return }
                 let waiting = state.withLock { $0.pending.removeValue(forKey: n) }
-                if let error {
-                    waiting?(
-                        .failure(
-                            ProgramRPCError(
-                                code: error["code"]?.intValue ?? -32603,
-                                message: error["message"]?.stringValue ?? "the program answered with an error",
-                                data: error["data"])), size)
-                } else {
-                    waiting?(.success(result ?? .null), size)
-                }
+                waiting?(ProgramRPCError.outcome(result: result, error: error, of: "the program"), size)
             case .request(let id, let method, let params):
                 inbound(.request(id: id, method: method, params: params))
             case .notification(let method, let params):

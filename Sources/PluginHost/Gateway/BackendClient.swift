@@ -52,16 +52,7 @@ final class BackendClient: Sendable {
                 guard let n = id.intValue, let waiting = state.withLock({ $0.waiting.removeValue(forKey: n) }) else {
                     return
                 }
-                if let error {
-                    waiting(
-                        .failure(
-                            ProgramRPCError(
-                                code: error["code"]?.intValue ?? -32603,
-                                message: error["message"]?.stringValue ?? "the server answered with an error",
-                                data: error["data"])), size)
-                } else {
-                    waiting(.success(result ?? .null), size)
-                }
+                waiting(ProgramRPCError.outcome(result: result, error: error, of: "the server"), size)
             case .notification(let method, let params):
                 onNotification(method, params)
             case .request, .batch, .invalid:

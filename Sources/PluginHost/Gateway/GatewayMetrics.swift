@@ -100,22 +100,15 @@ final class GatewayMetrics: Sendable {
                         PluginMetricSeries(labelValues: [$0.key], value: $0.value.sum, buckets: $0.value.buckets)
                     }))
             out.append(
-                PluginMetricFamily(
-                    name: "gateway_retries_total", kind: .counter,
-                    help: "Calls the gateway sent again (docs/gateway.md, Retries), by backend server.",
-                    labelNames: ["backend"], bounds: [],
-                    series: s.retries.sorted { $0.key < $1.key }.map {
-                        PluginMetricSeries(labelValues: [$0.key], value: Double($0.value), buckets: [])
-                    }))
+                Self.counter(
+                    "gateway_retries_total",
+                    "Calls the gateway sent again (docs/gateway.md, Retries), by backend server.",
+                    label: "backend", s.retries))
             out.append(
-                PluginMetricFamily(
-                    name: "gateway_failovers_total", kind: .counter,
-                    help:
-                        "Retries sent to another equivalent server than the one that failed, by the server they went to.",
-                    labelNames: ["backend"], bounds: [],
-                    series: s.failovers.sorted { $0.key < $1.key }.map {
-                        PluginMetricSeries(labelValues: [$0.key], value: Double($0.value), buckets: [])
-                    }))
+                Self.counter(
+                    "gateway_failovers_total",
+                    "Retries sent to another equivalent server than the one that failed, by the server they went to.",
+                    label: "backend", s.failovers))
             out.append(
                 PluginMetricFamily(
                     name: "gateway_cache_lookups_total", kind: .counter,
@@ -130,13 +123,10 @@ final class GatewayMetrics: Sendable {
                         ]
                     }))
             out.append(
-                PluginMetricFamily(
-                    name: "gateway_rate_limited_total", kind: .counter,
-                    help: "Calls refused by their tool's rate limit ([gateway.rate_limits]), by tool.",
-                    labelNames: ["tool"], bounds: [],
-                    series: s.limited.sorted { $0.key < $1.key }.map {
-                        PluginMetricSeries(labelValues: [$0.key], value: Double($0.value), buckets: [])
-                    }))
+                Self.counter(
+                    "gateway_rate_limited_total",
+                    "Calls refused by their tool's rate limit ([gateway.rate_limits]), by tool.", label: "tool",
+                    s.limited))
             out.append(
                 PluginMetricFamily(
                     name: "gateway_backend_up", kind: .gauge,
@@ -150,5 +140,16 @@ final class GatewayMetrics: Sendable {
                     }))
             return out
         }
+    }
+
+    /// A counter with one label, its series in the label's order.
+    private static func counter(_ name: String, _ help: String, label: String, _ counts: [String: Int])
+        -> PluginMetricFamily
+    {
+        PluginMetricFamily(
+            name: name, kind: .counter, help: help, labelNames: [label], bounds: [],
+            series: counts.sorted { $0.key < $1.key }.map {
+                PluginMetricSeries(labelValues: [$0.key], value: Double($0.value), buckets: [])
+            })
     }
 }

@@ -96,6 +96,40 @@ def test_one_endpoint_serves_every_server_under_its_prefix(env, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_command_servers_nobody_here_wrote_answer_through_it(env, tmp_path, mode):
+    """mcp-server-time (PyPI, stdio) and a FastMCP program serving HTTP itself, as command servers next to a
+    plugin: the gateway lists them under their prefixes and calls reach them, in both eras."""
+    from test_command_servers import FASTMCP_SERVER, VENV, write_command
+    (tmp_path / "fastmcp_server.py").write_text(FASTMCP_SERVER)
+    port = free_port()
+    env.write_main(control_socket=str(env.control_socket), gateway={"port": port})
+    env.write_server("ref", plugin_path("reference"))
+    write_command(env, "time", [str(VENV / "mcp-server-time"), "--local-timezone", "UTC"])
+    write_command(env, "fast", [str(VENV / "python"), "fastmcp_server.py", "--port", "{port}"], transport="http",
+                  working_directory=str(tmp_path))
+    run_ = env.start()
+    run_.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
+    url = f"http://127.0.0.1:{port}/mcp"
+    wait_until(lambda: {"ref", "time", "fast"} <= {n.split("__")[0] for n in tool_names(url)}, 60,
+               "the gateway lists the plugin's and both programs' tools")
+
+    async def body(c: Client):
+        names = [t.name for t in (await c.list_tools()).tools]
+        now = await c.call_tool("time__get_current_time", {"timezone": "UTC"})
+        loud = await c.call_tool("fast__shout", {"text": "through the gateway"})
+        echo = await c.call_tool("ref__echo", {"text": "and the plugin"})
+        return names, now, loud, echo
+
+    (names, now, loud, echo), seen = run(run_client(url, mode, body))
+    assert {"time__get_current_time", "time__convert_time", "fast__shout", "fast__whoami", "ref__echo"} <= set(names)
+    assert not now.is_error and '"timezone": "UTC"' in now.content[0].text, now
+    assert [b.text for b in loud.content] == ["THROUGH THE GATEWAY"]
+    assert [b.text for b in echo.content] == ["and the plugin"]
+    assert seen["tools/call"] == 3
+    run_.stop()
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_the_rust_and_conformance_servers_answer_through_it_with_progress(env, mode):
     run_, port, url = start(env)
     progress: list = []

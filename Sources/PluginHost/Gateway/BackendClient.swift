@@ -76,6 +76,46 @@ final class BackendClient: Sendable {
         return .object(m)
     }
 
+    /// `_meta` without a progress token and with no client capabilities, serialized once: most requests carry it.
+    private static let plainMeta = JSONWriter.serialize(meta())
+    /// The same without its braces, to follow a progress token.
+    private static let plainMetaMembers = Array(plainMeta.dropFirst().dropLast())
+
+    /// The bytes of a request: the envelope and `_meta` written around the serialized params, so only the params
+    /// are built as an object per request (JSON leaves the order of an object's members free; the gateway's
+    /// request costs about 15,000 instructions less, bench/profile/callgrind-gateway.sh).
+    static func body(
+        id: Int64, method: String, params: [String: JSONValue], progress: Bool, capabilities: JSONValue
+    ) -> [UInt8] {
+        var w = JSONWriter(capacity: 320)
+        w.writeString(method)
+        var out = Array("{\"jsonrpc\":\"2.0\",\"id\":\(id),\"method\":".utf8)
+        out.reserveCapacity(320)
+        out += w.bytes
+        out += Array(",\"params\":{\"_meta\":".utf8)
+        if capabilities.objectValue?.isEmpty ?? true {
+            if progress {
+                out += Array("{\"progressToken\":\(id),".utf8)
+                out += plainMetaMembers
+                out.append(UInt8(ascii: "}"))
+            } else {
+                out += plainMeta
+            }
+        } else {
+            out += JSONWriter.serialize(meta(progressToken: progress ? id : nil, capabilities: capabilities))
+        }
+        if !params.isEmpty {
+            let rest = JSONWriter.serialize(
+                .object(params["_meta"] == nil ? params : params.filter { $0.key != "_meta" }))
+            if rest.count > 2 {
+                out.append(UInt8(ascii: ","))
+                out += rest.dropFirst().dropLast()
+            }
+        }
+        out += Array("}}".utf8)
+        return out
+    }
+
     /// Sends a request; `done` runs once with the answer (and its length as received) or the error: the
     /// backend's, `timeout`'s, or the connection's. Returns the request's id. `capabilities`: the client's, as
     /// the server is told them (the input capabilities of the client the gateway serves the call for).
@@ -94,8 +134,6 @@ final class BackendClient: Sendable {
             done(.failure(.closed("the gateway's connection to \(name) is closed")), nil)
             return id
         }
-        var p = params
-        p["_meta"] = Self.meta(progressToken: progress ? id : nil, capabilities: capabilities)
         var h: [(String, String)] = [("Mcp-Method", method)]
         switch method {
         case "tools/call", "prompts/get": if let n = params["name"]?.stringValue { h.append(("Mcp-Name", n)) }
@@ -103,7 +141,8 @@ final class BackendClient: Sendable {
         default: break
         }
         http.post(
-            JSONRPC.request(id: .int(id), method: method, params: .object(p)), requestID: id, headers: h + headers)
+            body: Self.body(id: id, method: method, params: params, progress: progress, capabilities: capabilities),
+            requestID: id, headers: h + headers)
         if let timeout {
             let pending = self.pending
             let http = self.http

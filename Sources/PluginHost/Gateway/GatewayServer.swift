@@ -548,6 +548,12 @@ public final class GatewayServer: Sendable {
                 }
             }
             guard let owner else { return .unknown }
+            if s.classes[owner] == nil, pinned == nil || pinned == owner {
+                // One server, no equivalents (the usual case): no weighing, no copies of the table's rows.
+                guard let b = s.backends[owner] else { return pinned == nil ? .unknown : .gone(owner) }
+                guard b.row.state == .running || b.row.state == .starting else { return .down([b.row]) }
+                return .to(b, own)
+            }
             var members = (s.classes[owner] ?? [owner]).compactMap { s.backends[$0] }
             if let pinned {
                 members = members.filter { $0.row.name == pinned }

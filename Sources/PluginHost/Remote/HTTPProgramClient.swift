@@ -67,7 +67,11 @@ final class HTTPProgramClient: Sendable {
     /// POSTs one JSON-RPC message; `requestID` is its id when it is a request (its failure ends that request).
     /// `headers` go on this request only (the gateway's 2026-07-28 Mcp-Method, Mcp-Name, Mcp-Param-*).
     func post(_ message: JSONValue, requestID: Int64?, headers extra: [(String, String)] = []) {
-        let body = JSONWriter.serialize(message)
+        post(body: JSONWriter.serialize(message), requestID: requestID, headers: extra)
+    }
+
+    /// POSTs one JSON-RPC message already serialized (the gateway writes its requests' bytes itself).
+    func post(body: [UInt8], requestID: Int64?, headers extra: [(String, String)] = []) {
         connection { [self] result in
             switch result {
             case .failure(let why):

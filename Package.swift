@@ -96,6 +96,10 @@ let package = Package(
         ),
         // The supervisor's pure logic: configuration, restart policy, port allocation, ordering. No I/O.
         .target(name: "SupervisorCore", dependencies: ["MCPProtocol", "Contracts"], path: "Sources/SupervisorCore"),
+        // Fuzz targets for the parsers (docs/reliability.md): replays inputs in a normal build, fuzzes with libFuzzer
+        // in scripts/fuzz.sh's instrumented one.
+        .executableTarget(
+            name: "mcp-fuzz", dependencies: ["MCPProtocol", "Contracts", "SupervisorCore"], path: "Sources/mcp-fuzz"),
         // The supervisor daemon: spawning and reaping children, sockets, timers, signals.
         .target(name: "CSupervisorSupport", path: "Sources/CSupervisorSupport"),
         // libsystemd (apt libsystemd-dev): sd_notify, the fd store, socket activation, the journal.

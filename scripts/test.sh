@@ -17,6 +17,8 @@ echo "== plugins"
 scripts/build-plugins.sh
 echo "== swift test"
 swift test
+echo "== fuzzing (each parser a short fixed time from its committed corpus; libFuzzer + ASan, docs/reliability.md)"
+scripts/fuzz.sh all "${MCP_FUZZ_SECONDS:-10}"
 echo "== Debian package (from .build/release, no second build; lintian)"
 MCP_DEB="$(scripts/build-deb.sh | tail -n 1)"
 export MCP_DEB

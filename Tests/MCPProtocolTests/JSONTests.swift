@@ -180,6 +180,26 @@ struct URITemplateTests {
         #expect(URITemplate("file:///{+path}")!.match("file:///a/b/c") == ["path": "a/b/c"])
     }
 
+    @Test func matchesWithSeveralVariablesAndRefusesBadEscapes() {
+        let t = URITemplate("x://{a}.{b}/{+rest}")!
+        // Shortest first: a takes "1", b the rest of the segment.
+        #expect(t.match("x://1.2.3/p/q") == ["a": "1", "b": "2.3", "rest": "p/q"])
+        #expect(t.match("x://%41.b/c") == ["a": "A", "b": "b", "rest": "c"])
+        #expect(t.match("x://%4.b/c") == nil)  // not percent-encoding
+        #expect(t.match("x://%FF.b/c") == nil)  // not UTF-8 once decoded
+        #expect(URITemplate("n://{id}")!.match("n://é") == ["id": "é"])
+    }
+
+    /// Found by the fuzzer (Fuzz/corpus/uri-template): trying every split afresh is exponential in the number of
+    /// variables; a URI that almost matches must be refused after a bounded search, not after minutes.
+    @Test func aNearMissWithManyVariablesIsRefused() {
+        let t = URITemplate("{a}x{b}x{c}x{d}x{e}x{f}y")!
+        #expect(t.match(String(repeating: "x", count: 3000)) == nil)
+        #expect(t.match(String(repeating: "x", count: 3000) + "y") != nil)
+        let r = URITemplate("{+a}/{+b}/{+c}/{+d}.")!
+        #expect(r.match(String(repeating: "/", count: 2000)) == nil)
+    }
+
     @Test(arguments: ["x://{", "x://}", "x://{}", "x://{a}{b}", "x://{a b}"])
     func rejectsInvalidTemplates(_ text: String) {
         #expect(URITemplate(text) == nil)

@@ -59,7 +59,9 @@ def contextforge(args, backend_port: int) -> dict:
     registered with its REST API (POST /gateways), a virtual server holding the host's echo (POST /servers), and
     wrk on that server's MCP endpoint with a JWT made by ContextForge's own utility. Says why when it cannot."""
     import secrets
+    import signal
     import tempfile
+    import urllib.error
     import urllib.request
     py312 = next((p for p in [os.path.expanduser("~/.pyenv/versions/3.12.1/bin/python3.12"), "/usr/bin/python3.12"]
                   if os.path.exists(p)), None)
@@ -83,50 +85,84 @@ def contextforge(args, backend_port: int) -> dict:
            "DATABASE_URL": f"sqlite:///{work}/mcp.db", "HOST": "127.0.0.1", "PORT": str(port),
            "MCPGATEWAY_UI_ENABLED": "false", "MCPGATEWAY_ADMIN_API_ENABLED": "false", "SSRF_ALLOW_LOCALHOST": "true",
            "LOG_LEVEL": "ERROR", "RATE_LIMITING_ENABLED": "false"}
-    start([str(venv / "bin" / "mcpgateway"), "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=work)
+    for k in ("MCP_PATH", "AUTH", "SESSION", "TOOL"):
+        env.pop(k, None)
+    proc = start([str(venv / "bin" / "mcpgateway"), "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=work)
     base = f"http://127.0.0.1:{port}"
 
-    def call(method: str, path: str, body: dict | None = None, token: str | None = None, timeout=30):
+    def call(method: str, path: str, body: dict | None = None, token: str | None = None, timeout=30,
+             headers: dict | None = None):
         req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body else None,
                                      headers={"Content-Type": "application/json",
                                               "Accept": "application/json, text/event-stream",
-                                              **({"Authorization": f"Bearer {token}"} if token else {})})
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read() or b"null")
-
-    deadline = time.monotonic() + 180
-    while True:
+                                              **({"Authorization": f"Bearer {token}"} if token else {}),
+                                              **(headers or {})})
         try:
-            call("GET", "/health", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                return {"measured": False, "why": "ContextForge did not answer /health within 180 s"}
-            time.sleep(0.5)
-    token = subprocess.run([str(venv / "bin" / "python"), "-m", "mcpgateway.utils.create_jwt_token", "--username",
-                            "admin@example.com", "--exp", "120", "--secret", key], capture_output=True, text=True,
-                           env=env, check=True).stdout.strip().splitlines()[-1]
-    call("POST", "/gateways", {"name": "ref", "url": f"http://127.0.0.1:{backend_port}/mcp",
-                               "transport": "STREAMABLEHTTP"}, token)
-    tools = call("GET", "/tools", token=token)
-    tools = tools if isinstance(tools, list) else tools.get("items", tools.get("tools", []))
-    echo = next((t for t in tools if t["name"].endswith("echo")), None)
-    if echo is None:
-        return {"measured": False, "why": f"ContextForge listed no echo tool: {[t['name'] for t in tools]}"}
-    server = call("POST", "/servers", {"server": {"name": "bench", "associated_tools": [echo["id"]]}}, token)
-    path = f"/servers/{server['id']}/mcp"
-    answer = call("POST", path, {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                                 "params": {"name": echo["name"], "arguments": {"text": "hello"}}}, token)
-    assert answer["result"]["content"][0]["text"] == "hello", answer
-    os.environ.update({"MCP_PATH": path, "AUTH": token, "TOOL": echo["name"]})
-    lua = str(REPO / "bench" / "gateway" / "contextforge_call.lua")
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"{method} {path} answered {e.code}: {e.read().decode(errors='replace')[:200]}")
+
     try:
-        one = wrk(port, 1, 1, args.seconds, lua, "")
-        many = wrk(port, args.conns, 2, args.seconds, lua, "")
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                return {"measured": False, "why": f"mcpgateway exited with {proc.returncode} before serving"}
+            try:
+                call("GET", "/health", timeout=2)
+                break
+            except (OSError, RuntimeError):
+                if time.monotonic() > deadline:
+                    return {"measured": False, "why": "ContextForge did not answer /health within 180 s"}
+                time.sleep(0.5)
+        token = subprocess.run([str(venv / "bin" / "python"), "-m", "mcpgateway.utils.create_jwt_token",
+                                "--username", "admin@example.com", "--exp", "120", "--secret", key],
+                               capture_output=True, text=True, env=env, check=True).stdout.strip().splitlines()[-1]
+        gateway = call("POST", "/gateways", {"name": "ref", "url": f"http://127.0.0.1:{backend_port}/mcp",
+                                             "transport": "STREAMABLEHTTP"}, token)
+        tools = call("GET", "/tools", token=token)
+        tools = tools if isinstance(tools, list) else tools.get("items", tools.get("tools", []))
+        echo = next((t for t in tools if t.get("gatewayId", gateway["id"]) == gateway["id"]
+                     and t.get("originalName", t["name"]) == "echo"), None)
+        if echo is None:
+            return {"measured": False, "why": f"ContextForge listed no echo tool: {[t['name'] for t in tools]}"}
+        server = call("POST", "/servers", {"server": {"name": "bench", "associated_tools": [echo["id"]]},
+                                           "visibility": "public"}, token)
+        # The virtual server's MCP endpoint under its current name (/servers/<id>/mcp is the deprecated alias).
+        path = f"/v1/virtual-servers/{server['id']}/mcp"
+        mcp = {"MCP-Protocol-Version": "2025-11-25"}
+        init = call("POST", path, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}},
+            token, headers=mcp)
+        assert "result" in init, init  # no Mcp-Session-Id: 1.1.0 is stateless (JSON answers) by default
+        # The tool's name as ContextForge exposes it at that endpoint (<gateway slug>-<tool>).
+        listed = call("POST", path, {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}, token,
+                      headers=mcp)
+        tool = next(t["name"] for t in listed["result"]["tools"] if t["name"].endswith("echo"))
+        answer = call("POST", path, {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                                     "params": {"name": tool, "arguments": {"text": "hello"}}}, token, headers=mcp)
+        if answer.get("result", {}).get("content", [{}])[0].get("text") != "hello":
+            return {"measured": False, "why": f"tools/call {tool} at {path} did not echo: {str(answer)[:200]}"}
+        os.environ.update({"MCP_PATH": path, "AUTH": token, "TOOL": tool})
+        lua = str(REPO / "bench" / "gateway" / "contextforge_call.lua")
+        try:
+            one = wrk(port, 1, 1, args.seconds, lua, "")
+            many = wrk(port, args.conns, 2, args.seconds, lua, "")
+        finally:
+            for k in ("MCP_PATH", "AUTH", "TOOL"):
+                os.environ.pop(k, None)
+        return {"measured": True, "tool": tool, "path": "/v1/virtual-servers/<id>/mcp", "one": one, "many": many,
+                "rss_kb": rss_kb(proc.pid)}
+    except Exception as e:  # noqa: BLE001 -- a peer that breaks is reported, not fatal to the other rows
+        return {"measured": False, "why": f"{type(e).__name__}: {str(e)[:300]}"}
     finally:
-        for k in ("MCP_PATH", "AUTH", "TOOL"):
-            os.environ.pop(k, None)
-    return {"measured": True, "tool": echo["name"], "one": one, "many": many}
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def main():
@@ -241,8 +277,9 @@ def write_table(r: dict, args):
         "reference plugin's `echo` in mcp-plugin-host for every row (the gateway and the proxy in front of that same",
         "host). One connection for latency, "
         f"{r['conns']} for throughput; the gateway, the backend and wrk share the cores.", "",
-        "| front | p50 (1 conn) | p99 (1 conn) | req/s (1 conn) | req/s (" + str(r["conns"]) + " conns) | non-2xx |",
-        "|---|---|---|---|---|---|",
+        "| front | p50 (1 conn) | p99 (1 conn) | req/s (1 conn) | req/s (" + str(r["conns"]) + " conns) | "
+        "× direct (" + str(r["conns"]) + " conns) | non-2xx + bad |",
+        "|---|---|---|---|---|---|---|",
     ]
     all_rows = dict(rows)
     if r["contextforge"]["measured"]:
@@ -250,7 +287,8 @@ def write_table(r: dict, args):
     for label, row in all_rows.items():
         o, m = row["one"], row["many"]
         lines.append(f"| {label} | {o['p50_us'] / 1000:.3f} ms | {o['p99_us'] / 1000:.3f} ms | {o['rps']:.0f} | "
-                     f"{m['rps']:.0f} | {o['non2xx'] + m['non2xx']} |")
+                     f"{m['rps']:.0f} | {m['rps'] / d['many']['rps']:.3g}× | "
+                     f"{sum(x.get(k, 0) for x in (o, m) for k in ('non2xx', 'bad'))} |")
     overhead = (g["one"]["p50_us"] - d["one"]["p50_us"]) / 1000
     python_peers = [f["many"]["rps"]] + ([r["contextforge"]["many"]["rps"]] if r["contextforge"]["measured"] else [])
     best_python = max(python_peers)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes one parser with libFuzzer (docs/reliability.md): builds mcp-fuzz with libFuzzer's coverage instrumentation
 # and AddressSanitizer in .build-fuzz (once; incremental after), then runs TARGET from its committed corpus.
-#   scripts/fuzz.sh TARGET [SECONDS=60]     targets: json toml config uri-template control-line
+#   scripts/fuzz.sh TARGET [SECONDS=60]     targets: json toml config uri-template control-line dispatcher
 #   scripts/fuzz.sh all [SECONDS]           each target in turn, SECONDS each (CI runs this short)
 # New inputs that reach new code go to .build-fuzz/corpus/TARGET (not committed); a crash or a failed property
 # is written to .build-fuzz/crashes/TARGET/ and the script fails naming the file: copy it into
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET="${1:?usage: scripts/fuzz.sh TARGET|all [SECONDS]}"
 SECONDS_EACH="${2:-60}"
-TARGETS=(json toml config uri-template control-line)
+TARGETS=(json toml config uri-template control-line dispatcher)
 if [ "$TARGET" = all ]; then
     for t in "${TARGETS[@]}"; do "$0" "$t" "$SECONDS_EACH"; done
     exit 0

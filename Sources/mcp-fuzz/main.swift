@@ -9,6 +9,7 @@
 import Contracts
 import Foundation
 import MCPProtocol
+import PluginHost
 import SupervisorCore
 
 /// One fuzz target: takes any bytes; traps (precondition) when a property fails.
@@ -17,7 +18,18 @@ typealias Target = @Sendable ([UInt8]) -> Void
 let targets: [String: Target] = FuzzTargets.all
 
 enum FuzzTargets {
+    /// One dispatcher for every input, as one host serves every request (sessions and streams included).
+    static let dispatcher = DispatcherFuzzing()
+
     static let all: [String: Target] = [
+        // The host's MCP dispatcher (both eras) fed a raw request: "VERB\nName: value...\n\nbody". A POST is
+        // always answered (every call has a 300 ms deadline), within two seconds.
+        "dispatcher": { bytes in
+            let status = dispatcher.feed(bytes)
+            let post = bytes.starts(with: Array("POST\n".utf8)) || bytes == Array("POST".utf8)
+            check(!post || status != nil, "a POST got no answer within two seconds")
+            if let status { check((200..<600).contains(status), "HTTP status \(status)") }
+        },
         // Fails on the bytes "trap": shows the replay reports a failing input (test_fuzz_corpus.py), not fuzzed.
         "self-check": { bytes in check(bytes != Array("trap".utf8), "self-check: the input is 'trap'") },
         // The JSON parser and writer: what parses serializes to bytes that parse to the same value, and writing that

@@ -87,6 +87,7 @@ def test_a_change_in_one_replica_reaches_the_listeners_of_the_other(env):
 
         # The other way round: a listener on replica 1, the change from replica 0's plugin.
         os.kill(pids[0], signal.SIGSTOP)
+        wait_until(lambda: proc_info(pids[0]).state == "T", 5, "replica 0 stopped")
         try:
             conn1, listen1 = open_listen(port, {"notifications": {"toolsListChanged": True}}, "on-replica-1")
             conns.append(conn1)
@@ -94,6 +95,7 @@ def test_a_change_in_one_replica_reaches_the_listeners_of_the_other(env):
         finally:
             os.kill(pids[0], signal.SIGCONT)
         os.kill(pids[1], signal.SIGSTOP)
+        wait_until(lambda: proc_info(pids[1]).state == "T", 5, "replica 1 stopped")
         try:
             assert call_tool(port, "announce", {"lists": 1}) == "announced"  # replica 0's plugin this time
         finally:
@@ -103,6 +105,7 @@ def test_a_change_in_one_replica_reaches_the_listeners_of_the_other(env):
         # No echo: had replica 1 relayed the relayed change back, replica 0's listener would hear tools/list_changed
         # a second time before the next change it asked for.
         os.kill(pids[1], signal.SIGSTOP)
+        wait_until(lambda: proc_info(pids[1]).state == "T", 5, "replica 1 stopped")
         try:
             assert call_tool(port, "announce", {"uri": "reference://readme"}) == "announced"
         finally:

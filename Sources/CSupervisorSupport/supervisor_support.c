@@ -204,6 +204,14 @@ int mcps_listen_tcp(const char *address, int port, int backlog, int *fd_out) {
     return 0;
 }
 
+int mcps_accept_nonblocking(int listen_fd) {
+    return accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+long mcps_send_nosignal(int fd, const void *bytes, unsigned long count) {
+    return (long)send(fd, bytes, count, MSG_NOSIGNAL);
+}
+
 int mcps_socketpair(int fds[2]) {
     return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0 ? 0 : errno;
 }

@@ -59,6 +59,8 @@ public enum LogEventName {
     public static let serverWaiting = "server.waiting"
     public static let serverListenFailed = "server.listen_failed"
     public static let serverRemoved = "server.removed"
+    /// Its port answers 503 while it is down for a while (`state`, `retry_in_s`; docs/reliability.md).
+    public static let serverUnavailable = "server.unavailable"
     public static let serverRequest = "server.request"
 
     // The supervisor about one child.

@@ -72,6 +72,22 @@ public final class Supervisor: @unchecked Sendable {
     /// The watchdog's timer checks waiting for the scheduler to fire `.selfCheck`.
     private var selfChecks: [@Sendable () -> Void] = []
 
+    /// Answers the ports of servers that are down for a while with 503 (Unavailable/).
+    private(set) lazy var unavailableResponder = UnavailableResponder(
+        queue: queue, now: Clock.now,
+        schedule: { [unowned self] at in
+            if let at {
+                self.scheduler.arm(.unavailableAnswers, at: at, early: 0)
+            } else {
+                self.scheduler.cancel(.unavailableAnswers)
+            }
+            self.scheduler.rearm()
+        },
+        answered: { [unowned self] server, state in
+            self.metrics.unavailableAnswer(
+                server: server, group: self.servers[server]?.config.metricsGroup ?? "", state: state)
+        })
+
     /// The supervisor's own series (Metrics/SupervisorMetrics.swift) and the metrics listener's state
     /// (Metrics/Scrape.swift, Metrics/MetricsServer.swift: `metrics_listen`, docs/metrics.md).
     let metrics = SupervisorMetrics()
@@ -87,6 +103,7 @@ public final class Supervisor: @unchecked Sendable {
         scheduler = DeadlineScheduler(queue: queue, now: Clock.now) { [unowned self] deadline in
             switch deadline {
             case .orphanReap: self.reapOrphans()
+            case .unavailableAnswers: self.unavailableResponder.deadlineReached()
             case .selfCheck:
                 let checks = self.selfChecks
                 self.selfChecks = []
@@ -279,6 +296,7 @@ public final class Supervisor: @unchecked Sendable {
         case .arm(let deadline, let at, let early): scheduler.arm(deadline, at: at, early: early)
         case .cancel(let deadline): scheduler.cancel(deadline)
         case .closeSocket(let server):
+            unavailableResponder.stop(server)
             if let fd = sockets.removeValue(forKey: server) { close(fd) }
             // Gone or moved: not wanted back after a restart. (At shutdown the store keeps it for the next one.)
             if !shuttingDown, notifier.enabled {
@@ -288,6 +306,17 @@ public final class Supervisor: @unchecked Sendable {
                         .info, LogEventName.fdStore, server: server, "socket dropped from the fd store",
                         fields: ["fdname": .string(server)]))
             }
+        case .answerUnavailable(let server, let notice):
+            unavailableResponder.set(server, fd: sockets[server], notice)
+            if let notice {
+                var fields: [String: JSONValue] = ["state": .string(notice.state.rawValue)]
+                if let at = notice.retryAt { fields["retry_in_s"] = .double(max(0, at - Clock.now())) }
+                write(
+                    LogRecord(
+                        .info, LogEventName.serverUnavailable, server: server,
+                        "unavailable (\(notice.state.rawValue)): its port answers 503 until it runs again",
+                        fields: fields))
+            }
         case .writeRegistry(let registry): saveRegistry(registry)
         case .answer(let id, let answer):
             if case .health(let health) = answer, let done = healthCallbacks.removeValue(forKey: id) {
@@ -296,6 +325,7 @@ public final class Supervisor: @unchecked Sendable {
                 answers[id] = answer
             }
         case .stopped:
+            unavailableResponder.stopAll()
             // Every host is reaped; what their programs left behind goes now, not to init.
             _ = mcps_reap_all(1000)
             let done = onStopped
@@ -347,7 +377,10 @@ public final class Supervisor: @unchecked Sendable {
             if port > 0, port <= 65535,
                 sd_is_socket_inet(fd, AF_UNSPEC, Int32(SOCK_STREAM.rawValue), 1, UInt16(port)) > 0
             {
-                if let old = sockets[server] { close(old) }
+                if let old = sockets[server] {
+                    unavailableResponder.stop(server)
+                    close(old)
+                }
                 sockets[server] = fd
                 pendingLogs.append(
                     LogRecord(
@@ -366,7 +399,10 @@ public final class Supervisor: @unchecked Sendable {
         }
         var fd: Int32 = -1
         guard mcps_listen_tcp(address, Int32(port), 1024, &fd) == 0 else { return false }
-        if let old = sockets[server] { close(old) }
+        if let old = sockets[server] {
+            unavailableResponder.stop(server)
+            close(old)
+        }
         sockets[server] = fd
         if notifier.store(fd: fd, name: server) {
             pendingLogs.append(

@@ -397,7 +397,8 @@ struct Start: ServerAction {
 }
 
 struct Stop: ServerAction {
-    static let configuration = CommandConfiguration(abstract: "Stop a server (it stays stopped until started).")
+    static let configuration = CommandConfiguration(
+        abstract: "Stop a server (it stays stopped until started; its port answers 503 meanwhile).")
     static let method = ControlMethod.stop
     @ParentCommand var root: Mcpctl
     @Argument(help: "The server.") var server: String

@@ -56,6 +56,10 @@ private struct Harness {
         case .arm(let deadline, let at, _): return "arm \(describe(deadline)) \(at)"
         case .cancel(let deadline): return "cancel \(describe(deadline))"
         case .closeSocket(let server): return "close \(server)"
+        case .answerUnavailable(let server, let notice):
+            guard let notice else { return "unavailable \(server) off" }
+            return "unavailable \(server) \(notice.state.rawValue)"
+                + (notice.retryAt.map { " retry-at \($0)" } ?? "") + ": \(notice.reason)"
         case .writeRegistry(let registry):
             return "write-registry "
                 + registry.assignments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
@@ -87,6 +91,7 @@ private struct Harness {
         case .probe(let id): return "probe(\(id))"
         case .orphanReap: return "orphan-reap"
         case .selfCheck: return "self-check"
+        case .unavailableAnswers: return "unavailable-answers"
         }
     }
 }
@@ -196,12 +201,15 @@ struct SupervisorMachineTests {
                     + "(mcpctl start brings it back)",
                 "log server.start runs: starting 1 replica(s) on 127.0.0.1:7002",
                 "spawn runs#0",
+                "unavailable kept stopped: stopped by an admin (mcpctl start brings it back)",
             ])
-        // Its port is bound (connections wait in the backlog), no replica is spawned; a name no server has is
-        // ignored.
+        // Its port is bound and answered with 503, no replica is spawned; a name no server has is ignored.
         #expect(harness.bound == ["kept": 7001, "runs": 7002])
         #expect(harness.server("kept").status.rawValue == "stopped")
-        #expect(harness.request(.start("kept")).contains("spawn kept#0"))
+        // `start` ends the answers in the same event as the spawn: connections wait for the child again.
+        let started = harness.request(.start("kept"))
+        #expect(started.contains("spawn kept#0"))
+        #expect(started.last == "unavailable kept off")
     }
 
     @Test func reloadAddsRemovesAndChangesServersWhileAnotherIsInBackoff() {
@@ -274,6 +282,8 @@ struct SupervisorMachineTests {
             harness.send(.exited(id("svc"), pid: 100, .signaled(15)), at: 12) == [
                 "cancel kill(svc#0)", "log child.exit svc[100]: killed by signal 15 (SIGTERM)",
                 "log child.stay svc: stopped: stopped on request (killed by signal 15 (SIGTERM))",
+                // Down on request: its port now answers 503 instead of holding clients in the backlog.
+                "unavailable svc stopped: stopped by an admin (mcpctl start brings it back)",
             ])
         #expect(harness.server("svc").status.rawValue == "stopped")
         #expect(harness.request(.stop("svc")) == ["answer 2 already stopped"])
@@ -354,10 +364,13 @@ struct SupervisorMachineTests {
                 "cancel start(svc#0)", "log child.exit svc[102]: exited with status 1",
                 "log child.fatal svc: fatal: exited with status 1; 3 exits within 60 s: fatal, retrying in 300 s",
                 "arm retry(svc#0) 304.0",
+                "unavailable svc fatal retry-at 304.0: restarted too often (exited with status 1)",
             ])
         #expect(harness.server("svc").replicas[0].lifecycle.phase == .fatal(retryAt: 304))
+        // While it backed off, connections waited for the next child; from the retry's spawn on, they do again
+        // (the daemon feeds `spawned` as it performs the spawn, before anything else runs on its queue).
         #expect(harness.send(.deadline(.retry(id("svc"))), at: 304) == ["spawn svc#0"])
-        _ = harness.send(.spawned(id("svc"), pid: 103), at: 304)
+        #expect(harness.send(.spawned(id("svc"), pid: 103), at: 304).last == "unavailable svc off")
         // The cool-down forgot the burst: the next failure backs off from the initial delay again.
         #expect(
             harness.send(.exited(id("svc"), pid: 103, .exited(1)), at: 305) == [
@@ -365,6 +378,24 @@ struct SupervisorMachineTests {
                 "log child.restart svc: backoff: exited with status 1; restarting in 0.25 s",
                 "count restart svc#0 exit", "arm retry(svc#0) 305.25",
             ])
+    }
+
+    @Test func aServerIsAnsweredUnavailableOnlyWhileNoReplicaHasOrAwaitsAProcess() {
+        var harness = Harness([server("svc", port: 7001, replicas: 2)])
+        _ = harness.send(.start(registry: PortRegistry()))
+        _ = harness.send(.spawned(id("svc", 0), pid: 100), at: 1)
+        _ = harness.send(.spawned(id("svc", 1), pid: 101), at: 1)
+        // One replica ended for good, the other still runs: its connections are served, nothing is answered.
+        #expect(
+            !harness.send(.exited(id("svc", 0), pid: 100, .exited(0)), at: 2).contains { $0.hasPrefix("unavailable") })
+        #expect(
+            harness.send(.exited(id("svc", 1), pid: 101, .exited(0)), at: 3).last
+                == "unavailable svc exited: exited with status 0; its restart policy does not restart it "
+                + "(mcpctl start does)")
+        #expect(harness.machine.unavailable["svc"]?.state == .exited)
+        // The shutdown stops the answers (the socket then waits for the next supervisor).
+        #expect(harness.send(.shutdown, at: 4).contains("unavailable svc off"))
+        #expect(harness.machine.unavailable.isEmpty)
     }
 
     @Test func aHealthVerdictForAChildThatIsStoppingKillsNothing() {

@@ -41,6 +41,10 @@ int mcps_listen_tcp(const char *address, int port, int backlog, int *fd_out);
 
 /* A connected AF_UNIX stream socketpair, both ends CLOEXEC. Returns 0 or an errno value. */
 int mcps_socketpair(int fds[2]);
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC: the new descriptor, or -1 with errno set.
+int mcps_accept_nonblocking(int listen_fd);
+/// send with MSG_NOSIGNAL (a peer that went away is EPIPE, never SIGPIPE): bytes written, or -1 with errno.
+long mcps_send_nosignal(int fd, const void *bytes, unsigned long count);
 
 /* A pipe, both ends CLOEXEC, the read end non-blocking. Returns 0 or an errno value. */
 int mcps_pipe(int fds[2]);

@@ -87,6 +87,11 @@ final class SupervisorMetrics: @unchecked Sendable {
         histogram(Family.probeDuration, server: server, group: group).record(max(0, seconds))
     }
 
+    /// A connection to an unavailable server's port was answered with 503 (Unavailable/).
+    func unavailableAnswer(server: String, group: String, state: Unavailability.State) {
+        counter(Family.unavailableAnswers, server: server, group: group, extra: ["state", state.rawValue]).increment()
+    }
+
     /// A replica did not answer the metrics op within the scrape's deadline.
     func scrapeError(server: String, group: String) {
         counter(Family.scrapeErrors, server: server, group: group).increment()
@@ -469,6 +474,10 @@ final class SupervisorMetrics: @unchecked Sendable {
             help: "Configuration reloads (SIGHUP or mcpctl reload) by result: ok, or rejected (nothing changed).")
         static let buildInfo = FamilyInfo(
             name: "mcp_supervisor_build_info", help: "Always 1; the supervisor's version is the label.")
+        static let unavailableAnswers = FamilyInfo(
+            name: "mcp_supervisor_unavailable_answers_total",
+            help: "Connections to the port of a server that was down for a while (fatal, stopped, exited) answered "
+                + "with HTTP 503 by the supervisor, by the server's state.")
         static let scrapeErrors = FamilyInfo(
             name: "mcp_supervisor_scrape_errors_total",
             help: "Scrapes in which a replica of the server did not answer the metrics request in time "

@@ -34,6 +34,8 @@ public enum Deadline: Hashable, Sendable {
     case orphanReap
     /// The daemon's own too: the watchdog's self-check of the one timer (docs/systemd.md, "Watchdog").
     case selfCheck
+    /// The daemon's own too: the 503 responder's connections reach a deadline (Supervisor/Unavailable/).
+    case unavailableAnswers
 }
 
 /// Names a control request that waits for its answer (the control socket's call, a reload).
@@ -154,7 +156,12 @@ public enum SupervisorEffect: Equatable, Sendable {
     /// wake-up). Arming a deadline again moves it.
     case arm(Deadline, at: Double, early: Double)
     case cancel(Deadline)
+    /// Stop the server's socket's responder (if any), then close the socket.
     case closeSocket(server: String)
+    /// Answer every connection to the server's held socket with HTTP 503 and this reason (nil: stop answering,
+    /// connections wait in the backlog for the next child again). Emitted whenever the server's
+    /// `unavailability` changes, after the event's other effects.
+    case answerUnavailable(server: String, Unavailability?)
     /// Write the port registry to the state folder (one atomic write).
     case writeRegistry(PortRegistry)
     case answer(RequestID, ControlAnswer)

@@ -44,6 +44,8 @@ public struct SupervisorMachine {
     public private(set) var registry = PortRegistry()
     /// Armed deadlines: when, and how early is as good. A deadline event for anything else is stale.
     public private(set) var deadlines: [Deadline: (at: Double, early: Double)] = [:]
+    /// The servers whose ports are answered with 503, as last told to the daemon.
+    public private(set) var unavailable: [String: Unavailability] = [:]
     /// `health` requests waiting for their replicas, with the answers so far.
     private var healthRequests: [RequestID: PendingHealth] = [:]
 
@@ -87,10 +89,30 @@ public struct SupervisorMachine {
         case .control(let request, let id): control(request, id)
         case .shutdown: shutdown()
         }
+        syncUnavailable()
         random = { 0.5 }
         bind = { _, _, _ in false }
         defer { effects = [] }
         return effects
+    }
+
+    /// Tells the daemon of every server whose `unavailability` changed with this event (none while shutting down:
+    /// the sockets then wait for the next supervisor, in systemd's fd store or in the kernel's backlog).
+    private mutating func syncUnavailable() {
+        for name in unavailable.keys.sorted() where servers[name] == nil || isShuttingDown {
+            unavailable[name] = nil
+            effects.append(.answerUnavailable(server: name, nil))
+        }
+        guard !isShuttingDown else { return }
+        var changed: [(String, Unavailability?)] = []
+        for (name, server) in servers {
+            let answer = server.unavailability
+            if unavailable[name] != answer { changed.append((name, answer)) }
+        }
+        for (name, answer) in changed.sorted(by: { $0.0 < $1.0 }) {
+            unavailable[name] = answer
+            effects.append(.answerUnavailable(server: name, answer))
+        }
     }
 
     // MARK: Start
@@ -389,7 +411,7 @@ public struct SupervisorMachine {
             case .idle(.none):
                 break
             }
-        case .orphanReap, .selfCheck:
+        case .orphanReap, .selfCheck, .unavailableAnswers:
             break  // the daemon's, not a decision
         }
     }

@@ -118,3 +118,63 @@ public struct HealthWaiter: Sendable, Equatable {
     public var request: RequestID
     public var level: HealthLevel
 }
+
+/// A server whose port is answered at once instead of holding clients in the backlog: it is down and is not
+/// coming back by itself soon (fatal until its cool-down ends, stopped by an admin, or exited for good). The
+/// daemon answers each connection on the held socket with HTTP 503 (docs/reliability.md, "Answers while a
+/// server is down"); a server that is starting, restarting or in backoff is not unavailable: its connections wait
+/// in the backlog for the next child, as ever.
+public struct Unavailability: Sendable, Equatable {
+    public enum State: String, Sendable {
+        case fatal
+        case stopped
+        case exited
+    }
+
+    public var state: State
+    /// Monotonic seconds at which it is tried again (the end of a fatal cool-down); nil: not by itself.
+    public var retryAt: Double?
+    /// Why, for people: "restarted too often (exited with status 3)".
+    public var reason: String
+
+    public init(state: State, retryAt: Double?, reason: String) {
+        self.state = state
+        self.retryAt = retryAt
+        self.reason = reason
+    }
+}
+
+extension ServerState {
+    /// Whether the port should be answered with 503 now (see `Unavailability`): only while the daemon holds the
+    /// socket and no replica has, or is about to get, a process.
+    public var unavailability: Unavailability? {
+        guard listening else { return nil }
+        switch phase {
+        case .stopped:
+            return Unavailability(
+                state: .stopped, retryAt: nil, reason: "stopped by an admin (mcpctl start brings it back)")
+        case .launched:
+            guard failure == nil, !replicas.isEmpty else { return nil }
+            var retryAt: Double?
+            var exitReason: String?
+            for replica in replicas {
+                switch replica.lifecycle.phase {
+                case .fatal(let at):
+                    retryAt = min(retryAt ?? at, at)
+                    exitReason = exitReason ?? replica.lifecycle.lastExit?.description
+                case .exited(let why): exitReason = exitReason ?? why.description
+                default: return nil
+                }
+            }
+            if let retryAt {
+                let why = exitReason.map { "restarted too often (\($0))" } ?? "restarted too often"
+                return Unavailability(state: .fatal, retryAt: retryAt, reason: why)
+            }
+            return Unavailability(
+                state: .exited, retryAt: nil,
+                reason: (exitReason ?? "exited") + "; its restart policy does not restart it (mcpctl start does)")
+        case .waiting, .stopping:
+            return nil
+        }
+    }
+}

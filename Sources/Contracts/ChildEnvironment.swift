@@ -17,10 +17,15 @@ public enum ChildEnvironment {
     /// 64 hex digits: the key that seals 2026-07-28 `requestState`, the same for every replica of a server, so a
     /// retry that lands on another replica still opens (docs/protocol.md, "Input requests"). Absent: a random key.
     public static let requestStateKey = "MCP_REQUEST_STATE_KEY"
+    /// The soft RLIMIT_NOFILE the supervisor was started with, before it raised its own (`DescriptorLimit`); the
+    /// host sets it first thing and removes the variable. Absent: keep the inherited limit.
+    public static let openFilesSoft = "MCP_NOFILE_SOFT"
 
     /// What a command server's program never inherits from its host (docs/servers.md): the host's descriptors,
     /// its box and the requestState key. The server's name and replica it may read.
-    public static let privateNames: Set<String> = [listenFD, controlFD, box, requestStateKey, logFormat]
+    public static let privateNames: Set<String> = [
+        listenFD, controlFD, box, requestStateKey, logFormat, openFilesSoft,
+    ]
 
     /// The descriptor numbers the supervisor maps in every child.
     public static let listenDescriptor: Int32 = 3

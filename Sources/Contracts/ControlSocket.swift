@@ -59,6 +59,12 @@ public enum ControlKey {
     /// `restart`'s flag: replace the replicas one at a time behind a spare (`mcpctl restart --rolling`).
     public static let rolling = "rolling"
     public static let servers = "servers"
+    /// `status`'s `{open, limit, needed, warning}`: the supervisor's descriptors (docs/reliability.md).
+    public static let descriptors = "descriptors"
+    public static let open = "open"
+    public static let limit = "limit"
+    public static let needed = "needed"
+    public static let warning = "warning"
     public static let level = "level"
     public static let lines = "lines"
     public static let follow = "follow"

@@ -51,6 +51,8 @@ public enum LogEventName {
     public static let fdStore = "supervisor.fdstore"
     /// The metrics listener (`metrics_listen`): listening, closed, or cannot bind (`address`).
     public static let metrics = "supervisor.metrics"
+    /// The descriptor limit: raised at start, or too low for the configured servers (`soft`, `needed`).
+    public static let descriptors = "supervisor.descriptors"
     /// A line from code not yet given an event of its own.
     public static let message = "message"
 

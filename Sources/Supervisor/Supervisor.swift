@@ -228,6 +228,7 @@ public final class Supervisor: @unchecked Sendable {
                     "warning: cannot become a child subreaper; plugin grandchildren may escape"))
         }
         adoptInherited()
+        raiseDescriptorLimit()
         Cgroups.removeStale()
         adminStopped = loadStopped()
         feed(.start(registry: loadRegistry(), stopped: adminStopped))
@@ -260,6 +261,7 @@ public final class Supervisor: @unchecked Sendable {
         switch request({ .reloaded(loaded, $0) }) {
         case .reloaded(let diff):
             metrics.reload(accepted: true)
+            checkDescriptorBudget()
             recordAdminStops()
             reconfigureMetricsListener()
             return .success(diff)
@@ -439,6 +441,47 @@ public final class Supervisor: @unchecked Sendable {
         }
     }
 
+    // MARK: Descriptors
+
+    /// The soft RLIMIT_NOFILE the supervisor was started with and the one it has now (nil: unlimited).
+    private(set) var descriptorLimits: (startedWith: Int?, now: Int?) = (nil, nil)
+
+    /// Descriptors the configured servers need (`DescriptorLimit`).
+    var descriptorsNeeded: Int { DescriptorLimit.needed(replicas: config.servers.map(\.replicas)) }
+
+    /// Raises the soft descriptor limit to the hard one (children get the old one back), then checks the budget.
+    private func raiseDescriptorLimit() {
+        let (before, after) = DescriptorLimit.raiseToHard()
+        descriptorLimits = (before, after)
+        if let before, before != after {
+            write(
+                LogRecord(
+                    .info, LogEventName.descriptors,
+                    "descriptor limit raised from \(before) to \(after.map(String.init) ?? "unlimited") (the hard limit); children keep \(before)",
+                    fields: ["soft": .int(Int64(after ?? -1)), "started_with": .int(Int64(before))]))
+        }
+        checkDescriptorBudget()
+    }
+
+    /// Warns when the configured servers need more descriptors than the supervisor may open.
+    private func checkDescriptorBudget() {
+        guard let limit = descriptorLimits.now,
+            let warning = Self.descriptorWarning(needed: descriptorsNeeded, limit: limit, servers: config.servers.count)
+        else { return }
+        write(
+            LogRecord(
+                .warning, LogEventName.descriptors, warning,
+                fields: ["soft": .int(Int64(limit)), "needed": .int(Int64(descriptorsNeeded))]))
+    }
+
+    /// The warning `--check-config`, the log and `mcpctl status` give when the servers do not fit (nil: they do).
+    public static func descriptorWarning(needed: Int, limit: Int, servers: Int) -> String? {
+        guard needed > limit else { return nil }
+        return "the \(servers) configured server(s) need about \(needed) descriptors but the supervisor may open "
+            + "\(limit) (RLIMIT_NOFILE); raise LimitNOFILE= in its unit (or ulimit -n), or some servers will fail "
+            + "to start or restart"
+    }
+
     // MARK: Children
 
     private func environment(for server: ServerConfig, replica index: Int) throws(ChildBox.Failure) -> [String: String]
@@ -456,6 +499,10 @@ public final class Supervisor: @unchecked Sendable {
         env[ChildEnvironment.serverName] = server.name
         env[ChildEnvironment.replica] = String(index)
         env[ChildEnvironment.requestStateKey] = requestStateKey(for: server.name)
+        // The soft descriptor limit the supervisor was started with, not the one it raised for itself.
+        if let before = descriptorLimits.startedWith, before != descriptorLimits.now {
+            env[ChildEnvironment.openFilesSoft] = String(before)
+        }
         // Structured lines, so the forwarder keeps their level and fields.
         env[ChildEnvironment.logFormat] = LogFormat.json.rawValue
         // The box (docs/security.md): MCP_BOX and what else the box passes.

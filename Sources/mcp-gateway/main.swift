@@ -173,6 +173,8 @@ struct GatewayCommand: ParsableCommand {
     var format: LogFormat { endpoint.format }
 
     func run() throws {
+        // The supervisor's own soft descriptor limit was raised; this child keeps the one it was started with.
+        DescriptorLimit.applyInherited()
         let log = HostLog(format: format, plugin: "gateway", source: LogSource.gateway)
         func fail(_ f: HostFailure) -> Int32 {
             log.stderr.error(

@@ -183,6 +183,8 @@ struct PluginHostCommand: ParsableCommand {
     var format: LogFormat { endpoint.format }
 
     func run() throws {
+        // The supervisor's own soft descriptor limit was raised; this child keeps the one it was started with.
+        DescriptorLimit.applyInherited()
         let path = plugin ?? ProgramSpec(argv: command).shown
         // The requestState key every replica shares; read, then removed so the plugin's getenv does not see it.
         var requestStateKey: [UInt8]? = nil

@@ -54,6 +54,14 @@ struct SupervisorCommand: ParsableCommand {
                 message:
                     "configuration OK: \(cfg.servers.count) server(s): \(cfg.servers.map(\.name).joined(separator: ", "))"
             )
+            // The supervisor raises its soft limit to the hard one at start: the hard one is what it gets.
+            if let limit = DescriptorLimit.current().hard,
+                let warning = Supervisor.descriptorWarning(
+                    needed: DescriptorLimit.needed(replicas: cfg.servers.map(\.replicas)), limit: limit,
+                    servers: cfg.servers.count)
+            {
+                log.event(.warning, LogEventName.descriptors, message: "warning: " + warning)
+            }
             return
         }
         let exe = host ?? cfg.hostExecutable ?? Self.siblingHost()

@@ -277,6 +277,10 @@ struct Status: ParsableCommand {
         table(header, rows)
         // One server: its box too (which mechanism applied each limit; docs/security.md).
         if server != nil, let s = servers.first, let box = s[StatusKey.box] { print("box: " + boxLine(box)) }
+        // Servers that would not fit in the supervisor's descriptor limit (docs/reliability.md, "Descriptors").
+        if server == nil, let warning = result[ControlKey.descriptors]?[ControlKey.warning]?.stringValue {
+            print("warning: " + warning)
+        }
         // The gateway: what it left out of its lists and why (docs/gateway.md, "Names").
         for s in servers {
             guard case .array(let items)? = s[StatusKey.leftOut], !items.isEmpty else { continue }

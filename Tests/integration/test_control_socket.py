@@ -189,7 +189,7 @@ def test_status_matches_the_real_processes(env, faulty):
     assert (b["state"], b["port"], b["port_kind"]) == ("running", static, "static")
     assert a["kind"] == "plugin" and a["target"].endswith(".so") and "transport" not in a, a
     assert [r["pid"] for r in a["replicas"]] == [alpha_pid]
-    assert {r["pid"] for r in b["replicas"]} == beta_pids
+    assert {r["pid"] for r in b["replicas"]} == beta_pids, (b, run.log_text())
     assert [r["index"] for r in b["replicas"]] == [0, 1]
     for r in a["replicas"] + b["replicas"]:
         info = proc_info(r["pid"])

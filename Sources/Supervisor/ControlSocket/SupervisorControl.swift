@@ -108,7 +108,27 @@ extension Supervisor {
 
     /// `status`'s result for every server: what `mcpctl status --json` prints and `/status.json` serves.
     func statusResult() -> JSONValue {
-        [ControlKey.servers: .array(serverNames.compactMap { statusJSON($0) })]
+        [
+            ControlKey.servers: .array(serverNames.compactMap { statusJSON($0) }),
+            ControlKey.descriptors: descriptorsJSON(),
+        ]
+    }
+
+    /// The supervisor's descriptors: open now, its soft limit (null: unlimited), what the servers need, and the
+    /// warning when they do not fit.
+    func descriptorsJSON() -> JSONValue {
+        let needed = descriptorsNeeded
+        var object: [String: JSONValue] = [
+            ControlKey.open: .int(Int64(ProcessStats.readSelf()?.openFDs ?? 0)),
+            ControlKey.limit: descriptorLimits.now.map { .int(Int64($0)) } ?? .null,
+            ControlKey.needed: .int(Int64(needed)),
+        ]
+        if let limit = descriptorLimits.now,
+            let warning = Self.descriptorWarning(needed: needed, limit: limit, servers: servers.count)
+        {
+            object[ControlKey.warning] = .string(warning)
+        }
+        return .object(object)
     }
 
     /// name → {port, kind} for every server.

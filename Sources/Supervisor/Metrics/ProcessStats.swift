@@ -1,3 +1,5 @@
+import Contracts
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -27,14 +29,7 @@ struct ProcessStats: Equatable, Sendable {
     static func readSelf() -> ProcessStats? { read(folder: "/proc/self", own: true) }
 
     /// The soft limit on open descriptors of the calling process (RLIMIT_NOFILE), nil when unlimited.
-    static func maxFDs() -> Int? {
-        var limit = rlimit()
-        // RLIM_INFINITY is ~0 (the C macro does not import as an unsigned constant).
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else {
-            return nil
-        }
-        return Int(clamping: limit.rlim_cur)
-    }
+    static func maxFDs() -> Int? { DescriptorLimit.current().soft }
 
     /// The boot time (`btime` of /proc/stat), seconds since the epoch; read once.
     static let bootTime: Double? = {

@@ -99,7 +99,8 @@ let package = Package(
         // Fuzz targets for the parsers (docs/reliability.md): replays inputs in a normal build, fuzzes with libFuzzer
         // in scripts/fuzz.sh's instrumented one.
         .executableTarget(
-            name: "mcp-fuzz", dependencies: ["MCPProtocol", "Contracts", "SupervisorCore", "PluginHost"],
+            name: "mcp-fuzz",
+            dependencies: ["MCPProtocol", "Contracts", "SupervisorCore", "PluginHost", "CHostSupport"],
             path: "Sources/mcp-fuzz"),
         // The supervisor daemon: spawning and reaping children, sockets, timers, signals.
         .target(name: "CSupervisorSupport", path: "Sources/CSupervisorSupport"),

@@ -25,6 +25,19 @@ extension HostedServer {
     func serversChanged(_ table: [GatewayBackend]) {}
 }
 
+/// A hosted server that is not a plugin: no stuck slots (its calls are not on plugin threads), no series of its own
+/// unless it says so, and nothing to relay between replicas (each replica's program, or the gateway, hears of its
+/// own changes). The members a plugin implements, spelled once for the others.
+protocol NonPluginServer: HostedServer {}
+
+extension NonPluginServer {
+    var stuckCallCount: Int { 0 }
+    func pluginSeries() -> [PluginMetricFamily] { [] }
+    func relayChanges(to relay: @escaping @Sendable (PluginChange) -> Void) {}
+    func listsChanged(_ lists: UInt32) {}
+    func resourceUpdated(_ uri: String) {}
+}
+
 extension PluginInstance: HostedServer {
     func pluginSeries() -> [PluginMetricFamily] { metrics.snapshot() }
 }

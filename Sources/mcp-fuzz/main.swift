@@ -6,6 +6,7 @@
 //                                    (.build-fuzz) and fuzzes TARGET from Fuzz/corpus/TARGET
 //
 // Each target checks properties, not only "no crash": JSON round-trips, the line framer's memory bound.
+import CHostSupport
 import Contracts
 import Foundation
 import MCPProtocol
@@ -20,6 +21,10 @@ let targets: [String: Target] = FuzzTargets.all
 enum FuzzTargets {
     /// One dispatcher for every input, as one host serves every request (sessions and streams included).
     static let dispatcher = DispatcherFuzzing()
+    /// One host on a loopback port for every input of `http`, made on first use.
+    nonisolated(unsafe) static var http: HTTPFuzzing?
+    /// The file the `elf` target writes each input into (unlinked), made on first use.
+    nonisolated(unsafe) static var elfFile: Int32 = -1
 
     static let all: [String: Target] = [
         // The host's MCP dispatcher (both eras) fed a raw request: "VERB\nName: value...\n\nbody". A POST is
@@ -29,6 +34,40 @@ enum FuzzTargets {
             let post = bytes.starts(with: Array("POST\n".utf8)) || bytes == Array("POST".utf8)
             check(!post || status != nil, "a POST got no answer within two seconds")
             if let status { check((200..<600).contains(status), "HTTP status \(status)") }
+        },
+        // The host's whole HTTP path (NIO's parser, Origin/Host checks, limits, gzip, the dispatcher) fed raw bytes
+        // on a fresh loopback connection: the connection is closed within five seconds of the client's EOF, and
+        // what comes back is HTTP responses.
+        "http": { bytes in
+            if http == nil {
+                do { http = try HTTPFuzzing() } catch { fatalError("cannot start the fuzzed host: \(error)") }
+            }
+            let answer = http!.feed(bytes)
+            check(answer != nil, "the host kept the connection open five seconds after the client's EOF")
+            if let answer, !answer.isEmpty {
+                check(answer.starts(with: Array("HTTP/1.1 ".utf8)), "not an HTTP response: \(answer.prefix(40))")
+            }
+        },
+        // The ELF reader of `--check` and of the loader's checks (CHostSupport), on a file holding the input: a
+        // verdict, and whatever it reports stays within its fields.
+        "elf": { bytes in
+            if elfFile < 0 {
+                // A file nobody else sees: made and unlinked at once (it goes with the process).
+                var template = Array((ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp").utf8CString.dropLast())
+                template += Array("/mcp-fuzz-elf-XXXXXX".utf8CString)
+                elfFile = mkstemp(&template)
+                check(elfFile >= 0, "cannot make the elf target's file")
+                _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+            }
+            check(ftruncate(elfFile, 0) == 0, "ftruncate")
+            _ = bytes.withUnsafeBytes { pwrite(elfFile, $0.baseAddress, $0.count, 0) }
+            var reason = [CChar](repeating: 0, count: 256)
+            _ = mcph_elf_check(elfFile, &reason, reason.count)
+            check(reason.contains(0), "mcph_elf_check's reason is not terminated")
+            var info = mcph_elf_info()
+            _ = mcph_elf_inspect(elfFile, &info, &reason, reason.count)
+            check((0...Int32(MCPH_MAX_NEEDED)).contains(info.needed_count), "needed_count \(info.needed_count)")
+            check(reason.contains(0), "mcph_elf_inspect's reason is not terminated")
         },
         // Fails on the bytes "trap": shows the replay reports a failing input (test_fuzz_corpus.py), not fuzzed.
         "self-check": { bytes in check(bytes != Array("trap".utf8), "self-check: the input is 'trap'") },

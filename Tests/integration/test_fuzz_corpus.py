@@ -13,7 +13,7 @@ from conftest import host_binary
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "Fuzz" / "corpus"
-TARGETS = ["json", "toml", "config", "uri-template", "control-line", "dispatcher"]
+TARGETS = ["json", "toml", "config", "uri-template", "control-line", "dispatcher", "http", "elf"]
 
 
 def test_every_target_has_a_seed_corpus():
@@ -45,4 +45,4 @@ def test_a_failing_input_fails_the_replay(tmp_path):
     missing = subprocess.run([str(binary), "json", str(tmp_path / "none")], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "no such file or folder" in missing.stdout
     unknown = subprocess.run([str(binary), "yaml", str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert unknown.returncode == 64 and "config, control-line, dispatcher, json, self-check, toml, uri-template" in unknown.stdout
+    assert unknown.returncode == 64 and "config, control-line, dispatcher, elf, http, json, self-check, toml, uri-template" in unknown.stdout

@@ -474,7 +474,7 @@ public final class BridgedServer: Sendable {
     func log(_ line: String) { logSink(line) }
 }
 
-extension BridgedServer: HostedServer {
+extension BridgedServer: NonPluginServer {
     var catalog: Catalog { catalogBox.withLock { $0 } }
 
     func makeCall(
@@ -498,12 +498,6 @@ extension BridgedServer: HostedServer {
     }
 
     var slotsBusy: Int { state.withLock { $0.calls.count } }
-    var stuckCallCount: Int { 0 }
-    func pluginSeries() -> [PluginMetricFamily] { [] }
-    /// Each replica runs its own program, which tells its own host of its changes: nothing to relay.
-    func relayChanges(to relay: @escaping @Sendable (PluginChange) -> Void) {}
-    func listsChanged(_ lists: UInt32) {}
-    func resourceUpdated(_ uri: String) {}
 
     /// The detailed probe: a `ping` that reaches the program, answered within `pingTimeout`.
     func checkHealth(diagnose: Bool, _ done: @escaping @Sendable (PluginInstance.HealthCheck) -> Void) {

@@ -890,7 +890,7 @@ public final class GatewayServer: Sendable {
     }
 }
 
-extension GatewayServer: HostedServer {
+extension GatewayServer: NonPluginServer {
     var serverName: String { "mcp-gateway" }
     var serverVersion: String { Self.version }
     var serverTitle: String? { "mcp-supervisor gateway" }
@@ -923,7 +923,6 @@ extension GatewayServer: HostedServer {
     }
 
     var slotsBusy: Int { state.withLock { $0.calls.count } }
-    var stuckCallCount: Int { 0 }
     /// The gateway's own series (docs/gateway.md, "Metrics").
     func pluginSeries() -> [PluginMetricFamily] {
         let backends = state.withLock { s in
@@ -933,9 +932,6 @@ extension GatewayServer: HostedServer {
         }
         return metrics.families(backends: backends)
     }
-    func relayChanges(to relay: @escaping @Sendable (PluginChange) -> Void) {}
-    func listsChanged(_ lists: UInt32) {}
-    func resourceUpdated(_ uri: String) {}
 
     /// Healthy while it runs; the detail says how many backends answer.
     func checkHealth(diagnose: Bool, _ done: @escaping @Sendable (PluginInstance.HealthCheck) -> Void) {

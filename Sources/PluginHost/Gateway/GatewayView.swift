@@ -47,7 +47,7 @@ final class GatewayView: Sendable {
     }
 }
 
-extension GatewayView: HostedServer {
+extension GatewayView: NonPluginServer {
     var serverName: String { "mcp-gateway" }
     var serverVersion: String { GatewayServer.version }
     var serverTitle: String? { "mcp-supervisor gateway: group \(group)" }
@@ -76,11 +76,6 @@ extension GatewayView: HostedServer {
 
     var slotsBusy: Int { gateway.slotsBusy }
     var concurrency: Int { gateway.concurrency }
-    var stuckCallCount: Int { 0 }
-    func pluginSeries() -> [PluginMetricFamily] { [] }
-    func relayChanges(to relay: @escaping @Sendable (PluginChange) -> Void) {}
-    func listsChanged(_ lists: UInt32) {}
-    func resourceUpdated(_ uri: String) {}
     func checkHealth(diagnose: Bool, _ done: @escaping @Sendable (PluginInstance.HealthCheck) -> Void) {
         gateway.checkHealth(diagnose: diagnose, done)
     }

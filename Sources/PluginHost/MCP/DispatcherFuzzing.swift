@@ -58,7 +58,7 @@ public final class DispatcherFuzzing: Sendable {
 
 /// A server with one of each thing a client can ask for: `echo` (inline), `later` (on another thread, with
 /// progress), a resource, a template, a prompt.
-private final class FuzzedServer: DispatchedPlugin {
+final class FuzzedServer: DispatchedPlugin {
     let serverName = "fuzz"
     let serverVersion = "1.0.0"
     let serverTitle: String? = nil
@@ -192,4 +192,13 @@ private final class FuzzSink: ReplySink {
 private final class FuzzTimer: DispatchTimer {
     let cancelled = Atomic<Bool>(false)
     func cancel() { cancelled.store(true, ordering: .releasing) }
+}
+
+extension FuzzedServer: NonPluginServer {
+    var slotsBusy: Int { 0 }
+    var concurrency: Int { 4 }
+    func checkHealth(diagnose: Bool, _ done: @escaping @Sendable (PluginInstance.HealthCheck) -> Void) {
+        done(.answered(ok: true, detail: "fuzzing", report: nil, seconds: 0))
+    }
+    func destroy(healthWait: Duration) {}
 }

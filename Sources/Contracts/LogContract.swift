@@ -40,6 +40,8 @@ public enum LogEventName {
     public static let supervisorStop = "supervisor.stop"
     public static let supervisorStopped = "supervisor.stopped"
     public static let supervisorWarning = "supervisor.warning"
+    /// The supervisor cannot go on (its port registry is unreadable): it exits after this line.
+    public static let supervisorError = "supervisor.error"
     public static let configError = "config.error"
     public static let configOK = "config.ok"
     public static let reload = "config.reload"

@@ -218,8 +218,9 @@ public final class Supervisor: @unchecked Sendable {
         return RequestID(nextRequest)
     }
 
-    /// Starts every server in dependency order. Call once, on `queue`.
-    public func start() {
+    /// Starts every server in dependency order. Call once, on `queue`. False: the port registry exists but cannot
+    /// be read, nothing was started (the caller exits; the reason is logged).
+    public func start() -> Bool {
         dispatchPrecondition(condition: .onQueue(queue))
         if mcps_set_subreaper() != 0 {
             write(
@@ -231,7 +232,9 @@ public final class Supervisor: @unchecked Sendable {
         raiseDescriptorLimit()
         Cgroups.removeStale()
         adminStopped = loadStopped()
-        feed(.start(registry: loadRegistry(), stopped: adminStopped))
+        guard let registry = loadRegistry() else { return false }
+        feed(.start(registry: registry, stopped: adminStopped))
+        return true
     }
 
     /// Graceful shutdown in reverse dependency order; `completion` runs on `queue` once every child is reaped.
@@ -729,29 +732,80 @@ public final class Supervisor: @unchecked Sendable {
 
     private var registryPath: String { Path.join(config.stateDirectory, "ports.json") }
 
-    private func loadRegistry() -> PortRegistry {
+    private var registryBackupPath: String { registryPath + ".bak" }
+
+    /// The recorded dynamic ports (docs/reliability.md, "Faults on disk"). Missing: a first start. Damaged: the
+    /// file is kept as `ports.json.damaged`, every complete entry is salvaged and the rest taken from the backup
+    /// (`ports.json.bak`, written after each change), then the registry is written whole again. Present but
+    /// unreadable: nil, and the supervisor does not start: assigning ports anew would move every dynamic server.
+    private func loadRegistry() -> PortRegistry? {
         _ = mkdir(config.stateDirectory, 0o750)
-        switch files.read(registryPath) {
-        case .success(let text):
-            if let registry = PortRegistry.decode(Array(text.utf8)) { return registry }
-            write(
-                LogRecord(
-                    .warning, LogEventName.supervisorWarning,
-                    "warning: \(registryPath) is damaged; dynamic ports will be assigned anew"))
-        case .failure:
-            break  // first start
+        var info = stat()
+        guard stat(registryPath, &info) == 0 else {
+            guard errno == ENOENT else { return unreadableRegistry(errno) }
+            // No registry: a first start, unless a backup survived (the file was deleted).
+            if case .success(let bytes) = LocalFiles.bytes(registryBackupPath), let backup = PortRegistry.decode(bytes)
+            {
+                warn("warning: \(registryPath) is missing; its ports are taken from \(registryBackupPath)")
+                saveRegistry(backup)
+                return backup
+            }
+            return PortRegistry()
         }
-        return PortRegistry()
+        let bytes: [UInt8]
+        switch LocalFiles.bytes(registryPath) {
+        case .success(let b): bytes = b
+        case .failure(let error): return unreadableRegistry(error.code)
+        }
+        if let registry = PortRegistry.decode(bytes) { return registry }
+        let salvaged = PortRegistry.salvage(bytes)
+        var backup: [String: Int] = [:]
+        if case .success(let b) = LocalFiles.bytes(registryBackupPath), let r = PortRegistry.decode(b) {
+            backup = r.assignments
+        }
+        var merged = salvaged
+        var taken = Set(salvaged.values)
+        var fromBackup = 0
+        for (name, port) in backup.sorted(by: { $0.key < $1.key }) where merged[name] == nil && !taken.contains(port) {
+            merged[name] = port
+            taken.insert(port)
+            fromBackup += 1
+        }
+        let kept = registryPath + ".damaged"
+        _ = rename(registryPath, kept)
+        warn(
+            "warning: \(registryPath) is damaged (kept as \(kept)): \(salvaged.count) port(s) read from it, "
+                + "\(fromBackup) from \(registryBackupPath); a server in neither gets a new port")
+        let registry = PortRegistry(assignments: merged)
+        saveRegistry(registry)
+        return registry
     }
 
+    private func unreadableRegistry(_ code: Int32) -> PortRegistry? {
+        write(
+            LogRecord(
+                .error, LogEventName.supervisorError,
+                "cannot read \(registryPath): \(String(cString: strerror(code))); not starting, since assigning "
+                    + "ports anew would move every dynamic server (fix the file or its permissions, or delete it "
+                    + "to assign new ports)"))
+        return nil
+    }
+
+    private func warn(_ text: String) {
+        write(LogRecord(.warning, LogEventName.supervisorWarning, text))
+    }
+
+    /// Writes the registry (atomically), then its backup: a damaged or deleted registry is restored from it.
     private func saveRegistry(_ registry: PortRegistry) {
         let bytes = registry.encoded()
-        let rc = bytes.withUnsafeBytes { mcps_write_atomic(registryPath, $0.baseAddress, $0.count, 0o640) }
-        if rc != 0 {
-            write(
-                LogRecord(
-                    .warning, LogEventName.supervisorWarning,
-                    "warning: cannot write \(registryPath): \(String(cString: strerror(rc)))"))
+        for path in [registryPath, registryBackupPath] {
+            let rc = bytes.withUnsafeBytes { mcps_write_atomic(path, $0.baseAddress, $0.count, 0o640) }
+            if rc != 0 {
+                warn(
+                    "warning: cannot write \(path): \(String(cString: strerror(rc))); the ports assigned since "
+                        + "are kept while this supervisor runs and written at the next change")
+                return
+            }
         }
     }
 }

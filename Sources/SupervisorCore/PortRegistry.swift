@@ -74,4 +74,55 @@ public struct PortRegistry: Sendable, Equatable {
         }
         return PortRegistry(assignments: a)
     }
+
+    /// What can still be read from a damaged registry (truncated, a byte flipped): every complete `"name": port`
+    /// pair with a valid server name and port, the first of any repeated port. Never guesses: a pair cut short
+    /// is left out.
+    public static func salvage(_ bytes: [UInt8]) -> [String: Int] {
+        var found: [String: Int] = [:]
+        var used = Set<Int>()
+        var i = 0
+        func isNameByte(_ b: UInt8) -> Bool {
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D
+                || b == 0x5F || b == 0x2E
+        }
+        while i < bytes.count {
+            guard bytes[i] == 0x22 else {  // a quote opens a candidate name
+                i += 1
+                continue
+            }
+            var j = i + 1
+            while j < bytes.count, isNameByte(bytes[j]) { j += 1 }
+            guard j < bytes.count, bytes[j] == 0x22, j > i + 1 else {
+                i = j
+                continue
+            }
+            let name = String(decoding: bytes[(i + 1)..<j], as: UTF8.self)
+            var k = j + 1
+            while k < bytes.count, bytes[k] == 0x20 || bytes[k] == 0x09 || bytes[k] == 0x0A { k += 1 }
+            guard k < bytes.count, bytes[k] == 0x3A else {
+                i = j + 1
+                continue
+            }
+            k += 1
+            while k < bytes.count, bytes[k] == 0x20 || bytes[k] == 0x09 || bytes[k] == 0x0A { k += 1 }
+            var digits = 0
+            var value = 0
+            while k < bytes.count, bytes[k] >= 0x30, bytes[k] <= 0x39, digits < 6 {
+                value = value * 10 + Int(bytes[k] - 0x30)
+                digits += 1
+                k += 1
+            }
+            // Complete only when something follows the number (a comma, a brace, a space): a number at the very
+            // end may have lost digits.
+            let complete = digits > 0 && k < bytes.count && !(bytes[k] >= 0x30 && bytes[k] <= 0x39)
+            if complete, name != "version", name != "ports", (1...65535).contains(value), found[name] == nil,
+                used.insert(value).inserted
+            {
+                found[name] = value
+            }
+            i = k
+        }
+        return found
+    }
 }

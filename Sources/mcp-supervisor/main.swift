@@ -92,7 +92,9 @@ struct SupervisorCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let control = ControlServer(supervisor: supervisor)
         supervisor.queue.async {
-            supervisor.start()
+            guard supervisor.start() else {
+                Glibc.exit(74)  // EX_IOERR: the port registry is there and cannot be read; the reason is logged
+            }
             control.open()
             supervisor.controlOpened(path: control.isListening ? control.path : nil)
             supervisor.openMetricsListener()

@@ -219,3 +219,22 @@ struct PortRegistryTests {
         #expect(exhausted.contains("39000") && exhausted.contains("39999"))
     }
 }
+
+struct PortRegistrySalvageTests {
+    private let whole = Array(#"{"ports":{"alpha":39001,"beta.v2":39002,"gamma":39003},"version":1}"#.utf8)
+
+    @Test func everyCompleteEntryOfATruncatedFileIsKeptAndACutNumberIsNot() {
+        // Cut inside gamma's port: "3900" must not be read as port 3900.
+        let cut = Array(whole[..<(whole.firstIndex(of: UInt8(ascii: "}"))! - 1)])
+        #expect(PortRegistry.salvage(cut) == ["alpha": 39001, "beta.v2": 39002])
+        #expect(PortRegistry.salvage(whole) == ["alpha": 39001, "beta.v2": 39002, "gamma": 39003])
+    }
+
+    @Test func nothingIsGuessedFromNoiseOrInvalidEntries() {
+        let noisy = Array(#"{"ports":{"a b":1,"ok":70000,"dup":39001,"twice":39001,"x":-5,"version":1}}"#.utf8)
+        // A name with a space, a port out of range, a negative number: left out; a repeated port: the first.
+        #expect(PortRegistry.salvage(noisy) == ["dup": 39001])
+        #expect(PortRegistry.salvage(Array("\u{1}\u{2}garbage\"".utf8)).isEmpty)
+        #expect(PortRegistry.salvage([]).isEmpty)
+    }
+}

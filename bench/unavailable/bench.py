@@ -88,7 +88,8 @@ def main() -> int:
             time.sleep(0.05)
         down, up = st["down"]["port"], st["up"]["port"]
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "server/discover",
-                           "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}).encode()
+                           "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                               "io.modelcontextprotocol/clientCapabilities": {}}}}).encode()
         modern = "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: server/discover\r\n"
         for _ in range(100):  # warm both paths
             request(down, body, modern)
@@ -100,7 +101,7 @@ def main() -> int:
             assert data.startswith(b"HTTP/1.1 503"), data[:80]
             t_down.append(t)
             t, data = request(up, body, modern)
-            assert data.startswith(b"HTTP/1.1 200"), data[:80]
+            assert data.startswith(b"HTTP/1.1 200"), data[:400]
             t_up.append(t)
         # Many clients at once against the down port.
         count = [0]

@@ -130,10 +130,37 @@ public final class ControlServer: @unchecked Sendable {
         note("listening on \(path)" + (groupName.map { " (group \($0))" } ?? ""), fields: ["path": .string(path)])
     }
 
+    /// Out of descriptors: the waiting connection keeps the socket readable, so accepting again at once would spin
+    /// the queue until one frees. Pause 100 ms (the waiting clients stay in the backlog), then try again; logged
+    /// once per episode.
+    private func pauseAccepting() {
+        guard let source = listenSource, !acceptPaused else { return }
+        acceptPaused = true
+        source.suspend()
+        if !warnedOutOfDescriptors {
+            warnedOutOfDescriptors = true
+            note(
+                "cannot accept a control connection: \(String(cString: strerror(errno))); retrying every 100 ms",
+                level: .warning)
+        }
+        queue.asyncAfter(deadline: .now() + .milliseconds(100)) { [weak self] in
+            guard let self, self.acceptPaused else { return }
+            self.acceptPaused = false
+            self.listenSource?.resume()
+        }
+    }
+
+    private var acceptPaused = false
+    private var warnedOutOfDescriptors = false
+
     /// Closes every client and the socket, and removes the socket file. Call on the queue at exit.
     public func close() {
         dispatchPrecondition(condition: .onQueue(queue))
         for client in Array(clients.values) { drop(client) }
+        if acceptPaused {
+            acceptPaused = false
+            listenSource?.resume()  // a suspended source must be resumed to be cancelled
+        }
         listenSource?.cancel()
         listenSource = nil
         if created { unlink(path) }
@@ -151,9 +178,11 @@ public final class ControlServer: @unchecked Sendable {
         while true {
             let fd = accept(listenFD, nil, nil)
             if fd < 0 {
-                if errno == EINTR { continue }
-                return  // EAGAIN, or out of descriptors (retried on the next readiness)
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM { pauseAccepting() }
+                return  // EAGAIN: nothing waiting
             }
+            warnedOutOfDescriptors = false
             // (Children never inherit it either way: the spawn shim closes every descriptor it does not map.)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)

@@ -76,6 +76,7 @@ class Soak:
         self.log_lines: list[str] = []
         self.ports: dict[str, int] = {}
         self.proc: subprocess.Popen | None = None
+        self.unexplained: list[str] = []
         self.seen: set[int] = set()  # every host pid the soak saw, checked for leftovers at the end
 
     # -- setup ---------------------------------------------------------------------------------------------
@@ -220,7 +221,8 @@ class Soak:
                         raise
                     while isinstance(e, BaseExceptionGroup) and e.exceptions:
                         e = e.exceptions[0]
-                    self.record("ref", f"sdk-{mode}", t, type(e).__name__)
+                    what = type(e).__name__ + (f": {str(e)[:70]}" if type(e).__name__ == "MCPError" else "")
+                    self.record("ref", f"sdk-{mode}", t, what)
                     await asyncio.sleep(0.05)
 
         asyncio.run(run())
@@ -374,6 +376,13 @@ class Soak:
                     and a.t0 - 0.05 <= f.ended and f.started <= a.t1 + GRACE[a.cause]]
             # The nearest preceding fault is the cause (several may overlap).
             cause = max(hits, key=lambda a: a.t0).cause if hits else "unexplained"
+            if not hits:
+                # What came nearest, to say why: the last fault on that server before the failure ended.
+                before = [a for a in self.actions if a.server == f.server and a.t0 <= f.ended]
+                last = max(before, key=lambda a: a.t0, default=None)
+                gap = f"{f.started - last.t1:+.1f} s after {last.cause}" if last else "no fault before"
+                self.unexplained.append(f"{f.client} on {f.server}: {f.error} (started {gap}, "
+                                        f"took {f.ended - f.started:.1f} s)")
             causes[(cause, f.error)] += 1
         return causes
 
@@ -507,6 +516,8 @@ def main() -> int:
               f"{wrk_result.get('socket_errors', 0)} socket errors.", "",
               "| client-visible failure: cause | error | count |", "|---|---|---:|"]
     lines += [f"| {cause} | {error} | {n} |" for (cause, error), n in sorted(causes.items())] or ["| none | | 0 |"]
+    if soak.unexplained:
+        lines += ["", "Unexplained failures:", *[f"    {u}" for u in soak.unexplained[:20]]]
     if supervisor_errors:
         lines += ["", "Supervisor errors:", *[f"    {l}" for l in supervisor_errors[:10]]]
     if zombies:

@@ -39,12 +39,13 @@ final class MCPDispatcher: Sendable {
     init(plugin: any DispatchedPlugin, config: HostConfig) {
         self.plugin = plugin
         self.config = config
+        let key = config.requestStateKey ?? RequestStateKey.random()
         self.sessions = SessionStore(
             maxSessions: config.maxSessions, idleTimeout: config.sessionIdleTimeout,
-            replayLimits: .init(maxBytes: config.replayBufferBytes, maxStreams: config.replayStreams))
+            replayLimits: .init(maxBytes: config.replayBufferBytes, maxStreams: config.replayStreams),
+            key: key, server: plugin.serverName)
         self.traffic = config.metrics ? TrafficCounters(tools: plugin.catalog.tools.map(\.name)) : nil
-        self.sealer = RequestStateSealer(
-            key: config.requestStateKey ?? RequestStateKey.random(), ttl: config.requestStateTTL)
+        self.sealer = RequestStateSealer(key: key, ttl: config.requestStateTTL)
         var info: [String: JSONValue] = [
             "name": .string(plugin.serverName), "version": .string(plugin.serverVersion),
         ]
@@ -368,10 +369,9 @@ final class MCPDispatcher: Sendable {
                 Self.errorBody(id: id, code: JSONRPC.invalidParams, message: "params.protocolVersion is required"))
         }
         let version = ProtocolVersion.negotiateLegacy(requested: requested)
-        let sessionID = sessions.create(version: version)
-        if let caps = params["capabilities"], case .object = caps {
-            sessions.update(sessionID) { $0.clientCapabilities = caps }
-        }
+        var caps: JSONValue = [:]
+        if let declared = params["capabilities"], case .object = declared { caps = declared }
+        let sessionID = sessions.create(version: version, capabilities: caps)
         var result: [String: JSONValue] = [
             "protocolVersion": .string(version),
             "capabilities": capabilities(modern: false),

@@ -1,8 +1,16 @@
+import CTrust
 import MCPProtocol
 import Synchronization
 
 /// Legacy-era (2025-11-25 and earlier) sessions: created by `initialize`, named by `Mcp-Session-Id`,
 /// ended by DELETE. Bounded: the least recently used session is dropped when the table is full.
+///
+/// Replicas share one listening socket, so a client's next connection may reach another replica than the one
+/// that answered its `initialize`. The session id is therefore sealed (ChaCha20-Poly1305 under the key every
+/// replica of the server shares, as `requestState` is): it carries the negotiated version and the client's
+/// capabilities, and a replica that does not know the session opens the id and adopts it (docs/protocol.md,
+/// "Legacy sessions across replicas"). What stays in the replica that holds it: the GET stream and its replay
+/// buffer, subscriptions, the log level, input requests in flight.
 final class SessionStore: Sendable {
     struct Session {
         var version: String
@@ -53,10 +61,85 @@ final class SessionStore: Sendable {
     private let idleTimeout: Duration
     private let replayLimits: EventReplay.Limits
 
-    init(maxSessions: Int, idleTimeout: Duration, replayLimits: EventReplay.Limits) {
+    private let key: [UInt8]
+    private let binding: [UInt8]
+    /// Sealed ids longer than this (a client that declared huge capabilities) are not made: a random id, which
+    /// only the replica that made it knows.
+    static let maxSealedIDBytes = 2048
+
+    init(
+        maxSessions: Int, idleTimeout: Duration, replayLimits: EventReplay.Limits, key: [UInt8] = [],
+        server: String = ""
+    ) {
         self.maxSessions = maxSessions
         self.idleTimeout = idleTimeout
         self.replayLimits = replayLimits
+        self.key = key
+        self.binding = Array("mcp-supervisor session 1\n\(server)\n".utf8)
+    }
+
+    /// `s1.` and the sealed {version, capabilities, 128 random bits}, base64url; nil without a key or when too long.
+    private func sealedID(version: String, capabilities: JSONValue) -> String? {
+        guard key.count == 32 else { return nil }
+        let plain = JSONWriter.serialize(
+            ["v": 1, "ver": .string(version), "caps": capabilities, "n": .string(Self.newID())])
+        var sealed = [UInt8](repeating: 0, count: plain.count + Int(MCPT_SEAL_OVERHEAD))
+        let n = key.withUnsafeBufferPointer { k in
+            binding.withUnsafeBufferPointer { aad in
+                plain.withUnsafeBufferPointer { p in
+                    mcpt_seal(k.baseAddress, aad.baseAddress, aad.count, p.baseAddress, p.count, &sealed)
+                }
+            }
+        }
+        guard n == sealed.count else { return nil }
+        let id = "s1." + Self.base64URL(sealed)
+        return id.utf8.count <= Self.maxSealedIDBytes ? id : nil
+    }
+
+    /// What a sealed id says, if this server's key made it.
+    private func openID(_ id: String) -> (version: String, capabilities: JSONValue)? {
+        guard key.count == 32, id.hasPrefix("s1."), id.utf8.count <= Self.maxSealedIDBytes,
+            let sealed = Base64.decode(Self.fromBase64URL(String(id.dropFirst(3)))),
+            sealed.count > Int(MCPT_SEAL_OVERHEAD)
+        else { return nil }
+        var plain = [UInt8](repeating: 0, count: sealed.count - Int(MCPT_SEAL_OVERHEAD))
+        let n = key.withUnsafeBufferPointer { k in
+            binding.withUnsafeBufferPointer { aad in
+                sealed.withUnsafeBufferPointer { s in
+                    mcpt_open(k.baseAddress, aad.baseAddress, aad.count, s.baseAddress, s.count, &plain)
+                }
+            }
+        }
+        guard n >= 0, let value = try? JSONParser.parse(plain[0..<n]), value["v"] == 1,
+            let version = value["ver"]?.stringValue, ProtocolVersion.legacy.contains(version),
+            let caps = value["caps"], case .object = caps
+        else { return nil }
+        return (version, caps)
+    }
+
+    static func base64URL(_ bytes: [UInt8]) -> String {
+        String(
+            Base64.encode(bytes).compactMap { c -> Character? in
+                switch c {
+                case "+": return "-"
+                case "/": return "_"
+                case "=": return nil
+                default: return c
+                }
+            })
+    }
+
+    static func fromBase64URL(_ text: String) -> String {
+        var s = String(
+            text.map { c -> Character in
+                switch c {
+                case "-": return "+"
+                case "_": return "/"
+                default: return c
+                }
+            })
+        while s.utf8.count % 4 != 0 { s += "=" }
+        return s
     }
 
     /// A new random session id: 128 bits from the system CSPRNG (getrandom on Linux), as hex.
@@ -69,8 +152,13 @@ final class SessionStore: Sendable {
         }.joined()
     }
 
-    func create(version: String) -> String {
-        let id = Self.newID()
+    func create(version: String, capabilities: JSONValue = [:]) -> String {
+        let id = sealedID(version: version, capabilities: capabilities) ?? Self.newID()
+        insert(id, version: version, capabilities: capabilities, initialized: false)
+        return id
+    }
+
+    private func insert(_ id: String, version: String, capabilities: JSONValue, initialized: Bool) {
         let now = ContinuousClock.now
         let evicted = sessions.withLock { s -> [SessionStream] in
             var gone: [SessionStream] = []
@@ -83,17 +171,29 @@ final class SessionStore: Sendable {
                 if let stream = oldest.value.stream { gone.append(stream) }
                 s.removeValue(forKey: oldest.key)
             }
-            s[id] = Session(
+            guard s[id] == nil else { return gone }  // adopted by two requests at once: the first stays
+            var session = Session(
                 version: version, lastUsed: now,
                 replay: EventReplay(limits: replayLimits, primes: version >= ProtocolVersion.resumptionPriming))
+            session.clientCapabilities = capabilities
+            session.initialized = initialized
+            s[id] = session
             return gone
         }
         for stream in evicted { stream.endStream() }
-        return id
     }
 
-    /// Looks a session up and marks it used.
+    /// Looks a session up and marks it used; a session another replica made is adopted here (its id opens).
     func touch(_ id: String) -> Session? {
+        if let session = touchLocal(id) { return session }
+        guard !isEnded(id), let (version, capabilities) = openID(id) else { return nil }
+        // The client sent notifications/initialized to the replica it initialized with (or will: a request the
+        // host sends waits only for this replica's own flag, which would never be set here).
+        insert(id, version: version, capabilities: capabilities, initialized: true)
+        return touchLocal(id)
+    }
+
+    private func touchLocal(_ id: String) -> Session? {
         sessions.withLock { s in
             guard var session = s[id] else { return nil }
             session.lastUsed = .now
@@ -111,8 +211,43 @@ final class SessionStore: Sendable {
         }
     }
 
-    /// Ends a session; returns its in-flight calls and stream so the caller can cancel and close them.
-    func remove(_ id: String) -> Session? { sessions.withLock { $0.removeValue(forKey: id) } }
+    /// Ends a session; returns its in-flight calls and stream so the caller can cancel and close them. A session
+    /// another replica holds ends here (its copy there ends with the idle timeout).
+    func remove(_ id: String) -> Session? {
+        var session = sessions.withLock { $0.removeValue(forKey: id) }
+        if session == nil, touch(id) != nil { session = sessions.withLock { $0.removeValue(forKey: id) } }
+        if session != nil { end(id) }
+        return session
+    }
+
+    /// Sealed ids ended here by DELETE, so they are not adopted again (kept for the idle timeout, at most
+    /// `maxSessions`). Another replica does not hear of the DELETE: there the session ends with its idle timeout.
+    private let ended = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    private func end(_ id: String) {
+        guard id.hasPrefix("s1.") else { return }
+        let now = ContinuousClock.now
+        ended.withLock { e in
+            if e.count >= maxSessions {
+                for (key, at) in e where at + idleTimeout < now { e.removeValue(forKey: key) }
+                if e.count >= maxSessions, let oldest = e.min(by: { $0.value < $1.value }) {
+                    e.removeValue(forKey: oldest.key)
+                }
+            }
+            e[id] = now
+        }
+    }
+
+    private func isEnded(_ id: String) -> Bool {
+        ended.withLock { e in
+            guard let at = e[id] else { return false }
+            if at + idleTimeout < .now {
+                e.removeValue(forKey: id)
+                return false
+            }
+            return true
+        }
+    }
 
     func allStreams() -> [SessionStream] { sessions.withLock { $0.values.compactMap(\.stream) } }
 

@@ -100,7 +100,8 @@ struct MCPDispatcherTests {
             #expect(reply["result"]?["serverInfo"]?["name"] == "fake")
             #expect(reply["result"]?["capabilities"]?["tools"] == ["listChanged": true])
             let session = try #require(sink.header("Mcp-Session-Id"))
-            #expect(session.count == 32)
+            // Sealed, so another replica can adopt it (docs/protocol.md); visible ASCII as the transport requires.
+            #expect(session.hasPrefix("s1.") && session.utf8.allSatisfy { (0x21...0x7E).contains($0) })
         }
         #expect(dispatcher.sessions.count == 3)
     }

@@ -160,16 +160,20 @@ final class SessionStore: Sendable {
 
     private func insert(_ id: String, version: String, capabilities: JSONValue, initialized: Bool) {
         let now = ContinuousClock.now
+        var endedIDs: [String] = []
         let evicted = sessions.withLock { s -> [SessionStream] in
             var gone: [SessionStream] = []
-            // Expire idle sessions, then the oldest ones if still full.
+            // Expire idle sessions, then the oldest ones if still full. Their sealed ids are ended here, so the
+            // cap and the idle timeout are not undone by adopting them again.
             for (key, session) in s where session.inFlight.isEmpty && session.lastUsed + idleTimeout < now {
                 if let stream = session.stream { gone.append(stream) }
                 s.removeValue(forKey: key)
+                endedIDs.append(key)
             }
             while s.count >= maxSessions, let oldest = s.min(by: { $0.value.lastUsed < $1.value.lastUsed }) {
                 if let stream = oldest.value.stream { gone.append(stream) }
                 s.removeValue(forKey: oldest.key)
+                endedIDs.append(oldest.key)
             }
             guard s[id] == nil else { return gone }  // adopted by two requests at once: the first stays
             var session = Session(
@@ -180,6 +184,7 @@ final class SessionStore: Sendable {
             s[id] = session
             return gone
         }
+        for key in endedIDs { end(key) }
         for stream in evicted { stream.endStream() }
     }
 

@@ -333,6 +333,17 @@ struct SupervisorMachineTests {
             ])
     }
 
+    /// The scheduler hands out a deadline up to its tolerance early (nearby deadlines share a wake-up), and the
+    /// machine takes it; the backoff it ends must restart the replica then, not drop the deadline (seen once in CI:
+    /// a retry handed out 0.8 ms early was consumed and the replica never came back).
+    @Test func aRetryHandedOutWithinItsToleranceRestarts() {
+        var harness = Harness([server("svc", port: 7001, restart: .always)])
+        _ = harness.send(.start(registry: PortRegistry()))
+        _ = harness.send(.spawned(id("svc"), pid: 100), at: 1)
+        #expect(harness.send(.exited(id("svc"), pid: 100, .exited(1)), at: 2).contains("arm retry(svc#0) 2.25"))
+        #expect(harness.send(.deadline(.retry(id("svc"))), at: 2.2492) == ["spawn svc#0"])
+    }
+
     @Test func intensityReachedFatalThenTheCooldownRetry() {
         var svc = server("svc", port: 7001, restart: .always)
         svc.intensity.maxRestarts = 2

@@ -842,13 +842,14 @@ def test_equivalent_servers_share_one_prefix_spread_calls_and_fail_over(env, tmp
     a call fails at once naming both."""
     runs_dir = tmp_path / "runs"
     runs_dir.mkdir()
-    lookups = runs_dir / "lookups"
+    lookups, starts = runs_dir / "lookups", runs_dir / "starts"
     from test_metrics_endpoint import scrape, series
     port, mport = free_port(), free_port()
     env.write_main(control_socket=str(env.control_socket), gateway={"port": port}, metrics_listen=f"127.0.0.1:{mport}")
     for name, extra in (("alpha", {}), ("beta", {"equivalent_to": ["alpha"]})):
         env.write_server(name, plugin_path("faulty"), config={"extra_tools": True},
-                         env={"FAULTY_LOOKUPS": str(lookups)}, sandbox={"write_paths": [str(runs_dir)]}, **extra)
+                         env={"FAULTY_LOOKUPS": str(lookups), "FAULTY_STARTS": str(starts)},
+                         sandbox={"write_paths": [str(runs_dir)]}, **extra)
     run_ = env.start()
     run_.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
     url = f"http://127.0.0.1:{port}/mcp"
@@ -888,9 +889,15 @@ def test_equivalent_servers_share_one_prefix_spread_calls_and_fail_over(env, tmp
     assert set(spread) == set(pids.values()), (spread, pids)  # each server took some (2^-39 that one took all)
     assert failovers() == {}, "no failover while both answer"
 
-    # alpha's child killed while calls that take 300 ms are in flight on both: the ones alpha held fail with
-    # their connection, and lookup is read-only, so each goes again to beta. No call fails; beta's failover
-    # counter shows them.
+    def holding(pid: int, finished: set) -> bool:
+        """Whether the child `pid` has started a kill-phase call the client has not got back."""
+        return any(id_.startswith("kill") and int(p) == pid and f"found {id_}" not in finished
+                   for id_, p in (line.split() for line in starts.read_text().splitlines()))
+
+    # alpha's child killed while it holds a call that takes a second (it has started it, the client has not got
+    # it back): the calls alpha held fail with their connection, and lookup is read-only, so each goes again to
+    # beta. No call fails; beta's failover counter shows them. (Killed at a moment when alpha held none, nothing
+    # would fail over: seen once in CI, so the kill waits for one.)
     async def through_a_kill(c: Client):
         done: list = []
         stop = anyio.Event()
@@ -898,14 +905,16 @@ def test_equivalent_servers_share_one_prefix_spread_calls_and_fail_over(env, tmp
         async def worker(w: int):
             i = 0
             while not stop.is_set():
-                r = await c.call_tool("alpha__lookup", {"id": f"kill{w}-{i}", "ms": 300})
+                r = await c.call_tool("alpha__lookup", {"id": f"kill{w}-{i}", "ms": 1000})
                 done.append(([b.text for b in r.content], f"found kill{w}-{i}"))
                 i += 1
 
         async with anyio.create_task_group() as tg:
             for w in range(8):
                 tg.start_soon(worker, w)
-            await anyio.to_thread.run_sync(lambda: wait_until(lambda: len(done) >= 8, 30, "calls flowing"))
+            await anyio.to_thread.run_sync(lambda: wait_until(
+                lambda: holding(pids["alpha"], {want for _, want in done}), 30, "alpha holding a call",
+                interval=0.005))
             os.kill(pids["alpha"], signal.SIGKILL)
             await anyio.to_thread.run_sync(lambda: wait_until(lambda: failovers().get("beta", 0) >= 1, 30,
                                                               "a call lost with alpha's child went to beta"))

@@ -393,8 +393,10 @@ public struct SupervisorMachine {
                 fields: ["signal": "SIGKILL"])
             effects.append(.signal(id, pid: pid, .killGroup))
         case .retry(let id):
+            // Reached within its tolerance is reached: the lifecycle's own check must not find it early (it did,
+            // by up to 0.5 ms, and the deadline was gone with the replica left in backoff for good).
             guard phase == .running, servers[id.server]?.phase == .launched, var replica = replica(id),
-                replica.lifecycle.timerFired(at: now)
+                replica.lifecycle.timerFired(at: max(now, armed.at))
             else { return }
             servers[id.server]?.replicas[id.index] = replica
             spawn(id)

@@ -8,15 +8,18 @@ for d in "$HOME/.cargo/bin" /opt/swift/usr/bin; do [ -d "$d" ] && PATH="$PATH:$d
 export PATH
 
 scripts/install-deps.sh
-echo "== swift build (debug for the unit tests, release for the processes the integration tests run)"
-swift build
+# The debug build is AddressSanitizer's (docs/reliability.md, "Sanitizers"): the unit tests run under it, and so
+# do the sanitized integration tests below. LeakSanitizer only where a test asks for it (test_leaks.py).
+ASAN=(--build-path .build-asan -Xswiftc -sanitize=address -Xcc -fsanitize=address)
+echo "== swift build (debug with AddressSanitizer for the unit tests, release for the processes the integration tests run)"
+swift build "${ASAN[@]}" --build-tests
 # Release, because replicas share one listening socket: every replica wakes for a connection and all but one
 # find nothing to accept, which a debug build of SwiftNIO asserts on (release builds handle it as intended).
 swift build -c release
 echo "== plugins"
 scripts/build-plugins.sh
-echo "== swift test"
-swift test
+echo "== swift test (AddressSanitizer)"
+ASAN_OPTIONS=detect_leaks=0 swift test "${ASAN[@]}" --skip-build
 echo "== fuzzing (each parser a short fixed time from its committed corpus; libFuzzer + ASan, docs/reliability.md)"
 scripts/fuzz.sh all "${MCP_FUZZ_SECONDS:-10}"
 echo "== Debian package (from .build/release, no second build; lintian)"
@@ -26,6 +29,10 @@ echo "== integration tests (pytest; test_systemd_service.py boots systemd 252 in
 export MCP_PLUGIN_HOST="$PWD/.build/release/mcp-plugin-host"
 export MCP_SUPERVISOR="$PWD/.build/release/mcp-supervisor"
 export MCP_PLUGIN_DIR="$PWD/.build-plugins"
+export MCP_TEST_BUNDLE="$PWD/.build-asan/debug/mcp-supervisorPackageTests.xctest"
 .venv/bin/python -m pytest Tests/integration -q -p no:cacheprovider --timeout=300 "$@"
+echo "== sanitized integration tests (the debug AddressSanitizer build; scripts/sanitize.sh address|thread|leaks for the full runs)"
+SANITIZE_BUILD_PATH=.build-asan SANITIZE_CONFIG=debug SKIP_BUILD=1 scripts/sanitize.sh address \
+    "${MCP_SANITIZE_TESTS[@]:-Tests/integration/test_leaks.py}"
 echo "== chaos soak (${MCP_CHAOS_MINUTES:-2} minutes of random faults under load; bench/chaos/run.sh 30 for the figures in docs/reliability.md)"
 SKIP_BUILD=1 CHAOS_OUT=.build/chaos-results.md bench/chaos/run.sh "${MCP_CHAOS_MINUTES:-2}"

@@ -487,12 +487,20 @@ public final class Supervisor: @unchecked Sendable {
 
     // MARK: Children
 
+    /// The supervisor's variables a child inherits (docs/supervisor.md, "Children"): the locale and paths, and the
+    /// runtime options of Rust and of the sanitizers (a sanitized build's children report where it says,
+    /// scripts/sanitize.sh).
+    static let inheritedVariables = [
+        "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "RUST_BACKTRACE",
+        "ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS",
+    ]
+
     private func environment(for server: ServerConfig, replica index: Int) throws(ChildBox.Failure) -> [String: String]
     {
         // An explicit environment: a few variables from ours, the server's own, and the descriptors' names.
         // Nothing else leaks through (no NOTIFY_SOCKET, WATCHDOG_*, LISTEN_* from systemd).
         var env: [String: String] = [:]
-        for key in ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "RUST_BACKTRACE"] {
+        for key in Self.inheritedVariables {
             if let value = getenv(key) { env[key] = String(cString: value) }
         }
         if env["PATH"] == nil { env["PATH"] = "/usr/local/bin:/usr/bin:/bin" }

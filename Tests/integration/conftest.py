@@ -29,6 +29,27 @@ REPO = Path(__file__).resolve().parents[2]
 LATE = 1.0  # see the module docstring
 EARLY = 0.1
 SERVING = re.compile(r"^mcp-plugin-host: serving .* at (http://127\.0\.0\.1:(\d+)/mcp)$")
+# A sanitized run (scripts/sanitize.sh): "address" or "thread", and the folder the sanitizers write their reports
+# to (log_path in ASAN_OPTIONS/TSAN_OPTIONS). Boxes are switched off (supervisor_fixtures.unboxed) and every test
+# fails that leaves a report there.
+SANITIZER = os.environ.get("MCP_SANITIZER") or None
+SANITIZER_REPORTS = os.environ.get("MCP_SANITIZER_REPORTS") or None
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_report():
+    """Outermost, so it looks after every other fixture has stopped its processes: a report any of them wrote
+    (ASan's, LSan's, TSan's: one file per process) fails the test with the report's first lines."""
+    if SANITIZER_REPORTS is None:
+        yield
+        return
+    folder = Path(SANITIZER_REPORTS)
+    before = set(folder.iterdir())
+    yield
+    new = sorted(set(folder.iterdir()) - before)
+    if new:
+        shown = "\n\n".join(f"{p.name}:\n" + "\n".join(p.read_text(errors="replace").splitlines()[:60]) for p in new[:3])
+        pytest.fail(f"{len(new)} sanitizer report(s) in {folder}:\n{shown}", pytrace=False)
 
 
 def control_channel_version() -> int:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import host_binary, modern_post, plugin_path, supervisor_binary
+from conftest import SANITIZER, host_binary, modern_post, plugin_path, supervisor_binary
 
 # `NAME[PID]: ...` (a forwarded child line) or `mcp-supervisor: NAME[PID]: ...` (an event about a child).
 PID_RX = re.compile(r"^(?:mcp-supervisor: )?([A-Za-z0-9_.-]+(?:#\d+)?)\[(\d+)\]: ")
@@ -77,6 +77,13 @@ def _toml_value(v: Any) -> str:
 
 def _toml_key(k: str) -> str:
     return k if k and all(c.isalnum() or c in "_-" for c in k) else json.dumps(k)
+
+
+def unboxed(table: dict) -> dict:
+    """A server's (or the gateway's) table with its box switched off, for a sanitized run (scripts/sanitize.sh):
+    the sanitizers' runtimes write their reports, run their symbolizer and (LeakSanitizer) trace the process, all
+    of which a box forbids."""
+    return {**table, "sandbox": {**table.get("sandbox", {}), "enabled": False}}
 
 
 def to_toml(table: dict, prefix: str = "") -> str:
@@ -514,6 +521,8 @@ class SupervisorEnv:
             "port_range": list(self.port_range),
             **settings,
         }
+        if SANITIZER and isinstance(main.get("gateway"), dict):
+            main["gateway"] = unboxed(main["gateway"])
         if defaults:
             main["defaults"] = defaults
         path = self.root / "supervisor.toml"
@@ -523,6 +532,8 @@ class SupervisorEnv:
     def write_server(self, name: str, plugin: Path | str, **settings: Any) -> Path:
         """servers.d/NAME.toml; `config=` (a dict) becomes the [config] table, `backoff=`/`intensity=`/`env=` tables."""
         table: dict[str, Any] = {"plugin": str(plugin), **settings}
+        if SANITIZER:
+            table = unboxed(table)
         path = self.servers_dir / f"{name}.toml"
         tmp = path.with_suffix(".toml.tmp")  # not *.toml: the loader never sees a half-written file
         tmp.write_text(to_toml(table))

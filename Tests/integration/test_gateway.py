@@ -18,7 +18,7 @@ import anyio
 import pytest
 from mcp import Client, MCPError
 
-from conftest import plugin_path
+from conftest import SANITIZER, plugin_path
 from sdk_recorder import run
 from supervisor_fixtures import call_tool, control_env, free_port, wait_until  # noqa: F401  (control_env: `env`)
 from test_client_sdk import MODES, run_client
@@ -82,6 +82,8 @@ def test_one_endpoint_serves_every_server_under_its_prefix(env, mode):
     assert info.name == "mcp-gateway"
     gw = env.status("gateway")
     assert gw["kind"] == "gateway" and gw["port"] == port and gw["target"].endswith("/mcp-gateway"), gw
+    # Boxed like any host; a sanitized run switches it off through [gateway.sandbox] (supervisor_fixtures.unboxed).
+    assert gw["box"]["enabled"] is (SANITIZER is None), gw["box"]
     # Names: server order (by name), each server's own order, every name prefixed; nothing else.
     order = sorted(SERVERS)
     assert tools == [f"{s}__{t}" for s in order for t in direct[s]["tools"]]
@@ -276,6 +278,8 @@ def test_a_name_longer_than_64_is_left_out_with_its_reason(env):
 @pytest.mark.parametrize("text,error", [
     ("[gateway]\nport = 0\n", r"gateway\.port.*must be 1-65535"),
     ("[gateway]\nreplicas = 2\n", r"gateway\.replicas"),
+    ("[gateway.sandbox]\nuser = \"no-such-user-here\"\n", r"gateway\.sandbox\.user.*no such user 'no-such-user-here'"),
+    ("[gateway.sandbox]\nenabled = \"no\"\n", r"gateway\.sandbox\.enabled"),
 ])
 def test_a_bad_gateway_section_is_refused_with_its_place(env, text, error):
     main = env.write_main(control_socket=str(env.control_socket))

@@ -77,6 +77,8 @@ class Soak:
         self.ports: dict[str, int] = {}
         self.proc: subprocess.Popen | None = None
         self.unexplained: list[str] = []
+        self.unexpected: list[str] = []  # a fault's own call that did not fail as it must, with what it got
+        self.t_start = time.monotonic()
         self.seen: set[int] = set()  # every host pid the soak saw, checked for leftovers at the end
 
     # -- setup ---------------------------------------------------------------------------------------------
@@ -277,10 +279,15 @@ class Soak:
                     pass
             self.act("SIGSTOP/SIGCONT", server, t)
 
+    def expect(self, what: str, ok: bool, t: float, got: str) -> None:
+        self.expected[(what, ok)] += 1
+        if not ok:
+            self.unexpected.append(f"{what} at {t - self.t_start:.1f} s: {got}")
+
     def fault_crash(self) -> None:
         t = time.monotonic()
         err = self.raw_call("faulty", "crash", {}, timeout=6)
-        self.expected[("crash call", err is not None)] += 1
+        self.expect("crash call", err is not None, t, "it succeeded")
         self.act("crashing call", "faulty", t)
 
     def fault_hang(self) -> None:
@@ -288,7 +295,7 @@ class Soak:
         # `hang` never returns: the host's call deadline (2 s) answers it, the slot stays held until the host
         # restarts (its stuck-slot health then says so).
         err = self.raw_call("faulty", "hang", {}, timeout=6)
-        self.expected[("hanging call", err is not None)] += 1
+        self.expect("hanging call", err is not None, t, "it succeeded")
         self.act("hanging call", "faulty", t)
 
     def fault_slow_health(self) -> None:
@@ -304,12 +311,12 @@ class Soak:
         if self.rng.random() < 0.5:
             path.write_text(self.flaky_text.replace('"0"', f'"{self.rng.randrange(1, 10**6)}"'))
             r = self.control("reload")
-            self.expected[("reload changed", "result" in r)] += 1
+            self.expect("reload changed", "result" in r, t, json.dumps(r)[:300])
             self.act("reload (changed)", "flaky", t)
         else:
             path.write_text('plugin = "/nowhere.so"\nreplicas = "two"\n')
             r = self.control("reload")
-            self.expected[("reload broken rejected", "error" in r)] += 1
+            self.expect("reload broken rejected", "error" in r, t, json.dumps(r)[:300])
             path.write_text(self.flaky_text)
             self.act("reload (broken)", "flaky", t)
 
@@ -518,6 +525,8 @@ def main() -> int:
     lines += [f"| {cause} | {error} | {n} |" for (cause, error), n in sorted(causes.items())] or ["| none | | 0 |"]
     if soak.unexplained:
         lines += ["", "Unexplained failures:", *[f"    {u}" for u in soak.unexplained[:20]]]
+    if soak.unexpected:
+        lines += ["", "Faults whose own call did not fail as it must:", *[f"    {u}" for u in soak.unexpected[:20]]]
     if supervisor_errors:
         lines += ["", "Supervisor errors:", *[f"    {l}" for l in supervisor_errors[:10]]]
     if zombies:

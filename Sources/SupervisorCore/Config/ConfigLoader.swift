@@ -449,6 +449,8 @@ public struct ConfigLoader {
             s.port = port
         }
         if let args = try g.stringArray("args") { s.hostArguments = args.values }
+        // `[gateway.sandbox]`: the gateway's box, the same keys as a server's `[sandbox]` (docs/security.md).
+        try readBox(&g, into: &s)
         // The edge (docs/gateway.md, "Edge").
         if let origins = try g.stringArray("cors_origins") {
             for o in origins.values {

@@ -33,6 +33,7 @@ export MCP_TEST_BUNDLE="$PWD/.build-asan/debug/mcp-supervisorPackageTests.xctest
 .venv/bin/python -m pytest Tests/integration -q -p no:cacheprovider --timeout=300 "$@"
 echo "== sanitized integration tests (the debug AddressSanitizer build; scripts/sanitize.sh address|thread|leaks for the full runs)"
 SANITIZE_BUILD_PATH=.build-asan SANITIZE_CONFIG=debug SKIP_BUILD=1 scripts/sanitize.sh address \
-    "${MCP_SANITIZE_TESTS[@]:-Tests/integration/test_leaks.py}"
+    Tests/integration/test_leaks.py Tests/integration/test_http_edges.py Tests/integration/test_unavailable.py \
+    Tests/integration/test_health.py
 echo "== chaos soak (${MCP_CHAOS_MINUTES:-2} minutes of random faults under load; bench/chaos/run.sh 30 for the figures in docs/reliability.md)"
 SKIP_BUILD=1 CHAOS_OUT=.build/chaos-results.md bench/chaos/run.sh "${MCP_CHAOS_MINUTES:-2}"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, plugin_path, start_host, wait_exit, assert_reaped
+from conftest import REPO, SANITIZER, plugin_path, start_host, wait_exit, assert_reaped
 from supervisor_fixtures import (  # noqa: F401 (control_env is the fixture env; faulty is a fixture)
     SupervisorEnv, call_tool, control_env, faulty, pid_alive, proc_info, wait_until)
 
@@ -32,7 +32,8 @@ pytestmark = pytest.mark.timeout(120)
 
 MARGIN = 5.0  # seconds added to a configured duration for a loaded machine (module docstring)
 # The variables a child takes from the supervisor's environment when they are set (docs/supervisor.md).
-INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "RUST_BACKTRACE")
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "RUST_BACKTRACE",
+             "ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS")
 # What systemd (or a socket-activating parent) hands the supervisor and must stop at the supervisor.
 SYSTEMD_VARS = {"NOTIFY_SOCKET": "/run/test-notify-nonexistent", "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1",
                 "LISTEN_FDS": "1", "LISTEN_PID": "1", "LISTEN_FDNAMES": "test"}
@@ -87,7 +88,8 @@ def test_child_gets_exactly_fds_0_to_4_and_an_explicit_environment(env, faulty, 
                      host_args=["--call-timeout", "7"], config={"answer": 42}, health={"interval": 0})
     environ = {k: v for k, v in os.environ.items() if k in INHERITED}
     environ.update({"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/root-test-home", "LANG": "C.UTF-8",
-                    "TZ": "UTC", "TMPDIR": "/tmp", "RUST_BACKTRACE": "1", "NOT_FOR_CHILDREN": "secret"})
+                    "TZ": "UTC", "TMPDIR": "/tmp", "RUST_BACKTRACE": "1", "NOT_FOR_CHILDREN": "secret",
+                    "UBSAN_OPTIONS": "print_stacktrace=1"})  # a sanitizer's options reach the child (none here uses them)
     environ.update(SYSTEMD_VARS)
     run = env.start(host=exec_probe, environ=environ)
     port = run.port_of("probe")
@@ -115,7 +117,7 @@ def test_child_gets_exactly_fds_0_to_4_and_an_explicit_environment(env, faulty, 
                          "MCP_LOG_FORMAT": "json"})
         # MCP_BOX: the child's box (docs/security.md), a JSON object; test_box_supervisor.py checks its content.
         box = rec["env"].get("MCP_BOX")
-        assert box is not None and json.loads(box)["enabled"] is True, rec["env"]
+        assert box is not None and json.loads(box)["enabled"] is (SANITIZER is None), rec["env"]
         expected["MCP_BOX"] = box
         # MCP_REQUEST_STATE_KEY: the server's requestState key (64 hex digits), the same for every replica.
         key = rec["env"].get("MCP_REQUEST_STATE_KEY", "")

@@ -436,6 +436,7 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--command", required=True)
     a = ap.parse_args()
+    print(f"soak: seed {a.seed} (bench/chaos/run.sh MINUTES {a.seed} repeats its faults)", file=sys.stderr, flush=True)
     soak = Soak(a)
     soak.write_config()
     soak.start()
@@ -459,9 +460,34 @@ def main() -> int:
         for th in loads:
             th.join(timeout=30)
         chaos_seconds = time.monotonic() - started
+        # A hanging call never returns (it ignores cancellation), so each one holds a call slot of `faulty` for good:
+        # with both slots held the host is replaced (the stuck-slot verdict), with one it stays degraded, by design.
+        # Once no call is in flight there, slots still held are the hang fault's; an admin frees them with
+        # `restart`, and so does the soak (counted in the results), before requiring every server healthy.
+        def faulty_probe() -> dict:
+            r = soak.control("health", {"server": "faulty", "level": "detailed"}, timeout=10)
+            return r["result"]["replicas"][0].get("last_probe") or {}
+
+        soak.wait(lambda: faulty_probe().get("calls_in_flight", 1) == 0, 30, "no call in flight on faulty")
+        stuck_left = sum(r.get("last_probe", {}).get("stuck_slots", 0) for r in soak.control(
+            "health", {"server": "faulty", "level": "detailed"}, timeout=10)["result"]["replicas"])
+        if stuck_left:
+            assert "result" in soak.control("restart", {"server": "faulty"}), "restart faulty refused"
         # Recovery: every server healthy again, the ports unchanged.
         t = time.monotonic()
-        soak.wait(soak.all_healthy, 120, "every server healthy after the soak")
+        try:
+            soak.wait(soak.all_healthy, 120, "every server healthy after the soak")
+        except SystemExit:
+            # Say who is not, and why, with the supervisor's last lines: the finding is in them.
+            for name in ("ref", "faulty", "health", "flaky"):
+                try:
+                    r = soak.control("health", {"server": name, "level": "detailed"}, timeout=10)
+                    print(f"soak: {name}: {json.dumps(r.get('result', r))[:1500]}", file=sys.stderr)
+                except OSError as e:
+                    print(f"soak: {name}: no answer ({e})", file=sys.stderr)
+            print("soak: the supervisor's last lines:", *[l[:400] for l in soak.log_lines[-60:]], sep="\n    ",
+                  file=sys.stderr)
+            raise
         recovery = time.monotonic() - t
         ports = {name: s["port"] for name, s in soak.status().items()}
         time.sleep(2)  # connections the faults left (probes, drains) close on their own time
@@ -505,7 +531,9 @@ def main() -> int:
         (f"RSS back: {rss0 / 2**20:.1f} → {rss1 / 2**20:.1f} MiB (margin {RSS_MARGIN:.0%} + 4 MiB)",
          rss1 <= rss0 * (1 + RSS_MARGIN) + 4 * 2**20),
         ("every port unchanged", ports == soak.ports),
-        (f"every server healthy again ({recovery:.1f} s after the chaos stopped)", True),
+        (f"every server healthy again ({recovery:.1f} s after the chaos stopped"
+         + (f"; faulty restarted first to free {stuck_left} slot(s) its hanging calls held" if stuck_left else "")
+         + ")", True),
         (f"every accepted control request answered ({soak.control_answered} of {soak.control_sent})",
          soak.control_answered == soak.control_sent),
         ("every client-visible failure explained", unexplained == 0),

@@ -34,7 +34,10 @@ export MCP_TEST_BUNDLE="$PWD/.build-asan/debug/mcp-supervisorPackageTests.xctest
 echo "== sanitized integration tests (the debug AddressSanitizer build; scripts/sanitize.sh address|thread|leaks for the full runs)"
 SANITIZE_BUILD_PATH=.build-asan SANITIZE_CONFIG=debug SKIP_BUILD=1 scripts/sanitize.sh address \
     Tests/integration/test_leaks.py Tests/integration/test_http_edges.py Tests/integration/test_unavailable.py \
-    Tests/integration/test_health.py
+    Tests/integration/test_health.py \
+    --deselect Tests/integration/test_health.py::test_replicas_aggregate_into_the_server_state_and_score
+# (Deselected there: two replicas on one socket in a debug build, which the suite runs in release for the reason
+# above; it timed out once in that build. scripts/sanitize.sh address runs it in the release ASan build.)
 # The chaos soak only on request (MCP_CHAOS_MINUTES=2): its 2-minute run failed two clean-clone runs in a row, one
 # finding explained and fixed, one not yet (docs/reliability.md, "Chaos soak"); it gates the suite once it is.
 if [ "${MCP_CHAOS_MINUTES:-0}" != 0 ]; then

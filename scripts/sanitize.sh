@@ -11,8 +11,7 @@
 # Environment: SANITIZE_CONFIG=release|debug (release: replicas share a socket, which a debug SwiftNIO asserts on;
 # the test command reuses its debug AddressSanitizer build with SANITIZE_CONFIG=debug SKIP_BUILD=1 and a short
 # list), SANITIZE_BUILD_PATH (default .build-asan or .build-tsan), SKIP_BUILD=1 (use the build already there),
-# SANITIZE_REPORTS=DIR (where the reports go; default a
-# temporary folder, removed when empty). Every test fails that leaves a report (conftest.no_sanitizer_report).
+# SANITIZE_REPORTS=DIR (where the reports go; default a temporary folder, removed when empty). Every test fails that leaves a report (conftest.no_sanitizer_report).
 # The plugins are the ordinary ones (scripts/build-plugins.sh): the host is instrumented, the plugins it loads not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +34,7 @@ case "$config" in release | debug) ;; *)
     exit 64
     ;;
 esac
-path="${SANITIZE_BUILD_PATH:-$path}"  # the test command's: .build (its debug build is the AddressSanitizer one)
+path="${SANITIZE_BUILD_PATH:-$path}"  # the test command passes its own: .build-asan, whose debug build it made
 bin="$path/$config"
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then

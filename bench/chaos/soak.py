@@ -150,12 +150,13 @@ class Soak:
     def status(self) -> dict[str, dict]:
         return {s["name"]: s for s in self.control("status")["result"]["servers"]}
 
+    def health(self, name: str) -> dict:
+        """A detailed probe of `name` now: the `health` answer's result (or the whole answer when it is an error)."""
+        r = self.control("health", {"server": name, "level": "detailed"}, timeout=10)
+        return r.get("result", r)
+
     def all_healthy(self) -> bool:
-        for name in ("ref", "faulty", "health", "flaky"):
-            r = self.control("health", {"server": name, "level": "detailed"}, timeout=10)
-            if r.get("result", {}).get("state") != "healthy":
-                return False
-        return True
+        return all(self.health(name).get("state") == "healthy" for name in ("ref", "faulty", "health", "flaky"))
 
     # -- load ----------------------------------------------------------------------------------------------
 
@@ -464,13 +465,14 @@ def main() -> int:
         # with both slots held the host is replaced (the stuck-slot verdict), with one it stays degraded, by design.
         # Once no call is in flight there, slots still held are the hang fault's; an admin frees them with
         # `restart`, and so does the soak (counted in the results), before requiring every server healthy.
-        def faulty_probe() -> dict:
-            r = soak.control("health", {"server": "faulty", "level": "detailed"}, timeout=10)
-            return r["result"]["replicas"][0].get("last_probe") or {}
+        probes: list[dict] = []
 
-        soak.wait(lambda: faulty_probe().get("calls_in_flight", 1) == 0, 30, "no call in flight on faulty")
-        stuck_left = sum(r.get("last_probe", {}).get("stuck_slots", 0) for r in soak.control(
-            "health", {"server": "faulty", "level": "detailed"}, timeout=10)["result"]["replicas"])
+        def faulty_idle() -> bool:
+            probes[:] = [r.get("last_probe") or {} for r in soak.health("faulty")["replicas"]]
+            return all(p.get("calls_in_flight", 1) == 0 for p in probes)
+
+        soak.wait(faulty_idle, 30, "no call in flight on faulty")
+        stuck_left = sum(p.get("stuck_slots", 0) for p in probes)
         if stuck_left:
             assert "result" in soak.control("restart", {"server": "faulty"}), "restart faulty refused"
         # Recovery: every server healthy again, the ports unchanged.
@@ -481,8 +483,7 @@ def main() -> int:
             # Say who is not, and why, with the supervisor's last lines: the finding is in them.
             for name in ("ref", "faulty", "health", "flaky"):
                 try:
-                    r = soak.control("health", {"server": name, "level": "detailed"}, timeout=10)
-                    print(f"soak: {name}: {json.dumps(r.get('result', r))[:1500]}", file=sys.stderr)
+                    print(f"soak: {name}: {json.dumps(soak.health(name))[:1500]}", file=sys.stderr)
                 except OSError as e:
                     print(f"soak: {name}: no answer ({e})", file=sys.stderr)
             print("soak: the supervisor's last lines:", *[l[:400] for l in soak.log_lines[-60:]], sep="\n    ",

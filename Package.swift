@@ -36,6 +36,11 @@ let package = Package(
         .target(name: "CTrust", path: "Sources/CTrust", linkerSettings: [.linkedLibrary("crypto")]),
         // The child's box (docs/security.md): Landlock, seccomp (libseccomp, apt libseccomp-dev), capabilities.
         .target(name: "CBox", path: "Sources/CBox", linkerSettings: [.linkedLibrary("seccomp")]),
+        // The lock every executable uses for shared state: Synchronization's Mutex, or a pthread one that
+        // ThreadSanitizer can see in scripts/sanitize.sh's thread build (Sources/Locking/Locked.swift).
+        .target(
+            name: "Locking", dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            path: "Sources/Locking"),
         // The MCP protocol engine: JSON, JSON-RPC, protocol revisions, sessions. No I/O.
         .target(name: "MCPProtocol", path: "Sources/MCPProtocol"),
         // The contracts between the processes (control channel, control socket, exit statuses, health levels,
@@ -50,7 +55,7 @@ let package = Package(
         .target(
             name: "PluginHost",
             dependencies: [
-                "PluginABI", "CHostSupport", "CTrust", "CBox", "MCPProtocol", "Contracts", "StructuredLog",
+                "PluginABI", "CHostSupport", "CTrust", "CBox", "Locking", "MCPProtocol", "Contracts", "StructuredLog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -75,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "mcp-plugin-host",
             dependencies: [
-                "PluginHost", "EndpointOptions", "MCPProtocol", "Contracts", "StructuredLog",
+                "PluginHost", "EndpointOptions", "Locking", "MCPProtocol", "Contracts", "StructuredLog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -110,7 +115,8 @@ let package = Package(
         .target(
             name: "Supervisor",
             dependencies: [
-                "SupervisorCore", "CSupervisorSupport", "CSystemd", "MCPProtocol", "Contracts", "StructuredLog",
+                "SupervisorCore", "CSupervisorSupport", "CSystemd", "Locking", "MCPProtocol", "Contracts",
+                "StructuredLog",
                 .product(name: "Logging", package: "swift-log"),
                 // The metrics listener (Metrics/): served with SwiftNIO, rendered with swift-prometheus.
                 .product(name: "Metrics", package: "swift-metrics"),

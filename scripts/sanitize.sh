@@ -19,10 +19,11 @@ for d in "$HOME/.cargo/bin" /opt/swift/usr/bin; do [ -d "$d" ] && PATH="$PATH:$d
 export PATH
 
 kind="${1:-}"
+defines=()  # thread: Locked is a pthread lock ThreadSanitizer sees, not Mutex (Sources/Locking/Locked.swift)
 [ $# -gt 0 ] && shift
 case "$kind" in
 address | leaks) flag=address path=.build-asan ;;
-thread) flag=thread path=.build-tsan ;;
+thread) flag=thread path=.build-tsan defines=(-Xswiftc -DTHREAD_SANITIZER) ;;
 *)
     echo "usage: scripts/sanitize.sh address|thread|leaks [PYTEST ARGS]" >&2
     exit 64
@@ -39,7 +40,8 @@ bin="$path/$config"
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     echo "== sanitize: swift build -c $config --build-path $path -sanitize=$flag"
-    swift build -c "$config" --build-path "$path" -Xswiftc "-sanitize=$flag" -Xcc "-fsanitize=$flag"
+    swift build -c "$config" --build-path "$path" -Xswiftc "-sanitize=$flag" -Xcc "-fsanitize=$flag" \
+        ${defines[@]+"${defines[@]}"}
 fi
 for exe in mcp-plugin-host mcp-supervisor mcp-gateway mcpctl; do
     [ -x "$bin/$exe" ] || { echo "sanitize: $bin/$exe is not built (drop SKIP_BUILD)" >&2; exit 1; }

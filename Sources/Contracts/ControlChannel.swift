@@ -12,8 +12,9 @@ public enum ControlChannelProtocol {
     /// (a plugin's change notification, relayed to the other replicas of its server). The host sends it in
     /// `ready`; the supervisor asks a host for metrics only when its `ready` said 2 or more, and relays changes
     /// only to hosts that said 3 or more. 4: servers (the gateway's table of backends, pushed on every change;
-    /// sent only to the gateway, docs/gateway.md).
-    public static let version = 4
+    /// sent only to the gateway, docs/gateway.md). 5: `changed` with a session (a legacy session a DELETE ended,
+    /// relayed only to hosts that said 5 or more, docs/protocol.md "Legacy sessions across replicas").
+    public static let version = 5
 }
 
 /// What the supervisor sends a host.
@@ -28,7 +29,8 @@ public enum SupervisorMessage: Sendable, Equatable {
     /// Answer with `metrics` (a `TrafficSnapshot`) from the event loop (version 2).
     case metrics(seq: Int)
     /// Another replica's plugin reported a change (version 3): tell this host's listeners too (and, for lists,
-    /// read the declarations again), without relaying it back.
+    /// read the declarations again), without relaying it back; or a DELETE ended a legacy session there (version
+    /// 5): end it here too, and never adopt its id again.
     case changed(PluginChange)
     /// The gateway's backends now (version 4): every server behind it, with its port and state. Sent when the
     /// gateway is ready and again on every change.
@@ -143,25 +145,42 @@ public struct GatewayBackend: Sendable, Equatable {
     }
 }
 
-/// A plugin's change notification (`notify_list_changed` or `notify_resource_updated`), as a host reports it and
-/// the supervisor relays it to the server's other replicas, whose listeners would otherwise not hear of it.
+/// What one replica's host reports and the supervisor relays to the server's other replicas, which would otherwise
+/// not hear of it: a plugin's change notification (`notify_list_changed` or `notify_resource_updated`, version 3)
+/// for their listeners, or a legacy session a DELETE ended (version 5), which they must not adopt again.
 public enum PluginChange: Sendable, Equatable {
     /// MCPP_LIST_* bits.
     case lists(UInt32)
     case resource(uri: String)
+    /// The `Mcp-Session-Id` of a legacy session ended by DELETE (version 5).
+    case sessionEnded(id: String)
 
     static let listsKey = "lists"
     static let uriKey = "uri"
+    static let sessionKey = "session"
+    /// Longer than any sealed session id a host makes (2 KiB).
+    static let maxSessionBytes = 4096
+
+    /// The control-channel version a host must have said in `ready` to be sent this change.
+    public var channelVersion: Int {
+        if case .sessionEnded = self { return 5 }
+        return 3
+    }
 
     func encode(into o: inout [String: JSONValue]) {
         switch self {
         case .lists(let bits): o[Self.listsKey] = .int(Int64(bits))
         case .resource(let uri): o[Self.uriKey] = .string(uri)
+        case .sessionEnded(let id): o[Self.sessionKey] = .string(id)
         }
     }
 
-    /// nil when neither a list bit set (1...7) nor a URI (non-empty, at most 64 KiB) is there.
+    /// nil when neither a list bit set (1...7), a URI (non-empty, at most 64 KiB) nor a session id (non-empty, at
+    /// most 4 KiB) is there.
     static func decode(_ value: JSONValue) -> PluginChange? {
+        if let id = value[sessionKey]?.stringValue {
+            return id.isEmpty || id.utf8.count > maxSessionBytes ? nil : .sessionEnded(id: id)
+        }
         if let uri = value[uriKey]?.stringValue {
             return uri.isEmpty || uri.utf8.count > 65536 ? nil : .resource(uri: uri)
         }
@@ -219,7 +238,8 @@ public enum HostMessage: Sendable, Equatable {
     case healthPlugin(seq: Int, PluginHealth)
     /// The answer to `metrics`: the host's traffic counters now.
     case metrics(seq: Int, TrafficSnapshot)
-    /// The plugin reported a change (version 3); the supervisor relays it to the server's other replicas.
+    /// The plugin reported a change (version 3), or a DELETE ended a legacy session (version 5); the supervisor
+    /// relays it to the server's other replicas.
     case changed(PluginChange)
     /// The gateway's items left out of its lists, each with its reason (version 4; shown by `mcpctl status`).
     case leftOut([String])

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// A server's own change notifications, in the order the server sent them.
 ///
@@ -18,7 +18,7 @@ final class ChangeSequencer: Sendable {
         var draining = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Queues a change. A resource update that finds the queue idle is delivered at once on the caller's
     /// thread; anything that needs a re-read runs on `source.runDetached`, never on the caller's thread (which

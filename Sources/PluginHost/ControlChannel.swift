@@ -34,6 +34,7 @@ public final class ControlChannel: Sendable {
                 }
                 .withConnectedSocket(fd).wait()
             engine.plugin.relayChanges { change in ControlHandler.write(.changed(change), to: ch) }
+            engine.relaySessionEnds { id in ControlHandler.write(.changed(.sessionEnded(id: id)), to: ch) }
             (engine.plugin as? GatewayServer)?.onLeftOut { items in ControlHandler.write(.leftOut(items), to: ch) }
             return ControlChannel(channel: ch)
         } catch {
@@ -80,6 +81,8 @@ final class ControlHandler: ChannelInboundHandler {
             engine.plugin.listsChanged(lists)
         case .changed(.resource(let uri)):
             engine.plugin.resourceUpdated(uri)
+        case .changed(.sessionEnded(let id)):
+            engine.endSession(id)
         case .servers(let table):
             engine.plugin.serversChanged(table)
         }

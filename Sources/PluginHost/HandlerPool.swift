@@ -1,5 +1,5 @@
 import Dispatch
-import Synchronization
+import Locking
 
 #if canImport(Glibc)
     import Glibc
@@ -25,7 +25,7 @@ final class HandlerPool: Sendable {
         var threads = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     let maxThreads: Int
 
     init(maxThreads: Int) {

@@ -1,5 +1,5 @@
 import Contracts
-import Synchronization
+import Locking
 
 /// The host's MCP side: one loaded plugin (or a command server's program) and the dispatcher serving it. The
 /// HTTP server feeds the dispatcher; the supervisor's control channel reads the server's health, the calls in
@@ -9,8 +9,9 @@ public final class MCPEngine: Sendable {
     let dispatcher: MCPDispatcher
     /// The gateway's group endpoints (`/mcp/<group>`, docs/gateway.md), each a dispatcher of its own over a view
     /// of the gateway, made on first use; nil for a host (only `/mcp`).
-    private let groups = Mutex<[String: MCPDispatcher]>([:])
+    private let groups = Locked<[String: MCPDispatcher]>([:])
     private let gateway: GatewayServer?
+    private let sessionEnds: SessionEndRelay
 
     public convenience init(plugin: PluginInstance, config: HostConfig) {
         self.init(server: plugin, config: config)
@@ -22,13 +23,15 @@ public final class MCPEngine: Sendable {
 
     public init(gateway: GatewayServer, config: HostConfig) {
         self.plugin = gateway
-        self.dispatcher = MCPDispatcher(plugin: gateway, config: config)
+        self.sessionEnds = SessionEndRelay()
+        self.dispatcher = MCPDispatcher(plugin: gateway, config: config, sessionEnds: sessionEnds)
         self.gateway = gateway
     }
 
     init(server: any HostedServer, config: HostConfig) {
         self.plugin = server
-        self.dispatcher = MCPDispatcher(plugin: server, config: config)
+        self.sessionEnds = SessionEndRelay()
+        self.dispatcher = MCPDispatcher(plugin: server, config: config, sessionEnds: sessionEnds)
         self.gateway = nil
     }
 
@@ -37,7 +40,7 @@ public final class MCPEngine: Sendable {
         guard let gateway else { return .failure(GroupMissing(known: nil)) }
         if let d = groups.withLock({ $0[name] }) { return .success(d) }
         guard let view = gateway.view(group: name) else { return .failure(GroupMissing(known: gateway.groupNames)) }
-        let d = MCPDispatcher(plugin: view, config: dispatcher.config)
+        let d = MCPDispatcher(plugin: view, config: dispatcher.config, sessionEnds: sessionEnds)
         if isDraining { d.beginDrain() }
         return .success(
             groups.withLock { g in
@@ -53,6 +56,15 @@ public final class MCPEngine: Sendable {
     }
 
     private var allDispatchers: [MCPDispatcher] { [dispatcher] + groups.withLock { Array($0.values) } }
+
+    /// Where a legacy session a DELETE ended here is reported: the supervisor, which tells the server's other
+    /// replicas (they would otherwise adopt its sealed id again; docs/protocol.md "Legacy sessions across replicas").
+    public func relaySessionEnds(to relay: @escaping @Sendable (String) -> Void) {
+        sessionEnds.set(relay)
+    }
+
+    /// Another replica ended this legacy session (DELETE): end it here too and never adopt its id again.
+    public func endSession(_ id: String) { for d in allDispatchers { d.endSessionEndedElsewhere(id) } }
 
     public var config: HostConfig { dispatcher.config }
     public var isDraining: Bool { dispatcher.isDraining }

@@ -1,4 +1,5 @@
 import Dispatch
+import Locking
 import MCPProtocol
 import PluginABI
 import Synchronization
@@ -100,7 +101,7 @@ public final class PluginCall: Sendable {
     private let cancelledFlag = Atomic<Bool>(false)
     /// The client's own `notifications/cancelled` ended it (2025 era): no response is sent for it.
     let cancelledByClientNotice = Atomic<Bool>(false)
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     struct State {
         var finished = false
@@ -146,7 +147,7 @@ public final class PluginCall: Sendable {
         self.priorAnswers = priorAnswers
         self.priorState = priorState
         self.callbackQueue = callbackQueue
-        self.state = Mutex(State())
+        self.state = Locked(State())
     }
 
     deinit {
@@ -379,7 +380,7 @@ public final class PluginCall: Sendable {
 
 /// Maps the integer handles the plugin holds to live calls.
 final class CallRegistry: Sendable {
-    private let calls = Mutex<[UInt: PluginCall]>([:])
+    private let calls = Locked<[UInt: PluginCall]>([:])
     private let nextID = Atomic<UInt>(1)
 
     func makeID() -> UInt { nextID.add(1, ordering: .relaxed).oldValue }

@@ -1,6 +1,7 @@
 import CHostSupport
 import Contracts
 import Dispatch
+import Locking
 import MCPProtocol
 import PluginABI
 import Synchronization
@@ -13,7 +14,7 @@ import Synchronization
 ///
 /// Sendable without `@unchecked`: the plugin's table is a `let` copy inside `LoadedPlugin` (whose own note says
 /// why its pointers may cross threads), the instance pointer is an atomic, and every other mutable property is
-/// behind a Mutex.
+/// behind a lock.
 public final class PluginInstance: Sendable {
     public let loaded: LoadedPlugin
     public let serverName: String
@@ -27,30 +28,30 @@ public final class PluginInstance: Sendable {
     /// What create returned, as its address (a raw pointer is not Sendable; its bits are): set once in init
     /// before any handler can run, taken back by destroy.
     private let instanceAddress = Atomic<UInt>(0)
-    private let catalogBox = Mutex(Catalog())
+    private let catalogBox = Locked(Catalog())
     private let pool: HandlerPool
-    private let stuckCalls = Mutex<Set<UInt>>([])
+    private let stuckCalls = Locked<Set<UInt>>([])
     private let busyHandlers = Atomic<Int>(0)
     /// The health check in progress (its start, monotonic seconds) and whether destroy has begun.
     /// When the health or diagnose callback in progress started (nil: none), whether no new one may start
     /// (destroy began), and the destroy waiting for the one in progress to return.
-    private let healthGate = Mutex<(since: Double?, closed: Bool, destroyWaiting: DispatchSemaphore?)>(
+    private let healthGate = Locked<(since: Double?, closed: Bool, destroyWaiting: DispatchSemaphore?)>(
         (nil, false, nil))
     /// One lazily started thread for health and diagnose callbacks.
     private let healthPool = HandlerPool(maxThreads: 1)
-    private let describeLock = Mutex<Void>(())
+    private let describeLock = Locked<Void>(())
     /// The plugin's own series (the metrics extension) and the extension's table (static, never freed).
     let metrics = PluginMetricsRegistry()
     private let metricsTableAddress = Atomic<UInt>(0)
     var metricsTable: UnsafeRawPointer? { UnsafeRawPointer(bitPattern: metricsTableAddress.load(ordering: .acquiring)) }
     private let logSink: @Sendable (String) -> Void
     /// Called after the catalog changed (bits: MCPP_LIST_*), and when a resource changed (uri).
-    let changeHandlers = Mutex<[@Sendable (UInt32, String?) -> Void]>([])
+    let changeHandlers = Locked<[@Sendable (UInt32, String?) -> Void]>([])
     /// Keeps the plugin's change notifications in the order it sent them (a list change re-describes first).
     private let changes = ChangeSequencer()
-    private let changeRelay = Mutex<(@Sendable (PluginChange) -> Void)?>(nil)
+    private let changeRelay = Locked<(@Sendable (PluginChange) -> Void)?>(nil)
     /// Called when every call slot is held by a call stuck past its deadline.
-    public let onHung = Mutex<(@Sendable (String) -> Void)?>(nil)
+    public let onHung = Locked<(@Sendable (String) -> Void)?>(nil)
 
     /// The plugin's table, as read up to its `struct_size` when it was loaded.
     var table: mcpp_plugin { loaded.contents }

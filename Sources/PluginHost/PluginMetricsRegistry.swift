@@ -1,7 +1,7 @@
 import CHostSupport
 import Contracts
+import Locking
 import PluginABI
-import Synchronization
 
 /// The series a plugin registered through the metrics extension (`org.mcp-supervisor.metrics/1`). Registration
 /// runs here, under a lock, and checks the rules of `PluginMetrics`; the values live in C cells
@@ -24,7 +24,7 @@ final class PluginMetricsRegistry: Sendable {
         var count = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     enum Failure: Error, Equatable {
         case invalid(String)

@@ -611,10 +611,13 @@ public final class Supervisor: @unchecked Sendable {
                 bumpGatewayGeneration(id.server)
                 pushGatewayTable()
             }
-            // Each replica serves its own listeners: the others hear of the change from us (docs/protocol.md,
-            // "Replicas"). Only hosts that said they know the message get it; it is never relayed back.
+            // Each replica serves its own listeners and sessions: the others hear of the change, or of a session
+            // a DELETE ended, from us (docs/protocol.md, "Replicas"). Only hosts that said they know the message
+            // get it; it is never relayed back.
             for (other, child) in children where other.server == id.server && other != id {
-                if (metricsState.protocols[other]?.1 ?? 1) >= 3, metricsState.protocols[other]?.0 == child.pid {
+                if (metricsState.protocols[other]?.1 ?? 1) >= change.channelVersion,
+                    metricsState.protocols[other]?.0 == child.pid
+                {
                     _ = child.send(.changed(change))
                 }
             }

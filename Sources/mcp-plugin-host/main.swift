@@ -2,13 +2,13 @@ import ArgumentParser
 import CHostSupport
 import Contracts
 import EndpointOptions
+import Locking
 import Logging
 import MCPProtocol
 import NIOCore
 import NIOPosix
 import PluginHost
 import StructuredLog
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -335,7 +335,7 @@ struct PluginHostCommand: ParsableCommand {
             log.stderr.info("\(box.summary)", metadata: fields)
         }
         let pipes = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let serverBox = Mutex<BridgedServer?>(nil)
+        let serverBox = Locked<BridgedServer?>(nil)
         let bridged: BridgedServer
         do {
             bridged = try BridgedServer(

@@ -6,7 +6,7 @@ struct SupervisorMessageTests {
     @Test(arguments: [
         SupervisorMessage.ping(seq: 7), .health(seq: 3, level: .basic), .health(seq: 4, level: .detailed),
         .health(seq: 5, level: .diagnostic), .stop, .metrics(seq: 11), .changed(.lists(5)),
-        .changed(.resource(uri: "notes://1")),
+        .changed(.resource(uri: "notes://1")), .changed(.sessionEnded(id: "s1.abc")),
     ])
     func roundTrips(_ message: SupervisorMessage) throws {
         let wire = try JSONParser.parse(JSONWriter.serialize(message.encode()))
@@ -17,12 +17,21 @@ struct SupervisorMessageTests {
         for bad: JSONValue in [
             ["op": "changed"], ["op": "changed", "lists": 0], ["op": "changed", "lists": 8],
             ["op": "changed", "uri": ""],
-            ["op": "changed", "lists": "1"],
+            ["op": "changed", "lists": "1"], ["op": "changed", "session": ""],
+            ["op": "changed", "session": .string(String(repeating: "s", count: 4097))],
         ] {
             #expect(SupervisorMessage.decode(bad) == nil, "\(bad)")
         }
         #expect(HostMessage.decode(["event": "changed", "lists": 9]) == nil)
         #expect(HostMessage.decode(["event": "changed", "uri": .string(String(repeating: "u", count: 65537))]) == nil)
+    }
+
+    @Test func aSessionEndNeedsVersionFiveListChangesThree() {
+        #expect(PluginChange.sessionEnded(id: "s1.a").channelVersion == 5)
+        #expect(PluginChange.lists(1).channelVersion == 3)
+        #expect(PluginChange.resource(uri: "a://b").channelVersion == 3)
+        #expect(ControlChannelProtocol.version >= 5)
+        #expect(SupervisorMessage.changed(.sessionEnded(id: "s1.a")).encode()["session"] == "s1.a")
     }
 
     @Test func unknownOpsAreIgnored() {
@@ -91,7 +100,7 @@ struct HostMessageTests {
         .healthPlugin(seq: 6, PluginHealth(ok: nil, detail: "")),
         .healthPlugin(seq: 7, PluginHealth(ok: false, detail: "still running", busy: true)),
         .metrics(seq: 8, TrafficSnapshot()), .metrics(seq: 9, sampleSnapshot), .changed(.lists(1)),
-        .changed(.resource(uri: "reference://readme")),
+        .changed(.resource(uri: "reference://readme")), .changed(.sessionEnded(id: "s1.xyz")),
     ])
     func roundTrips(_ message: HostMessage) throws {
         let wire = try JSONParser.parse(JSONWriter.serialize(message.encode()))

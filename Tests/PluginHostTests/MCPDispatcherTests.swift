@@ -1,5 +1,6 @@
 import Glibc
 import MCPProtocol
+import Synchronization
 import Testing
 
 @testable import PluginHost
@@ -20,11 +21,11 @@ struct MCPDispatcherTests {
     }
 
     /// Another dispatcher over the same plugin, with other settings.
-    init(plugin: FakePlugin, config: HostConfig) {
+    init(plugin: FakePlugin, config: HostConfig, sessionEnds: SessionEndRelay? = nil) {
         self.plugin = plugin
         var config = config
         config.callTimeout = .seconds(30)
-        dispatcher = MCPDispatcher(plugin: plugin, config: config)
+        dispatcher = MCPDispatcher(plugin: plugin, config: config, sessionEnds: sessionEnds)
     }
 
     // MARK: Helpers
@@ -353,6 +354,36 @@ struct MCPDispatcherTests {
         #expect(plugin.cancelled == ["slow"])
         #expect(plugin.waitForCancelledCall())
         #expect(callsSettle())
+    }
+
+    /// Two replicas of a server (one key): a DELETE on one is reported for the other (the supervisor carries it),
+    /// which ends its adopted copy, cancels the call it ran, and answers 404 for the id from then on.
+    @Test func aDeleteIsReportedAndTheRelayedEndCancelsTheOtherReplicasCall() throws {
+        final class Reported: Sendable { let ids = Mutex<[String]>([]) }
+        let reported = Reported()
+        let relay = SessionEndRelay()
+        relay.set { id in reported.ids.withLock { $0.append(id) } }
+        var config = HostConfig()
+        config.requestStateKey = [UInt8](repeating: 3, count: 32)
+        let a = MCPDispatcherTests(plugin: plugin, config: config, sessionEnds: relay)
+        let b = MCPDispatcherTests(plugin: plugin, config: config)
+        let session = try a.openSession()
+        _ = b.legacyRequest(session: session, id: 1, "tools/call", ["name": "slow"], wait: false)
+        #expect(plugin.waitForSlowCall())  // b adopted the session and runs its call
+        let delete = RecordingSink()
+        a.dispatcher.handle(MCPRequest(verb: .delete, headers: ["Mcp-Session-Id": session], body: []), delete)
+        #expect(delete.reply.status == 204)
+        #expect(reported.ids.withLock { $0 } == [session])
+        #expect(plugin.cancelled.isEmpty)  // a ran nothing; b has not heard yet
+        b.dispatcher.endSessionEndedElsewhere(session)
+        #expect(plugin.cancelled == ["slow"])
+        #expect(plugin.waitForCancelledCall())
+        #expect(b.callsSettle())
+        #expect(b.legacyRequest(session: session, id: 2, "tools/list").reply.status == 404)
+        // A random (unsealed) id is not reported: it never lived anywhere else.
+        let unsealed = RecordingSink()
+        a.dispatcher.handle(MCPRequest(verb: .delete, headers: ["Mcp-Session-Id": "0123abcd"], body: []), unsealed)
+        #expect(unsealed.reply.status == 404 && reported.ids.withLock { $0.count } == 1)
     }
 
     @Test func aCallPastItsDeadlineIsCancelledAndAnsweredAsAToolError() throws {

@@ -38,6 +38,19 @@ struct SessionStoreTests {
         let id = a.create(version: "2025-11-25")
         #expect(b.remove(id) != nil)  // DELETE on the other replica ends it there
         #expect(b.touch(id) == nil && b.remove(id) == nil)
-        #expect(a.touch(id) != nil)  // the replica that made it did not hear of it (docs/protocol.md)
+        #expect(a.touch(id) != nil)  // the replica that made it has not heard of it yet: the supervisor relays it
+    }
+
+    @Test func aRelayedEndRemovesTheCopyAndKeepsTheIdFromBeingAdopted() throws {
+        let (a, b, c) = (store(), store(), store())
+        let id = a.create(version: "2025-11-25")
+        #expect(b.touch(id) != nil)  // b adopted it
+        #expect(b.endedElsewhere(id) != nil)  // the relayed DELETE removes b's copy...
+        #expect(b.touch(id) == nil)  // ...and b does not adopt it again
+        #expect(c.endedElsewhere(id) == nil && c.touch(id) == nil)  // c never had it, and never will
+        #expect(a.endedElsewhere(id) != nil && a.touch(id) == nil)  // nor the replica that made it
+        // An id this server's key did not make leaves no trace.
+        let foreign = store(key: 9).create(version: "2025-11-25")
+        #expect(a.endedElsewhere(foreign) == nil && store(key: 9).touch(foreign) != nil)
     }
 }

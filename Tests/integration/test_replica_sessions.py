@@ -2,8 +2,9 @@
 
 Replicas share one listening socket, so a legacy client's next connection may reach another replica than the one
 that answered its `initialize`. Found by the chaos soak: such a request was answered 404 "Session not found". The
-session id is now sealed under the key the replicas share and the other replica adopts it. Which replica accepts
-is forced by stopping (SIGSTOP) the one that must not.
+session id is now sealed under the key the replicas share and the other replica adopts it; a DELETE on one replica
+is relayed to the others by the supervisor. Which replica accepts is forced by stopping (SIGSTOP) the one that must
+not.
 """
 
 from __future__ import annotations
@@ -45,13 +46,17 @@ def stopped(pid: int):
     wait_until(lambda: proc_info(pid).state == "T", 5, f"{pid} stopped")
 
 
-def test_a_legacy_session_made_on_one_replica_is_served_by_the_other(env):
+def two_replicas(env) -> tuple[int, list[int]]:
+    """A supervisor with `ref` in two replicas, both running: its port and the two pids."""
     env.write_server("ref", plugin_path("reference"), replicas=2)
     run = env.start()
     run.wait_for(rf"^mcp-supervisor: control: listening on {env.sock}", 10)
     wait_until(lambda: all(r["state"] == "running" for r in env.status("ref")["replicas"]), 20, "both running")
-    port = env.status("ref")["port"]
-    pids = [r["pid"] for r in env.status("ref")["replicas"]]
+    return env.status("ref")["port"], [r["pid"] for r in env.status("ref")["replicas"]]
+
+
+def test_a_legacy_session_made_on_one_replica_is_served_by_the_other(env):
+    port, pids = two_replicas(env)
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {"protocolVersion": LEGACY, "capabilities": {"elicitation": {}},
                        "clientInfo": {"name": "t", "version": "1"}}}
@@ -78,3 +83,55 @@ def test_a_legacy_session_made_on_one_replica_is_served_by_the_other(env):
         assert status == 404
     finally:
         os.kill(pids[0], signal.SIGCONT)
+
+
+def delete(port: int, session: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request("DELETE", "/mcp", headers={"Mcp-Session-Id": session, "MCP-Protocol-Version": LEGACY})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def test_a_session_deleted_on_one_replica_ends_on_the_other(env):
+    """A DELETE reaches one replica; the supervisor relays the end to the other, which then answers 404 for the id
+    (it would otherwise adopt it, as above) and ends the copy it had adopted."""
+    port, pids = two_replicas(env)
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": LEGACY, "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    stopped(pids[0])
+    try:  # replica 1 makes the session
+        status, headers, _ = post(port, init)
+        assert status == 200
+        session = headers["mcp-session-id"]
+        assert post(port, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)[0] == 202
+    finally:
+        os.kill(pids[0], signal.SIGCONT)
+    stopped(pids[1])
+    try:  # replica 0 adopts it, then a DELETE ends it there
+        status, _, reply = post(port, listing, session)
+        assert status == 200 and reply["result"]["tools"], reply
+        assert delete(port, session) == 204
+        assert post(port, listing, session)[0] == 404
+    finally:
+        os.kill(pids[1], signal.SIGCONT)
+    stopped(pids[0])
+    try:  # replica 1, which made the session, hears of the DELETE from the supervisor
+        seen: list[int] = []
+
+        def ended() -> bool:
+            status, _, reply = post(port, listing, session)
+            seen.append(status)
+            return status == 404 and "Session not found" in reply["error"]["message"]
+
+        wait_until(ended, 10, "the session ended on the replica that made it")
+        assert seen.count(404) == 1 and all(s == 200 for s in seen[:-1]), seen
+        assert post(port, listing, session)[0] == 404  # and it stays ended
+    finally:
+        os.kill(pids[0], signal.SIGCONT)
+    assert [r["pid"] for r in env.status("ref")["replicas"]] == pids  # neither replica restarted

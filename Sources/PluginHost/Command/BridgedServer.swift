@@ -1,5 +1,6 @@
 import Contracts
 import Dispatch
+import Locking
 import MCPProtocol
 import NIOCore
 import NIOPosix
@@ -31,13 +32,13 @@ public final class BridgedServer: Sendable {
     public let concurrency: Int
     let program: RunningProgram
     private let capabilities: [String: JSONValue]
-    private let catalogBox: Mutex<Catalog>
-    private let state = Mutex(BridgeState())
-    private let changeHandlers = Mutex<[@Sendable (UInt32, String?) -> Void]>([])
+    private let catalogBox: Locked<Catalog>
+    private let state = Locked(BridgeState())
+    private let changeHandlers = Locked<[@Sendable (UInt32, String?) -> Void]>([])
     /// Keeps the program's change notifications in the order it sent them (a list change re-lists first).
     private let changes = ChangeSequencer()
     private let logSink: @Sendable (String) -> Void
-    private let healthBusy = Mutex<Double?>(nil)
+    private let healthBusy = Locked<Double?>(nil)
     private let pingTimeout: Duration
     /// How long an attempt suspended for input (2026-07-28) keeps the program's call waiting for the retry.
     private let parkTimeout: Duration
@@ -47,16 +48,16 @@ public final class BridgedServer: Sendable {
         let rpcID: Int64
         let kind: CallKind
         /// The attempt the program's answer goes to (a 2026-07-28 retry replaces it), nil while parked.
-        let attempt: Mutex<PluginCall?>
+        let attempt: Locked<PluginCall?>
         /// The program's input requests so far, numbered: their keys are "input-1", "input-2", ... for the
         /// client, so a retry that reaches a fresh program call answers them again in order.
-        let inputs = Mutex<(count: Int, waiting: [String: (id: JSONValue, method: String, params: JSONValue)])>(
+        let inputs = Locked<(count: Int, waiting: [String: (id: JSONValue, method: String, params: JSONValue)])>(
             (0, [:]))
 
         init(rpcID: Int64, kind: CallKind, attempt: PluginCall) {
             self.rpcID = rpcID
             self.kind = kind
-            self.attempt = Mutex(attempt)
+            self.attempt = Locked(attempt)
         }
     }
 
@@ -86,8 +87,8 @@ public final class BridgedServer: Sendable {
             spec, group: group, connectWithin: initTimeout, onStderr: stderr, onExit: onExit)
         self.program = program
         let initialized = DispatchSemaphore(value: 0)
-        let answer = Mutex<Result<JSONValue, ProgramRPCError>?>(nil)
-        let earlyInbound = Mutex<[RunningProgram.Inbound]>([])
+        let answer = Locked<Result<JSONValue, ProgramRPCError>?>(nil)
+        let earlyInbound = Locked<[RunningProgram.Inbound]>([])
         program.start(
             onInbound: { message in earlyInbound.withLock { $0.append(message) } },
             onClose: { _ in })
@@ -152,7 +153,7 @@ public final class BridgedServer: Sendable {
         if capabilities["prompts"] != nil { h.insert(.prompts) }
         if capabilities["completions"] != nil { h.insert(.completions) }
         handlers = h
-        catalogBox = Mutex(Catalog())
+        catalogBox = Locked(Catalog())
         program.initialized(protocolVersion: version)
         program.notify("notifications/initialized", [:])
         // From here on the bridge handles what the program sends unasked (a notification sent before

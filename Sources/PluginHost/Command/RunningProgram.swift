@@ -1,11 +1,11 @@
 import CHostSupport
 import Contracts
 import Dispatch
+import Locking
 import MCPProtocol
 import NIOCore
 import NIOExtras
 import NIOPosix
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -110,11 +110,11 @@ final class RunningProgram: Sendable {
     private let exitSemaphore = DispatchSemaphore(value: 0)
 
     private final class ExitBox: Sendable {
-        let exit = Mutex<ProgramExit?>(nil)
+        let exit = Locked<ProgramExit?>(nil)
     }
 
     fileprivate final class Shared: Sendable {
-        let state = Mutex(State())
+        let state = Locked(State())
 
         /// One message from the program: an answer goes to its request, the rest to `onInbound`. `size` is the
         /// message's length as received (nil when it came inside a batch).

@@ -1,6 +1,6 @@
+import Locking
 import MCPProtocol
 import NIOCore
-import Synchronization
 
 /// The gateway's MCP client for one backend (docs/gateway.md): 2026-07-28 requests on the server's stable port,
 /// over kept-alive loopback connections. That revision is stateless (every request carries its own version,
@@ -39,7 +39,7 @@ final class BackendClient: Sendable {
             var waiting: [Int64: Waiting] = [:]
             var closed = false
         }
-        let state = Mutex(State())
+        let state = Locked(State())
         let onNotification: @Sendable (String, [String: JSONValue]) -> Void
 
         init(onNotification: @escaping @Sendable (String, [String: JSONValue]) -> Void) {

@@ -1,5 +1,6 @@
 import Contracts
 import Dispatch
+import Locking
 import MCPProtocol
 import Synchronization
 
@@ -65,9 +66,9 @@ final class CompositeRun: Sendable {
     let tool: CompositeTool
     private let gateway: GatewayServer
     private let input: [String: JSONValue]
-    private let state: Mutex<State>
+    private let state: Locked<State>
     /// Progress notifications sent (see `progress`).
-    private let progressLock = Mutex(0)
+    private let progressLock = Locked(0)
     /// Sequential: steps already done when a checkpoint resumed the run.
     private let resumedAt: Int
 
@@ -82,7 +83,7 @@ final class CompositeRun: Sendable {
         self.resumedAt = done.count
         var results = [StepResult?](repeating: nil, count: tool.steps.count)
         for (i, r) in done.enumerated() { results[i] = r }
-        self.state = Mutex(State(results: results, next: done.count))
+        self.state = Locked(State(results: results, next: done.count))
     }
 
     func start() {
@@ -366,7 +367,7 @@ final class CompositeCheckpoints: Sendable {
 
     static let keep: Duration = .seconds(600)
     static let maxSaved = 1024
-    private let saved = Mutex<[String: Saved]>([:])
+    private let saved = Locked<[String: Saved]>([:])
 
     func save(tool: String, input: [String: JSONValue], done: [CompositeRun.StepResult]) -> String {
         var bytes = [UInt8](repeating: 0, count: 16)

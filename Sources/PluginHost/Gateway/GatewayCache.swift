@@ -1,5 +1,5 @@
+import Locking
 import MCPProtocol
-import Synchronization
 
 /// The gateway's result cache (docs/gateway.md, "Cache"): answers kept for a while and served again for the same
 /// method, name and arguments. Bounded by entries and bytes (the oldest entry goes first); a server's entries go
@@ -22,7 +22,7 @@ final class GatewayCache: Sendable {
 
     let maxEntries: Int
     let maxBytes: Int
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(maxEntries: Int = 4096, maxBytes: Int = 32 << 20) {
         self.maxEntries = maxEntries

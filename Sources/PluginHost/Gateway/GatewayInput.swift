@@ -1,3 +1,4 @@
+import Locking
 import MCPProtocol
 import PluginABI
 import Synchronization
@@ -61,9 +62,9 @@ final class InputRound: Sendable {
         case cancelled
     }
 
-    private let state: Mutex<(left: Int, outcomes: [String: Outcome])>
+    private let state: Locked<(left: Int, outcomes: [String: Outcome])>
 
-    init(count: Int) { state = Mutex((count, [:])) }
+    init(count: Int) { state = Locked((count, [:])) }
 
     /// Records `key`'s outcome; every outcome once the last one is in, else nil.
     func record(_ key: String, _ status: Int32, _ answer: JSONValue?) -> [String: Outcome]? {

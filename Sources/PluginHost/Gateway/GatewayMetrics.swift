@@ -1,5 +1,5 @@
 import Contracts
-import Synchronization
+import Locking
 
 /// The gateway's own series (docs/gateway.md, "Metrics"), published through the same path as a plugin's series:
 /// the supervisor writes them as `mcp_plugin_gateway_*` with `server="gateway"`. Counted under one lock per
@@ -32,7 +32,7 @@ final class GatewayMetrics: Sendable {
         var failovers: [String: Int] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// A call finished: `outcome` is ok, tool_error (a result with isError) or error (a JSON-RPC error, or no
     /// answer); `seconds` from its first attempt to its end.

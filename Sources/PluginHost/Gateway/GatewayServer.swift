@@ -1,9 +1,9 @@
 import Contracts
 import Dispatch
+import Locking
 import MCPProtocol
 import NIOCore
 import PluginABI
-import Synchronization
 
 /// What `mcp-gateway` serves (docs/gateway.md): the tools, resources, templates and prompts of every server the
 /// supervisor runs, behind one endpoint, through the host's own protocol engine (both eras, limits, deadlines,
@@ -74,10 +74,10 @@ public final class GatewayServer: Sendable {
         }
     }
 
-    private let state = Mutex(State())
-    private let catalogBox = Mutex(Catalog())
-    private let handlersBox = Mutex(PluginHandlers())
-    private let changeHandlers = Mutex<[@Sendable (UInt32, String?) -> Void]>([])
+    private let state = Locked(State())
+    private let catalogBox = Locked(Catalog())
+    private let handlersBox = Locked(PluginHandlers())
+    private let changeHandlers = Locked<[@Sendable (UInt32, String?) -> Void]>([])
     private let refreshQueue = DispatchQueue(label: "mcp-gateway.refresh")
     private let group: EventLoopGroup
     private let logSink: @Sendable (String) -> Void
@@ -85,16 +85,16 @@ public final class GatewayServer: Sendable {
     public let concurrency: Int
     /// `[gateway.groups.<name>] tools = [...]`: a group's allowlist of served tool names (none: all its tools).
     private let allow: [String: Set<String>]
-    private let views = Mutex<[String: GatewayView]>([:])
+    private let views = Locked<[String: GatewayView]>([:])
     private let callTimeout: Duration
     let retryPolicy: RetryPolicy
     let metrics = GatewayMetrics()
     let cache = GatewayCache()
     /// `[gateway.cache_ttl]`: how long a read-only tool's answer is kept, by its name on the gateway.
     private let cacheTTL: [String: Duration]
-    private let warned = Mutex<Set<String>>([])
+    private let warned = Locked<Set<String>>([])
     /// Where the items left out of the lists are reported (the supervisor, for `mcpctl status`).
-    private let leftOutSink = Mutex<(@Sendable ([String]) -> Void)?>(nil)
+    private let leftOutSink = Locked<(@Sendable ([String]) -> Void)?>(nil)
     /// `[gateway.rate_limits]`: calls per second of a tool, across every client (a token bucket each).
     private let toolLimits: [String: RateBuckets]
     /// `[gateway.composites]` by name (docs/gateway.md, "Composite tools").
@@ -183,7 +183,7 @@ public final class GatewayServer: Sendable {
             s.backends.values.filter { $0.stale && $0.row.state == .running }.map { ($0.row, $0.client) }
         }
         let reads = DispatchGroup()
-        let results = Mutex<[String: Result<(PluginHandlers, RemoteLists), RemoteLists.ReadError>]>([:])
+        let results = Locked<[String: Result<(PluginHandlers, RemoteLists), RemoteLists.ReadError>]>([:])
         for (row, client) in due {
             DispatchQueue.global().async(group: reads) { [self] in
                 let r = read(client)

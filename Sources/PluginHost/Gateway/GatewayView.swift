@@ -1,7 +1,7 @@
 import Contracts
+import Locking
 import MCPProtocol
 import PluginABI
-import Synchronization
 
 /// `/mcp/<group>` (docs/gateway.md): the servers whose `group` names it, narrowed by the group's tool allowlist
 /// when it has one. A view of the gateway with a dispatcher of its own: its lists are the gateway's filtered, its
@@ -9,9 +9,9 @@ import Synchronization
 final class GatewayView: Sendable {
     let group: String
     private let gateway: GatewayServer
-    private let catalogBox = Mutex(Catalog())
-    private let handlersBox = Mutex(PluginHandlers())
-    private let changeHandlers = Mutex<[@Sendable (UInt32, String?) -> Void]>([])
+    private let catalogBox = Locked(Catalog())
+    private let handlersBox = Locked(PluginHandlers())
+    private let changeHandlers = Locked<[@Sendable (UInt32, String?) -> Void]>([])
 
     init(group: String, gateway: GatewayServer) {
         self.group = group

@@ -1,5 +1,5 @@
+import Locking
 import MCPProtocol
-import Synchronization
 
 /// The HTTP edge's checks (EdgeSettings; docs/gateway.md, "Edge"): bearer token, rate limit per client address,
 /// CORS. One per server, shared by its connections.
@@ -69,7 +69,7 @@ final class RateBuckets: Sendable {
     let perSecond: Double
     let burst: Double
     static let maxKeys = 10_000
-    private let state = Mutex<[String: (tokens: Double, at: ContinuousClock.Instant)]>([:])
+    private let state = Locked<[String: (tokens: Double, at: ContinuousClock.Instant)]>([:])
 
     init(perSecond: Double, burst: Int) {
         self.perSecond = perSecond

@@ -1,3 +1,4 @@
+import Locking
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -10,7 +11,7 @@ final class HTTPResponder: ReplySink {
     let traffic: TrafficCounters?
     /// Headers every response to this request carries (the edge's CORS headers).
     let common: [(String, String)]
-    private let state = Mutex<State>(State())
+    private let state = Locked<State>(State())
     /// Writes enqueued on the event loop and not yet run; while any is pending, later writes queue behind it.
     private let pending = Atomic<Int>(0)
 

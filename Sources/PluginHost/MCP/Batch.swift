@@ -1,3 +1,4 @@
+import Locking
 import Synchronization
 
 /// Gathers the answers to the requests of one JSON-RPC batch and sends them as one array once all are in.
@@ -8,7 +9,7 @@ final class BatchCollector: Sendable {
         var sent = false
     }
 
-    private let state = Mutex<State>(State())
+    private let state = Locked<State>(State())
     private let out: any ReplySink
     private let asJSON: Bool
 

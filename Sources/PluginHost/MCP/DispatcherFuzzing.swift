@@ -1,4 +1,5 @@
 import Dispatch
+import Locking
 import MCPProtocol
 import PluginABI
 import Synchronization
@@ -123,7 +124,7 @@ final class FuzzedServer: DispatchedPlugin {
 
 /// Records the answer's status; a stream counts as answered once it ends.
 private final class FuzzSink: ReplySink {
-    private let state = Mutex<(status: Int?, finished: Bool, gone: Bool, goneHandlers: [@Sendable () -> Void])>(
+    private let state = Locked<(status: Int?, finished: Bool, gone: Bool, goneHandlers: [@Sendable () -> Void])>(
         (nil, false, false, []))
     private let ended = DispatchSemaphore(value: 0)
 

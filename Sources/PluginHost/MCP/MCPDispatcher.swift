@@ -1,5 +1,6 @@
 import Contracts
 import Dispatch
+import Locking
 import MCPProtocol
 import PluginABI
 import Synchronization
@@ -22,10 +23,10 @@ final class MCPDispatcher: Sendable {
     private let drained = DispatchSemaphore(value: 0)
     let sealer: RequestStateSealer
     /// Legacy-era requests the host sent a client for a call (elicitation, sampling, roots), by session and id.
-    private let pendingInputs = Mutex<[String: InputRequest]>([:])
+    private let pendingInputs = Locked<[String: InputRequest]>([:])
     private let nextInputID = Atomic<Int>(1)
     /// Open 2026-07-28 subscriptions/listen streams.
-    private let listeners = Mutex<[ObjectIdentifier: Listener]>([:])
+    private let listeners = Locked<[ObjectIdentifier: Listener]>([:])
 
     struct Listener: Sendable {
         var out: any ReplySink
@@ -36,9 +37,13 @@ final class MCPDispatcher: Sendable {
         var uris: Set<String> = []
     }
 
-    init(plugin: any DispatchedPlugin, config: HostConfig) {
+    /// Where a legacy session this dispatcher's DELETE ended is reported (the supervisor, for the other replicas).
+    private let sessionEnds: SessionEndRelay?
+
+    init(plugin: any DispatchedPlugin, config: HostConfig, sessionEnds: SessionEndRelay? = nil) {
         self.plugin = plugin
         self.config = config
+        self.sessionEnds = sessionEnds
         let key = config.requestStateKey ?? RequestStateKey.random()
         self.sessions = SessionStore(
             maxSessions: config.maxSessions, idleTimeout: config.sessionIdleTimeout,
@@ -482,9 +487,21 @@ final class MCPDispatcher: Sendable {
                     message: "DELETE ends a legacy session and needs Mcp-Session-Id"))
         }
         guard let session = sessions.remove(sessionID) else { return sessionNotFound(out, id: nil) }
+        end(session)
+        // A sealed id opens on every replica: tell the others it is over (a random one lives here only).
+        if SessionStore.isSealed(sessionID) { sessionEnds?.report(sessionID) }
+        out.respond(status: 204, body: [])
+    }
+
+    /// Another replica answered a DELETE of this legacy session: end it here too (this replica may have adopted
+    /// it), and never adopt the id again.
+    func endSessionEndedElsewhere(_ id: String) {
+        if let session = sessions.endedElsewhere(id) { end(session) }
+    }
+
+    private func end(_ session: SessionStore.Session) {
         for call in session.inFlight.values { plugin.cancel(call) }
         session.stream?.endStream()
-        out.respond(status: 204, body: [])
     }
 
     private func cancelSessionRequest(_ sessionID: String, key: String) {
@@ -1083,7 +1100,7 @@ final class ActiveRequest: CallObserver, Sendable {
     private let dispatcher: MCPDispatcher
     private let ctx: MCPDispatcher.RequestContext
     private let out: any ReplySink
-    private let lock = Mutex<State>(State())
+    private let lock = Locked<State>(State())
 
     private struct State {
         var call: PluginCall?

@@ -1,3 +1,4 @@
+import Locking
 import Synchronization
 
 /// Legacy-era (2025-03-26 to 2025-11-25) SSE streams a client can resume with `Last-Event-ID`.
@@ -35,7 +36,7 @@ final class EventReplay: Sendable {
         var kept = 0
     }
 
-    private let state = Mutex<State>(State())
+    private let state = Locked<State>(State())
     let limits: Limits
     /// 2025-11-25: a stream starts with an event carrying only an id, so the client can resume even before
     /// the first message (the spec's "prime the client to reconnect"); older clients would not expect it.

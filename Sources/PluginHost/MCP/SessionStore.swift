@@ -1,6 +1,6 @@
 import CTrust
+import Locking
 import MCPProtocol
-import Synchronization
 
 /// Legacy-era (2025-11-25 and earlier) sessions: created by `initialize`, named by `Mcp-Session-Id`,
 /// ended by DELETE. Bounded: the least recently used session is dropped when the table is full.
@@ -56,7 +56,7 @@ final class SessionStore: Sendable {
         for body in waiting { body() }
     }
 
-    private let sessions = Mutex<[String: Session]>([:])
+    private let sessions = Locked<[String: Session]>([:])
     private let maxSessions: Int
     private let idleTimeout: Duration
     private let replayLimits: EventReplay.Limits
@@ -217,7 +217,7 @@ final class SessionStore: Sendable {
     }
 
     /// Ends a session; returns its in-flight calls and stream so the caller can cancel and close them. A session
-    /// another replica holds ends here (its copy there ends with the idle timeout).
+    /// another replica holds ends here; the caller reports it so that replica ends its copy too.
     func remove(_ id: String) -> Session? {
         var session = sessions.withLock { $0.removeValue(forKey: id) }
         if session == nil, touch(id) != nil { session = sessions.withLock { $0.removeValue(forKey: id) } }
@@ -225,12 +225,24 @@ final class SessionStore: Sendable {
         return session
     }
 
-    /// Sealed ids ended here by DELETE, so they are not adopted again (kept for the idle timeout, at most
-    /// `maxSessions`). Another replica does not hear of the DELETE: there the session ends with its idle timeout.
-    private let ended = Mutex<[String: ContinuousClock.Instant]>([:])
+    /// Ends a session another replica's DELETE ended (the supervisor relays it): removes this replica's copy, if it
+    /// adopted one, and keeps the id from being adopted again. Nothing happens for an id this server's key did not
+    /// make.
+    func endedElsewhere(_ id: String) -> Session? {
+        guard openID(id) != nil else { return nil }
+        let session = sessions.withLock { $0.removeValue(forKey: id) }
+        end(id)
+        return session
+    }
+
+    static func isSealed(_ id: String) -> Bool { id.hasPrefix("s1.") }
+
+    /// Sealed ids ended by DELETE, here or (relayed by the supervisor) on another replica, so they are not adopted
+    /// again (kept for the idle timeout, at most `maxSessions`).
+    private let ended = Locked<[String: ContinuousClock.Instant]>([:])
 
     private func end(_ id: String) {
-        guard id.hasPrefix("s1.") else { return }
+        guard Self.isSealed(id) else { return }
         let now = ContinuousClock.now
         ended.withLock { e in
             if e.count >= maxSessions {
@@ -262,4 +274,14 @@ final class SessionStore: Sendable {
     }
 
     var count: Int { sessions.withLock { $0.count } }
+}
+
+/// Where the legacy sessions a host's DELETEs end are reported: set once the control channel is up (the supervisor
+/// relays each to the server's other replicas), shared by the host's dispatchers.
+final class SessionEndRelay: Sendable {
+    private let relay = Locked<(@Sendable (String) -> Void)?>(nil)
+
+    func set(_ relay: @escaping @Sendable (String) -> Void) { self.relay.withLock { $0 = relay } }
+
+    func report(_ id: String) { relay.withLock { $0 }?(id) }
 }

@@ -1,8 +1,8 @@
+import Locking
 import MCPProtocol
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import Synchronization
 
 /// The host's side of a `transport = "http"` program (docs/servers.md): a Streamable HTTP client on loopback
 /// that carries the bridge's JSON-RPC messages to the program's endpoint. Each message is one POST (a request
@@ -17,7 +17,7 @@ final class HTTPProgramClient: Sendable {
     private let loops: [EventLoop]
     private let deliver: @Sendable (JSONValue, Int?) -> Void
     private let failed: @Sendable (Int64, String, Bool) -> Void
-    private let state = Mutex(ClientState())
+    private let state = Locked(ClientState())
 
     private struct ClientState {
         var idle: [Channel] = []

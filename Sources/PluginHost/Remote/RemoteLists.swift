@@ -1,7 +1,7 @@
 import Dispatch
+import Locking
 import MCPProtocol
 import PluginABI
-import Synchronization
 
 /// Another MCP server's lists, read over JSON-RPC: what the bridge serves for its program (docs/servers.md) and
 /// what the gateway merges from its backends (docs/gateway.md). Each list is read page by page and kept as the
@@ -84,7 +84,7 @@ struct RemoteLists: Sendable {
         JSONValue, ProgramRPCError
     > {
         let done = DispatchSemaphore(value: 0)
-        let answer = Mutex<Result<JSONValue, ProgramRPCError>?>(nil)
+        let answer = Locked<Result<JSONValue, ProgramRPCError>?>(nil)
         send(method, params) { r in
             answer.withLock { $0 = r }
             done.signal()

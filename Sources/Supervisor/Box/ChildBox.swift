@@ -1,8 +1,8 @@
 import CSupervisorSupport
 import Contracts
+import Locking
 import MCPProtocol
 import SupervisorCore
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -36,7 +36,7 @@ enum ChildBox {
         var memoryMaxText: String?
     }
 
-    private static let leases = Mutex(Leases())
+    private static let leases = Locked(Leases())
 
     /// The spec and environment for one replica (`MCP_BOX`, the env files' variables, `CREDENTIALS_DIRECTORY`).
     /// Creates the state folder and the cgroup folders; a failure is a spawn failure with this message.

@@ -1,6 +1,6 @@
 import Contracts
+import Locking
 import SupervisorCore
-import Synchronization
 
 /// The `mcp-plugin-host` arguments that carry a server's trust policy (owned by the trust work, issue 13;
 /// docs/security.md, "Plugin trust").
@@ -22,7 +22,7 @@ enum TrustArguments {
     }
 
     /// The servers already warned about during this run of the supervisor.
-    private static let warned = Mutex<Set<String>>([])
+    private static let warned = Locked<Set<String>>([])
 
     /// `trust = "any"`: a warning, once per server per start of the supervisor (not per replica, restart or
     /// reload). Returns whether it logged.

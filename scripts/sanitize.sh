@@ -64,7 +64,9 @@ reports="$(cd "$reports" && pwd)"
 # handle_segv=0: the host's own handler reports a plugin's crash (status 70), as the tests expect.
 common="log_path=$reports/$kind:log_exe_name=1:handle_segv=0"
 export ASAN_OPTIONS="$common:detect_leaks=0:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=0"
-export TSAN_OPTIONS="$common:halt_on_error=0:second_deadlock_stack=1:report_signal_unsafe=0"
+# atexit_sleep_ms=0: ThreadSanitizer otherwise sleeps a second in every exit, so a host that gives up in time (a
+# command server's 54) is still there at the supervisor's start deadline.
+export TSAN_OPTIONS="$common:halt_on_error=0:second_deadlock_stack=1:report_signal_unsafe=0:atexit_sleep_ms=0"
 export MCP_SANITIZER="$flag" MCP_SANITIZER_REPORTS="$reports"
 export MCP_PLUGIN_HOST="$PWD/$bin/mcp-plugin-host" MCP_SUPERVISOR="$PWD/$bin/mcp-supervisor" MCPCTL="$PWD/$bin/mcpctl"
 export MCP_PLUGIN_DIR="$PWD/.build-plugins"
@@ -86,6 +88,11 @@ if [ "$kind" = leaks ]; then
     export MCP_LEAK_CALLS="${MCP_LEAK_CALLS:-100000}" MCP_LEAK_RESTARTS="${MCP_LEAK_RESTARTS:-10000}"
 elif [ ${#args[@]} -eq 0 ]; then
     args=("${tests[@]/#/Tests/integration/}")
+    # Rewrites the plugin file in place while unverified hosts map it (the hazard the test shows): ThreadSanitizer's
+    # runtime reads the mapped file's dynamic section at each dlopen, finds it changed, and aborts the host
+    # (CHECK failed in sanitizer_linux_libcdep.cpp), which is not what the test is about.
+    [ "$kind" = thread ] && args+=(--deselect
+        "Tests/integration/test_plugin_trust.py::test_the_same_swapping_under_any_runs_the_other_plugin[in place]")
 fi
 echo "== sanitize ($flag, $config): pytest ${args[*]}; reports in $reports"
 rc=0

@@ -528,9 +528,10 @@ public final class Supervisor: @unchecked Sendable {
     /// A command server's host (docs/servers.md): the program after `--`, its folder, its transport, and the time
     /// it has to answer initialize.
     static func commandArguments(_ settings: ServerConfig) -> [String] {
-        // A little under start_timeout, so the host names the cause (54, or no answer) before the supervisor's
-        // start deadline kills it.
-        let initTimeout = settings.startTimeout - min(1, settings.startTimeout / 10)
+        // Under start_timeout, so the host names the cause (54, or no answer) and stops its program before the
+        // supervisor's start deadline kills it: a quarter of it, at most 2 s, is left for that (a tenth, 0.2 s of
+        // a 2 s timeout, was not enough for a host under ThreadSanitizer, nor would it be on a loaded machine).
+        let initTimeout = settings.startTimeout - min(2, settings.startTimeout / 4)
         var arguments = ["--init-timeout", "\(initTimeout)"]
         if let dir = settings.workingDirectory { arguments += ["--working-directory", dir] }
         if settings.transport == .http { arguments += ["--transport", "http", "--path", settings.httpPath] }

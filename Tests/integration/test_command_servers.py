@@ -205,9 +205,13 @@ def world(tmp_path_factory):
                   transport="http", path="/mcp", working_directory=str(root))
     run_ = env.start()
     ports = {}
-    for name in ["time", "git", "sqlite", "fast", "sdk", "sdk_http", "fast_http"]:
-        run_.running(name, timeout=60)
-        ports[name] = run_.port_of(name)
+    try:
+        for name in ["time", "git", "sqlite", "fast", "sdk", "sdk_http", "fast_http"]:
+            run_.running(name, timeout=60)
+            ports[name] = run_.port_of(name)
+    except BaseException:
+        env.cleanup()  # a server that never came up must not leave the supervisor and its programs running
+        raise
     yield {"env": env, "run": run_, "ports": ports, "repo": repo, "markers": markers, "root": root}
     errors = env.cleanup()
     assert not errors, errors

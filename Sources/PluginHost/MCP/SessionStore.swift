@@ -92,14 +92,14 @@ final class SessionStore: Sendable {
             }
         }
         guard n == sealed.count else { return nil }
-        let id = "s1." + Self.base64URL(sealed)
+        let id = Self.sealedPrefix + Self.base64URL(sealed)
         return id.utf8.count <= Self.maxSealedIDBytes ? id : nil
     }
 
     /// What a sealed id says, if this server's key made it.
     private func openID(_ id: String) -> (version: String, capabilities: JSONValue)? {
-        guard key.count == 32, id.hasPrefix("s1."), id.utf8.count <= Self.maxSealedIDBytes,
-            let sealed = Base64.decode(Self.fromBase64URL(String(id.dropFirst(3)))),
+        guard key.count == 32, Self.isSealed(id), id.utf8.count <= Self.maxSealedIDBytes,
+            let sealed = Base64.decode(Self.fromBase64URL(String(id.dropFirst(Self.sealedPrefix.count)))),
             sealed.count > Int(MCPT_SEAL_OVERHEAD)
         else { return nil }
         var plain = [UInt8](repeating: 0, count: sealed.count - Int(MCPT_SEAL_OVERHEAD))
@@ -235,7 +235,10 @@ final class SessionStore: Sendable {
         return session
     }
 
-    static func isSealed(_ id: String) -> Bool { id.hasPrefix("s1.") }
+    /// What every sealed id starts with (a random one is hex digits only).
+    static let sealedPrefix = "s1."
+
+    static func isSealed(_ id: String) -> Bool { id.hasPrefix(sealedPrefix) }
 
     /// Sealed ids ended by DELETE, here or (relayed by the supervisor) on another replica, so they are not adopted
     /// again (kept for the idle timeout, at most `maxSessions`).
